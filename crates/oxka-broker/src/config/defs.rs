@@ -1,0 +1,850 @@
+//! The tables of known configs: names, types, defaults and validators, as
+//! Kafka defines them, so that DescribeConfigs, CreateTopics validation and
+//! `server.properties` parsing all agree on one source of truth.
+
+/// Kafka's `ConfigDef.Type`, with the wire codes DescribeConfigs v3+ sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+    Password,
+}
+
+impl ConfigType {
+    pub fn wire_code(self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Short => 4,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+            ConfigType::Password => 9,
+        }
+    }
+}
+
+/// Extra constraints beyond the type, mirroring Kafka's validators.
+#[derive(Debug, Clone, Copy)]
+pub enum Validator {
+    None,
+    AtLeast(i64),
+    Between(i64, i64),
+    OneOf(&'static [&'static str]),
+    /// A comma-separated list whose every item is one of these.
+    ListOf(&'static [&'static str]),
+    RatioBetween(f64, f64),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub ty: ConfigType,
+    /// `None` is Kafka's `null` default.
+    pub default: Option<&'static str>,
+    pub validator: Validator,
+    pub doc: &'static str,
+}
+
+impl ConfigDef {
+    /// Checks one value against the type and validator; the error says why
+    /// in words a user can act on.
+    pub fn validate(&self, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        let as_int = |v: &str| -> Result<i64, String> {
+            v.parse::<i64>()
+                .map_err(|_| format!("value '{value}' for '{}' is not a number", self.name))
+        };
+        let n = match self.ty {
+            ConfigType::Boolean => {
+                if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                    return Err(format!(
+                        "value '{value}' for '{}' must be true or false",
+                        self.name
+                    ));
+                }
+                None
+            }
+            ConfigType::Int => {
+                let n = as_int(v)?;
+                if i32::try_from(n).is_err() {
+                    return Err(format!(
+                        "value '{value}' for '{}' is out of range",
+                        self.name
+                    ));
+                }
+                Some(n)
+            }
+            ConfigType::Short => {
+                let n = as_int(v)?;
+                if i16::try_from(n).is_err() {
+                    return Err(format!(
+                        "value '{value}' for '{}' is out of range",
+                        self.name
+                    ));
+                }
+                Some(n)
+            }
+            ConfigType::Long => Some(as_int(v)?),
+            ConfigType::Double => {
+                let d = v
+                    .parse::<f64>()
+                    .map_err(|_| format!("value '{value}' for '{}' is not a number", self.name))?;
+                if let Validator::RatioBetween(lo, hi) = self.validator {
+                    if d < lo || d > hi {
+                        return Err(format!(
+                            "value '{value}' for '{}' must be between {lo} and {hi}",
+                            self.name
+                        ));
+                    }
+                }
+                None
+            }
+            ConfigType::String | ConfigType::List | ConfigType::Password => None,
+        };
+        match (self.validator, n) {
+            (Validator::AtLeast(min), Some(n)) if n < min => Err(format!(
+                "value '{value}' for '{}' must be at least {min}",
+                self.name
+            )),
+            (Validator::Between(lo, hi), Some(n)) if n < lo || n > hi => Err(format!(
+                "value '{value}' for '{}' must be between {lo} and {hi}",
+                self.name
+            )),
+            (Validator::OneOf(allowed), _)
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) =>
+            {
+                Err(format!(
+                    "value '{value}' for '{}' must be one of {}",
+                    self.name,
+                    allowed.join(", ")
+                ))
+            }
+            (Validator::ListOf(allowed), _) => {
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(item)) {
+                        return Err(format!(
+                            "value '{value}' for '{}' may only contain {}",
+                            self.name,
+                            allowed.join(", ")
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
+
+macro_rules! def {
+    ($name:expr, $ty:ident, $default:expr, $validator:expr, $doc:expr) => {
+        ConfigDef {
+            name: $name,
+            ty: ConfigType::$ty,
+            default: $default,
+            validator: $validator,
+            doc: $doc,
+        }
+    };
+}
+
+/// Broker configs oxka reads or reports. Keys not listed here are accepted
+/// with a warning (Kafka has hundreds; unknown ones must not stop a broker
+/// started from an existing `server.properties`).
+pub static BROKER_CONFIGS: &[ConfigDef] = &[
+    def!(
+        "node.id",
+        Int,
+        Some("1"),
+        Validator::AtLeast(0),
+        "The node id of this server."
+    ),
+    def!(
+        "process.roles",
+        List,
+        Some("broker,controller"),
+        Validator::ListOf(&["broker", "controller"]),
+        "The roles this process plays."
+    ),
+    def!(
+        "listeners",
+        List,
+        Some("PLAINTEXT://:9092"),
+        Validator::None,
+        "Listener URIs to bind."
+    ),
+    def!(
+        "advertised.listeners",
+        List,
+        None,
+        Validator::None,
+        "Listener URIs given to clients; defaults to the address each client connected to."
+    ),
+    def!(
+        "log.dirs",
+        List,
+        None,
+        Validator::None,
+        "Directories holding the log data."
+    ),
+    def!(
+        "log.dir",
+        String,
+        None,
+        Validator::None,
+        "Single log directory, used when log.dirs is unset."
+    ),
+    def!(
+        "controller.listener.names",
+        List,
+        None,
+        Validator::None,
+        "Listeners used by the controller quorum; not served to clients."
+    ),
+    def!(
+        "listener.security.protocol.map",
+        List,
+        Some("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+        Validator::None,
+        "Security protocol of each listener name."
+    ),
+    def!(
+        "inter.broker.listener.name",
+        String,
+        None,
+        Validator::None,
+        "Listener brokers use among themselves."
+    ),
+    def!(
+        "controller.quorum.voters",
+        List,
+        Some(""),
+        Validator::None,
+        "Static controller quorum."
+    ),
+    def!(
+        "controller.quorum.bootstrap.servers",
+        List,
+        Some(""),
+        Validator::None,
+        "Controller quorum bootstrap endpoints."
+    ),
+    def!(
+        "broker.rack",
+        String,
+        None,
+        Validator::None,
+        "Rack of this broker."
+    ),
+    def!(
+        "num.partitions",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        "Default partition count of new topics."
+    ),
+    def!(
+        "default.replication.factor",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        "Default replication factor of new topics."
+    ),
+    def!(
+        "auto.create.topics.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        "Create a topic when a client asks for an unknown one."
+    ),
+    def!(
+        "delete.topic.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        "Allow DeleteTopics."
+    ),
+    def!(
+        "message.max.bytes",
+        Int,
+        Some("1048588"),
+        Validator::AtLeast(0),
+        "Largest record batch size allowed."
+    ),
+    def!(
+        "log.segment.bytes",
+        Int,
+        Some("1073741824"),
+        Validator::AtLeast(14),
+        "Size of a single log segment file."
+    ),
+    def!(
+        "log.roll.ms",
+        Long,
+        None,
+        Validator::AtLeast(1),
+        "Maximum age of a segment before it rolls."
+    ),
+    def!(
+        "log.roll.hours",
+        Int,
+        Some("168"),
+        Validator::AtLeast(1),
+        "Maximum age of a segment before it rolls (hours)."
+    ),
+    def!(
+        "log.roll.jitter.ms",
+        Long,
+        None,
+        Validator::AtLeast(0),
+        "Jitter subtracted from the roll time."
+    ),
+    def!(
+        "log.roll.jitter.hours",
+        Int,
+        Some("0"),
+        Validator::AtLeast(0),
+        "Jitter subtracted from the roll time (hours)."
+    ),
+    def!(
+        "log.index.interval.bytes",
+        Int,
+        Some("4096"),
+        Validator::AtLeast(0),
+        "Bytes between offset index entries."
+    ),
+    def!(
+        "log.index.size.max.bytes",
+        Int,
+        Some("10485760"),
+        Validator::AtLeast(4),
+        "Maximum size of an offset index file."
+    ),
+    def!(
+        "log.flush.interval.messages",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(1),
+        "Messages accumulated before a forced fsync."
+    ),
+    def!(
+        "log.flush.interval.ms",
+        Long,
+        None,
+        Validator::None,
+        "Milliseconds before a forced fsync."
+    ),
+    def!(
+        "log.flush.scheduler.interval.ms",
+        Long,
+        Some(LONG_MAX),
+        Validator::None,
+        "How often the flusher checks logs."
+    ),
+    def!(
+        "log.flush.offset.checkpoint.interval.ms",
+        Int,
+        Some("60000"),
+        Validator::AtLeast(0),
+        "How often recovery points are checkpointed."
+    ),
+    def!(
+        "log.message.timestamp.type",
+        String,
+        Some("CreateTime"),
+        Validator::OneOf(TIMESTAMP_TYPES),
+        "Timestamp kept in batches."
+    ),
+    def!(
+        "log.message.timestamp.before.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(0),
+        "Allowed age of a record timestamp."
+    ),
+    def!(
+        "log.message.timestamp.after.max.ms",
+        Long,
+        Some("3600000"),
+        Validator::AtLeast(0),
+        "Allowed future skew of a record timestamp."
+    ),
+    def!(
+        "log.retention.hours",
+        Int,
+        Some("168"),
+        Validator::None,
+        "Hours to keep a log segment."
+    ),
+    def!(
+        "log.retention.minutes",
+        Int,
+        None,
+        Validator::None,
+        "Minutes to keep a log segment."
+    ),
+    def!(
+        "log.retention.ms",
+        Long,
+        None,
+        Validator::None,
+        "Milliseconds to keep a log segment."
+    ),
+    def!(
+        "log.retention.bytes",
+        Long,
+        Some("-1"),
+        Validator::None,
+        "Maximum size of a partition before old segments go."
+    ),
+    def!(
+        "log.retention.check.interval.ms",
+        Long,
+        Some("300000"),
+        Validator::AtLeast(1),
+        "How often retention is checked."
+    ),
+    def!(
+        "log.segment.delete.delay.ms",
+        Long,
+        Some("60000"),
+        Validator::AtLeast(0),
+        "Delay before a deleted segment's file goes."
+    ),
+    def!(
+        "log.cleanup.policy",
+        List,
+        Some("delete"),
+        Validator::ListOf(CLEANUP_POLICIES),
+        "Default cleanup policy."
+    ),
+    def!(
+        "log.cleaner.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        "Run the log cleaner."
+    ),
+    def!(
+        "log.cleaner.min.cleanable.ratio",
+        Double,
+        Some("0.5"),
+        Validator::RatioBetween(0.0, 1.0),
+        "Dirty ratio that triggers cleaning."
+    ),
+    def!(
+        "log.cleaner.delete.retention.ms",
+        Long,
+        Some("86400000"),
+        Validator::AtLeast(0),
+        "How long tombstones are kept."
+    ),
+    def!(
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+        Some("0"),
+        Validator::AtLeast(0),
+        "Minimum age before a record may be compacted."
+    ),
+    def!(
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(1),
+        "Maximum age before a record must be compacted."
+    ),
+    def!(
+        "log.preallocate",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        "Preallocate segment files."
+    ),
+    def!(
+        "compression.type",
+        String,
+        Some("producer"),
+        Validator::OneOf(COMPRESSION_TYPES),
+        "Codec the broker stores batches in."
+    ),
+    def!(
+        "compression.gzip.level",
+        Int,
+        Some("-1"),
+        Validator::Between(-1, 9),
+        "gzip level."
+    ),
+    def!(
+        "compression.lz4.level",
+        Int,
+        Some("9"),
+        Validator::Between(1, 17),
+        "lz4 level."
+    ),
+    def!(
+        "compression.zstd.level",
+        Int,
+        Some("3"),
+        Validator::Between(-131072, 22),
+        "zstd level."
+    ),
+    def!(
+        "min.insync.replicas",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        "Replicas that must acknowledge an acks=all write."
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        "Allow out-of-sync replicas to become leader."
+    ),
+    def!(
+        "socket.request.max.bytes",
+        Int,
+        Some("104857600"),
+        Validator::AtLeast(1),
+        "Largest request frame accepted."
+    ),
+    def!(
+        "socket.send.buffer.bytes",
+        Int,
+        Some("102400"),
+        Validator::None,
+        "SO_SNDBUF of sockets."
+    ),
+    def!(
+        "socket.receive.buffer.bytes",
+        Int,
+        Some("102400"),
+        Validator::None,
+        "SO_RCVBUF of sockets."
+    ),
+    def!(
+        "queued.max.requests",
+        Int,
+        Some("500"),
+        Validator::AtLeast(1),
+        "Requests being handled at once before reads pause."
+    ),
+    def!(
+        "num.network.threads",
+        Int,
+        Some("3"),
+        Validator::AtLeast(1),
+        "Kept for compatibility; oxka sizes its runtime itself."
+    ),
+    def!(
+        "num.io.threads",
+        Int,
+        Some("8"),
+        Validator::AtLeast(1),
+        "Kept for compatibility; oxka sizes its runtime itself."
+    ),
+    def!(
+        "connections.max.idle.ms",
+        Long,
+        Some("600000"),
+        Validator::None,
+        "Idle connections are closed after this."
+    ),
+    def!(
+        "offsets.topic.num.partitions",
+        Int,
+        Some("50"),
+        Validator::AtLeast(1),
+        "Partitions of __consumer_offsets."
+    ),
+    def!(
+        "offsets.topic.replication.factor",
+        Short,
+        Some("3"),
+        Validator::AtLeast(1),
+        "Replication factor of __consumer_offsets."
+    ),
+    def!(
+        "group.initial.rebalance.delay.ms",
+        Int,
+        Some("3000"),
+        Validator::None,
+        "Delay of a new group's first rebalance."
+    ),
+    def!(
+        "transaction.state.log.num.partitions",
+        Int,
+        Some("50"),
+        Validator::AtLeast(1),
+        "Partitions of __transaction_state."
+    ),
+];
+
+/// Topic-level configs with the broker config each one falls back to, as in
+/// Kafka's `LogConfig` / `ServerTopicConfigSynonyms`.
+pub struct TopicConfigDef {
+    pub def: ConfigDef,
+    pub broker_synonym: Option<&'static str>,
+}
+
+macro_rules! tdef {
+    ($name:expr, $ty:ident, $default:expr, $validator:expr, $synonym:expr) => {
+        TopicConfigDef {
+            def: def!($name, $ty, $default, $validator, ""),
+            broker_synonym: $synonym,
+        }
+    };
+}
+
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    tdef!(
+        "cleanup.policy",
+        List,
+        Some("delete"),
+        Validator::ListOf(CLEANUP_POLICIES),
+        Some("log.cleanup.policy")
+    ),
+    tdef!(
+        "compression.type",
+        String,
+        Some("producer"),
+        Validator::OneOf(COMPRESSION_TYPES),
+        Some("compression.type")
+    ),
+    tdef!(
+        "compression.gzip.level",
+        Int,
+        Some("-1"),
+        Validator::Between(-1, 9),
+        Some("compression.gzip.level")
+    ),
+    tdef!(
+        "compression.lz4.level",
+        Int,
+        Some("9"),
+        Validator::Between(1, 17),
+        Some("compression.lz4.level")
+    ),
+    tdef!(
+        "compression.zstd.level",
+        Int,
+        Some("3"),
+        Validator::Between(-131072, 22),
+        Some("compression.zstd.level")
+    ),
+    tdef!(
+        "delete.retention.ms",
+        Long,
+        Some("86400000"),
+        Validator::AtLeast(0),
+        Some("log.cleaner.delete.retention.ms")
+    ),
+    tdef!(
+        "file.delete.delay.ms",
+        Long,
+        Some("60000"),
+        Validator::AtLeast(0),
+        Some("log.segment.delete.delay.ms")
+    ),
+    tdef!(
+        "flush.messages",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(1),
+        Some("log.flush.interval.messages")
+    ),
+    tdef!(
+        "flush.ms",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(0),
+        Some("log.flush.interval.ms")
+    ),
+    tdef!(
+        "index.interval.bytes",
+        Int,
+        Some("4096"),
+        Validator::AtLeast(0),
+        Some("log.index.interval.bytes")
+    ),
+    tdef!(
+        "max.compaction.lag.ms",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(1),
+        Some("log.cleaner.max.compaction.lag.ms")
+    ),
+    tdef!(
+        "max.message.bytes",
+        Int,
+        Some("1048588"),
+        Validator::AtLeast(0),
+        Some("message.max.bytes")
+    ),
+    tdef!(
+        "message.timestamp.type",
+        String,
+        Some("CreateTime"),
+        Validator::OneOf(TIMESTAMP_TYPES),
+        Some("log.message.timestamp.type")
+    ),
+    tdef!(
+        "message.timestamp.before.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Validator::AtLeast(0),
+        Some("log.message.timestamp.before.max.ms")
+    ),
+    tdef!(
+        "message.timestamp.after.max.ms",
+        Long,
+        Some("3600000"),
+        Validator::AtLeast(0),
+        Some("log.message.timestamp.after.max.ms")
+    ),
+    tdef!(
+        "min.cleanable.dirty.ratio",
+        Double,
+        Some("0.5"),
+        Validator::RatioBetween(0.0, 1.0),
+        Some("log.cleaner.min.cleanable.ratio")
+    ),
+    tdef!(
+        "min.compaction.lag.ms",
+        Long,
+        Some("0"),
+        Validator::AtLeast(0),
+        Some("log.cleaner.min.compaction.lag.ms")
+    ),
+    tdef!(
+        "min.insync.replicas",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        Some("min.insync.replicas")
+    ),
+    tdef!(
+        "preallocate",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        Some("log.preallocate")
+    ),
+    tdef!(
+        "retention.bytes",
+        Long,
+        Some("-1"),
+        Validator::None,
+        Some("log.retention.bytes")
+    ),
+    tdef!(
+        "retention.ms",
+        Long,
+        Some("604800000"),
+        Validator::AtLeast(-1),
+        Some("log.retention.ms")
+    ),
+    tdef!(
+        "segment.bytes",
+        Int,
+        Some("1073741824"),
+        Validator::AtLeast(14),
+        Some("log.segment.bytes")
+    ),
+    tdef!(
+        "segment.index.bytes",
+        Int,
+        Some("10485760"),
+        Validator::AtLeast(4),
+        Some("log.index.size.max.bytes")
+    ),
+    tdef!(
+        "segment.jitter.ms",
+        Long,
+        Some("0"),
+        Validator::AtLeast(0),
+        Some("log.roll.jitter.ms")
+    ),
+    tdef!(
+        "segment.ms",
+        Long,
+        Some("604800000"),
+        Validator::AtLeast(1),
+        Some("log.roll.ms")
+    ),
+    tdef!(
+        "unclean.leader.election.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        Some("unclean.leader.election.enable")
+    ),
+];
+
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.def.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators_reject_bad_values() {
+        let retention = &topic_def("retention.ms").unwrap().def;
+        assert!(retention.validate("not-a-number").is_err());
+        assert!(retention.validate("-2").is_err());
+        assert!(retention.validate("1000").is_ok());
+        let policy = &topic_def("cleanup.policy").unwrap().def;
+        assert!(policy.validate("compact,delete").is_ok());
+        assert!(policy.validate("compact,bogus").is_err());
+        let ts = &topic_def("message.timestamp.type").unwrap().def;
+        assert!(ts.validate("LogAppendTime").is_ok());
+        assert!(ts.validate("Sometime").is_err());
+        let ratio = &topic_def("min.cleanable.dirty.ratio").unwrap().def;
+        assert!(ratio.validate("1.5").is_err());
+        assert!(ratio.validate("0.1").is_ok());
+        let b = broker_def("auto.create.topics.enable").unwrap();
+        assert!(b.validate("yes").is_err());
+        let n = broker_def("node.id").unwrap();
+        assert!(n.validate("99999999999").is_err());
+    }
+
+    #[test]
+    fn every_default_is_valid() {
+        for d in BROKER_CONFIGS {
+            if let Some(v) = d.default {
+                d.validate(v).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        for d in TOPIC_CONFIGS {
+            if let Some(v) = d.def.default {
+                d.def.validate(v).unwrap_or_else(|e| panic!("{e}"));
+            }
+            if let Some(s) = d.broker_synonym {
+                assert!(
+                    broker_def(s).is_some(),
+                    "synonym {s} of {} unknown",
+                    d.def.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The metadata authority for topic changes: validates CreateTopics,
+//! DeleteTopics and CreatePartitions, places replicas, persists the new image
+//! and then tells the replica manager to follow it.
+//!
+//! On one node this runs in-process. It is the seam where the Raft metadata
+//! quorum (`oxka-controller`) comes in: the same decisions, written to the
+//! replicated metadata log instead of the local snapshot.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::config::KafkaConfig;
+use crate::metadata::{
+    collision_key, validate_topic_name, MetadataError, MetadataImage, MetadataStore, PartitionInfo,
+    TopicInfo,
+};
+use crate::replica_manager::{log_error_code, ReplicaManager};
+
+/// A Kafka error code with the message that goes beside it in responses.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<MetadataError> for ApiError {
+    fn from(e: MetadataError) -> Self {
+        ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+pub struct CreateTopicSpec {
+    pub name: String,
+    /// -1: the broker's `num.partitions`.
+    pub num_partitions: i32,
+    /// -1: the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Explicit replica assignment per partition index, if any.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    pub configs: BTreeMap<String, String>,
+}
+
+pub struct Controller {
+    config: Arc<KafkaConfig>,
+    image: RwLock<Arc<MetadataImage>>,
+    store: MetadataStore,
+    replica_manager: Arc<ReplicaManager>,
+    /// Serialises metadata changes so validate-then-write is atomic.
+    write_lock: Mutex<()>,
+}
+
+impl Controller {
+    /// Loads the persisted image and brings the replica manager in line with
+    /// it (opening logs, creating missing ones, removing orphans).
+    pub fn start(
+        config: Arc<KafkaConfig>,
+        replica_manager: Arc<ReplicaManager>,
+    ) -> Result<Controller, Box<dyn std::error::Error + Send + Sync>> {
+        let dir = config
+            .log_dirs
+            .first()
+            .ok_or("no log dir configured")?
+            .clone();
+        let store = MetadataStore::new(&dir);
+        let image = store.load()?;
+        for t in image.topics.values() {
+            replica_manager.apply_topic(t, &config)?;
+        }
+        for tp in replica_manager.remove_orphan_logs()? {
+            tracing::warn!(partition = %tp, "removed log of a topic that no longer exists");
+        }
+        Ok(Controller {
+            config,
+            image: RwLock::new(Arc::new(image)),
+            store,
+            replica_manager,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().clone()
+    }
+
+    pub fn live_brokers(&self) -> Vec<i32> {
+        vec![self.config.node_id]
+    }
+
+    fn commit(&self, next: MetadataImage) -> Result<(), ApiError> {
+        self.store.save(&next)?;
+        *self.image.write() = Arc::new(next);
+        Ok(())
+    }
+
+    /// Validates `spec` against the current image and builds the topic.
+    fn plan_topic(
+        &self,
+        image: &MetadataImage,
+        spec: &CreateTopicSpec,
+    ) -> Result<TopicInfo, ApiError> {
+        validate_topic_name(&spec.name)
+            .map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
+        if image.topic(&spec.name).is_some() {
+            return Err(ApiError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", spec.name),
+            ));
+        }
+        let key = collision_key(&spec.name);
+        if let Some(other) = image.topics.keys().find(|n| collision_key(n) == key) {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!(
+                    "Topic '{}' collides with existing topic: {other}",
+                    spec.name
+                ),
+            ));
+        }
+        let live = self.live_brokers();
+        let replica_lists: Vec<Vec<i32>> = if !spec.assignments.is_empty() {
+            if spec.num_partitions != -1 || spec.replication_factor != -1 {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+                ));
+            }
+            let mut sorted = spec.assignments.clone();
+            sorted.sort_by_key(|(i, _)| *i);
+            let mut lists = Vec::with_capacity(sorted.len());
+            for (expected, (index, brokers)) in sorted.into_iter().enumerate() {
+                if index != expected as i32 {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        "Partitions should be 0-based and consecutive",
+                    ));
+                }
+                let unique: HashSet<_> = brokers.iter().collect();
+                if brokers.is_empty() || unique.len() != brokers.len() {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Invalid replica list {brokers:?} for partition {index}"),
+                    ));
+                }
+                if let Some(b) = brokers.iter().find(|b| !live.contains(b)) {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "Broker {b} in the assignment of partition {index} is not registered"
+                        ),
+                    ));
+                }
+                lists.push(brokers);
+            }
+            lists
+        } else {
+            let partitions = match spec.num_partitions {
+                -1 => self.config.num_partitions,
+                n if n < 1 => {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidPartitions,
+                        "Number of partitions was set to an invalid non-positive value.",
+                    ))
+                }
+                n => n,
+            };
+            let rf =
+                match spec.replication_factor {
+                    -1 => self.config.default_replication_factor,
+                    n if n < 1 => return Err(ApiError::new(
+                        ResponseError::InvalidReplicationFactor,
+                        "Replication factor must be larger than 0, or -1 to use the default value.",
+                    )),
+                    n => n as i32,
+                };
+            if rf as usize > live.len() {
+                return Err(ApiError::new(
+                    ResponseError::InvalidReplicationFactor,
+                    format!(
+                        "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
+                        live.len()
+                    ),
+                ));
+            }
+            (0..partitions)
+                .map(|p| place_replicas(&live, p, rf as usize))
+                .collect()
+        };
+        self.config
+            .validate_topic_configs(&spec.configs)
+            .map_err(|m| ApiError::new(ResponseError::InvalidConfig, m))?;
+        Ok(TopicInfo {
+            name: spec.name.clone(),
+            id: Uuid::new_v4(),
+            partitions: replica_lists
+                .into_iter()
+                .map(|replicas| PartitionInfo {
+                    leader: replicas[0],
+                    isr: replicas.clone(),
+                    replicas,
+                    leader_epoch: 0,
+                })
+                .collect(),
+            configs: spec.configs.clone(),
+        })
+    }
+
+    pub fn create_topic(
+        &self,
+        spec: &CreateTopicSpec,
+        validate_only: bool,
+    ) -> Result<TopicInfo, ApiError> {
+        let _guard = self.write_lock.lock();
+        let current = self.image();
+        let topic = self.plan_topic(&current, spec)?;
+        if validate_only {
+            return Ok(topic);
+        }
+        let mut next = (*current).clone();
+        next.upsert(topic.clone());
+        self.commit(next)?;
+        self.replica_manager
+            .apply_topic(&topic, &self.config)
+            .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+        tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "created topic");
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicInfo, ApiError> {
+        if !self.config.delete_topic_enable {
+            return Err(ApiError::new(
+                ResponseError::TopicDeletionDisabled,
+                "Topic deletion is disabled.",
+            ));
+        }
+        let _guard = self.write_lock.lock();
+        let current = self.image();
+        let mut next = (*current).clone();
+        let removed = next.remove(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
+        })?;
+        self.commit(next)?;
+        self.replica_manager
+            .remove_topic(name)
+            .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(removed)
+    }
+
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let _guard = self.write_lock.lock();
+        let current = self.image();
+        let topic = current.topic(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
+        })?;
+        let existing = topic.partitions.len() as i32;
+        if count < existing {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("The topic {name} currently has {existing} partition(s); {count} would not be an increase."),
+            ));
+        }
+        if count == existing {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic already has {existing} partition(s)."),
+            ));
+        }
+        let live = self.live_brokers();
+        let rf = topic.replication_factor().max(1) as usize;
+        let new_lists: Vec<Vec<i32>> = match assignments {
+            Some(a) => {
+                if a.len() as i32 != count - existing {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Increasing the number of partitions by {} but {} assignments provided.", count - existing, a.len()),
+                    ));
+                }
+                for brokers in &a {
+                    if brokers.len() != rf || brokers.iter().any(|b| !live.contains(b)) {
+                        return Err(ApiError::new(
+                            ResponseError::InvalidReplicaAssignment,
+                            format!("Invalid replica assignment {brokers:?}"),
+                        ));
+                    }
+                }
+                a
+            }
+            None => (existing..count)
+                .map(|p| place_replicas(&live, p, rf))
+                .collect(),
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let mut updated = topic.clone();
+        updated
+            .partitions
+            .extend(new_lists.into_iter().map(|replicas| PartitionInfo {
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+            }));
+        let mut next = (*current).clone();
+        next.upsert(updated.clone());
+        self.commit(next)?;
+        self.replica_manager
+            .apply_topic(&updated, &self.config)
+            .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Kafka's simple placement: partition `p`'s replica `j` on live broker
+/// `(p + j) mod n`, which spreads leaders evenly.
+fn place_replicas(live: &[i32], partition: i32, rf: usize) -> Vec<i32> {
+    let n = live.len().max(1);
+    (0..rf)
+        .map(|j| live[(partition as usize + j) % n])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::place_replicas;
+
+    #[test]
+    fn placement_spreads_leaders() {
+        let live = [1, 2, 3];
+        assert_eq!(place_replicas(&live, 0, 2), vec![1, 2]);
+        assert_eq!(place_replicas(&live, 1, 2), vec![2, 3]);
+        assert_eq!(place_replicas(&live, 2, 3), vec![3, 1, 2]);
+    }
+}

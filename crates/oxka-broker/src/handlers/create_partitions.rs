@@ -1,0 +1,39 @@
+//! CreatePartitions: grow a topic (never shrink it).
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::s;
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext<'_>,
+    req: CreatePartitionsRequest,
+) -> Option<CreatePartitionsResponse> {
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let assignments = t.assignments.map(|a| {
+                a.into_iter()
+                    .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            match state.controller.create_partitions(
+                t.name.0.as_str(),
+                t.count,
+                assignments,
+                req.validate_only,
+            ) {
+                Ok(()) => result,
+                Err(e) => result
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(s(e.message))),
+            }
+        })
+        .collect();
+    Some(CreatePartitionsResponse::default().with_results(results))
+}

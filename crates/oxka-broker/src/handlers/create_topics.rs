@@ -1,0 +1,94 @@
+//! CreateTopics: validation (names, counts, replication, configs),
+//! `validate_only`, and the v5+ echo of the resulting configs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+
+use super::s;
+use crate::config::TOPIC_CONFIGS;
+use crate::controller::CreateTopicSpec;
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: CreateTopicsRequest,
+) -> Option<CreateTopicsResponse> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &req.topics {
+        *seen.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let result = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            if seen.get(&name).copied().unwrap_or(0) > 1 {
+                return result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(s(format!("Create topics request from client contains multiple entries for topic {name}"))));
+            }
+            let mut configs = BTreeMap::new();
+            for c in &t.configs {
+                match &c.value {
+                    Some(v) => {
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                    None => {
+                        return result
+                            .with_error_code(ResponseError::InvalidConfig.code())
+                            .with_error_message(Some(s(format!("Null value not supported for topic config {}", c.name.as_str()))));
+                    }
+                }
+            }
+            let spec = CreateTopicSpec {
+                name,
+                num_partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+                assignments: t
+                    .assignments
+                    .iter()
+                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .collect(),
+                configs,
+            };
+            match state.controller.create_topic(&spec, req.validate_only) {
+                Ok(topic) => {
+                    let mut r = result
+                        .with_topic_id(if req.validate_only { uuid::Uuid::nil() } else { topic.id })
+                        .with_num_partitions(topic.partitions.len() as i32)
+                        .with_replication_factor(topic.replication_factor());
+                    if ctx.version >= 5 {
+                        r.configs = Some(
+                            TOPIC_CONFIGS
+                                .iter()
+                                .map(|d| {
+                                    let (value, source) = state.config.topic_value(&topic.configs, d);
+                                    CreatableTopicConfigs::default()
+                                        .with_name(s(d.def.name))
+                                        .with_value(value.map(s))
+                                        .with_config_source(source as i8)
+                                })
+                                .collect(),
+                        );
+                    }
+                    r
+                }
+                Err(e) => result
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(s(e.message))),
+            }
+        })
+        .collect();
+    Some(CreateTopicsResponse::default().with_topics(results))
+}

@@ -1,0 +1,43 @@
+//! DescribeCluster (KIP-700): cluster id, controller and brokers.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::{advertised_endpoint, s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: DescribeClusterRequest,
+) -> Option<DescribeClusterResponse> {
+    let mut resp = DescribeClusterResponse::default()
+        .with_cluster_id(s(state.cluster_id.clone()))
+        .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    if ctx.version >= 1 && req.endpoint_type != ENDPOINT_TYPE_BROKERS {
+        return Some(
+            resp.with_error_code(ResponseError::MismatchedEndpointType.code())
+                .with_error_message(Some(s("This broker serves the broker endpoint type only."))),
+        );
+    }
+    let (host, port) = advertised_endpoint(state, ctx.conn);
+    resp.controller_id = BrokerId(state.config.node_id);
+    resp.brokers = state
+        .controller
+        .live_brokers()
+        .into_iter()
+        .map(|id| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(s(host.clone()))
+                .with_port(port)
+                .with_rack(state.config.broker_rack.clone().map(s))
+        })
+        .collect();
+    Some(resp)
+}

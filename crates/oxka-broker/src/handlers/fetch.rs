@@ -1,0 +1,171 @@
+//! Fetch: read whole batches up to the byte limits, long-polling until
+//! `min_bytes` are there or `max_wait_ms` passes.
+//!
+//! Fetch sessions (KIP-227) are declined the way the protocol allows: every
+//! response carries session id 0, so clients keep sending full requests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use oxka_log::{LogError, TopicPartition};
+use tokio::time::Instant;
+
+use super::s;
+use crate::metadata::MetadataImage;
+use crate::replica_manager::log_error_code;
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+/// An upper bound on how long one fetch may park, whatever the client asks.
+const MAX_WAIT_CAP_MS: i32 = 60_000;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: FetchRequest,
+) -> Option<FetchResponse> {
+    if req.session_id != 0 {
+        return Some(
+            FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+                .with_session_id(0),
+        );
+    }
+    let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
+    let deadline = Instant::now() + wait;
+    let mut changes = state.replica_manager.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        changes.borrow_and_update();
+        let image = state.controller.image();
+        let (responses, bytes, errored) = read_all(state, ctx.version, &req, &image);
+        let stopping = *shutdown.borrow();
+        if bytes >= req.min_bytes.max(0) as usize
+            || errored
+            || stopping
+            || Instant::now() >= deadline
+        {
+            return Some(
+                FetchResponse::default()
+                    .with_session_id(0)
+                    .with_responses(responses),
+            );
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn read_all(
+    state: &BrokerState,
+    version: i16,
+    req: &FetchRequest,
+    image: &MetadataImage,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut budget = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0usize;
+    let mut errored = false;
+    let is_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
+    let read_committed = req.isolation_level == 1;
+    let mut out = Vec::with_capacity(req.topics.len());
+    for topic in &req.topics {
+        let info = if version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.topic.0.as_str())
+        };
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let base = PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_aborted_transactions(read_committed.then(Vec::new))
+                    .with_records(Some(Bytes::new()));
+                let Some(info) = info else {
+                    errored = true;
+                    let code = if version >= 13 {
+                        ResponseError::UnknownTopicId
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
+                    return with_error(base, code);
+                };
+                let tp = TopicPartition::new(info.name.clone(), p.partition);
+                let Some(partition) = state.replica_manager.get_partition(&tp) else {
+                    errored = true;
+                    return with_error(base, ResponseError::UnknownTopicOrPartition);
+                };
+                let hw = partition.high_watermark();
+                let log = partition.log.lock();
+                let upper = if is_follower {
+                    log.log_end_offset()
+                } else {
+                    hw
+                };
+                let base = base
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(log.log_start_offset());
+                let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
+                let min_one = total == 0;
+                if limit == 0 && !min_one {
+                    return base;
+                }
+                match log.read(p.fetch_offset, limit, upper, min_one) {
+                    Ok(data) => {
+                        let n = data.records.len();
+                        total += n;
+                        budget = budget.saturating_sub(n);
+                        base.with_records(Some(data.records))
+                    }
+                    Err(e) => {
+                        errored = true;
+                        if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                            tracing::warn!(partition = %tp, error = %e, "fetch read failed");
+                        }
+                        with_error(base, log_error_code(&e))
+                    }
+                }
+            })
+            .collect();
+        out.push(topic_response(
+            topic,
+            info.map(|t| t.name.as_str()),
+            partitions,
+        ));
+    }
+    (out, total, errored)
+}
+
+fn with_error(p: PartitionData, code: ResponseError) -> PartitionData {
+    p.with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+}
+
+fn topic_response(
+    topic: &FetchTopic,
+    name: Option<&str>,
+    partitions: Vec<PartitionData>,
+) -> FetchableTopicResponse {
+    FetchableTopicResponse::default()
+        .with_topic(
+            name.map(|n| TopicName(s(n)))
+                .unwrap_or_else(|| topic.topic.clone()),
+        )
+        .with_topic_id(topic.topic_id)
+        .with_partitions(partitions)
+}

@@ -1,0 +1,84 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734),
+//! earliest local (-4) and the first offset at or after a timestamp.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use oxka_log::TopicPartition;
+
+use crate::replica_manager::log_error_code;
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: ListOffsetsRequest,
+) -> Option<ListOffsetsResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = state.replica_manager.get_partition(&tp) else {
+                        return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    // the field exists from v4 on; the codec refuses it before
+                    let epoch = if ctx.version >= 4 {
+                        partition.leader_epoch()
+                    } else {
+                        -1
+                    };
+                    let hw = partition.high_watermark();
+                    let log = partition.log.lock();
+                    let found = match p.timestamp {
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                        // no transactions yet, so the last stable offset is the high watermark
+                        LATEST => Ok(Some((hw, -1))),
+                        LATEST_TIERED => Ok(None),
+                        MAX_TIMESTAMP => log
+                            .max_timestamp_and_offset()
+                            .map(|r| r.filter(|(o, _)| *o < hw)),
+                        t if t >= 0 => log
+                            .fetch_offset_by_timestamp(t)
+                            .map(|r| r.filter(|(o, _)| *o < hw)),
+                        other => {
+                            return resp
+                                .with_error_code(ResponseError::InvalidRequest.code())
+                                .with_timestamp(other);
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => resp
+                            .with_offset(offset)
+                            .with_timestamp(ts)
+                            .with_leader_epoch(epoch),
+                        Ok(None) => resp,
+                        Err(e) => resp.with_error_code(log_error_code(&e).code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}

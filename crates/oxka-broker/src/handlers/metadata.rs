@@ -1,0 +1,146 @@
+//! Metadata: brokers, cluster id, controller, topics with their partitions,
+//! leaders, replicas and ISR; creates unknown topics when allowed.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::{advertised_endpoint, s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::controller::CreateTopicSpec;
+use crate::metadata::{validate_topic_name, TopicInfo};
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: MetadataRequest,
+) -> Option<MetadataResponse> {
+    let (host, port) = advertised_endpoint(state, ctx.conn);
+    let brokers = state
+        .controller
+        .live_brokers()
+        .into_iter()
+        .map(|id| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(s(host.clone()))
+                .with_port(port)
+                .with_rack(state.config.broker_rack.clone().map(s))
+        })
+        .collect();
+    // v0 has no null topic list: an empty one means "all topics" there.
+    let requested = match req.topics {
+        Some(t) if !(ctx.version == 0 && t.is_empty()) => Some(t),
+        _ => None,
+    };
+    let allow_create = state.config.auto_create_topics_enable
+        && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let topics = match requested {
+        None => state
+            .controller
+            .image()
+            .topics
+            .values()
+            .map(topic_entry)
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => by_name(state, name.0.as_str(), allow_create),
+                None => by_id(state, t.topic_id),
+            })
+            .collect(),
+    };
+    Some(
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(Some(s(state.cluster_id.clone())))
+            .with_controller_id(BrokerId(state.config.node_id))
+            .with_topics(topics)
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+    )
+}
+
+fn error_topic(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code.code())
+        .with_name(name.map(|n| TopicName(s(n))))
+        .with_topic_id(id)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn by_id(state: &BrokerState, id: Uuid) -> MetadataResponseTopic {
+    match state.controller.image().topic_by_id(&id) {
+        Some(t) => topic_entry(t),
+        None => error_topic(None, id, ResponseError::UnknownTopicId),
+    }
+}
+
+fn by_name(state: &BrokerState, name: &str, allow_create: bool) -> MetadataResponseTopic {
+    if let Some(t) = state.controller.image().topic(name) {
+        return topic_entry(t);
+    }
+    if validate_topic_name(name).is_err() {
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::InvalidTopicException,
+        );
+    }
+    if !allow_create || name.starts_with("__") {
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::UnknownTopicOrPartition,
+        );
+    }
+    let spec = CreateTopicSpec {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: BTreeMap::new(),
+    };
+    match state.controller.create_topic(&spec, false) {
+        Ok(t) => topic_entry(&t),
+        // created by a concurrent request in the meantime
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+            match state.controller.image().topic(name) {
+                Some(t) => topic_entry(t),
+                None => error_topic(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e.message, "auto-creation failed");
+            error_topic(Some(name), Uuid::nil(), e.code)
+        }
+    }
+}
+
+fn topic_entry(t: &TopicInfo) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(s(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

@@ -1,0 +1,58 @@
+//! One module per Kafka API. Each takes the decoded request and returns the
+//! response (or `None` where Kafka sends nothing back).
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use kafka_protocol::protocol::StrBytes;
+
+use crate::network::ConnectionInfo;
+use crate::server::BrokerState;
+
+pub(crate) fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// Sent where Kafka reports authorized operations that were not requested.
+pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// The host and port this broker gives clients: the advertised listener when
+/// configured, else the address the client reached us on, so that both
+/// local and remote clients get an address that works for them.
+pub(crate) fn advertised_endpoint(state: &BrokerState, conn: &ConnectionInfo) -> (String, i32) {
+    let port = conn.local.port();
+    let bound = state
+        .config
+        .listeners
+        .iter()
+        .find(|l| l.port == port)
+        .or_else(|| state.config.listeners.first());
+    if let Some(adv) = bound
+        .and_then(|b| {
+            state
+                .config
+                .advertised_listeners
+                .iter()
+                .find(|a| a.name == b.name)
+        })
+        .or_else(|| state.config.advertised_listeners.first())
+    {
+        if !adv.host.is_empty() {
+            return (adv.host.clone(), adv.port as i32);
+        }
+    }
+    match bound {
+        Some(b) if !b.host.is_empty() && b.host != "0.0.0.0" && b.host != "::" => {
+            (b.host.clone(), port as i32)
+        }
+        _ => (conn.local.ip().to_string(), port as i32),
+    }
+}

@@ -1,0 +1,99 @@
+//! Produce: validate and append each partition's record batches as leader.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use oxka_log::TopicPartition;
+
+use super::s;
+use crate::request::RequestContext;
+use crate::server::{now_ms, BrokerState};
+
+fn partition_error(index: i32, code: ResponseError, message: String) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(Some(s(message)))
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let acks_valid = matches!(acks, -1..=1);
+    let image = state.controller.image();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        // v13+ (KIP-516) names topics by id only.
+        let info = if ctx.version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.name.0.as_str())
+        };
+        let name = info
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| topic.name.0.to_string());
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let resp = if !acks_valid {
+                partition_error(
+                    p.index,
+                    ResponseError::InvalidRequiredAcks,
+                    format!("Invalid required acks {acks}"),
+                )
+            } else if info.is_none() {
+                let code = if ctx.version >= 13 {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                partition_error(p.index, code, format!("Unknown topic {name}"))
+            } else {
+                match p.records {
+                    None => {
+                        partition_error(p.index, ResponseError::CorruptMessage, "No records".into())
+                    }
+                    Some(records) => {
+                        let tp = TopicPartition::new(name.clone(), p.index);
+                        match state
+                            .replica_manager
+                            .append_records(&tp, records, acks, now_ms())
+                        {
+                            Ok(info) => PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_base_offset(info.first_offset)
+                                .with_log_append_time_ms(info.log_append_time)
+                                .with_log_start_offset(
+                                    state
+                                        .replica_manager
+                                        .get_partition(&tp)
+                                        .map(|p| p.log_start_offset())
+                                        .unwrap_or(0),
+                                ),
+                            Err(e) => {
+                                tracing::debug!(partition = %tp, error = %e.message, "produce rejected");
+                                partition_error(p.index, e.error, e.message)
+                            }
+                        }
+                    }
+                }
+            };
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(TopicName(s(name)))
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,19 @@
+//! The oxka broker: Kafka's wire protocol over the `oxka-log` storage engine.
+//!
+//! Data path: [`network`] reads frames, [`request`] decodes and dispatches to
+//! one module per API in [`handlers`], which go through the
+//! [`replica_manager::ReplicaManager`] (partitions, logs, high watermark) and
+//! the [`controller::Controller`] (topic metadata). [`server::Broker`] wires
+//! it together and owns start-up and shutdown.
+
+pub mod config;
+pub mod controller;
+pub mod handlers;
+pub mod metadata;
+pub mod network;
+pub mod replica_manager;
+pub mod request;
+pub mod server;
+
+pub use config::KafkaConfig;
+pub use server::{Broker, BrokerError};

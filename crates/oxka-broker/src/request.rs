@@ -1,0 +1,172 @@
+//! One request frame: header, version check, decode, dispatch to the API's
+//! handler, encode the response with the header version the API expects.
+
+use std::future::Future;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::handlers;
+use crate::network::ConnectionInfo;
+use crate::server::BrokerState;
+
+pub enum Outcome {
+    Respond(Bytes),
+    /// acks=0 produce: Kafka sends nothing back.
+    NoResponse,
+    Close(String),
+}
+
+pub struct RequestContext<'a> {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub conn: &'a ConnectionInfo,
+}
+
+/// The APIs oxka implements and the versions it advertises: every version
+/// Kafka 4.x accepts that the codec supports. Nothing is listed that has no
+/// handler.
+pub const SUPPORTED_APIS: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::DescribeConfigs,
+    ApiKey::CreatePartitions,
+    ApiKey::DescribeCluster,
+];
+
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    if SUPPORTED_APIS.contains(&key) {
+        let r = key.valid_versions();
+        Some((r.min, r.max))
+    } else {
+        None
+    }
+}
+
+pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Bytes) -> Outcome {
+    // The frame reader guarantees at least 8 bytes.
+    let mut peek = &frame[..];
+    let raw_key = peek.get_i16();
+    let version = peek.get_i16();
+    let correlation_id = peek.get_i32();
+    let Ok(api_key) = ApiKey::try_from(raw_key) else {
+        return Outcome::Close(format!("unknown api key {raw_key}"));
+    };
+    let Some((min, max)) = supported_versions(api_key) else {
+        return Outcome::Close(format!("unsupported api {api_key:?}"));
+    };
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            return Outcome::Respond(handlers::api_versions::unsupported_version(correlation_id));
+        }
+        return Outcome::Close(format!("unsupported version {version} of {api_key:?}"));
+    }
+    let mut body = frame;
+    let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("malformed request header: {e}")),
+    };
+    let ctx = RequestContext {
+        header,
+        api_key,
+        version,
+        conn,
+    };
+    let ctx = &ctx;
+    match api_key {
+        ApiKey::ApiVersions => {
+            run(ctx, body, |r| async {
+                Some(handlers::api_versions::handle(ctx, r))
+            })
+            .await
+        }
+        ApiKey::Metadata => run(ctx, body, |r| handlers::metadata::handle(state, ctx, r)).await,
+        ApiKey::Produce => run(ctx, body, |r| handlers::produce::handle(state, ctx, r)).await,
+        ApiKey::Fetch => run(ctx, body, |r| handlers::fetch::handle(state, ctx, r)).await,
+        ApiKey::ListOffsets => {
+            run(ctx, body, |r| handlers::list_offsets::handle(state, ctx, r)).await
+        }
+        ApiKey::CreateTopics => {
+            run(ctx, body, |r| {
+                handlers::create_topics::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DeleteTopics => {
+            run(ctx, body, |r| {
+                handlers::delete_topics::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::CreatePartitions => {
+            run(ctx, body, |r| {
+                handlers::create_partitions::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeConfigs => {
+            run(ctx, body, |r| {
+                handlers::describe_configs::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeCluster => {
+            run(ctx, body, |r| {
+                handlers::describe_cluster::handle(state, ctx, r)
+            })
+            .await
+        }
+        other => Outcome::Close(format!("no handler for {other:?}")),
+    }
+}
+
+async fn run<Req, Resp, F, Fut>(ctx: &RequestContext<'_>, mut body: Bytes, handler: F) -> Outcome
+where
+    Req: Decodable,
+    Resp: Encodable,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Option<Resp>>,
+{
+    let req = match Req::decode(&mut body, ctx.version) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Close(format!(
+                "malformed {:?} v{} request: {e}",
+                ctx.api_key, ctx.version
+            ))
+        }
+    };
+    match handler(req).await {
+        Some(resp) => {
+            match encode_response(ctx.api_key, ctx.version, ctx.header.correlation_id, &resp) {
+                Ok(b) => Outcome::Respond(b),
+                Err(e) => Outcome::Close(format!("cannot encode {:?} response: {e}", ctx.api_key)),
+            }
+        }
+        None => Outcome::NoResponse,
+    }
+}
+
+/// Size prefix, response header (v0 or flexible v1 as the API dictates) and body.
+pub fn encode_response<Resp: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    resp: &Resp,
+) -> anyhow::Result<Bytes> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(version);
+    let size = header.compute_size(header_version)? + resp.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    resp.encode(&mut buf, version)?;
+    Ok(buf.freeze())
+}

@@ -1,0 +1,262 @@
+//! Broker start-up, the accept loops, background jobs and orderly shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use oxka_log::LogManager;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::KafkaConfig;
+use crate::controller::Controller;
+use crate::replica_manager::ReplicaManager;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot open the log dirs: {0}")]
+    Log(#[from] oxka_log::LogError),
+    #[error("cannot load cluster metadata: {0}")]
+    Metadata(Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a request handler may touch.
+pub struct BrokerState {
+    pub config: Arc<KafkaConfig>,
+    pub cluster_id: String,
+    pub controller: Arc<Controller>,
+    pub replica_manager: Arc<ReplicaManager>,
+    /// `queued.max.requests`: requests handled at once across connections.
+    pub request_slots: Semaphore,
+    pub idle_timeout_ms: u64,
+    /// Flips to true when the broker is stopping; long polls end early.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Kafka's cluster id form: a UUID in unpadded URL-safe base64 (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut out = String::with_capacity(22);
+    for b in bytes {
+        bits = (bits << 8) | b as u32;
+        nbits += 8;
+        while nbits >= 6 {
+            nbits -= 6;
+            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
+        }
+    }
+    if nbits > 0 {
+        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
+    }
+    out
+}
+
+pub struct Broker {
+    state: Arc<BrokerState>,
+    log_manager: Arc<LogManager>,
+    listeners: Vec<TcpListener>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Broker {
+    /// Opens (and recovers) the logs, loads metadata and binds the listeners.
+    pub async fn start(config: KafkaConfig) -> Result<Broker, BrokerError> {
+        let config = Arc::new(config);
+        let default_log = config.log_config(&Default::default());
+        let log_manager = {
+            let config = config.clone();
+            let cluster_id = new_cluster_id();
+            tokio::task::spawn_blocking(move || {
+                LogManager::startup(
+                    &config.log_dirs,
+                    config.node_id,
+                    &cluster_id,
+                    default_log,
+                    now_ms(),
+                )
+            })
+            .await
+            .map_err(|e| BrokerError::Metadata(e.into()))??
+        };
+        let log_manager = Arc::new(log_manager);
+        let replica_manager = Arc::new(ReplicaManager::new(config.node_id, log_manager.clone()));
+        let controller = Arc::new(
+            Controller::start(config.clone(), replica_manager.clone())
+                .map_err(BrokerError::Metadata)?,
+        );
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let addr = l.bind_addr();
+            let listener = TcpListener::bind(&addr)
+                .await
+                .map_err(|source| BrokerError::Bind { addr, source })?;
+            listeners.push(listener);
+        }
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let idle_timeout_ms = config
+            .value("connections.max.idle.ms")
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(600_000) as u64;
+        let state = Arc::new(BrokerState {
+            cluster_id: log_manager.cluster_id().to_string(),
+            request_slots: Semaphore::new(config.queued_max_requests.max(1)),
+            config,
+            controller,
+            replica_manager,
+            idle_timeout_ms,
+            shutdown: shutdown_rx,
+        });
+        Ok(Broker {
+            state,
+            log_manager,
+            listeners,
+            shutdown_tx,
+        })
+    }
+
+    pub fn state(&self) -> &Arc<BrokerState> {
+        &self.state
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `stop` completes, then stops accepting, lets in-flight
+    /// requests finish, flushes every log and writes the checkpoints.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        let Broker {
+            state,
+            log_manager,
+            listeners,
+            shutdown_tx,
+        } = self;
+        let mut connections = JoinSet::new();
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<tokio::net::TcpStream>(64);
+        let mut acceptors = JoinSet::new();
+        for listener in listeners {
+            let tx = conn_tx.clone();
+            let mut shutdown = state.shutdown.clone();
+            acceptors.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        r = listener.accept() => match r {
+                            Ok((stream, _)) => {
+                                if tx.send(stream).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                // EMFILE and friends: back off instead of spinning
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        },
+                    }
+                }
+            });
+        }
+        drop(conn_tx);
+        let background = spawn_background_jobs(&state, &log_manager);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(stream) = conn_rx.recv() => {
+                    let st = state.clone();
+                    let shutdown = state.shutdown.clone();
+                    connections.spawn(crate::network::serve_connection(st, stream, shutdown));
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = shutdown_tx.send(true);
+        acceptors.shutdown().await;
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(30), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections did not finish within 30 s; closing them");
+            connections.shutdown().await;
+        }
+        background.abort();
+        let lm = log_manager.clone();
+        tokio::task::spawn_blocking(move || lm.shutdown())
+            .await
+            .map_err(|e| BrokerError::Metadata(e.into()))??;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Periodic recovery-point checkpoints and time-based flushes.
+fn spawn_background_jobs(
+    state: &Arc<BrokerState>,
+    log_manager: &Arc<LogManager>,
+) -> tokio::task::JoinHandle<()> {
+    let lm = log_manager.clone();
+    let checkpoint_every = Duration::from_millis(state.config.checkpoint_interval_ms);
+    let flush_every = Duration::from_millis(state.config.flush_scheduler_interval_ms.min(1000));
+    tokio::spawn(async move {
+        let mut checkpoint = tokio::time::interval(checkpoint_every);
+        let mut flush = tokio::time::interval(flush_every);
+        checkpoint.tick().await;
+        flush.tick().await;
+        loop {
+            tokio::select! {
+                _ = checkpoint.tick() => {
+                    let lm = lm.clone();
+                    match tokio::task::spawn_blocking(move || lm.checkpoint()).await {
+                        Ok(Err(e)) => tracing::error!(error = %e, "writing checkpoints failed"),
+                        Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+                        Ok(Ok(())) => {}
+                    }
+                }
+                _ = flush.tick() => {
+                    let lm = lm.clone();
+                    match tokio::task::spawn_blocking(move || lm.flush_dirty(now_ms())).await {
+                        Ok(Err(e)) => tracing::error!(error = %e, "flushing logs failed"),
+                        Err(e) => tracing::error!(error = %e, "flush task failed"),
+                        Ok(Ok(())) => {}
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_id_is_22_chars_of_base64url() {
+        let id = super::new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}

@@ -1,0 +1,123 @@
+//! Error type shared by every storage operation.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Errors from the storage engine.
+///
+/// Variants map one-to-one onto the Kafka error codes a broker must answer
+/// with, so the broker can translate without inspecting messages.
+#[derive(thiserror::Error, Debug)]
+pub enum LogError {
+    /// An I/O error whose file is unknown or irrelevant.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// An I/O error on a known file; kept separate so operators can see
+    /// which disk or file is failing (Kafka's KAFKA_STORAGE_ERROR).
+    #[error("I/O error on {path}: {source}")]
+    IoPath {
+        /// The file or directory the operation touched.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes that do not form valid v2 record batches (Kafka's CORRUPT_MESSAGE).
+    #[error("corrupt record: {0}")]
+    CorruptRecord(String),
+    /// A batch larger than `max_message_bytes` (Kafka's MESSAGE_TOO_LARGE).
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge {
+        /// Size of the offending batch, header included.
+        size: usize,
+        /// The configured limit.
+        max: u32,
+    },
+    /// A produce request whose batches together cannot fit in one segment
+    /// (Kafka's RECORD_LIST_TOO_LARGE).
+    #[error("record set of {size} bytes exceeds the segment size of {max} bytes")]
+    RecordListTooLarge {
+        /// Size of the whole record set.
+        size: usize,
+        /// The configured segment size.
+        max: u64,
+    },
+    /// Well-formed bytes whose content is not acceptable (Kafka's INVALID_RECORD).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// A fetch or truncation outside `[log_start, log_end]` (Kafka's OFFSET_OUT_OF_RANGE).
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: i64,
+        /// The current log start offset.
+        log_start: i64,
+        /// The current log end offset.
+        log_end: i64,
+    },
+    /// A log dir belongs to another broker; starting on it would mix two
+    /// brokers' data, so startup refuses.
+    #[error("log dir {path} belongs to node {found}, not node {expected}")]
+    InconsistentNodeId {
+        /// The log dir whose meta.properties disagrees.
+        path: PathBuf,
+        /// The node id this broker was started with.
+        expected: i32,
+        /// The node id recorded in meta.properties.
+        found: i32,
+    },
+    /// Log dirs that disagree about the cluster they belong to.
+    #[error("log dir {path} belongs to cluster {found}, not cluster {expected}")]
+    InconsistentClusterId {
+        /// The log dir whose meta.properties disagrees.
+        path: PathBuf,
+        /// The cluster id of the first log dir (or the configured one).
+        expected: String,
+        /// The cluster id recorded in this dir.
+        found: String,
+    },
+    /// A metadata or checkpoint file that cannot be parsed.
+    #[error("malformed file {path}: {reason}")]
+    MalformedFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The same partition exists in two log dirs; which copy is right is unknowable.
+    #[error("duplicate log directories for {0}")]
+    DuplicateLog(String),
+    /// The log was deleted or a previous write left it in an unknown state;
+    /// it refuses further appends rather than risk serving a torn batch.
+    #[error("log {0} is offline")]
+    LogOffline(String),
+}
+
+impl LogError {
+    /// Whether the error came from the disk rather than from the caller's
+    /// input; brokers answer KAFKA_STORAGE_ERROR for these.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            LogError::Io(_) | LogError::IoPath { .. } | LogError::LogOffline(_)
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> LogError {
+        LogError::IoPath {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Attaches a path to I/O errors.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, path: &std::path::Path) -> Result<T, LogError>;
+}
+
+impl<T> IoContext<T> for Result<T, io::Error> {
+    fn ctx(self, path: &std::path::Path) -> Result<T, LogError> {
+        self.map_err(|e| LogError::io(path, e))
+    }
+}

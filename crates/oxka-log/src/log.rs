@@ -1,0 +1,682 @@
+//! The log of one partition: an ordered set of segments (Kafka's UnifiedLog).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::config::{LogConfig, TimestampType, TopicPartition};
+use crate::error::{IoContext, LogError};
+use crate::fileio::sync_dir;
+use crate::record_batch::{
+    set_base_offset, set_max_timestamp, set_partition_leader_epoch, validate_batches_detailed,
+};
+use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
+use crate::{FetchDataInfo, LogAppendInfo};
+
+/// Index positions are 32-bit, so no segment may grow past this.
+const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+/// Leftovers of interrupted Kafka operations that are safe to drop on open.
+const STRAY_SUFFIXES: [&str; 4] = [".deleted", ".cleaned", ".swap", ".tmp"];
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    tp: TopicPartition,
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    recovery_point: i64,
+    /// When the oldest unflushed append happened; drives time-based flushing.
+    unflushed_since_ms: Option<i64>,
+    /// A segment file was created since the directory was last synced.
+    dir_dirty: bool,
+    /// Set when the on-disk state may no longer match memory; appends and
+    /// reads are refused from then on.
+    offline: bool,
+}
+
+impl Log {
+    /// Opens (creating the dir if missing) `dir`, recovering segments from
+    /// the one containing `recovery_point` on.
+    pub fn open(
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+    ) -> Result<Log, LogError> {
+        Self::open_with_shutdown_state(
+            dir,
+            tp,
+            config,
+            recovery_point,
+            log_start_offset,
+            now_ms,
+            false,
+        )
+    }
+
+    /// Like [`Log::open`]; `clean_shutdown` (the broker found Kafka's
+    /// clean-shutdown marker) skips validating data before the end of the
+    /// log, because a clean shutdown flushed everything. Segments whose
+    /// index does not match their data are still recovered.
+    pub fn open_with_shutdown_state(
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+        clean_shutdown: bool,
+    ) -> Result<Log, LogError> {
+        fs::create_dir_all(dir).ctx(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).ctx(dir)? {
+            let entry = entry.ctx(dir)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if STRAY_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                tracing::info!(path = %path.display(), "removing leftover file");
+                fs::remove_file(&path).ctx(&path)?;
+                continue;
+            }
+            if let Some((stem, ext)) = name.rsplit_once('.') {
+                let Ok(base) = stem.parse::<i64>() else {
+                    continue;
+                };
+                if stem.len() != 20 || base < 0 {
+                    continue;
+                }
+                if ext == LOG_SUFFIX {
+                    bases.push(base);
+                } else if (ext == "index" || ext == "timeindex")
+                    && !segment_file(dir, base, LOG_SUFFIX).exists()
+                {
+                    tracing::info!(path = %path.display(), "removing index without a log file");
+                    fs::remove_file(&path).ctx(&path)?;
+                }
+            }
+        }
+        bases.sort_unstable();
+
+        // Recovery starts at the segment containing the recovery point.
+        let recover_from = bases
+            .iter()
+            .copied()
+            .filter(|&b| b <= recovery_point)
+            .max()
+            .unwrap_or(i64::MIN);
+        let mut segments = BTreeMap::new();
+        let mut iter = bases.into_iter();
+        for base in iter.by_ref() {
+            let recover = !clean_shutdown && base >= recover_from;
+            let (seg, truncated) = LogSegment::open(
+                dir,
+                base,
+                config.index_interval_bytes,
+                config.max_index_size,
+                now_ms,
+                recover,
+            )?;
+            // Offsets must keep increasing across segments too.
+            let overlaps = segments
+                .last_key_value()
+                .is_some_and(|(_, prev): (_, &LogSegment)| seg.base_offset() < prev.next_offset());
+            if overlaps {
+                tracing::warn!(dir = %dir.display(), base, "segment overlaps its predecessor; dropping it and later segments");
+                seg.delete_files()?;
+                break;
+            }
+            segments.insert(base, seg);
+            if truncated {
+                break;
+            }
+        }
+        // A truncated segment means everything after it is not a prefix
+        // of what was appended.
+        for base in iter {
+            tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
+            for suffix in [LOG_SUFFIX, "index", "timeindex"] {
+                let path = segment_file(dir, base, suffix);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LogError::io(&path, e)),
+                }
+            }
+        }
+
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            tp,
+            config,
+            segments,
+            log_start_offset: 0,
+            log_end_offset: 0,
+            recovery_point: 0,
+            unflushed_since_ms: None,
+            dir_dirty: false,
+            offline: false,
+        };
+        if log.segments.is_empty() {
+            let base = log_start_offset.max(0);
+            log.add_segment(base, now_ms)?;
+        }
+        log.log_end_offset = log.active_segment().next_offset();
+        if log_start_offset > log.log_end_offset {
+            // The checkpoint says records below it were deleted; nothing we
+            // hold can be served, so start afresh there (Kafka does the same).
+            log.truncate_fully_and_start_at(log_start_offset, now_ms)?;
+        }
+        log.log_start_offset = log_start_offset.max(log.first_segment().base_offset());
+        log.recovery_point = if clean_shutdown {
+            log.log_end_offset
+        } else {
+            recovery_point.clamp(0, log.log_end_offset)
+        };
+        if log.dir_dirty || log.segments.values().any(LogSegment::is_dirty) {
+            log.flush()?;
+        }
+        Ok(log)
+    }
+
+    fn active_segment(&self) -> &LogSegment {
+        match self.segments.last_key_value() {
+            Some((_, s)) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn active_segment_mut(&mut self) -> &mut LogSegment {
+        match self.segments.last_entry() {
+            Some(s) => s.into_mut(),
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn first_segment(&self) -> &LogSegment {
+        match self.segments.first_key_value() {
+            Some((_, s)) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn add_segment(&mut self, base: i64, now_ms: i64) -> Result<(), LogError> {
+        let seg = LogSegment::create(
+            &self.dir,
+            base,
+            self.config.index_interval_bytes,
+            self.config.max_index_size,
+            now_ms,
+        )?;
+        self.segments.insert(base, seg);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let old = std::mem::take(&mut self.segments);
+        for (_, seg) in old {
+            seg.delete_files()?;
+        }
+        self.add_segment(offset, now_ms)?;
+        self.log_end_offset = offset;
+        self.log_start_offset = offset;
+        self.recovery_point = self.recovery_point.min(offset);
+        Ok(())
+    }
+
+    /// The partition this log stores.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Current configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the configuration; index sizing applies to segments
+    /// created from now on.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// First offset that may be read.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    /// Every offset below this is known to be on stable storage.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Number of segments.
+    pub fn num_segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Total bytes of all segment data files.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// When the oldest unflushed data was appended, if any is unflushed.
+    pub fn unflushed_since_ms(&self) -> Option<i64> {
+        self.unflushed_since_ms
+    }
+
+    /// Raises the log start offset (e.g. for DeleteRecords); segments
+    /// wholly below it are deleted.
+    pub fn increment_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_online()?;
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        if offset > self.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        self.log_start_offset = offset;
+        let deletable: Vec<i64> = self
+            .segments
+            .iter()
+            .zip(self.segments.keys().skip(1))
+            .filter(|(_, &next_base)| next_base <= offset)
+            .map(|((&base, _), _)| base)
+            .collect();
+        for base in deletable {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete_files()?;
+                self.dir_dirty = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_online(&self) -> Result<(), LogError> {
+        if self.offline {
+            Err(LogError::LogOffline(self.tp.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn max_segment_bytes(&self) -> u64 {
+        self.config.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+
+    /// Validates `records` completely, then assigns offsets, stamps the
+    /// leader epoch (and append time) in place and appends them.
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.check_online()?;
+        let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
+        let total = records.len();
+        if total as u64 > self.max_segment_bytes() {
+            return Err(LogError::RecordListTooLarge {
+                size: total,
+                max: self.max_segment_bytes(),
+            });
+        }
+
+        let first_offset = self.log_end_offset;
+        let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let mut next = first_offset;
+        let mut max_timestamp = -1i64;
+        let mut offset_of_max_timestamp = first_offset;
+        let mut num_records = 0u64;
+        let mut batches = Vec::with_capacity(validated.len());
+        for (i, v) in validated.iter().enumerate() {
+            let batch = &mut records[v.position..v.position + v.size];
+            let base = next;
+            let last = base + i64::from(v.header.last_offset_delta);
+            set_base_offset(batch, base);
+            set_partition_leader_epoch(batch, leader_epoch);
+            let batch_max = if append_time {
+                set_max_timestamp(batch, TimestampType::LogAppendTime, now_ms);
+                if i == 0 {
+                    max_timestamp = now_ms;
+                    offset_of_max_timestamp = first_offset;
+                }
+                now_ms
+            } else {
+                // Kafka rewrites a producer's max timestamp (and type bit)
+                // when they disagree with the records, keeping the time
+                // index truthful.
+                if v.header.timestamp_type() != TimestampType::CreateTime
+                    || v.header.max_timestamp != v.max_record_timestamp
+                {
+                    set_max_timestamp(batch, TimestampType::CreateTime, v.max_record_timestamp);
+                }
+                if i == 0 || v.max_record_timestamp > max_timestamp {
+                    max_timestamp = v.max_record_timestamp;
+                    offset_of_max_timestamp = base + i64::from(v.offset_delta_of_max_timestamp);
+                }
+                v.max_record_timestamp
+            };
+            num_records += v.header.records_count as u64;
+            batches.push(AppendBatch {
+                size: v.size,
+                last_offset: last,
+                max_timestamp: batch_max,
+            });
+            next = last + 1;
+        }
+        let last_offset = next - 1;
+        let max_ts_in_messages = batches.iter().map(|b| b.max_timestamp).max().unwrap_or(-1);
+
+        self.maybe_roll(total as u64, max_ts_in_messages, last_offset, now_ms)?;
+        if let Err(e) = self.active_segment_mut().append(records, &batches) {
+            // Memory and disk may now disagree (Kafka takes the whole log
+            // dir offline on an I/O error); refuse further use.
+            tracing::error!(tp = %self.tp, error = %e, "append failed; taking the log offline");
+            self.offline = true;
+            return Err(e);
+        }
+        self.log_end_offset = next;
+        self.unflushed_since_ms.get_or_insert(now_ms);
+        let unflushed = (self.log_end_offset - self.recovery_point) as u64;
+        if unflushed >= self.config.flush_interval_messages {
+            self.flush()?;
+        }
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time: if append_time { now_ms } else { -1 },
+            max_timestamp,
+            offset_of_max_timestamp,
+            num_records,
+            num_batches: validated.len(),
+            valid_bytes: total,
+        })
+    }
+
+    fn maybe_roll(
+        &mut self,
+        messages_size: u64,
+        max_timestamp_in_messages: i64,
+        max_offset_in_messages: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let max_bytes = self.max_segment_bytes();
+        let seg = self.active_segment();
+        if seg.size() == 0 {
+            return Ok(());
+        }
+        let by_size = seg.size() + messages_size > max_bytes;
+        let by_time =
+            seg.time_waited_for_roll(now_ms, max_timestamp_in_messages) > self.config.segment_ms;
+        let by_index = seg.index_full();
+        let by_offset = max_offset_in_messages - seg.base_offset() > i64::from(i32::MAX);
+        if by_size || by_time || by_index || by_offset {
+            tracing::debug!(
+                tp = %self.tp, by_size, by_time, by_index, by_offset,
+                new_base = self.log_end_offset, "rolling segment"
+            );
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end. The
+    /// sealed segment is flushed right away, as Kafka does shortly after a
+    /// roll, so the recovery point advances and a crash only has to
+    /// recover the active segment.
+    fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let new_base = self.log_end_offset;
+        self.active_segment_mut().seal_time_index()?;
+        self.add_segment(new_base, now_ms)?;
+        for seg in self.segments.values_mut() {
+            if seg.base_offset() < new_base {
+                seg.flush()?;
+            }
+        }
+        sync_dir(&self.dir).ctx(&self.dir)?;
+        self.dir_dirty = false;
+        if self.recovery_point < new_base {
+            self.recovery_point = new_base;
+        }
+        Ok(())
+    }
+
+    /// Forces a roll (e.g. for tests and tools).
+    pub fn roll_now(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.check_online()?;
+        if self.active_segment().size() > 0 {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from the batch containing `start_offset`.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<FetchDataInfo, LogError> {
+        self.check_online()?;
+        if start_offset < self.log_start_offset || start_offset > self.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset: start_offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        let empty = FetchDataInfo {
+            records: Bytes::new(),
+            first_batch_offset: None,
+        };
+        if start_offset == self.log_end_offset || start_offset >= max_offset {
+            return Ok(empty);
+        }
+        let from = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        for seg in self.segments.range(from..).map(|(_, s)| s) {
+            if seg.base_offset() >= max_offset {
+                break;
+            }
+            if let Some(info) = seg.read(start_offset, max_bytes, max_offset, min_one_message)? {
+                return Ok(info);
+            }
+        }
+        Ok(empty)
+    }
+
+    /// The first record (offset, timestamp) with timestamp >= `ts`.
+    pub fn fetch_offset_by_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_online()?;
+        for seg in self.segments.values() {
+            if seg.size() == 0
+                || seg.max_timestamp_so_far() < ts
+                || seg.next_offset() <= self.log_start_offset
+            {
+                continue;
+            }
+            if let Some(found) = seg.find_offset_by_timestamp(ts, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// KIP-734: the (offset, timestamp) of the first record carrying the
+    /// largest timestamp.
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_online()?;
+        let mut best: Option<&LogSegment> = None;
+        for seg in self.segments.values() {
+            if seg.size() == 0 || seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if best.is_none_or(|b| seg.max_timestamp_so_far() > b.max_timestamp_so_far()) {
+                best = Some(seg);
+            }
+        }
+        let Some(seg) = best else { return Ok(None) };
+        let first_base = self.first_segment().base_offset();
+        if seg.base_offset() != first_base || self.log_start_offset == first_base {
+            if let Some(found) =
+                seg.find_offset_by_timestamp(seg.max_timestamp_so_far(), self.log_start_offset)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        // The maximum lies below the log start offset: scan exactly.
+        let mut best: Option<(i64, i64)> = None;
+        for seg in self.segments.values() {
+            if seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if let Some((o, t)) = seg.scan_max_timestamp(self.log_start_offset)? {
+                if best.is_none_or(|(_, bt)| t > bt) {
+                    best = Some((o, t));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Makes every appended byte durable and advances the recovery point.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.check_online()?;
+        // Only segments with unsynced writes do any I/O here.
+        for seg in self.segments.values_mut() {
+            seg.flush()?;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir).ctx(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_since_ms = None;
+        Ok(())
+    }
+
+    /// Flushes if data has been unflushed for `flush_interval_ms`; returns
+    /// whether it flushed.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        match self.unflushed_since_ms {
+            Some(since) if now_ms.saturating_sub(since) as u64 >= self.config.flush_interval_ms => {
+                self.flush()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes every batch containing an offset >= `offset` (a follower
+    /// diverging from its leader).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_online()?;
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        if offset <= self.log_start_offset {
+            self.truncate_fully_and_start_at(offset.max(0), 0)?;
+            self.flush()?;
+            return Ok(());
+        }
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in doomed {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete_files()?;
+                self.dir_dirty = true;
+            }
+        }
+        let seg = self.active_segment_mut();
+        seg.truncate_to(offset)?;
+        self.log_end_offset = self.active_segment().next_offset();
+        self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.flush()?;
+        Ok(())
+    }
+
+    /// Flushes everything and seals the indexes.
+    pub fn close(mut self) -> Result<(), LogError> {
+        if self.offline {
+            return Ok(());
+        }
+        self.flush_for_shutdown()
+    }
+
+    /// What [`Log::close`] does, for logs shared behind a lock.
+    pub fn flush_for_shutdown(&mut self) -> Result<(), LogError> {
+        self.check_online()?;
+        self.active_segment_mut().seal_time_index()?;
+        self.flush()
+    }
+
+    /// Whether an earlier I/O error or a deletion took the log offline.
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// Removes the log directory and everything in it.
+    pub fn delete(mut self) -> Result<(), LogError> {
+        self.delete_in_place()
+    }
+
+    /// Deletes the files and marks the log offline, for callers that only
+    /// hold the log behind a shared lock.
+    pub fn delete_in_place(&mut self) -> Result<(), LogError> {
+        // Segments stay so the log keeps its invariants for stale handles;
+        // every operation on an offline log is refused anyway.
+        self.offline = true;
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LogError::io(&self.dir, e)),
+        }
+    }
+
+    /// Renames the directory (the first step of Kafka's asynchronous delete)
+    /// and marks the log offline so nobody appends to a doomed log.
+    pub(crate) fn rename_dir_for_delete(&mut self, new_dir: &Path) -> Result<(), LogError> {
+        fs::rename(&self.dir, new_dir).ctx(&self.dir)?;
+        self.dir = new_dir.to_path_buf();
+        for seg in self.segments.values_mut() {
+            seg.relocate(new_dir);
+        }
+        self.offline = true;
+        if let Some(parent) = new_dir.parent() {
+            sync_dir(parent).ctx(parent)?;
+        }
+        Ok(())
+    }
+}

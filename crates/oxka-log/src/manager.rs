@@ -1,0 +1,499 @@
+//! All logs of one broker across its log dirs (Kafka's LogManager).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::{LogConfig, TopicPartition};
+use crate::error::{IoContext, LogError};
+use crate::fileio::sync_dir;
+use crate::log::Log;
+
+/// Identity of a log dir (Kafka's `meta.properties`).
+pub const META_PROPERTIES_FILE: &str = "meta.properties";
+/// Per-dir recovery points, Kafka's checkpoint format.
+pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Per-dir log start offsets, Kafka's checkpoint format.
+pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
+/// Present only after a clean shutdown, so startup can skip recovery.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+const DELETE_DIR_SUFFIX: &str = "-delete";
+
+type SharedLog = Arc<Mutex<Log>>;
+
+struct LogEntry {
+    dir_index: usize,
+    log: SharedLog,
+}
+
+/// Owns every partition log of one broker.
+pub struct LogManager {
+    dirs: Vec<PathBuf>,
+    cluster_id: String,
+    logs: RwLock<HashMap<TopicPartition, LogEntry>>,
+}
+
+impl std::fmt::Debug for LogManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogManager")
+            .field("dirs", &self.dirs)
+            .field("cluster_id", &self.cluster_id)
+            .field("logs", &self.logs.read().len())
+            .finish()
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// 16 random bytes; std's hasher keys are seeded from the OS, which is
+/// enough for directory ids and delete-dir suffixes.
+fn random_bytes() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_i64(wall_clock_ms());
+        h.write_u32(std::process::id());
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+/// Kafka's `Uuid.toString()`: URL-safe base64 without padding.
+fn random_uuid_string() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = random_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
+    }
+    out
+}
+
+fn random_hex() -> String {
+    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `contents` to `path` so that a crash leaves either the old or
+/// the new file: temp file, fsync, rename, fsync of the directory.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), LogError> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).ctx(&tmp)?;
+        f.write_all(contents).ctx(&tmp)?;
+        f.sync_all().ctx(&tmp)?;
+    }
+    fs::rename(&tmp, path).ctx(path)?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent).ctx(parent)?;
+    }
+    Ok(())
+}
+
+/// Parses a Java properties file of simple `key=value` lines.
+fn read_properties(path: &Path) -> Result<Option<BTreeMap<String, String>>, LogError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogError::io(path, e)),
+    };
+    let mut props = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once(['=', ':'])
+            .ok_or_else(|| LogError::MalformedFile {
+                path: path.to_path_buf(),
+                reason: format!("line without '=': {line}"),
+            })?;
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(Some(props))
+}
+
+/// Reads a Kafka offset checkpoint. A malformed file is reported and
+/// ignored: an empty recovery-point map only makes recovery more thorough.
+fn read_checkpoint(path: &Path) -> Result<HashMap<TopicPartition, i64>, LogError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(LogError::io(path, e)),
+    };
+    match parse_checkpoint(&text) {
+        Some(m) => Ok(m),
+        None => {
+            tracing::warn!(path = %path.display(), "ignoring malformed checkpoint file");
+            Ok(HashMap::new())
+        }
+    }
+}
+
+fn parse_checkpoint(text: &str) -> Option<HashMap<TopicPartition, i64>> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut out = HashMap::new();
+    for _ in 0..count {
+        let mut parts = lines.next()?.split_whitespace();
+        let topic = parts.next()?;
+        let partition: i32 = parts.next()?.parse().ok()?;
+        let offset: i64 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        out.insert(TopicPartition::new(topic, partition), offset);
+    }
+    Some(out)
+}
+
+fn format_checkpoint(entries: &[(TopicPartition, i64)]) -> String {
+    let mut s = format!("0\n{}\n", entries.len());
+    for (tp, offset) in entries {
+        s.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, offset));
+    }
+    s
+}
+
+impl LogManager {
+    /// Opens every log dir and every partition log in them.
+    pub fn startup(
+        log_dirs: &[PathBuf],
+        node_id: i32,
+        cluster_id: &str,
+        default_config: LogConfig,
+        now_ms: i64,
+    ) -> Result<LogManager, LogError> {
+        let mut effective_cluster_id: Option<String> = None;
+        for dir in log_dirs {
+            fs::create_dir_all(dir).ctx(dir)?;
+            let stored = Self::load_or_create_meta(dir, node_id, cluster_id)?;
+            match &effective_cluster_id {
+                None => effective_cluster_id = Some(stored),
+                Some(expected) if *expected != stored => {
+                    return Err(LogError::InconsistentClusterId {
+                        path: dir.clone(),
+                        expected: expected.clone(),
+                        found: stored,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+
+        let mut logs = HashMap::new();
+        for (dir_index, dir) in log_dirs.iter().enumerate() {
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            let clean = marker.exists();
+            let recovery_points = read_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT_FILE))?;
+            let start_offsets = read_checkpoint(&dir.join(LOG_START_OFFSET_CHECKPOINT_FILE))?;
+            let mut entries: Vec<_> = fs::read_dir(dir)
+                .ctx(dir)?
+                .collect::<Result<Vec<_>, _>>()
+                .ctx(dir)?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let path = entry.path();
+                if !entry.file_type().ctx(&path)?.is_dir() {
+                    continue;
+                }
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if name.ends_with(DELETE_DIR_SUFFIX) {
+                    tracing::info!(path = %path.display(), "removing log dir left from a deletion");
+                    fs::remove_dir_all(&path).ctx(&path)?;
+                    continue;
+                }
+                let Some(tp) = TopicPartition::parse_dir_name(&name) else {
+                    tracing::warn!(path = %path.display(), "ignoring directory that is not a partition log");
+                    continue;
+                };
+                if logs.contains_key(&tp) {
+                    return Err(LogError::DuplicateLog(tp.to_string()));
+                }
+                let recovery_point = recovery_points.get(&tp).copied().unwrap_or(0);
+                let log_start = start_offsets.get(&tp).copied().unwrap_or(0);
+                let log = Log::open_with_shutdown_state(
+                    &path,
+                    tp.clone(),
+                    default_config.clone(),
+                    recovery_point,
+                    log_start,
+                    now_ms,
+                    clean,
+                )?;
+                logs.insert(
+                    tp,
+                    LogEntry {
+                        dir_index,
+                        log: Arc::new(Mutex::new(log)),
+                    },
+                );
+            }
+            // From now on a crash is unclean again.
+            if clean {
+                fs::remove_file(&marker).ctx(&marker)?;
+                sync_dir(dir).ctx(dir)?;
+            }
+        }
+        Ok(LogManager {
+            dirs: log_dirs.to_vec(),
+            cluster_id: effective_cluster_id.unwrap_or_else(|| cluster_id.to_string()),
+            logs: RwLock::new(logs),
+        })
+    }
+
+    /// Returns the dir's cluster id, writing meta.properties if missing.
+    fn load_or_create_meta(dir: &Path, node_id: i32, cluster_id: &str) -> Result<String, LogError> {
+        let path = dir.join(META_PROPERTIES_FILE);
+        match read_properties(&path)? {
+            Some(props) => {
+                let stored_node = props.get("node.id").or_else(|| props.get("broker.id"));
+                if let Some(n) = stored_node {
+                    let found: i32 = n.parse().map_err(|_| LogError::MalformedFile {
+                        path: path.clone(),
+                        reason: format!("node.id {n} is not an integer"),
+                    })?;
+                    if found != node_id {
+                        return Err(LogError::InconsistentNodeId {
+                            path,
+                            expected: node_id,
+                            found,
+                        });
+                    }
+                }
+                Ok(props
+                    .get("cluster.id")
+                    .cloned()
+                    .unwrap_or_else(|| cluster_id.to_string()))
+            }
+            None => {
+                let contents = format!(
+                    "#\n#Written by oxka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
+                    random_uuid_string()
+                );
+                write_atomically(&path, contents.as_bytes())?;
+                Ok(cluster_id.to_string())
+            }
+        }
+    }
+
+    /// The cluster id recorded in the log dirs (or the configured one for
+    /// fresh dirs).
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The log dirs this manager owns.
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The log of `tp`, if it exists.
+    pub fn get_log(&self, tp: &TopicPartition) -> Option<SharedLog> {
+        self.logs.read().get(tp).map(|e| Arc::clone(&e.log))
+    }
+
+    /// The log of `tp`, created in the least loaded log dir if missing.
+    pub fn get_or_create_log(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<SharedLog, LogError> {
+        if let Some(log) = self.get_log(tp) {
+            return Ok(log);
+        }
+        let mut logs = self.logs.write();
+        if let Some(e) = logs.get(tp) {
+            return Ok(Arc::clone(&e.log));
+        }
+        if self.dirs.is_empty() {
+            return Err(LogError::LogOffline(format!(
+                "{tp}: no log dirs configured"
+            )));
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for e in logs.values() {
+            counts[e.dir_index] += 1;
+        }
+        let dir_index = (0..self.dirs.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
+        let dir = self.dirs[dir_index].join(tp.dir_name());
+        let log = Log::open(&dir, tp.clone(), config, 0, 0, wall_clock_ms())?;
+        sync_dir(&self.dirs[dir_index]).ctx(&self.dirs[dir_index])?;
+        let log = Arc::new(Mutex::new(log));
+        logs.insert(
+            tp.clone(),
+            LogEntry {
+                dir_index,
+                log: Arc::clone(&log),
+            },
+        );
+        Ok(log)
+    }
+
+    /// Every log, sorted by partition.
+    pub fn all_logs(&self) -> Vec<(TopicPartition, SharedLog)> {
+        let mut v: Vec<_> = self
+            .logs
+            .read()
+            .iter()
+            .map(|(tp, e)| (tp.clone(), Arc::clone(&e.log)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn logs_with_dirs(&self) -> Vec<(TopicPartition, usize, SharedLog)> {
+        self.logs
+            .read()
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.dir_index, Arc::clone(&e.log)))
+            .collect()
+    }
+
+    /// Deletes a partition's log: renames its dir to `topic-N.<id>-delete`
+    /// first, so a crash midway leaves a dir that startup removes rather
+    /// than a half-deleted log it would load.
+    pub fn delete_log(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        let Some(entry) = self.logs.write().remove(tp) else {
+            return Ok(());
+        };
+        let mut log = entry.log.lock();
+        let parent = self.dirs[entry.dir_index].clone();
+        let doomed = parent.join(format!(
+            "{}.{}{DELETE_DIR_SUFFIX}",
+            tp.dir_name(),
+            random_hex()
+        ));
+        log.rename_dir_for_delete(&doomed)?;
+        log.delete_in_place()
+    }
+
+    /// Writes the recovery-point and log-start-offset checkpoints of every dir.
+    pub fn checkpoint(&self) -> Result<(), LogError> {
+        type Entries = Vec<(TopicPartition, i64)>;
+        let mut per_dir: Vec<(Entries, Entries)> = vec![(Vec::new(), Vec::new()); self.dirs.len()];
+        let mut logs = self.logs_with_dirs();
+        logs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (tp, dir_index, log) in logs {
+            let log = log.lock();
+            if log.is_offline() {
+                continue;
+            }
+            per_dir[dir_index]
+                .0
+                .push((tp.clone(), log.recovery_point()));
+            per_dir[dir_index].1.push((tp, log.log_start_offset()));
+        }
+        for (dir, (recovery, start)) in self.dirs.iter().zip(per_dir) {
+            write_atomically(
+                &dir.join(RECOVERY_POINT_CHECKPOINT_FILE),
+                format_checkpoint(&recovery).as_bytes(),
+            )?;
+            write_atomically(
+                &dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
+                format_checkpoint(&start).as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Flushes logs whose oldest unflushed data is older than their
+    /// `flush_interval_ms`.
+    pub fn flush_dirty(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut first_err = None;
+        for (_, log) in self.all_logs() {
+            let mut log = log.lock();
+            if log.is_offline() {
+                continue;
+            }
+            if let Err(e) = log.flush_if_due(now_ms) {
+                tracing::error!(tp = %log.topic_partition(), error = %e, "time-based flush failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Flushes every log, checkpoints, and marks each healthy dir as
+    /// cleanly shut down.
+    pub fn shutdown(&self) -> Result<(), LogError> {
+        let mut failed_dirs = vec![false; self.dirs.len()];
+        let mut first_err = None;
+        for (tp, dir_index, log) in self.logs_with_dirs() {
+            let mut log = log.lock();
+            if let Err(e) = log.flush_for_shutdown() {
+                tracing::error!(%tp, error = %e, "flush at shutdown failed");
+                failed_dirs[dir_index] = true;
+                first_err.get_or_insert(e);
+            }
+        }
+        self.checkpoint()?;
+        for (dir, failed) in self.dirs.iter().zip(failed_dirs) {
+            if failed {
+                continue;
+            }
+            write_atomically(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trip() {
+        let entries = vec![
+            (TopicPartition::new("a-b", 0), 5),
+            (TopicPartition::new("c", 3), 0),
+        ];
+        let text = format_checkpoint(&entries);
+        assert_eq!(text, "0\n2\na-b 0 5\nc 3 0\n");
+        let parsed = parse_checkpoint(&text).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[&TopicPartition::new("a-b", 0)], 5);
+        assert!(parse_checkpoint("1\n0\n").is_none());
+        assert!(parse_checkpoint("0\n2\na 0 5\n").is_none());
+        assert!(parse_checkpoint("0\n1\na x 5\n").is_none());
+    }
+
+    #[test]
+    fn uuid_strings_look_like_kafka_uuids() {
+        let a = random_uuid_string();
+        let b = random_uuid_string();
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, b);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+}

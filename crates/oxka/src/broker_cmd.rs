@@ -1,0 +1,140 @@
+//! `oxka broker`: configuration layering, logging, signals, start-up line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use oxka_broker::config::read_properties_file;
+use oxka_broker::{Broker, KafkaConfig};
+
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    /// A Kafka server.properties file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// key=value, wins over the file; repeatable.
+    #[arg(long = "override", short = 'o', value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Shorthand for `--override listeners=PLAINTEXT://HOST:PORT`.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Shorthand for `--override log.dirs=DIR`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `oxka_broker=debug` (or RUST_LOG).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn collect_props(args: &BrokerArgs) -> Result<BTreeMap<String, String>, String> {
+    let mut props = match &args.config {
+        Some(path) => read_properties_file(path).map_err(|e| e.to_string())?,
+        None => BTreeMap::new(),
+    };
+    if let Some(l) = &args.listen {
+        props.insert("listeners".into(), format!("PLAINTEXT://{l}"));
+    }
+    if let Some(d) = &args.data_dir {
+        props.insert("log.dirs".into(), d.display().to_string());
+    }
+    for o in &args.overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--override '{o}' is not of the form key=value"))?;
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(props)
+}
+
+pub fn run(args: BrokerArgs) -> i32 {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log_level.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let props = match collect_props(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let (config, warnings) = match KafkaConfig::from_props(props) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let started = std::time::Instant::now();
+        let broker = match Broker::start(config.clone()).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        let listeners: Vec<String> = broker
+            .local_addrs()
+            .iter()
+            .map(|a| format!("PLAINTEXT://{a}"))
+            .collect();
+        let dirs: Vec<String> = config
+            .log_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        println!(
+            "oxka {} started in {} ms: listener {} node.id {} log.dirs {} cluster.id {}",
+            env!("CARGO_PKG_VERSION"),
+            started.elapsed().as_millis(),
+            listeners.join(","),
+            config.node_id,
+            dirs.join(","),
+            broker.state().cluster_id,
+        );
+        match broker.run_until(shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error during shutdown: {e}");
+                1
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

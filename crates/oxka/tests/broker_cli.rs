@@ -1,0 +1,72 @@
+//! `oxka broker` start-up behaviour: config layering and validation.
+
+mod common;
+
+use std::process::Command;
+
+use common::TestBroker;
+
+#[test]
+fn invalid_value_is_an_error_naming_key_and_value_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(TestBroker::binary())
+        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(["--override", "num.partitions=lots"])
+        .output()
+        .expect("run oxka");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("num.partitions") && err.contains("lots"),
+        "{err}"
+    );
+    assert!(
+        !data.exists(),
+        "nothing may be written for an invalid config"
+    );
+}
+
+#[test]
+fn config_file_is_read_and_override_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("server.properties");
+    std::fs::write(
+        &props,
+        "# a Kafka server.properties\nnode.id=7\nnum.partitions=3\nsome.unknown.key=1\nmessage.max.bytes=oops\n",
+    )
+    .unwrap();
+    // the file alone has an invalid value ...
+    let out = Command::new(TestBroker::binary())
+        .args(["broker", "--config"])
+        .arg(&props)
+        .args(["--data-dir"])
+        .arg(dir.path().join("d1"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("message.max.bytes"));
+    // ... which an override replaces; the broker then starts with node.id 7
+    let mut child = Command::new(TestBroker::binary())
+        .args(["broker", "--config"])
+        .arg(&props)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("d2"))
+        .args(["--override", "message.max.bytes=2000000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(line.contains("node.id 7"), "{line}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("some.unknown.key"), "unknown keys warn: {err}");
+}
