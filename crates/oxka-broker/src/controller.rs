@@ -60,7 +60,13 @@ pub struct Controller {
     replica_manager: Arc<ReplicaManager>,
     /// Serialises metadata changes so validate-then-write is atomic.
     write_lock: Mutex<()>,
+    /// The current producer-id block: next id to hand out, end (exclusive).
+    producer_ids: Mutex<(i64, i64)>,
 }
+
+/// Producer ids are reserved in blocks so that persisting happens once per
+/// block, not once per producer.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Controller {
     /// Loads the persisted image and brings the replica manager in line with
@@ -88,6 +94,7 @@ impl Controller {
             store,
             replica_manager,
             write_lock: Mutex::new(()),
+            producer_ids: Mutex::new((0, 0)),
         })
     }
 
@@ -262,6 +269,23 @@ impl Controller {
         Ok(removed)
     }
 
+    /// A producer id never handed out before, also across restarts.
+    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let _guard = self.write_lock.lock();
+            let current = self.image();
+            let mut next = (*current).clone();
+            let start = next.next_producer_id_block;
+            next.next_producer_id_block = start + PRODUCER_ID_BLOCK;
+            self.commit(next)?;
+            *ids = (start, start + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
     pub fn create_partitions(
         &self,
         name: &str,
@@ -347,7 +371,79 @@ fn place_replicas(live: &[i32], partition: i32, rf: usize) -> Vec<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::place_replicas;
+    use super::*;
+    use oxka_log::LogManager;
+
+    fn start(dir: &std::path::Path) -> Controller {
+        let props = BTreeMap::from([("log.dirs".to_string(), dir.display().to_string())]);
+        let (config, _) = KafkaConfig::from_props(props).unwrap();
+        let config = Arc::new(config);
+        let lm = LogManager::startup(
+            &config.log_dirs,
+            1,
+            "cluster",
+            config.log_config(&BTreeMap::new()),
+            0,
+        )
+        .unwrap();
+        let rm = Arc::new(ReplicaManager::new(1, Arc::new(lm)));
+        Controller::start(config, rm).unwrap()
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = start(dir.path());
+        let a = c.allocate_producer_id().unwrap();
+        let b = c.allocate_producer_id().unwrap();
+        assert_eq!(b, a + 1);
+        drop(c);
+        let c = start(dir.path());
+        assert!(c.allocate_producer_id().unwrap() > b);
+    }
+
+    #[test]
+    fn topics_survive_restart_and_validation_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = start(dir.path());
+        let spec = |name: &str, n: i32, rf: i16| CreateTopicSpec {
+            name: name.into(),
+            num_partitions: n,
+            replication_factor: rf,
+            assignments: vec![],
+            configs: BTreeMap::new(),
+        };
+        let t = c.create_topic(&spec("orders", 3, 1), false).unwrap();
+        assert_eq!(
+            c.create_topic(&spec("orders", 3, 1), false)
+                .unwrap_err()
+                .code,
+            ResponseError::TopicAlreadyExists
+        );
+        assert_eq!(
+            c.create_topic(&spec("orders_", 0, 1), false)
+                .unwrap_err()
+                .code,
+            ResponseError::InvalidPartitions
+        );
+        assert_eq!(
+            c.create_topic(&spec("x", 1, 2), false).unwrap_err().code,
+            ResponseError::InvalidReplicationFactor
+        );
+        assert_eq!(
+            c.create_topic(&spec("a/b", 1, 1), false).unwrap_err().code,
+            ResponseError::InvalidTopicException
+        );
+        assert!(c.create_topic(&spec("dry", 1, 1), true).is_ok());
+        assert!(c.image().topic("dry").is_none());
+        c.create_partitions("orders", 5, None, false).unwrap();
+        drop(c);
+        let c = start(dir.path());
+        let back = c.image().topic("orders").cloned().unwrap();
+        assert_eq!((back.id, back.partitions.len()), (t.id, 5));
+        c.delete_topic("orders").unwrap();
+        assert!(!dir.path().join("orders-0").exists());
+    }
 
     #[test]
     fn placement_spreads_leaders() {

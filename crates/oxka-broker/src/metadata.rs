@@ -49,6 +49,11 @@ impl TopicInfo {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicInfo>,
+    /// First producer id not yet handed out in a block (Kafka's
+    /// ProducerIdsRecord): ids below it may be in use, so a restart
+    /// continues above it and never reuses one.
+    #[serde(default)]
+    pub next_producer_id_block: i64,
     #[serde(skip)]
     by_id: HashMap<Uuid, String>,
 }

@@ -39,6 +39,7 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeConfigs,
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
+    ApiKey::InitProducerId,
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -114,6 +115,12 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
         ApiKey::DescribeConfigs => {
             run(ctx, body, |r| {
                 handlers::describe_configs::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::InitProducerId => {
+            run(ctx, body, |r| {
+                handlers::init_producer_id::handle(state, ctx, r)
             })
             .await
         }

@@ -4,15 +4,15 @@
 //! crate and of the broker) can produce byte-exact batches, including
 //! compressed ones, without a Kafka client.
 
-use std::io::{self, Write};
+use std::io;
 
 use bytes::BytesMut;
 
-use crate::config::TimestampType;
+use crate::config::{BrokerCompression, TimestampType};
 use crate::record_batch::{
-    write_varint, write_varlong, Compression, ATTRIBUTES_OFFSET, BATCH_OVERHEAD, CONTROL_FLAG_MASK,
-    CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
-    XERIAL_SNAPPY_MAGIC,
+    compress, write_varint, write_varlong, Compression, ATTRIBUTES_OFFSET, BATCH_OVERHEAD,
+    CONTROL_FLAG_MASK, CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_FLAG_MASK,
 };
 
 /// One record to encode.
@@ -216,37 +216,25 @@ impl RecordBatchBuilder {
     }
 
     fn compress(&self, body: &[u8]) -> io::Result<Vec<u8>> {
-        match self.compression {
-            Compression::None => Ok(body.to_vec()),
-            Compression::Gzip => {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                enc.write_all(body)?;
-                enc.finish()
+        let target = match self.compression {
+            Compression::None => return Ok(body.to_vec()),
+            Compression::Snappy if self.raw_snappy => {
+                return snap::raw::Encoder::new()
+                    .compress_vec(body)
+                    .map_err(io::Error::other)
             }
-            Compression::Snappy if self.raw_snappy => snap::raw::Encoder::new()
-                .compress_vec(body)
-                .map_err(io::Error::other),
-            Compression::Snappy => {
-                let mut out = Vec::new();
-                out.extend_from_slice(&XERIAL_SNAPPY_MAGIC);
-                out.extend_from_slice(&1i32.to_be_bytes());
-                out.extend_from_slice(&1i32.to_be_bytes());
-                let mut enc = snap::raw::Encoder::new();
-                for chunk in body.chunks(32 * 1024) {
-                    let block = enc.compress_vec(chunk).map_err(io::Error::other)?;
-                    out.extend_from_slice(&(block.len() as i32).to_be_bytes());
-                    out.extend_from_slice(&block);
-                }
-                Ok(out)
-            }
-            Compression::Lz4 => {
-                let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
-                enc.write_all(body)?;
-                enc.finish().map_err(io::Error::other)
-            }
-            Compression::Zstd => zstd::stream::encode_all(body, 3),
-        }
+            Compression::Gzip => BrokerCompression::Gzip {
+                level: BrokerCompression::GZIP_DEFAULT_LEVEL,
+            },
+            Compression::Snappy => BrokerCompression::Snappy,
+            Compression::Lz4 => BrokerCompression::Lz4 {
+                level: BrokerCompression::LZ4_DEFAULT_LEVEL,
+            },
+            Compression::Zstd => BrokerCompression::Zstd {
+                level: BrokerCompression::ZSTD_DEFAULT_LEVEL,
+            },
+        };
+        compress(target, body)
     }
 }
 

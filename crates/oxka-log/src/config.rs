@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::record_batch::Compression;
+
 /// Which clock a batch's timestamps come from (Kafka's `message.timestamp.type`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TimestampType {
@@ -31,6 +33,9 @@ pub struct LogConfig {
     pub message_timestamp_type: TimestampType,
     /// `message.max.bytes`: largest accepted batch, header included.
     pub max_message_bytes: u32,
+    /// `compression.type` (with the `compression.*.level` settings): the
+    /// codec batches are stored in.
+    pub compression: BrokerCompression,
 }
 
 impl Default for LogConfig {
@@ -44,6 +49,120 @@ impl Default for LogConfig {
             flush_interval_ms: u64::MAX,
             message_timestamp_type: TimestampType::CreateTime,
             max_message_bytes: 1_048_588,
+            compression: BrokerCompression::Producer,
+        }
+    }
+}
+
+/// A topic's `compression.type`: the codec the leader stores batches in
+/// (Kafka's `BrokerCompressionType` plus the KIP-390 levels).
+///
+/// Levels are kept as configured; out-of-range values are mapped to the
+/// codec's default when compressing (see the `effective_*` helpers), so a
+/// bad config never fails an append.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BrokerCompression {
+    /// Keep whatever codec the producer used (Kafka's default).
+    #[default]
+    Producer,
+    /// Store records uncompressed.
+    Uncompressed,
+    /// gzip; `level` is `compression.gzip.level` (-1 = zlib's default, 6).
+    Gzip {
+        /// 1..=9, or -1 for the default.
+        level: i32,
+    },
+    /// snappy, framed as snappy-java's `SnappyOutputStream` writes it.
+    Snappy,
+    /// LZ4 frame; `level` is `compression.lz4.level`.
+    Lz4 {
+        /// 1..=17 in Kafka (9 by default). The pure-Rust encoder only has
+        /// its fast mode, so the level does not change the output.
+        level: i32,
+    },
+    /// zstd; `level` is `compression.zstd.level`.
+    Zstd {
+        /// -131072..=22, 3 by default.
+        level: i32,
+    },
+}
+
+impl BrokerCompression {
+    /// `compression.gzip.level` default (zlib's default, i.e. 6).
+    pub const GZIP_DEFAULT_LEVEL: i32 = -1;
+    /// Smallest explicit gzip level Kafka accepts.
+    pub const GZIP_MIN_LEVEL: i32 = 1;
+    /// Largest gzip level.
+    pub const GZIP_MAX_LEVEL: i32 = 9;
+    /// `compression.lz4.level` default.
+    pub const LZ4_DEFAULT_LEVEL: i32 = 9;
+    /// Smallest lz4 level.
+    pub const LZ4_MIN_LEVEL: i32 = 1;
+    /// Largest lz4 level.
+    pub const LZ4_MAX_LEVEL: i32 = 17;
+    /// `compression.zstd.level` default.
+    pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+    /// Smallest zstd level (zstd's `ZSTD_minCLevel()`).
+    pub const ZSTD_MIN_LEVEL: i32 = -131_072;
+    /// Largest zstd level.
+    pub const ZSTD_MAX_LEVEL: i32 = 22;
+
+    /// Parses a `compression.type` value (case-insensitive: `producer`,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`) with the levels
+    /// that apply to it; `None` for an unknown name.
+    pub fn from_config(
+        name: &str,
+        gzip_level: i32,
+        lz4_level: i32,
+        zstd_level: i32,
+    ) -> Option<BrokerCompression> {
+        let name = name.trim();
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        Some(if is("producer") {
+            BrokerCompression::Producer
+        } else if is("uncompressed") {
+            BrokerCompression::Uncompressed
+        } else if is("gzip") {
+            BrokerCompression::Gzip { level: gzip_level }
+        } else if is("snappy") {
+            BrokerCompression::Snappy
+        } else if is("lz4") {
+            BrokerCompression::Lz4 { level: lz4_level }
+        } else if is("zstd") {
+            BrokerCompression::Zstd { level: zstd_level }
+        } else {
+            return None;
+        })
+    }
+
+    /// The codec batches are stored in, `None` for `Producer`.
+    pub fn codec(self) -> Option<Compression> {
+        match self {
+            BrokerCompression::Producer => None,
+            BrokerCompression::Uncompressed => Some(Compression::None),
+            BrokerCompression::Gzip { .. } => Some(Compression::Gzip),
+            BrokerCompression::Snappy => Some(Compression::Snappy),
+            BrokerCompression::Lz4 { .. } => Some(Compression::Lz4),
+            BrokerCompression::Zstd { .. } => Some(Compression::Zstd),
+        }
+    }
+
+    /// The zlib level to use for a configured `compression.gzip.level`:
+    /// -1 (and anything out of range) means zlib's default, 6.
+    pub fn effective_gzip_level(level: i32) -> u32 {
+        if (Self::GZIP_MIN_LEVEL..=Self::GZIP_MAX_LEVEL).contains(&level) {
+            level as u32
+        } else {
+            6
+        }
+    }
+
+    /// The zstd level to use for a configured `compression.zstd.level`.
+    pub fn effective_zstd_level(level: i32) -> i32 {
+        if (Self::ZSTD_MIN_LEVEL..=Self::ZSTD_MAX_LEVEL).contains(&level) {
+            level
+        } else {
+            Self::ZSTD_DEFAULT_LEVEL
         }
     }
 }
@@ -95,6 +214,33 @@ impl fmt::Display for TopicPartition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_compression_parses_kafka_names() {
+        let parse = |n: &str| BrokerCompression::from_config(n, 4, 10, -5);
+        assert_eq!(parse("producer"), Some(BrokerCompression::Producer));
+        assert_eq!(parse("Uncompressed"), Some(BrokerCompression::Uncompressed));
+        assert_eq!(parse("GZIP"), Some(BrokerCompression::Gzip { level: 4 }));
+        assert_eq!(parse("snappy"), Some(BrokerCompression::Snappy));
+        assert_eq!(parse("lz4"), Some(BrokerCompression::Lz4 { level: 10 }));
+        assert_eq!(parse(" zstd "), Some(BrokerCompression::Zstd { level: -5 }));
+        assert_eq!(parse("none"), None);
+        assert_eq!(parse("brotli"), None);
+        assert_eq!(
+            LogConfig::default().compression,
+            BrokerCompression::Producer
+        );
+        assert_eq!(BrokerCompression::Producer.codec(), None);
+        assert_eq!(
+            BrokerCompression::Uncompressed.codec(),
+            Some(Compression::None)
+        );
+        assert_eq!(BrokerCompression::effective_gzip_level(-1), 6);
+        assert_eq!(BrokerCompression::effective_gzip_level(0), 6);
+        assert_eq!(BrokerCompression::effective_gzip_level(9), 9);
+        assert_eq!(BrokerCompression::effective_zstd_level(-7), -7);
+        assert_eq!(BrokerCompression::effective_zstd_level(23), 3);
+    }
 
     #[test]
     fn dir_name_round_trip() {

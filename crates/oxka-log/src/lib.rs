@@ -17,7 +17,7 @@ mod manager;
 pub mod record_batch;
 mod segment;
 
-pub use config::{LogConfig, TimestampType, TopicPartition};
+pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;
 pub use log::Log;
 pub use manager::{

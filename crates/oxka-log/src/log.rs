@@ -10,7 +10,8 @@ use crate::config::{LogConfig, TimestampType, TopicPartition};
 use crate::error::{IoContext, LogError};
 use crate::fileio::sync_dir;
 use crate::record_batch::{
-    set_base_offset, set_max_timestamp, set_partition_leader_epoch, validate_batches_detailed,
+    recompress_batch, set_base_offset, set_max_timestamp, set_partition_leader_epoch,
+    validate_batches_detailed, RecordBatchHeader, ValidatedBatch,
 };
 use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
 use crate::{FetchDataInfo, LogAppendInfo};
@@ -332,8 +333,10 @@ impl Log {
         self.config.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
     }
 
-    /// Validates `records` completely, then assigns offsets, stamps the
-    /// leader epoch (and append time) in place and appends them.
+    /// Validates `records` completely, re-encodes batches whose codec
+    /// differs from the topic's `compression.type`, then assigns offsets,
+    /// stamps the leader epoch (and append time) in place and appends them.
+    /// On return `records` holds the bytes as stored.
     pub fn append_as_leader(
         &mut self,
         records: &mut BytesMut,
@@ -341,7 +344,9 @@ impl Log {
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
         self.check_online()?;
-        let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
+        let mut validated =
+            validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
+        self.recompress(records, &mut validated)?;
         let total = records.len();
         if total as u64 > self.max_segment_bytes() {
             return Err(LogError::RecordListTooLarge {
@@ -420,6 +425,57 @@ impl Log {
             num_batches: validated.len(),
             valid_bytes: total,
         })
+    }
+
+    /// Kafka's LogValidator: when the topic names a codec, batches in any
+    /// other codec are rebuilt in it. Everything is re-encoded before
+    /// anything is written, and the new sizes are checked against
+    /// `max.message.bytes` again (compression may make a batch grow), so a
+    /// failure leaves the log untouched.
+    fn recompress(
+        &self,
+        records: &mut BytesMut,
+        validated: &mut [ValidatedBatch],
+    ) -> Result<(), LogError> {
+        let target = self.config.compression;
+        if target.codec().is_none() {
+            return Ok(());
+        }
+        let mut rebuilt = Vec::with_capacity(validated.len());
+        for v in validated.iter() {
+            let batch = &records[v.position..v.position + v.size];
+            rebuilt.push(recompress_batch(batch, target)?);
+        }
+        if rebuilt.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let max = self.config.max_message_bytes;
+        let new_len: usize = validated
+            .iter()
+            .zip(&rebuilt)
+            .map(|(v, r)| r.as_ref().map_or(v.size, Vec::len))
+            .sum();
+        let mut out = BytesMut::with_capacity(new_len);
+        for (v, r) in validated.iter_mut().zip(rebuilt) {
+            let position = out.len();
+            match r {
+                Some(new) => {
+                    if new.len() > max as usize {
+                        return Err(LogError::MessageTooLarge {
+                            size: new.len(),
+                            max,
+                        });
+                    }
+                    v.header = RecordBatchHeader::parse(&new)?;
+                    out.extend_from_slice(&new);
+                }
+                None => out.extend_from_slice(&records[v.position..v.position + v.size]),
+            }
+            v.size = out.len() - position;
+            v.position = position;
+        }
+        *records = out;
+        Ok(())
     }
 
     fn maybe_roll(

@@ -1,13 +1,15 @@
 //! The Kafka v2 record batch format (magic 2): header parsing, validation
 //! and record decoding.
 //!
-//! The log stores batches byte-for-byte as producers sent them, so this
-//! module only ever reads records; the header fields the broker owns
-//! (base offset, leader epoch, max timestamp) are patched in place.
+//! The log stores batches byte-for-byte as producers sent them unless the
+//! topic's `compression.type` asks for another codec, in which case
+//! [`recompress_batch`] re-wraps the same encoded records; the header
+//! fields the broker owns (base offset, leader epoch, max timestamp) are
+//! patched in place.
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 
-use crate::config::TimestampType;
+use crate::config::{BrokerCompression, TimestampType};
 use crate::error::LogError;
 
 /// Position of `baseOffset` (i64).
@@ -733,6 +735,111 @@ fn decompress_snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, LogError> {
             .decompress_vec(data)
             .map_err(|e| LogError::CorruptRecord(format!("snappy payload is invalid: {e}")))
     }
+}
+
+/// Block size of snappy-java's `SnappyOutputStream` (what Kafka writes).
+const XERIAL_SNAPPY_BLOCK_SIZE: usize = 32 * 1024;
+
+/// Compresses a batch payload the way Kafka's broker and Java client do:
+/// gzip via `GZIPOutputStream`, snappy in snappy-java's xerial stream
+/// framing (32 KiB blocks), LZ4 as a frame with 64 KiB independent blocks
+/// and no checksums (`KafkaLZ4BlockOutputStream`), zstd as a plain frame.
+/// `target` also carries the level; `Producer` leaves `data` as is.
+pub fn compress(target: BrokerCompression, data: &[u8]) -> io::Result<Vec<u8>> {
+    match target {
+        BrokerCompression::Producer | BrokerCompression::Uncompressed => Ok(data.to_vec()),
+        BrokerCompression::Gzip { level } => {
+            let level = BrokerCompression::effective_gzip_level(level);
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(data.len() / 2 + 64),
+                flate2::Compression::new(level),
+            );
+            enc.write_all(data)?;
+            enc.finish()
+        }
+        BrokerCompression::Snappy => {
+            let mut out = Vec::with_capacity(data.len() / 2 + 64);
+            out.extend_from_slice(&XERIAL_SNAPPY_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut enc = snap::raw::Encoder::new();
+            let mut block = vec![0u8; snap::raw::max_compress_len(XERIAL_SNAPPY_BLOCK_SIZE)];
+            for chunk in data.chunks(XERIAL_SNAPPY_BLOCK_SIZE) {
+                let n = enc.compress(chunk, &mut block).map_err(io::Error::other)?;
+                out.extend_from_slice(&(n as i32).to_be_bytes());
+                out.extend_from_slice(&block[..n]);
+            }
+            Ok(out)
+        }
+        BrokerCompression::Lz4 { .. } => {
+            let mut info = lz4_flex::frame::FrameInfo::new();
+            info.block_size = lz4_flex::frame::BlockSize::Max64KB;
+            info.block_mode = lz4_flex::frame::BlockMode::Independent;
+            info.block_checksums = false;
+            info.content_checksum = false;
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(
+                info,
+                Vec::with_capacity(data.len() / 2 + 64),
+            );
+            enc.write_all(data)?;
+            enc.finish().map_err(io::Error::other)
+        }
+        BrokerCompression::Zstd { level } => {
+            zstd::bulk::compress(data, BrokerCompression::effective_zstd_level(level))
+        }
+    }
+}
+
+/// Re-encodes one whole, validated batch with `target`'s codec (Kafka's
+/// LogValidator rebuilding a batch whose codec differs from the topic's).
+///
+/// The records are copied byte-for-byte in their encoded form, so offset
+/// deltas, timestamps, keys, values and headers are unchanged; so are the
+/// header fields and every attribute bit other than the codec. The CRC is
+/// recomputed. Returns `None` when nothing needs to change: `target` is
+/// `Producer`, the batch already uses the target codec, or it is a control
+/// batch (which Kafka never recompresses).
+pub fn recompress_batch(
+    batch: &[u8],
+    target: BrokerCompression,
+) -> Result<Option<Vec<u8>>, LogError> {
+    let header = RecordBatchHeader::parse(batch)?;
+    let size = framed_size(&header, batch.len())?;
+    let batch = &batch[..size];
+    let Some(codec) = target.codec() else {
+        return Ok(None);
+    };
+    let source = header.compression()?;
+    if source == codec || header.is_control() {
+        return Ok(None);
+    }
+    let payload = &batch[RECORDS_OFFSET..];
+    let decompressed;
+    let records = if source == Compression::None {
+        payload
+    } else {
+        decompressed = decompress(source, payload, MAX_DECOMPRESSED_BYTES)?;
+        &decompressed[..]
+    };
+    let new_payload = compress(target, records).map_err(|e| {
+        LogError::CorruptRecord(format!("records cannot be compressed with {codec:?}: {e}"))
+    })?;
+    let batch_length =
+        i32::try_from(BATCH_OVERHEAD - LOG_OVERHEAD + new_payload.len()).map_err(|_| {
+            LogError::CorruptRecord(format!(
+                "batch grows to {} bytes when compressed with {codec:?}",
+                new_payload.len()
+            ))
+        })?;
+    let mut out = Vec::with_capacity(BATCH_OVERHEAD + new_payload.len());
+    out.extend_from_slice(&batch[..RECORDS_OFFSET]);
+    out.extend_from_slice(&new_payload);
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = (header.attributes & !COMPRESSION_CODEC_MASK) | i16::from(codec.id());
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(Some(out))
 }
 
 /// Writes `base_offset` into a batch in place.

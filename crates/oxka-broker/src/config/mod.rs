@@ -387,6 +387,22 @@ impl KafkaConfig {
             },
             max_message_bytes: num("max.message.bytes", d.max_message_bytes as i64)
                 .clamp(0, i32::MAX as i64) as u32,
+            compression: {
+                let level = |name: &str, fallback: i32| -> i32 {
+                    num(name, i64::from(fallback)).clamp(i32::MIN.into(), i32::MAX.into()) as i32
+                };
+                type Bc = oxka_log::BrokerCompression;
+                get("compression.type")
+                    .and_then(|v| {
+                        Bc::from_config(
+                            &v,
+                            level("compression.gzip.level", Bc::GZIP_DEFAULT_LEVEL),
+                            level("compression.lz4.level", Bc::LZ4_DEFAULT_LEVEL),
+                            level("compression.zstd.level", Bc::ZSTD_DEFAULT_LEVEL),
+                        )
+                    })
+                    .unwrap_or_default()
+            },
         }
     }
 }

@@ -1,0 +1,43 @@
+//! InitProducerId for idempotent producers: a fresh producer id, or an
+//! epoch bump for a producer that asks to keep its id (KIP-360).
+//!
+//! Transactional ids need the transaction coordinator, which is not there
+//! yet: they get COORDINATOR_NOT_AVAILABLE, as FindCoordinator does for
+//! transaction keys.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext<'_>,
+    req: InitProducerIdRequest,
+) -> Option<InitProducerIdResponse> {
+    let resp = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
+        return Some(resp.with_error_code(ResponseError::CoordinatorNotAvailable.code()));
+    }
+    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    if pid >= 0 && (0..i16::MAX - 1).contains(&epoch) {
+        return Some(
+            resp.with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch + 1),
+        );
+    }
+    match state.controller.allocate_producer_id() {
+        Ok(id) => Some(resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+        Err(e) => {
+            tracing::error!(error = %e.message, "cannot allocate a producer id");
+            Some(resp.with_error_code(e.code.code()))
+        }
+    }
+}
