@@ -79,7 +79,7 @@ def topic(bootstrap):
     """A fresh 2-partition topic."""
     from confluent_kafka.admin import AdminClient, NewTopic
     name = f"py-{uuid.uuid4().hex[:10]}"
-    fs = AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic(name, num_partitions=2, replication_factor=1)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
+    fs = admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
     fs[name].result(timeout=30)
     return name

@@ -147,7 +147,8 @@ def test_kafka_python_admin(bootstrap):
 def test_kill_9_keeps_acknowledged_records(broker):
     from confluent_kafka.admin import AdminClient as AC
     name = f"py-crash-{time.monotonic_ns()}"
-    AC({"bootstrap.servers": broker.bootstrap}).create_topics([NewTopic(name, 1, 1)])[name].result(30)
+    admin = AC({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
     acked = []
     p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "1", "linger.ms": 2})
 

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod coordinator;
 pub mod handlers;
 pub mod metadata;
 pub mod network;

@@ -74,6 +74,7 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
     match e {
         LogError::CorruptRecord(_) => ResponseError::CorruptMessage,
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         e if e.is_io() => ResponseError::KafkaStorageError,

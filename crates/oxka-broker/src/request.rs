@@ -40,12 +40,33 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
     ApiKey::InitProducerId,
+    // consumer groups (crate::coordinator::group)
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
+
+/// Where the codec decodes fewer request versions than `valid_versions`
+/// claims (its OffsetCommit/OffsetFetch v10 requests are not implemented).
+fn decodable_max(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch => 9,
+        _ => i16::MAX,
+    }
+}
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
     if SUPPORTED_APIS.contains(&key) {
         let r = key.valid_versions();
-        Some((r.min, r.max))
+        Some((r.min, r.max.min(decodable_max(key))))
     } else {
         None
     }
@@ -127,6 +148,48 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
         ApiKey::DescribeCluster => {
             run(ctx, body, |r| {
                 handlers::describe_cluster::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::FindCoordinator => {
+            run(ctx, body, |r| {
+                handlers::find_coordinator::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::JoinGroup => run(ctx, body, |r| handlers::join_group::handle(state, ctx, r)).await,
+        ApiKey::SyncGroup => run(ctx, body, |r| handlers::sync_group::handle(state, ctx, r)).await,
+        ApiKey::Heartbeat => run(ctx, body, |r| handlers::heartbeat::handle(state, ctx, r)).await,
+        ApiKey::LeaveGroup => {
+            run(ctx, body, |r| handlers::leave_group::handle(state, ctx, r)).await
+        }
+        ApiKey::OffsetCommit => {
+            run(ctx, body, |r| {
+                handlers::offset_commit::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::OffsetFetch => {
+            run(ctx, body, |r| handlers::offset_fetch::handle(state, ctx, r)).await
+        }
+        ApiKey::ListGroups => {
+            run(ctx, body, |r| handlers::list_groups::handle(state, ctx, r)).await
+        }
+        ApiKey::DescribeGroups => {
+            run(ctx, body, |r| {
+                handlers::describe_groups::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DeleteGroups => {
+            run(ctx, body, |r| {
+                handlers::delete_groups::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::OffsetDelete => {
+            run(ctx, body, |r| {
+                handlers::offset_delete::handle(state, ctx, r)
             })
             .await
         }

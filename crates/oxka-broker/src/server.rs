@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::config::KafkaConfig;
 use crate::controller::Controller;
+use crate::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,7 @@ pub struct BrokerState {
     pub cluster_id: String,
     pub controller: Arc<Controller>,
     pub replica_manager: Arc<ReplicaManager>,
+    pub group_coordinator: Arc<GroupCoordinator>,
     /// `queued.max.requests`: requests handled at once across connections.
     pub request_slots: Semaphore,
     pub idle_timeout_ms: u64,
@@ -101,6 +103,11 @@ impl Broker {
             Controller::start(config.clone(), replica_manager.clone())
                 .map_err(BrokerError::Metadata)?,
         );
+        let group_coordinator = Arc::new(GroupCoordinator::new(
+            &config,
+            controller.clone(),
+            replica_manager.clone(),
+        ));
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let addr = l.bind_addr();
@@ -121,6 +128,7 @@ impl Broker {
             config,
             controller,
             replica_manager,
+            group_coordinator,
             idle_timeout_ms,
             shutdown: shutdown_rx,
         });
@@ -180,6 +188,8 @@ impl Broker {
         }
         drop(conn_tx);
         let background = spawn_background_jobs(&state, &log_manager);
+        // loads __consumer_offsets, then runs the group timers until shutdown
+        let groups_task = state.group_coordinator.spawn(state.shutdown.clone());
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -204,6 +214,7 @@ impl Broker {
             connections.shutdown().await;
         }
         background.abort();
+        groups_task.abort();
         let lm = log_manager.clone();
         tokio::task::spawn_blocking(move || lm.shutdown())
             .await

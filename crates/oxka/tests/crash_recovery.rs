@@ -40,6 +40,7 @@ async fn produce_acked(b: &TestBroker, topic: &str, n: usize) -> Vec<(i64, Vec<u
         .set("bootstrap.servers", b.bootstrap())
         .set("acks", "1")
         .set("linger.ms", "2")
+        .set("batch.size", "4096")
         .set("message.timeout.ms", "30000")
         .create()
         .expect("producer");
@@ -47,15 +48,18 @@ async fn produce_acked(b: &TestBroker, topic: &str, n: usize) -> Vec<(i64, Vec<u
     let futs: Vec<_> = values
         .iter()
         .map(|v| {
-            p.send(
-                FutureRecord::<(), _>::to(topic).partition(0).payload(v),
-                TIMEOUT,
-            )
+            // send_result enqueues at once, so records batch up under linger.ms
+            p.send_result(FutureRecord::<(), _>::to(topic).partition(0).payload(v))
+                .expect("enqueue")
         })
         .collect();
     let mut acked = Vec::new();
     for (f, v) in futs.into_iter().zip(values.iter()) {
-        let off = f.await.expect("acknowledged").offset;
+        let off = f
+            .await
+            .expect("delivery future")
+            .expect("acknowledged")
+            .offset;
         acked.push((off, v.clone()));
     }
     acked

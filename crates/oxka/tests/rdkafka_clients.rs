@@ -196,12 +196,16 @@ async fn every_codec_and_ack_level_round_trips() {
             let values: Vec<String> = (0..200)
                 .map(|i| format!("{codec}/{acks}/{i} {}", "abc".repeat(20)))
                 .collect();
+            // send_result enqueues at once, so records batch up under linger.ms
             let futures: Vec<_> = values
                 .iter()
-                .map(|v| p.send(FutureRecord::<(), _>::to(&topic).payload(v), TIMEOUT))
+                .map(|v| {
+                    p.send_result(FutureRecord::<(), _>::to(&topic).payload(v))
+                        .expect("enqueue")
+                })
                 .collect();
             for f in futures {
-                f.await.expect("delivery");
+                f.await.expect("delivery future").expect("delivery");
             }
             let got = consume_all(&b, &topic, 1, values.len());
             let got: Vec<String> = got

@@ -585,6 +585,55 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Delay of a new group's first rebalance."
     ),
     def!(
+        "group.min.session.timeout.ms",
+        Int,
+        Some("6000"),
+        Validator::None,
+        "Smallest session.timeout.ms a group member may ask for."
+    ),
+    def!(
+        "group.max.session.timeout.ms",
+        Int,
+        Some("1800000"),
+        Validator::None,
+        "Largest session.timeout.ms a group member may ask for."
+    ),
+    def!(
+        "group.max.size",
+        Int,
+        Some("2147483647"),
+        Validator::AtLeast(1),
+        "Members a classic group may have."
+    ),
+    def!(
+        "offsets.retention.minutes",
+        Int,
+        Some("10080"),
+        Validator::AtLeast(1),
+        "Committed offsets of an empty group expire after this."
+    ),
+    def!(
+        "offsets.retention.check.interval.ms",
+        Long,
+        Some("600000"),
+        Validator::AtLeast(1),
+        "How often expired offsets are looked for."
+    ),
+    def!(
+        "offset.metadata.max.bytes",
+        Int,
+        Some("4096"),
+        Validator::None,
+        "Largest metadata string an offset commit may carry."
+    ),
+    def!(
+        "offsets.topic.segment.bytes",
+        Int,
+        Some("104857600"),
+        Validator::AtLeast(1),
+        "Segment size of __consumer_offsets."
+    ),
+    def!(
         "transaction.state.log.num.partitions",
         Int,
         Some("50"),

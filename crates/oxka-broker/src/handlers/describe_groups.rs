@@ -1,0 +1,60 @@
+//! DescribeGroups: state, protocol and members (with metadata and
+//! assignment while Stable, as Kafka reports them).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use super::{s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: DescribeGroupsRequest,
+) -> Option<DescribeGroupsResponse> {
+    let groups = req
+        .groups
+        .iter()
+        .map(|id| {
+            let base = DescribedGroup::default().with_group_id(id.clone());
+            let base = if ctx.version >= 3 {
+                base.with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            } else {
+                base
+            };
+            match state.group_coordinator.describe_group(id) {
+                Err(e) => base.with_error_code(e.code()),
+                Ok(None) if ctx.version >= 6 => base
+                    .with_group_state(s("Dead"))
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(s(format!("Group {} not found.", id.0)))),
+                Ok(None) => base.with_group_state(s("Dead")),
+                Ok(Some(d)) => base
+                    .with_group_state(s(d.state.name()))
+                    .with_protocol_type(s(d.protocol_type))
+                    .with_protocol_data(s(d.protocol_data))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                let r = DescribedGroupMember::default()
+                                    .with_member_id(s(m.member_id))
+                                    .with_client_id(s(m.client_id))
+                                    .with_client_host(s(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment);
+                                if ctx.version >= 4 {
+                                    r.with_group_instance_id(m.group_instance_id.map(s))
+                                } else {
+                                    r
+                                }
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    Some(DescribeGroupsResponse::default().with_groups(groups))
+}

@@ -1,0 +1,133 @@
+//! OffsetFetch: one group (v1–7) or several (v8+). Partitions without a
+//! commit answer offset -1 with no error, as Kafka does. `require_stable`
+//! needs no waiting here: commits are durable before they are visible and
+//! transactional offset commits do not exist yet.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::s;
+use crate::coordinator::group::offsets::OffsetAndMetadata;
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+type Fetched = Vec<(String, Vec<(i32, Option<OffsetAndMetadata>)>)>;
+
+fn fetch(
+    state: &BrokerState,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, ResponseError> {
+    state.group_coordinator.fetch_offsets(group, topics)
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: OffsetFetchRequest,
+) -> Option<OffsetFetchResponse> {
+    if ctx.version >= 8 {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let resp = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match fetch(state, &g.group_id, topics) {
+                    Err(e) => resp.with_error_code(e.code()),
+                    Ok(f) => resp.with_topics(
+                        f.into_iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(s(t)))
+                                    .with_partitions(
+                                        ps.into_iter()
+                                            .map(|(p, o)| {
+                                                let r = OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p);
+                                                match o {
+                                                    Some(o) => r
+                                                        .with_committed_offset(o.offset)
+                                                        .with_committed_leader_epoch(o.leader_epoch)
+                                                        .with_metadata(Some(s(o.metadata))),
+                                                    None => r.with_committed_offset(-1),
+                                                }
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        return Some(OffsetFetchResponse::default().with_groups(groups));
+    }
+    let topics = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect::<Vec<_>>()
+    });
+    let partition = |p: i32, o: Option<OffsetAndMetadata>, err: i16| {
+        let r = OffsetFetchResponsePartition::default()
+            .with_partition_index(p)
+            .with_error_code(err);
+        match o {
+            Some(o) => {
+                let r = r
+                    .with_committed_offset(o.offset)
+                    .with_metadata(Some(s(o.metadata)));
+                if ctx.version >= 5 {
+                    r.with_committed_leader_epoch(o.leader_epoch)
+                } else {
+                    r
+                }
+            }
+            None => r.with_committed_offset(-1),
+        }
+    };
+    match fetch(state, &req.group_id, topics.clone()) {
+        Ok(f) => Some(
+            OffsetFetchResponse::default().with_topics(
+                f.into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(
+                                ps.into_iter().map(|(p, o)| partition(p, o, 0)).collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        Err(e) if ctx.version >= 2 => {
+            Some(OffsetFetchResponse::default().with_error_code(e.code()))
+        }
+        Err(e) => Some(
+            // v1 has no top-level error: every partition carries it
+            OffsetFetchResponse::default().with_topics(
+                topics
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(
+                                ps.into_iter()
+                                    .map(|p| partition(p, None, e.code()))
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+    }
+}

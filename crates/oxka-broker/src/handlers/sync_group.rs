@@ -1,0 +1,49 @@
+//! SyncGroup: the leader hands in the assignment; everyone waits for it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::s;
+use crate::coordinator::group::{code, Reply, SyncOutcome};
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    req: SyncGroupRequest,
+) -> Option<SyncGroupResponse> {
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let outcome = match state.group_coordinator.sync(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+        req.protocol_type.as_deref(),
+        req.protocol_name.as_deref(),
+        assignments,
+    ) {
+        Err(e) => SyncOutcome::error(e),
+        Ok(Reply::Now(o)) => o,
+        Ok(Reply::Later(rx)) => {
+            let mut shutdown = state.shutdown.clone();
+            tokio::select! {
+                r = rx => r.unwrap_or_else(|_| SyncOutcome::error(ResponseError::RebalanceInProgress)),
+                _ = shutdown.wait_for(|s| *s) => SyncOutcome::error(ResponseError::NotCoordinator),
+            }
+        }
+    };
+    let mut resp = SyncGroupResponse::default()
+        .with_error_code(code(outcome.error))
+        .with_assignment(outcome.assignment);
+    if ctx.version >= 5 {
+        resp = resp
+            .with_protocol_type(outcome.protocol_type.map(s))
+            .with_protocol_name(outcome.protocol_name.map(s));
+    }
+    Some(resp)
+}
