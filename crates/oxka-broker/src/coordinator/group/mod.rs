@@ -1,0 +1,952 @@
+//! The group coordinator: classic consumer groups (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup), committed offsets and the group admin APIs.
+//!
+//! State lives in memory ([`state::Group`] per group, behind one mutex: group
+//! operations are short and never block on I/O other than the local append
+//! to `__consumer_offsets`, which is what makes them durable). Every change
+//! that must survive a restart is appended to the group's partition of
+//! `__consumer_offsets` in Kafka's record schemas ([`records`]) before it is
+//! acknowledged, and [`GroupCoordinator::load`] replays those partitions at
+//! start-up. Timers (session expiry, initial rebalance delay, rebalance
+//! timeout) are one periodic sweep, so their cost is bounded by the number
+//! of groups and no task is spawned per member.
+
+pub mod offsets;
+pub mod records;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use oxka_log::builder::RecordBatchBuilder;
+use oxka_log::record_batch::{batches, decode_records};
+use oxka_log::TopicPartition;
+use parking_lot::Mutex;
+
+use crate::config::KafkaConfig;
+use crate::controller::{Controller, CreateTopicSpec};
+use crate::replica_manager::ReplicaManager;
+use crate::server::now_ms;
+
+use offsets::{partition_for, OffsetAndMetadata, OFFSETS_TOPIC};
+use records::{CoordinatorKey, GroupMetadataValue, OffsetCommitValue};
+pub use state::{
+    code, Group, GroupConfig, GroupState, JoinMember, JoinOutcome, JoinParams, Reply, SyncOutcome,
+};
+
+/// How often the sweep checks sessions and rebalance deadlines: the
+/// precision of every group timer.
+const TICK: Duration = Duration::from_millis(100);
+/// Bytes read per step when loading a `__consumer_offsets` partition.
+const LOAD_CHUNK: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {tp}: {source}")]
+    Log {
+        tp: TopicPartition,
+        source: oxka_log::LogError,
+    },
+}
+
+impl GroupConfig {
+    /// Reads the `group.*` and `offsets.*` broker configs (Kafka's names and
+    /// defaults; unparsable values were refused at start-up).
+    pub fn from_kafka(config: &KafkaConfig) -> GroupConfig {
+        let d = GroupConfig::default();
+        let int = |k: &str, dflt: i64| -> i64 {
+            config
+                .value(k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(dflt)
+        };
+        GroupConfig {
+            min_session_timeout_ms: int(
+                "group.min.session.timeout.ms",
+                d.min_session_timeout_ms.into(),
+            ) as i32,
+            max_session_timeout_ms: int(
+                "group.max.session.timeout.ms",
+                d.max_session_timeout_ms.into(),
+            ) as i32,
+            initial_rebalance_delay_ms: int(
+                "group.initial.rebalance.delay.ms",
+                d.initial_rebalance_delay_ms.into(),
+            )
+            .max(0) as i32,
+            max_size: int("group.max.size", d.max_size as i64).max(1) as usize,
+            offsets_retention_ms: int("offsets.retention.minutes", 10080).saturating_mul(60_000),
+            offsets_retention_check_interval_ms: int(
+                "offsets.retention.check.interval.ms",
+                d.offsets_retention_check_interval_ms,
+            )
+            .max(1),
+            offset_metadata_max_bytes: int(
+                "offset.metadata.max.bytes",
+                d.offset_metadata_max_bytes as i64,
+            )
+            .max(0) as usize,
+            offsets_topic_num_partitions: int(
+                "offsets.topic.num.partitions",
+                d.offsets_topic_num_partitions.into(),
+            )
+            .max(1) as i32,
+            offsets_topic_replication_factor: int(
+                "offsets.topic.replication.factor",
+                d.offsets_topic_replication_factor.into(),
+            )
+            .max(1) as i16,
+            offsets_topic_segment_bytes: int(
+                "offsets.topic.segment.bytes",
+                d.offsets_topic_segment_bytes,
+            ),
+        }
+    }
+}
+
+/// A result per partition, grouped by topic.
+pub type PerPartition<T> = Vec<(String, Vec<(i32, T)>)>;
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct CommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// A group as DescribeGroups reports it.
+#[derive(Debug, Clone)]
+pub struct DescribedGroup {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_data: String,
+    pub members: Vec<DescribedMember>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as ListGroups reports it.
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+pub struct GroupCoordinator {
+    cfg: GroupConfig,
+    controller: Arc<Controller>,
+    replica_manager: Arc<ReplicaManager>,
+    groups: Mutex<HashMap<String, Group>>,
+    loaded: AtomicBool,
+}
+
+impl GroupCoordinator {
+    pub fn new(
+        config: &KafkaConfig,
+        controller: Arc<Controller>,
+        replica_manager: Arc<ReplicaManager>,
+    ) -> GroupCoordinator {
+        GroupCoordinator {
+            cfg: GroupConfig::from_kafka(config),
+            controller,
+            replica_manager,
+            groups: Mutex::new(HashMap::new()),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.cfg
+    }
+
+    /// Until the offsets topic is replayed, group APIs answer
+    /// COORDINATOR_LOAD_IN_PROGRESS (clients retry).
+    pub fn is_loading(&self) -> bool {
+        !self.loaded.load(Ordering::Acquire)
+    }
+
+    fn ready(&self, group_id: &str) -> Result<(), ResponseError> {
+        if self.is_loading() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka does
+    /// this on the first FindCoordinator for a group).
+    pub fn ensure_offsets_topic(&self) -> Result<i32, ResponseError> {
+        if let Some(t) = self.controller.image().topic(OFFSETS_TOPIC) {
+            return Ok(t.partitions.len() as i32);
+        }
+        let rf = (self.cfg.offsets_topic_replication_factor as usize)
+            .min(self.controller.live_brokers().len().max(1)) as i16;
+        let spec = CreateTopicSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.cfg.offsets_topic_num_partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    self.cfg.offsets_topic_segment_bytes.to_string(),
+                ),
+            ]),
+        };
+        match self.controller.create_topic(&spec, false) {
+            Ok(t) => Ok(t.partitions.len() as i32),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
+                .controller
+                .image()
+                .topic(OFFSETS_TOPIC)
+                .map(|t| t.partitions.len() as i32)
+                .ok_or(ResponseError::CoordinatorNotAvailable),
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Appends records for `group` to its partition of the offsets topic
+    /// with acks=all semantics. Errors are mapped as Kafka maps them for
+    /// the coordinator's writes.
+    fn append(
+        &self,
+        group: &str,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let n = self.ensure_offsets_topic()?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, n));
+        let now = now_ms();
+        let mut b = RecordBatchBuilder::new();
+        for (k, v) in &records {
+            b = b.record(Some(k), v.as_deref(), now);
+        }
+        let bytes = b.try_build().map_err(|e| {
+            tracing::error!(error = %e, "cannot encode coordinator records");
+            ResponseError::UnknownServerError
+        })?;
+        self.replica_manager
+            .append_records(&tp, Bytes::from(bytes), -1, now)
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!(group, error = %e.message, "writing to {tp} failed");
+                match e.error {
+                    ResponseError::UnknownTopicOrPartition
+                    | ResponseError::NotEnoughReplicas
+                    | ResponseError::NotEnoughReplicasAfterAppend
+                    | ResponseError::RequestTimedOut => ResponseError::CoordinatorNotAvailable,
+                    ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+                        ResponseError::NotCoordinator
+                    }
+                    ResponseError::MessageTooLarge
+                    | ResponseError::RecordListTooLarge
+                    | ResponseError::InvalidFetchSize => ResponseError::InvalidCommitOffsetSize,
+                    other => other,
+                }
+            })
+    }
+
+    fn metadata_record(g: &Group) -> (Vec<u8>, Option<Vec<u8>>) {
+        (
+            CoordinatorKey::GroupMetadata {
+                group: g.id.clone(),
+            }
+            .encode(),
+            Some(g.to_metadata_value().encode()),
+        )
+    }
+
+    /// Writes the group's metadata record if a transition asked for it.
+    fn persist_if_dirty(&self, g: &mut Group) {
+        if !g.metadata_dirty {
+            return;
+        }
+        g.metadata_dirty = false;
+        if let Err(e) = self.append(&g.id, vec![Self::metadata_record(g)]) {
+            tracing::warn!(group = %g.id, error = ?e, "cannot store group metadata");
+        }
+    }
+
+    pub fn join(&self, group_id: &str, p: JoinParams) -> Result<Reply<JoinOutcome>, ResponseError> {
+        self.ready(group_id)?;
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(group_id) {
+            // Kafka refuses to create a group for a join with a member id
+            if !p.member_id.is_empty() {
+                return Ok(Reply::Now(JoinOutcome::error(
+                    ResponseError::UnknownMemberId,
+                    p.member_id,
+                )));
+            }
+            groups.insert(group_id.to_string(), Group::new(group_id, now));
+        }
+        let Some(g) = groups.get_mut(group_id) else {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        let reply = g.join(p, &self.cfg, now);
+        self.persist_if_dirty(g);
+        Ok(reply)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<Reply<SyncOutcome>, ResponseError> {
+        self.ready(group_id)?;
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Err(ResponseError::UnknownMemberId);
+        };
+        let reply = g.sync(
+            member_id,
+            instance,
+            generation_id,
+            protocol_type,
+            protocol_name,
+            assignments,
+            now_ms(),
+        );
+        self.persist_if_dirty(g);
+        Ok(reply)
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        if let Err(e) = self.ready(group_id) {
+            return Some(e);
+        }
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group_id) {
+            None => Some(ResponseError::UnknownMemberId),
+            Some(g) => g.heartbeat(member_id, instance, generation_id, now_ms()),
+        }
+    }
+
+    /// LeaveGroup for a batch of member identities.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<(String, Option<ResponseError>)>, ResponseError> {
+        self.ready(group_id)?;
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Ok(members
+                .iter()
+                .map(|(m, _)| (m.clone(), Some(ResponseError::UnknownMemberId)))
+                .collect());
+        };
+        let now = now_ms();
+        let out = members
+            .iter()
+            .map(|(m, i)| {
+                let (id, e) = g.leave(m, i.as_deref(), &self.cfg, now);
+                (if m.is_empty() { id } else { m.clone() }, e)
+            })
+            .collect();
+        self.persist_if_dirty(g);
+        Ok(out)
+    }
+
+    /// Whether `topic` has partition `partition` (commits to unknown
+    /// partitions fail with UNKNOWN_TOPIC_OR_PARTITION).
+    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.controller
+            .image()
+            .topic(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+    }
+
+    /// OffsetCommit. Returns the per-partition errors, or a group-level
+    /// error applying to every partition.
+    pub fn commit_offsets(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        entries: Vec<CommitEntry>,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.ready(group_id)?;
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(group_id) {
+            if generation_id >= 0 || !member_id.is_empty() {
+                // a member commit for a group that does not exist
+                return Err(ResponseError::IllegalGeneration);
+            }
+            groups.insert(group_id.to_string(), Group::new(group_id, now));
+        }
+        let Some(g) = groups.get_mut(group_id) else {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        match g.state {
+            GroupState::Dead => return Err(ResponseError::CoordinatorNotAvailable),
+            GroupState::Empty if generation_id < 0 => {}
+            GroupState::CompletingRebalance => return Err(ResponseError::RebalanceInProgress),
+            _ => {
+                if !g.members.contains_key(member_id) {
+                    return Err(ResponseError::UnknownMemberId);
+                }
+                if let Some(inst) = instance {
+                    if g.members
+                        .get(member_id)
+                        .and_then(|m| m.group_instance_id.as_deref())
+                        != Some(inst)
+                    {
+                        return Err(ResponseError::FencedInstanceId);
+                    }
+                }
+                if generation_id != g.generation_id {
+                    return Err(ResponseError::IllegalGeneration);
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(entries.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for e in entries {
+            let md = e.metadata.clone().unwrap_or_default();
+            if !self.partition_exists(&e.topic, e.partition) {
+                results.push(Some(ResponseError::UnknownTopicOrPartition));
+            } else if md.len() > self.cfg.offset_metadata_max_bytes {
+                results.push(Some(ResponseError::OffsetMetadataTooLarge));
+            } else {
+                results.push(None);
+                let value = OffsetCommitValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: md,
+                    commit_timestamp: now,
+                };
+                records.push((
+                    CoordinatorKey::OffsetCommit {
+                        group: group_id.to_string(),
+                        topic: e.topic.clone(),
+                        partition: e.partition,
+                    }
+                    .encode(),
+                    Some(value.encode()),
+                ));
+                accepted.push((results.len() - 1, e.topic, e.partition, value));
+            }
+        }
+        if let Err(err) = self.append(group_id, records) {
+            for (i, ..) in &accepted {
+                results[*i] = Some(err);
+            }
+            return Ok(results);
+        }
+        for (_, topic, partition, v) in accepted {
+            g.offsets.insert(
+                (topic, partition),
+                OffsetAndMetadata {
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata,
+                    commit_timestamp: v.commit_timestamp,
+                },
+            );
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch for one group: `None` topics means every committed offset.
+    /// Partitions without a commit come back as `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<PerPartition<Option<OffsetAndMetadata>>, ResponseError> {
+        if self.is_loading() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let groups = self.groups.lock();
+        let g = groups.get(group_id);
+        match topics {
+            Some(topics) => Ok(topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    let ps = parts
+                        .into_iter()
+                        .map(|p| {
+                            let o = g.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned());
+                            (p, o)
+                        })
+                        .collect();
+                    (t, ps)
+                })
+                .collect()),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<OffsetAndMetadata>)>> =
+                    BTreeMap::new();
+                if let Some(g) = g {
+                    for ((t, p), o) in &g.offsets {
+                        by_topic
+                            .entry(t.clone())
+                            .or_default()
+                            .push((*p, Some(o.clone())));
+                    }
+                }
+                for v in by_topic.values_mut() {
+                    v.sort_by_key(|(p, _)| *p);
+                }
+                Ok(by_topic.into_iter().collect())
+            }
+        }
+    }
+
+    pub fn list_groups(&self) -> Result<Vec<ListedGroup>, ResponseError> {
+        if self.is_loading() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let groups = self.groups.lock();
+        let mut out: Vec<ListedGroup> = groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| ListedGroup {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    pub fn describe_group(&self, group_id: &str) -> Result<Option<DescribedGroup>, ResponseError> {
+        self.ready(group_id)?;
+        let groups = self.groups.lock();
+        let Some(g) = groups.get(group_id) else {
+            return Ok(None);
+        };
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        Ok(Some(DescribedGroup {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol_data: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members_in_order()
+                .into_iter()
+                .map(|m| DescribedMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        }))
+    }
+
+    /// Tombstones for every offset of `g` and for its metadata.
+    fn tombstones(g: &Group) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
+            .offsets
+            .keys()
+            .map(|(t, p)| {
+                (
+                    CoordinatorKey::OffsetCommit {
+                        group: g.id.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }
+                    .encode(),
+                    None,
+                )
+            })
+            .collect();
+        recs.push((
+            CoordinatorKey::GroupMetadata {
+                group: g.id.clone(),
+            }
+            .encode(),
+            None,
+        ));
+        recs
+    }
+
+    pub fn delete_group(&self, group_id: &str) -> Option<ResponseError> {
+        if let Err(e) = self.ready(group_id) {
+            return Some(e);
+        }
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Some(ResponseError::GroupIdNotFound);
+        };
+        match g.state {
+            GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
+            GroupState::Empty => {}
+            _ => return Some(ResponseError::NonEmptyGroup),
+        }
+        if let Err(e) = self.append(group_id, Self::tombstones(g)) {
+            return Some(e);
+        }
+        g.state = GroupState::Dead;
+        groups.remove(group_id);
+        None
+    }
+
+    /// OffsetDelete: per-partition errors, or a group-level error.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<PerPartition<Option<ResponseError>>, ResponseError> {
+        self.ready(group_id)?;
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        if g.state != GroupState::Empty && g.protocol_type.as_deref() != Some("consumer") {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let subscribed = g.subscribed_topics().unwrap_or_default();
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        let mut removed = Vec::new();
+        for (t, parts) in topics {
+            let mut res = Vec::new();
+            for p in parts {
+                if subscribed.contains(&t) {
+                    res.push((p, Some(ResponseError::GroupSubscribedToTopic)));
+                    continue;
+                }
+                if !self.partition_exists(&t, p) {
+                    res.push((p, Some(ResponseError::UnknownTopicOrPartition)));
+                    continue;
+                }
+                if g.offsets.contains_key(&(t.clone(), p)) {
+                    records.push((
+                        CoordinatorKey::OffsetCommit {
+                            group: group_id.to_string(),
+                            topic: t.clone(),
+                            partition: p,
+                        }
+                        .encode(),
+                        None,
+                    ));
+                    removed.push((t.clone(), p));
+                }
+                res.push((p, None));
+            }
+            out.push((t, res));
+        }
+        self.append(group_id, records)?;
+        for k in removed {
+            g.offsets.remove(&k);
+        }
+        Ok(out)
+    }
+
+    /// Replays `__consumer_offsets` into memory. Runs once at start-up,
+    /// before which group APIs answer COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn load(&self) -> Result<(), LoadError> {
+        let Some(topic) = self.controller.image().topic(OFFSETS_TOPIC).cloned() else {
+            self.loaded.store(true, Ordering::Release);
+            return Ok(());
+        };
+        let mut meta: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
+        let mut offs: HashMap<String, HashMap<(String, i32), OffsetAndMetadata>> = HashMap::new();
+        let mut bad = 0usize;
+        for p in 0..topic.partitions.len() as i32 {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+            let Some(partition) = self.replica_manager.get_partition(&tp) else {
+                continue;
+            };
+            let log = partition.log.clone();
+            let (mut pos, end) = {
+                let l = log.lock();
+                (l.log_start_offset(), l.log_end_offset())
+            };
+            while pos < end {
+                let data = log
+                    .lock()
+                    .read(pos, LOAD_CHUNK, end, true)
+                    .map_err(|source| LoadError::Log {
+                        tp: tp.clone(),
+                        source,
+                    })?;
+                if data.records.is_empty() {
+                    break;
+                }
+                let mut next = pos;
+                for batch in batches(&data.records) {
+                    let Ok((h, raw)) = batch else {
+                        bad += 1;
+                        break;
+                    };
+                    next = next.max(h.last_offset() + 1);
+                    if h.is_control() {
+                        continue;
+                    }
+                    let Ok(recs) = decode_records(raw) else {
+                        bad += 1;
+                        continue;
+                    };
+                    for r in recs {
+                        if r.offset < pos {
+                            continue;
+                        }
+                        let Some(key) = r.key.as_deref() else {
+                            continue;
+                        };
+                        match CoordinatorKey::decode(key) {
+                            Ok(CoordinatorKey::OffsetCommit {
+                                group,
+                                topic,
+                                partition,
+                            }) => {
+                                let entry = offs.entry(group).or_default();
+                                match r.value.as_deref().map(OffsetCommitValue::decode) {
+                                    None => {
+                                        entry.remove(&(topic, partition));
+                                    }
+                                    Some(Ok(v)) => {
+                                        entry.insert(
+                                            (topic, partition),
+                                            OffsetAndMetadata {
+                                                offset: v.offset,
+                                                leader_epoch: v.leader_epoch,
+                                                metadata: v.metadata,
+                                                commit_timestamp: v.commit_timestamp,
+                                            },
+                                        );
+                                    }
+                                    Some(Err(_)) => bad += 1,
+                                }
+                            }
+                            Ok(CoordinatorKey::GroupMetadata { group }) => {
+                                match r.value.as_deref().map(GroupMetadataValue::decode) {
+                                    None => {
+                                        meta.insert(group, None);
+                                    }
+                                    Some(Ok(v)) => {
+                                        meta.insert(group, Some(v));
+                                    }
+                                    Some(Err(_)) => bad += 1,
+                                }
+                            }
+                            Err(_) => bad += 1,
+                        }
+                    }
+                }
+                if next <= pos {
+                    break;
+                }
+                pos = next;
+            }
+        }
+        if bad > 0 {
+            tracing::warn!(
+                records = bad,
+                "skipped undecodable records in {OFFSETS_TOPIC}"
+            );
+        }
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        let mut ids: HashSet<String> = offs
+            .iter()
+            .filter(|(_, o)| !o.is_empty())
+            .map(|(g, _)| g.clone())
+            .collect();
+        ids.extend(
+            meta.iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(g, _)| g.clone()),
+        );
+        for id in ids {
+            let mut g = match meta.remove(&id).flatten() {
+                Some(v) => Group::from_metadata_value(&id, v, now),
+                None => Group::new(&id, now),
+            };
+            g.offsets = offs.remove(&id).unwrap_or_default();
+            groups.insert(id, g);
+        }
+        tracing::info!(groups = groups.len(), "loaded consumer groups");
+        drop(groups);
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// One pass of the group timers.
+    pub fn tick(&self) {
+        if self.is_loading() {
+            return;
+        }
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            g.tick(&self.cfg, now);
+            self.persist_if_dirty(g);
+        }
+    }
+
+    /// Expires offsets of empty groups after `offsets.retention.minutes`
+    /// (KIP-211: counted from when the group became empty, or from the
+    /// commit for groups that never had members) and forgets empty groups
+    /// with nothing left.
+    pub fn expire_offsets(&self) {
+        if self.is_loading() {
+            return;
+        }
+        let now = now_ms();
+        let retention = self.cfg.offsets_retention_ms;
+        let mut groups = self.groups.lock();
+        let mut gone = Vec::new();
+        for g in groups.values_mut() {
+            if g.state != GroupState::Empty {
+                continue;
+            }
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, o)| {
+                    let base = if g.protocol_type.is_some() {
+                        g.state_timestamp_ms
+                    } else {
+                        o.commit_timestamp
+                    };
+                    base.saturating_add(retention) <= now
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = expired
+                .iter()
+                .map(|(t, p)| {
+                    (
+                        CoordinatorKey::OffsetCommit {
+                            group: g.id.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }
+                        .encode(),
+                        None,
+                    )
+                })
+                .collect();
+            let forget = g.offsets.len() == expired.len();
+            if forget && g.generation_id > 0 {
+                records.push((
+                    CoordinatorKey::GroupMetadata {
+                        group: g.id.clone(),
+                    }
+                    .encode(),
+                    None,
+                ));
+            }
+            if self.append(&g.id.clone(), records).is_ok() {
+                for k in &expired {
+                    g.offsets.remove(k);
+                }
+                if forget {
+                    gone.push(g.id.clone());
+                }
+                if !expired.is_empty() {
+                    tracing::info!(group = %g.id, offsets = expired.len(), "expired offsets");
+                }
+            }
+        }
+        for id in gone {
+            groups.remove(&id);
+        }
+    }
+
+    /// Loads the offsets topic, then runs the timers until `shutdown`.
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let loader = me.clone();
+            match tokio::task::spawn_blocking(move || loader.load()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "loading consumer groups failed; starting without them");
+                    me.loaded.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "group load task failed");
+                    me.loaded.store(true, Ordering::Release);
+                }
+            }
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut retention = tokio::time::interval(Duration::from_millis(
+                me.cfg.offsets_retention_check_interval_ms as u64,
+            ));
+            retention.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tick.tick() => me.tick(),
+                    _ = retention.tick() => me.expire_offsets(),
+                }
+            }
+            me.shutdown();
+        })
+    }
+
+    /// Answers every waiting JoinGroup/SyncGroup so connections can close.
+    pub fn shutdown(&self) {
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            g.fail_waiters(ResponseError::NotCoordinator);
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The records of `__consumer_offsets` in Kafka's schemas
+//! (`OffsetCommitKey`/`OffsetCommitValue`, `GroupMetadataKey`/
+//! `GroupMetadataValue`), so that Kafka's own tools (kafka-console-consumer
+//! with the offsets formatter, kafka-dump-log) understand what oxka writes
+//! and a log written by Kafka could be read back.
+//!
+//! A key starts with an int16 record type: 0 and 1 are offset commits, 2 is
+//! group metadata. A value starts with an int16 schema version; a null value
+//! is a tombstone (the offset or group was deleted). We write the last
+//! non-flexible versions (offset commit value v3, group metadata value v3)
+//! and read versions 0 to 4.
+
+use bytes::{BufMut, Bytes};
+
+/// Why a record of the offsets topic could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record ends before field {0}")]
+    Truncated(&'static str),
+    #[error("field {0} is not valid UTF-8")]
+    Utf8(&'static str),
+    #[error("unknown key type {0}")]
+    UnknownKeyType(i16),
+    #[error("unsupported {what} version {version}")]
+    UnsupportedVersion { what: &'static str, version: i16 },
+    #[error("negative length for non-nullable field {0}")]
+    NullNotAllowed(&'static str),
+}
+
+/// The key of a record in `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoordinatorKey {
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    GroupMetadata {
+        group: String,
+    },
+}
+
+/// `OffsetCommitValue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommitValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+/// `GroupMetadataValue.MemberMetadata`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberMetadataValue {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout: i32,
+    pub session_timeout: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// `GroupMetadataValue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetadataValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub current_state_timestamp: i64,
+    pub members: Vec<MemberMetadataValue>,
+}
+
+const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
+const GROUP_METADATA_KEY_VERSION: i16 = 2;
+const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
+const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Kafka strings are at most i16::MAX bytes; group ids and topic names are
+    // far shorter, longer metadata is refused before it gets here.
+    let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
+    out.put_i16(bytes.len() as i16);
+    out.put_slice(bytes);
+}
+
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.put_i16(-1),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.put_i32(b.len() as i32);
+    out.put_slice(b);
+}
+
+impl CoordinatorKey {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        match self {
+            CoordinatorKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            } => {
+                out.put_i16(OFFSET_COMMIT_KEY_VERSION);
+                put_str(&mut out, group);
+                put_str(&mut out, topic);
+                out.put_i32(*partition);
+            }
+            CoordinatorKey::GroupMetadata { group } => {
+                out.put_i16(GROUP_METADATA_KEY_VERSION);
+                put_str(&mut out, group);
+            }
+        }
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<CoordinatorKey, RecordError> {
+        let mut r = Reader::new(buf, false);
+        let version = r.i16("key version")?;
+        match version {
+            0 | 1 => Ok(CoordinatorKey::OffsetCommit {
+                group: r.string("group")?,
+                topic: r.string("topic")?,
+                partition: r.i32("partition")?,
+            }),
+            2 => Ok(CoordinatorKey::GroupMetadata {
+                group: r.string("group")?,
+            }),
+            other => Err(RecordError::UnknownKeyType(other)),
+        }
+    }
+}
+
+impl OffsetCommitValue {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.metadata.len());
+        out.put_i16(OFFSET_COMMIT_VALUE_VERSION);
+        out.put_i64(self.offset);
+        out.put_i32(self.leader_epoch);
+        put_str(&mut out, &self.metadata);
+        out.put_i64(self.commit_timestamp);
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<OffsetCommitValue, RecordError> {
+        let mut r = Reader::new(buf, false);
+        let version = r.i16("value version")?;
+        if !(0..=4).contains(&version) {
+            return Err(RecordError::UnsupportedVersion {
+                what: "OffsetCommitValue",
+                version,
+            });
+        }
+        r.flexible = version >= 4;
+        let offset = r.i64("offset")?;
+        let leader_epoch = if version >= 3 {
+            r.i32("leaderEpoch")?
+        } else {
+            -1
+        };
+        let metadata = r.string("metadata")?;
+        let commit_timestamp = r.i64("commitTimestamp")?;
+        if version == 1 {
+            r.i64("expireTimestamp")?;
+        }
+        Ok(OffsetCommitValue {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp,
+        })
+    }
+}
+
+impl GroupMetadataValue {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.put_i16(GROUP_METADATA_VALUE_VERSION);
+        put_str(&mut out, &self.protocol_type);
+        out.put_i32(self.generation);
+        put_nullable_str(&mut out, self.protocol.as_deref());
+        put_nullable_str(&mut out, self.leader.as_deref());
+        out.put_i64(self.current_state_timestamp);
+        out.put_i32(self.members.len() as i32);
+        for m in &self.members {
+            put_str(&mut out, &m.member_id);
+            put_nullable_str(&mut out, m.group_instance_id.as_deref());
+            put_str(&mut out, &m.client_id);
+            put_str(&mut out, &m.client_host);
+            out.put_i32(m.rebalance_timeout);
+            out.put_i32(m.session_timeout);
+            put_bytes(&mut out, &m.subscription);
+            put_bytes(&mut out, &m.assignment);
+        }
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<GroupMetadataValue, RecordError> {
+        let mut r = Reader::new(buf, false);
+        let version = r.i16("value version")?;
+        if !(0..=4).contains(&version) {
+            return Err(RecordError::UnsupportedVersion {
+                what: "GroupMetadataValue",
+                version,
+            });
+        }
+        r.flexible = version >= 4;
+        let protocol_type = r.string("protocolType")?;
+        let generation = r.i32("generation")?;
+        let protocol = r.nullable_string("protocol")?;
+        let leader = r.nullable_string("leader")?;
+        let current_state_timestamp = if version >= 2 {
+            r.i64("currentStateTimestamp")?
+        } else {
+            -1
+        };
+        let n = r.array_len("members")?;
+        let mut members = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let member_id = r.string("memberId")?;
+            let group_instance_id = if version >= 3 {
+                r.nullable_string("groupInstanceId")?
+            } else {
+                None
+            };
+            let client_id = r.string("clientId")?;
+            let client_host = r.string("clientHost")?;
+            let session_first = version == 0;
+            let (rebalance_timeout, session_timeout) = if session_first {
+                let s = r.i32("sessionTimeout")?;
+                (s, s)
+            } else {
+                let rt = r.i32("rebalanceTimeout")?;
+                (rt, r.i32("sessionTimeout")?)
+            };
+            let subscription = r.bytes("subscription")?;
+            let assignment = r.bytes("assignment")?;
+            r.skip_tags()?;
+            members.push(MemberMetadataValue {
+                member_id,
+                group_instance_id,
+                client_id,
+                client_host,
+                rebalance_timeout,
+                session_timeout,
+                subscription,
+                assignment,
+            });
+        }
+        Ok(GroupMetadataValue {
+            protocol_type,
+            generation,
+            protocol,
+            leader,
+            current_state_timestamp,
+            members,
+        })
+    }
+}
+
+/// A cursor over Kafka's primitive encodings, classic or flexible (compact
+/// lengths and tagged fields, from the versions that are flexible).
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    flexible: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], flexible: bool) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            flexible,
+        }
+    }
+
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or(RecordError::Truncated(field))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn i16(&mut self, f: &'static str) -> Result<i16, RecordError> {
+        let b = self.take(2, f)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self, f: &'static str) -> Result<i32, RecordError> {
+        let b = self.take(4, f)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn i64(&mut self, f: &'static str) -> Result<i64, RecordError> {
+        let b = self.take(8, f)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+
+    fn uvarint(&mut self, f: &'static str) -> Result<u64, RecordError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.take(1, f)?[0];
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(RecordError::Truncated(f))
+    }
+
+    /// Length of a string/bytes/array field; `None` for null.
+    fn len(&mut self, f: &'static str, wide: bool) -> Result<Option<usize>, RecordError> {
+        if self.flexible {
+            let n = self.uvarint(f)?;
+            return Ok(if n == 0 { None } else { Some((n - 1) as usize) });
+        }
+        let n = if wide {
+            self.i32(f)? as i64
+        } else {
+            self.i16(f)? as i64
+        };
+        Ok(if n < 0 { None } else { Some(n as usize) })
+    }
+
+    fn nullable_string(&mut self, f: &'static str) -> Result<Option<String>, RecordError> {
+        match self.len(f, false)? {
+            None => Ok(None),
+            Some(n) => {
+                let b = self.take(n, f)?;
+                std::str::from_utf8(b)
+                    .map(|s| Some(s.to_string()))
+                    .map_err(|_| RecordError::Utf8(f))
+            }
+        }
+    }
+
+    fn string(&mut self, f: &'static str) -> Result<String, RecordError> {
+        self.nullable_string(f)?
+            .ok_or(RecordError::NullNotAllowed(f))
+    }
+
+    fn bytes(&mut self, f: &'static str) -> Result<Bytes, RecordError> {
+        match self.len(f, true)? {
+            None => Err(RecordError::NullNotAllowed(f)),
+            Some(n) => Ok(Bytes::copy_from_slice(self.take(n, f)?)),
+        }
+    }
+
+    fn array_len(&mut self, f: &'static str) -> Result<usize, RecordError> {
+        Ok(self.len(f, true)?.unwrap_or(0))
+    }
+
+    /// Tagged fields of a flexible struct: none are known, all are skipped.
+    fn skip_tags(&mut self) -> Result<(), RecordError> {
+        if !self.flexible {
+            return Ok(());
+        }
+        let n = self.uvarint("tagged fields")?;
+        for _ in 0..n {
+            self.uvarint("tag")?;
+            let size = self.uvarint("tag size")? as usize;
+            self.take(size, "tag data")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_commit_key_layout_matches_kafka() {
+        let k = CoordinatorKey::OffsetCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+        };
+        let b = k.encode();
+        assert_eq!(b, vec![0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 3]);
+        assert_eq!(CoordinatorKey::decode(&b), Ok(k));
+        let g = CoordinatorKey::GroupMetadata { group: "ab".into() };
+        assert_eq!(g.encode(), vec![0, 2, 0, 2, b'a', b'b']);
+        assert_eq!(CoordinatorKey::decode(&g.encode()), Ok(g));
+        assert_eq!(
+            CoordinatorKey::decode(&[0, 9]),
+            Err(RecordError::UnknownKeyType(9))
+        );
+        assert!(CoordinatorKey::decode(&[0, 1, 0, 5, b'x']).is_err());
+    }
+
+    #[test]
+    fn offset_commit_value_v3_round_trip_and_layout() {
+        let v = OffsetCommitValue {
+            offset: 42,
+            leader_epoch: 7,
+            metadata: "meta".into(),
+            commit_timestamp: 1000,
+        };
+        let b = v.encode();
+        let mut expect = vec![0, 3];
+        expect.extend_from_slice(&42i64.to_be_bytes());
+        expect.extend_from_slice(&7i32.to_be_bytes());
+        expect.extend_from_slice(&[0, 4, b'm', b'e', b't', b'a']);
+        expect.extend_from_slice(&1000i64.to_be_bytes());
+        assert_eq!(b, expect);
+        assert_eq!(OffsetCommitValue::decode(&b), Ok(v));
+    }
+
+    #[test]
+    fn offset_commit_value_v1_and_v4_decode() {
+        // v1: offset, metadata, commit ts, expire ts
+        let mut b = vec![0, 1];
+        b.extend_from_slice(&5i64.to_be_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&9i64.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        let v = OffsetCommitValue::decode(&b).unwrap();
+        assert_eq!((v.offset, v.leader_epoch, v.commit_timestamp), (5, -1, 9));
+        // v4: flexible, compact string
+        let mut b = vec![0, 4];
+        b.extend_from_slice(&6i64.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(&[3, b'h', b'i']);
+        b.extend_from_slice(&11i64.to_be_bytes());
+        b.push(0);
+        let v = OffsetCommitValue::decode(&b).unwrap();
+        assert_eq!(v.metadata, "hi");
+        assert_eq!(v.leader_epoch, 2);
+    }
+
+    #[test]
+    fn group_metadata_value_round_trip() {
+        let v = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 4,
+            protocol: Some("range".into()),
+            leader: Some("m-1".into()),
+            current_state_timestamp: 123,
+            members: vec![MemberMetadataValue {
+                member_id: "m-1".into(),
+                group_instance_id: Some("i-1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout: 300000,
+                session_timeout: 45000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let b = v.encode();
+        assert_eq!(&b[..2], &[0, 3]);
+        assert_eq!(GroupMetadataValue::decode(&b), Ok(v.clone()));
+        // every truncation is an error, never a panic
+        for cut in 0..b.len() {
+            assert!(GroupMetadataValue::decode(&b[..cut]).is_err(), "cut {cut}");
+        }
+        let empty = GroupMetadataValue {
+            protocol: None,
+            leader: None,
+            members: vec![],
+            ..v
+        };
+        assert_eq!(GroupMetadataValue::decode(&empty.encode()), Ok(empty));
+    }
+}
