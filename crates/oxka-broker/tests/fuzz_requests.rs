@@ -3,70 +3,22 @@
 //! handler, encode) of a real broker state. Nothing may panic, and every
 //! outcome is a response, silence (acks=0) or a closed connection.
 //!
-//! `OXKA_FUZZ_CASES` raises the case count (default 2000 per property).
+//! `OXKA_FUZZ_CASES` raises the case count (default 1000 per property).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::run;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use oxka_broker::network::ConnectionInfo;
-use oxka_broker::request::{handle_frame, Outcome, SUPPORTED_APIS};
-use oxka_broker::server::BrokerState;
-use oxka_broker::{Broker, KafkaConfig};
+use oxka_broker::request::{Outcome, SUPPORTED_APIS};
 use proptest::prelude::*;
-
-struct Harness {
-    rt: tokio::runtime::Runtime,
-    state: Arc<BrokerState>,
-    conn: ConnectionInfo,
-    _dir: tempfile::TempDir,
-}
-
-fn harness() -> &'static Harness {
-    static H: OnceLock<Harness> = OnceLock::new();
-    H.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let props = BTreeMap::from([
-            ("log.dirs".to_string(), dir.path().display().to_string()),
-            (
-                "listeners".to_string(),
-                "PLAINTEXT://127.0.0.1:0".to_string(),
-            ),
-        ]);
-        let (config, _) = KafkaConfig::from_props(props).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let broker = rt.block_on(Broker::start(config)).unwrap();
-        let state = broker.state().clone();
-        // the broker's listener is not served: frames go straight to dispatch
-        std::mem::forget(broker);
-        Harness {
-            rt,
-            state,
-            conn: ConnectionInfo {
-                peer: "127.0.0.1:1".parse().unwrap(),
-                local: "127.0.0.1:9092".parse().unwrap(),
-            },
-            _dir: dir,
-        }
-    })
-}
-
-fn run(frame: Vec<u8>) -> Outcome {
-    let h = harness();
-    h.rt.block_on(handle_frame(&h.state, &h.conn, Bytes::from(frame)))
-}
 
 fn cases() -> u32 {
     std::env::var("OXKA_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
+        .unwrap_or(1000)
 }
 
 /// Valid requests of the main APIs, encoded at a given version.

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{unique, TestBroker};
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -312,6 +314,14 @@ async fn admin_create_describe_add_partitions_delete() {
         .collect();
     assert_eq!(map["retention.ms"].as_deref(), Some("12345"));
     assert_eq!(map["max.message.bytes"].as_deref(), Some("1048588"));
+    let source = |name: &str| {
+        cfg.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| &e.source)
+    };
+    assert_eq!(source("retention.ms"), Some(&ConfigSource::DynamicTopic));
+    assert_eq!(source("segment.bytes"), Some(&ConfigSource::Default));
 
     // add partitions
     let r = a

@@ -52,8 +52,10 @@ pub async fn handle(
         Some(list) => list
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => by_name(state, name.0.as_str(), allow_create),
-                None => by_id(state, t.topic_id),
+                Some(name) if !name.0.is_empty() || t.topic_id.is_nil() => {
+                    by_name(state, name.0.as_str(), allow_create)
+                }
+                _ => by_id(state, t.topic_id),
             })
             .collect(),
     };

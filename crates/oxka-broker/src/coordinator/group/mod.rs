@@ -950,3 +950,152 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxka_log::LogManager;
+
+    struct Node {
+        coordinator: GroupCoordinator,
+        controller: Arc<Controller>,
+        replica_manager: Arc<ReplicaManager>,
+    }
+
+    fn node(config: &Arc<KafkaConfig>) -> Node {
+        let lm = LogManager::startup(
+            &config.log_dirs,
+            config.node_id,
+            "test-cluster-id-000000",
+            config.log_config(&Default::default()),
+            now_ms(),
+        )
+        .unwrap();
+        let rm = Arc::new(ReplicaManager::new(config.node_id, Arc::new(lm)));
+        let controller = Arc::new(Controller::start(config.clone(), rm.clone()).unwrap());
+        Node {
+            coordinator: GroupCoordinator::new(config, controller.clone(), rm.clone()),
+            controller,
+            replica_manager: rm,
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> Arc<KafkaConfig> {
+        let props = BTreeMap::from([
+            ("log.dirs".to_string(), dir.display().to_string()),
+            ("offsets.topic.num.partitions".to_string(), "3".to_string()),
+            (
+                "group.initial.rebalance.delay.ms".to_string(),
+                "0".to_string(),
+            ),
+        ]);
+        Arc::new(KafkaConfig::from_props(props).unwrap().0)
+    }
+
+    fn commit(c: &GroupCoordinator, group: &str, topic: &str, p: i32, o: i64, md: &str) {
+        let r = c
+            .commit_offsets(
+                group,
+                -1,
+                "",
+                None,
+                vec![CommitEntry {
+                    topic: topic.into(),
+                    partition: p,
+                    offset: o,
+                    leader_epoch: 4,
+                    metadata: Some(md.into()),
+                }],
+            )
+            .unwrap();
+        assert_eq!(r, vec![None]);
+    }
+
+    #[test]
+    fn offsets_and_groups_are_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let n = node(&cfg);
+            assert!(n.coordinator.is_loading());
+            assert_eq!(
+                n.coordinator.heartbeat("g", "m", None, 1),
+                Some(ResponseError::CoordinatorLoadInProgress)
+            );
+            n.coordinator.load().unwrap();
+            n.controller
+                .create_topic(
+                    &CreateTopicSpec {
+                        name: "t".into(),
+                        num_partitions: 2,
+                        replication_factor: 1,
+                        assignments: vec![],
+                        configs: BTreeMap::new(),
+                    },
+                    false,
+                )
+                .unwrap();
+            commit(&n.coordinator, "g1", "t", 0, 10, "ten");
+            commit(&n.coordinator, "g1", "t", 1, 1, "");
+            commit(&n.coordinator, "g1", "t", 0, 11, "eleven");
+            commit(&n.coordinator, "gone", "t", 0, 5, "");
+            assert_eq!(n.coordinator.delete_group("gone"), None);
+            // unknown partition
+            let r = n
+                .coordinator
+                .commit_offsets(
+                    "g1",
+                    -1,
+                    "",
+                    None,
+                    vec![CommitEntry {
+                        topic: "t".into(),
+                        partition: 9,
+                        offset: 1,
+                        leader_epoch: -1,
+                        metadata: None,
+                    }],
+                )
+                .unwrap();
+            assert_eq!(r, vec![Some(ResponseError::UnknownTopicOrPartition)]);
+            let image = n.controller.image();
+            let t = image.topic(OFFSETS_TOPIC).expect("offsets topic created");
+            assert_eq!(t.partitions.len(), 3);
+            assert!(t.is_internal());
+            assert_eq!(
+                t.configs.get("cleanup.policy").map(String::as_str),
+                Some("compact")
+            );
+            // the records sit where Kafka's hash puts them
+            let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for("g1", 3));
+            let p = n.replica_manager.get_partition(&tp).unwrap();
+            assert!(p.high_watermark() >= 3);
+            n.replica_manager.log_manager().shutdown().unwrap();
+        }
+        let n = node(&cfg);
+        n.coordinator.load().unwrap();
+        let f = n.coordinator.fetch_offsets("g1", None).unwrap();
+        assert_eq!(f.len(), 1);
+        let (topic, parts) = &f[0];
+        assert_eq!(topic, "t");
+        let p0 = parts[0].1.clone().unwrap();
+        assert_eq!(
+            (p0.offset, p0.leader_epoch, p0.metadata.as_str()),
+            (11, 4, "eleven")
+        );
+        assert_eq!(parts[1].1.as_ref().map(|o| o.offset), Some(1));
+        assert_eq!(
+            n.coordinator.delete_group("gone"),
+            Some(ResponseError::GroupIdNotFound),
+            "the deletion survived the restart"
+        );
+        let listed: Vec<_> = n
+            .coordinator
+            .list_groups()
+            .unwrap()
+            .into_iter()
+            .map(|g| g.group_id)
+            .collect();
+        assert_eq!(listed, vec!["g1".to_string()]);
+    }
+}

@@ -1,0 +1,123 @@
+//! Handler behaviour checked through the full dispatch with the codec's own
+//! request/response types: what no client library exposes directly.
+
+mod common;
+
+use common::call;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn create(name: &str, partitions: i32) -> create_topics_response::CreatableTopicResult {
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.into())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1),
+    ]);
+    let resp: CreateTopicsResponse = call(ApiKey::CreateTopics, 7, &req);
+    resp.topics.into_iter().next().expect("one result")
+}
+
+#[test]
+fn delete_topics_by_id_and_unknown_id() {
+    let t = create("by-id", 2);
+    assert_eq!(t.error_code, 0);
+    assert_eq!(t.num_partitions, 2);
+    let req = DeleteTopicsRequest::default().with_topics(vec![
+        delete_topics_request::DeleteTopicState::default().with_topic_id(t.topic_id),
+        delete_topics_request::DeleteTopicState::default().with_topic_id(uuid::Uuid::new_v4()),
+    ]);
+    let resp: DeleteTopicsResponse = call(ApiKey::DeleteTopics, 6, &req);
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(
+        resp.responses[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("by-id")
+    );
+    assert_eq!(
+        resp.responses[1].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+    let md: MetadataResponse = call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert!(md
+        .topics
+        .iter()
+        .all(|t| t.name.as_ref().map(|n| n.0.as_str()) != Some("by-id")));
+}
+
+#[test]
+fn metadata_by_topic_id_and_auto_creation_flag() {
+    let t = create("md-id", 3);
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_topic_id(t.topic_id),
+    ]));
+    let md: MetadataResponse = call(ApiKey::Metadata, 12, &req);
+    assert_eq!(
+        md.topics[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("md-id")
+    );
+    assert_eq!(md.topics[0].partitions.len(), 3);
+    // allow_auto_topic_creation=false: unknown stays unknown
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_static_str("never-created"))))]))
+        .with_allow_auto_topic_creation(false);
+    let md: MetadataResponse = call(ApiKey::Metadata, 12, &req);
+    assert_eq!(
+        md.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    // an illegal name is INVALID_TOPIC_EXCEPTION even when creation is allowed
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_static_str("bad name!"))))]))
+        .with_allow_auto_topic_creation(true);
+    let md: MetadataResponse = call(ApiKey::Metadata, 12, &req);
+    assert_eq!(
+        md.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+}
+
+#[test]
+fn fetch_returns_at_least_one_whole_batch_beyond_max_bytes() {
+    let t = create("fetch-big", 1);
+    let batch = oxka_log::builder::simple_batch(5, 2000, 1000);
+    let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("fetch-big")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_records(Some(batch.freeze()))
+            ]),
+    ]);
+    let resp: ProduceResponse = call(ApiKey::Produce, 9, &req);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let fetch =
+        |max_bytes: i32, partition_max: i32, offset: i64| -> fetch_response::PartitionData {
+            let req = FetchRequest::default()
+                .with_max_bytes(max_bytes)
+                .with_max_wait_ms(0)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(vec![fetch_request::FetchPartition::default()
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(partition_max)])]);
+            let resp: FetchResponse = call(ApiKey::Fetch, 13, &req);
+            resp.responses[0].partitions[0].clone()
+        };
+    let p = fetch(100, 100, 0);
+    assert_eq!(p.error_code, 0);
+    assert!(
+        p.records.as_ref().map_or(0, |r| r.len()) > 10_000,
+        "one whole batch despite max_bytes=100"
+    );
+    assert_eq!(p.high_watermark, 5);
+    let p = fetch(1 << 20, 1 << 20, 6);
+    assert_eq!(p.error_code, ResponseError::OffsetOutOfRange.code());
+}
