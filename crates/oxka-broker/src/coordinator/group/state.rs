@@ -50,6 +50,11 @@ impl Default for GroupConfig {
     }
 }
 
+/// Member ids handed out with MEMBER_ID_REQUIRED and not yet used, per
+/// group: bounds what clients that never come back can make us hold
+/// (each also expires after its session timeout).
+const MAX_PENDING_MEMBERS: usize = 10_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -316,6 +321,9 @@ impl Group {
             }
             let id = Self::new_member_id(&p.client_id);
             if p.group_instance_id.is_none() && p.require_known_member_id {
+                if self.pending_members.len() >= MAX_PENDING_MEMBERS {
+                    return err(ResponseError::GroupMaxSizeReached, "");
+                }
                 let expiry = now_ms.saturating_add(i64::from(p.session_timeout_ms));
                 self.pending_members.insert(id.clone(), expiry);
                 return err(ResponseError::MemberIdRequired, &id);
