@@ -57,14 +57,14 @@ OXKA_BIN="$ROOT/target/debug/oxka" "$VENV/bin/python" -m pytest -c tests/python/
 CONFORMANCE="$ROOT/../shared/conformance"
 if [ -x "$CONFORMANCE/run.sh" ]; then
     say "conformance suite (areas of the implemented issues)"
-    # Areas of the single-node broker issue; tests that need groups,
-    # exactly-once or lifecycle belong to later issues. Known gaps are
+    # Areas of the resolved issues (single-node broker, consumer groups);
+    # tests that need exactly-once or lifecycle belong to later issues. Known gaps are
     # deselected by name in tests/conformance-known-failures.txt, each with
     # its reason, so that any other failure breaks the build.
     mapfile -t deselect < <(grep -v '^\s*#' tests/conformance-known-failures.txt | awk 'NF {print "--deselect=" $1}')
     "$CONFORMANCE/run.sh" \
         --broker-cmd "$ROOT/target/debug/oxka broker --listen 127.0.0.1:{port} --data-dir {data_dir} --log-level warn" \
-        -m "(basics or admin or produce_fetch or offsets or compression or robustness or durability) and not (groups or idempotence or transactions or lifecycle)" \
+        -m "(basics or admin or produce_fetch or offsets or compression or robustness or durability or groups) and not (idempotence or transactions or lifecycle)" \
         "${deselect[@]}" -q
 else
     echo "(../shared/conformance not found; conformance suite skipped)"
