@@ -13,6 +13,7 @@ use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
+use crate::config::dynamic::{self, AlterConfigError, DynamicBrokerConfigs};
 use crate::config::KafkaConfig;
 use crate::metadata::{
     collision_key, validate_topic_name, MetadataError, MetadataImage, MetadataStore, PartitionInfo,
@@ -33,6 +34,37 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+}
+
+impl From<AlterConfigError> for ApiError {
+    fn from(e: AlterConfigError) -> Self {
+        match e {
+            AlterConfigError::InvalidRequest(m) => ApiError::new(ResponseError::InvalidRequest, m),
+            AlterConfigError::InvalidConfig(m) => ApiError::new(ResponseError::InvalidConfig, m),
+        }
+    }
+}
+
+/// The resource an AlterConfigs / IncrementalAlterConfigs entry changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigTarget {
+    /// A topic's overrides (resource type 2).
+    Topic(String),
+    /// Dynamic broker configs (resource type 4): a node id, or "" for the
+    /// cluster-wide default.
+    Broker(String),
+}
+
+/// The dynamic broker configs in `image` that apply to `node_id`.
+fn dynamic_configs_of(image: &MetadataImage, node_id: i32) -> DynamicBrokerConfigs {
+    DynamicBrokerConfigs {
+        per_broker: image
+            .broker_configs
+            .get(&node_id.to_string())
+            .cloned()
+            .unwrap_or_default(),
+        cluster_default: image.broker_configs.get("").cloned().unwrap_or_default(),
     }
 }
 
@@ -64,6 +96,21 @@ pub struct Controller {
     producer_ids: Mutex<(i64, i64)>,
 }
 
+/// Kafka's controller refuses operations that would write more than 10,000
+/// records at once (`MAX_RECORDS_PER_USER_OP`); the same bound here keeps a
+/// CreateTopics or CreatePartitions asking for two billion partitions from
+/// allocating memory for each before anything is validated further.
+pub const MAX_PARTITIONS_PER_OPERATION: i32 = 10_000;
+
+fn too_many_partitions(n: i32) -> ApiError {
+    ApiError::new(
+        ResponseError::PolicyViolation,
+        format!(
+            "Creating {n} partitions in one operation exceeds the limit of {MAX_PARTITIONS_PER_OPERATION}; create them in several steps."
+        ),
+    )
+}
+
 /// Producer ids are reserved in blocks so that persisting happens once per
 /// block, not once per producer.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -82,6 +129,7 @@ impl Controller {
             .clone();
         let store = MetadataStore::new(&dir);
         let image = store.load()?;
+        config.set_dynamic_configs(dynamic_configs_of(&image, config.node_id));
         for t in image.topics.values() {
             replica_manager.apply_topic(t, &config)?;
         }
@@ -181,6 +229,7 @@ impl Controller {
                         "Number of partitions was set to an invalid non-positive value.",
                     ))
                 }
+                n if n > MAX_PARTITIONS_PER_OPERATION => return Err(too_many_partitions(n)),
                 n => n,
             };
             let rf =
@@ -269,6 +318,85 @@ impl Controller {
         Ok(removed)
     }
 
+    /// Changes the configs of `target`: `edit` turns the current overrides
+    /// into the new ones (legacy AlterConfigs replaces them all,
+    /// IncrementalAlterConfigs edits them), and the result is validated,
+    /// persisted in the metadata image and applied to the live logs, all
+    /// under the metadata write lock so concurrent changes do not lose
+    /// each other's updates. `validate_only` stops after validation.
+    pub fn alter_configs(
+        &self,
+        target: &ConfigTarget,
+        validate_only: bool,
+        edit: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, AlterConfigError>,
+    ) -> Result<(), ApiError> {
+        let _guard = self.write_lock.lock();
+        let current = self.image();
+        match target {
+            ConfigTarget::Topic(name) => {
+                let topic = current.topic(name).ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic '{name}' does not exist."),
+                    )
+                })?;
+                let configs = edit(&topic.configs)?;
+                self.config
+                    .validate_topic_configs(&configs)
+                    .map_err(|m| ApiError::new(ResponseError::InvalidConfig, m))?;
+                if validate_only || configs == topic.configs {
+                    return Ok(());
+                }
+                let mut updated = topic.clone();
+                updated.configs = configs;
+                let mut next = (*current).clone();
+                next.upsert(updated.clone());
+                self.commit(next)?;
+                self.replica_manager
+                    .apply_topic(&updated, &self.config)
+                    .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+                tracing::info!(topic = %name, configs = ?updated.configs, "altered topic configs");
+            }
+            ConfigTarget::Broker(name) => {
+                let node = self.config.node_id.to_string();
+                if !name.is_empty() && *name != node {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Unexpected broker id, expected {node} or empty string, but received {name}"),
+                    ));
+                }
+                let empty = BTreeMap::new();
+                let old = current.broker_configs.get(name).unwrap_or(&empty);
+                let configs = edit(old)?;
+                dynamic::validate_broker_configs(&configs)?;
+                if validate_only || configs == *old {
+                    return Ok(());
+                }
+                let mut next = (*current).clone();
+                if configs.is_empty() {
+                    next.broker_configs.remove(name);
+                } else {
+                    next.broker_configs.insert(name.clone(), configs);
+                }
+                self.commit(next)?;
+                let image = self.image();
+                self.config
+                    .set_dynamic_configs(dynamic_configs_of(&image, self.config.node_id));
+                // Topic defaults may have changed: every live log takes
+                // its recomputed settings.
+                for t in image.topics.values() {
+                    self.replica_manager
+                        .apply_topic(t, &self.config)
+                        .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+                }
+                tracing::info!(broker = %name, "altered dynamic broker configs");
+            }
+        }
+        Ok(())
+    }
+
     /// A producer id never handed out before, also across restarts.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut ids = self.producer_ids.lock();
@@ -313,6 +441,9 @@ impl Controller {
                 ResponseError::InvalidPartitions,
                 format!("Topic already has {existing} partition(s)."),
             ));
+        }
+        if count - existing > MAX_PARTITIONS_PER_OPERATION {
+            return Err(too_many_partitions(count - existing));
         }
         let live = self.live_brokers();
         let rf = topic.replication_factor().max(1) as usize;
@@ -435,6 +566,19 @@ mod tests {
             ResponseError::InvalidTopicException
         );
         assert!(c.create_topic(&spec("dry", 1, 1), true).is_ok());
+        // absurd counts are refused before anything is allocated for them
+        assert_eq!(
+            c.create_topic(&spec("huge", 2_000_000_000, 1), false)
+                .unwrap_err()
+                .code,
+            ResponseError::PolicyViolation
+        );
+        assert_eq!(
+            c.create_partitions("orders", i32::MAX, None, false)
+                .unwrap_err()
+                .code,
+            ResponseError::PolicyViolation
+        );
         assert!(c.image().topic("dry").is_none());
         c.create_partitions("orders", 5, None, false).unwrap();
         drop(c);

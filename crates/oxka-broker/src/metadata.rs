@@ -54,6 +54,12 @@ pub struct MetadataImage {
     /// continues above it and never reuses one.
     #[serde(default)]
     pub next_producer_id_block: i64,
+    /// Dynamic broker configs (AlterConfigs on resource type BROKER) by
+    /// resource name: a node id, or "" for the cluster-wide default
+    /// (Kafka's ConfigRecords for brokers). Topic overrides live in
+    /// [`TopicInfo::configs`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(skip)]
     by_id: HashMap<Uuid, String>,
 }

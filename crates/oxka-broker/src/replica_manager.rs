@@ -77,6 +77,10 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        LogError::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
         e if e.is_io() => ResponseError::KafkaStorageError,
         _ => ResponseError::UnknownServerError,
     }
@@ -116,6 +120,7 @@ impl ReplicaManager {
     /// creates the logs of partitions led here and applies the topic configs.
     pub fn apply_topic(&self, topic: &TopicInfo, config: &KafkaConfig) -> Result<(), LogError> {
         let log_config = config.log_config(&topic.configs);
+        let retention = config.retention_config(&topic.configs);
         let min_isr = topic
             .configs
             .get("min.insync.replicas")
@@ -129,7 +134,13 @@ impl ReplicaManager {
             }
             let tp = TopicPartition::new(topic.name.clone(), i as i32);
             if let Some(existing) = self.get_partition(&tp) {
-                existing.log.lock().set_config(log_config.clone());
+                {
+                    let mut log = existing.log.lock();
+                    log.set_config(log_config.clone());
+                    log.set_retention_config(retention.clone());
+                }
+                // settings may have changed: a retention pass soon applies them
+                self.log_manager.request_retention_check(&tp);
                 existing
                     .leader_epoch
                     .store(p.leader_epoch, Ordering::Release);
@@ -147,8 +158,19 @@ impl ReplicaManager {
             {
                 let mut l = log.lock();
                 l.set_config(log_config.clone());
+                l.set_retention_config(retention.clone());
             }
             let leo = log.lock().log_end_offset();
+            if leo > 0 {
+                // a log loaded at start-up: its first retention pass comes
+                // after Kafka's `log.initial.task.delay.ms` (30 s), not the
+                // moment the broker is up; new empty logs need none
+                self.log_manager.schedule_retention_check(
+                    &tp,
+                    crate::server::now_ms()
+                        .saturating_add(oxka_log::RETENTION_PASS_MIN_INTERVAL_MS),
+                );
+            }
             let partition = Arc::new(Partition {
                 tp: tp.clone(),
                 topic_id: topic.id,
@@ -224,17 +246,162 @@ impl ReplicaManager {
         let mut buf = BytesMut::from(&records[..]);
         let info = {
             let mut log = partition.log.lock();
+            let segments_before = log.num_segments();
             let info = log
                 .append_as_leader(&mut buf, partition.leader_epoch(), now_ms)
                 .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
             partition.maybe_increment_high_watermark(log.log_end_offset());
+            if log.num_segments() != segments_before {
+                // a roll closed a segment: time retention can act on it
+                // once its newest record expires
+                self.log_manager.schedule_retention_check_for(tp, &log);
+            }
             info
         };
         self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
         Ok(info)
     }
 
+    /// DeleteRecords on one partition: raises the log start offset to
+    /// `offset` (-1: the high watermark) and returns the new low watermark.
+    /// Beyond the high watermark: OFFSET_OUT_OF_RANGE; a topic whose
+    /// `cleanup.policy` lacks `delete`: POLICY_VIOLATION (as Kafka).
+    pub fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64, AppendError> {
+        let partition = self.get_partition(tp).ok_or_else(|| {
+            AppendError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("This server does not host {tp}"),
+            )
+        })?;
+        let hw = partition.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(AppendError::new(
+                ResponseError::OffsetOutOfRange,
+                format!("Cannot increment the log start offset to {offset} of partition {tp} since it is larger than the high watermark {hw}"),
+            ));
+        }
+        let mut log = partition.log.lock();
+        if !log.config().delete {
+            return Err(AppendError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "Records of partition {tp} can not be deleted due to the configured policy"
+                ),
+            ));
+        }
+        log.increment_log_start_offset(target)
+            .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+        Ok(log.log_start_offset())
+    }
+
+    /// Retention over every hosted log (every
+    /// `log.retention.check.interval.ms`).
+    pub fn cleanup_logs(&self, now_ms: i64) -> oxka_log::RetentionSummary {
+        self.log_manager.cleanup_logs(now_ms, |tp| {
+            self.get_partition(tp).map(|p| p.high_watermark())
+        })
+    }
+
+    /// The retention passes that fell due (after a roll or a config
+    /// change); called every second.
+    pub fn run_due_retention(&self, now_ms: i64) -> oxka_log::RetentionSummary {
+        self.log_manager.run_due_retention(now_ms, |tp| {
+            self.get_partition(tp).map(|p| p.high_watermark())
+        })
+    }
+
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions.read().values().cloned().collect()
+    }
+}
+
+/// Exactly-once: writes by the coordinators (transactional offset commits,
+/// transaction markers) and the last stable offset. Coordinator writes skip
+/// the client-side sequence checks but keep the epoch fencing.
+impl ReplicaManager {
+    fn append_with(
+        &self,
+        tp: &TopicPartition,
+        f: impl FnOnce(&mut oxka_log::Log, i32) -> Result<LogAppendInfo, LogError>,
+    ) -> Result<LogAppendInfo, AppendError> {
+        let partition = self.get_partition(tp).ok_or_else(|| {
+            AppendError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("This server does not host {tp}"),
+            )
+        })?;
+        let info = {
+            let mut log = partition.log.lock();
+            let segments_before = log.num_segments();
+            let info = f(&mut log, partition.leader_epoch())
+                .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+            partition.maybe_increment_high_watermark(log.log_end_offset());
+            if log.num_segments() != segments_before {
+                self.log_manager.schedule_retention_check_for(tp, &log);
+            }
+            info
+        };
+        self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+        Ok(info)
+    }
+
+    /// Appends batches a coordinator built (e.g. transactional offset
+    /// commits carrying the producer's id and epoch).
+    pub fn append_coordinator_records(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, AppendError> {
+        let mut buf = BytesMut::from(&records[..]);
+        self.append_with(tp, |log, epoch| {
+            log.append_as_coordinator(&mut buf, epoch, now_ms)
+        })
+    }
+
+    /// WriteTxnMarkers for one partition: a COMMIT or ABORT control batch.
+    pub fn write_txn_marker(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, AppendError> {
+        self.append_with(tp, |log, epoch| {
+            log.append_txn_marker(
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                commit,
+                epoch,
+                now_ms,
+            )
+        })
+    }
+
+    /// Forgets idle producers on every hosted partition
+    /// (`producer.id.expiration.ms`).
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut removed = 0;
+        for p in self.all_partitions() {
+            match p.log.lock().remove_expired_producers(now_ms, expiration_ms) {
+                Ok(n) => removed += n,
+                Err(e) => tracing::debug!(tp = %p.tp, error = %e, "producer expiry skipped"),
+            }
+        }
+        removed
+    }
+}
+
+impl Partition {
+    /// The last stable offset: the first offset of the earliest open
+    /// transaction, else the high watermark. read_committed consumers read
+    /// below it.
+    pub fn last_stable_offset(&self, log: &oxka_log::Log) -> i64 {
+        let hw = self.high_watermark();
+        log.first_unstable_offset().map_or(hw, |f| f.min(hw))
     }
 }

@@ -40,6 +40,10 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
     ApiKey::InitProducerId,
+    // log lifecycle
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DeleteRecords,
     // consumer groups (crate::coordinator::group)
     ApiKey::FindCoordinator,
     ApiKey::JoinGroup,
@@ -52,6 +56,17 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
+    // exactly-once (crate::coordinator::txn, oxka-log producer_state)
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::WriteTxnMarkers,
+    ApiKey::ListTransactions,
+    ApiKey::DescribeTransactions,
+    ApiKey::DescribeProducers,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -145,6 +160,24 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
             })
             .await
         }
+        ApiKey::AlterConfigs => {
+            run(ctx, body, |r| {
+                handlers::alter_configs::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            run(ctx, body, |r| {
+                handlers::incremental_alter_configs::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DeleteRecords => {
+            run(ctx, body, |r| {
+                handlers::delete_records::handle(state, ctx, r)
+            })
+            .await
+        }
         ApiKey::DescribeCluster => {
             run(ctx, body, |r| {
                 handlers::describe_cluster::handle(state, ctx, r)
@@ -190,6 +223,61 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
         ApiKey::OffsetDelete => {
             run(ctx, body, |r| {
                 handlers::offset_delete::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            run(ctx, body, |r| {
+                handlers::consumer_group_heartbeat::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            run(ctx, body, |r| {
+                handlers::consumer_group_describe::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::AddPartitionsToTxn => {
+            run(ctx, body, |r| {
+                handlers::add_partitions_to_txn::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::AddOffsetsToTxn => {
+            run(ctx, body, |r| {
+                handlers::add_offsets_to_txn::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::EndTxn => run(ctx, body, |r| handlers::end_txn::handle(state, ctx, r)).await,
+        ApiKey::TxnOffsetCommit => {
+            run(ctx, body, |r| {
+                handlers::txn_offset_commit::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::WriteTxnMarkers => {
+            run(ctx, body, |r| {
+                handlers::write_txn_markers::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::ListTransactions => {
+            run(ctx, body, |r| {
+                handlers::list_transactions::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeTransactions => {
+            run(ctx, body, |r| {
+                handlers::describe_transactions::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeProducers => {
+            run(ctx, body, |r| {
+                handlers::describe_producers::handle(state, ctx, r)
             })
             .await
         }

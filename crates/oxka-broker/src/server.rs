@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::config::KafkaConfig;
 use crate::controller::Controller;
-use crate::coordinator::GroupCoordinator;
+use crate::coordinator::{GroupCoordinator, TransactionCoordinator};
 use crate::replica_manager::ReplicaManager;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,7 @@ pub struct BrokerState {
     pub controller: Arc<Controller>,
     pub replica_manager: Arc<ReplicaManager>,
     pub group_coordinator: Arc<GroupCoordinator>,
+    pub txn_coordinator: Arc<TransactionCoordinator>,
     /// `queued.max.requests`: requests handled at once across connections.
     pub request_slots: Semaphore,
     pub idle_timeout_ms: u64,
@@ -108,6 +109,12 @@ impl Broker {
             controller.clone(),
             replica_manager.clone(),
         ));
+        let txn_coordinator = Arc::new(TransactionCoordinator::new(
+            &config,
+            controller.clone(),
+            replica_manager.clone(),
+            group_coordinator.clone(),
+        ));
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let addr = l.bind_addr();
@@ -129,6 +136,7 @@ impl Broker {
             controller,
             replica_manager,
             group_coordinator,
+            txn_coordinator,
             idle_timeout_ms,
             shutdown: shutdown_rx,
         });
@@ -188,8 +196,12 @@ impl Broker {
         }
         drop(conn_tx);
         let background = spawn_background_jobs(&state, &log_manager);
+        let retention = spawn_retention_jobs(&state);
+        let cleaner = start_log_cleaner(&state.config, &log_manager);
         // loads __consumer_offsets, then runs the group timers until shutdown
         let groups_task = state.group_coordinator.spawn(state.shutdown.clone());
+        // loads __transaction_state, then aborts timed-out transactions
+        let txn_task = state.txn_coordinator.spawn(state.shutdown.clone());
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -214,7 +226,14 @@ impl Broker {
             connections.shutdown().await;
         }
         background.abort();
+        retention.abort();
+        if let Some(c) = cleaner {
+            // a pass in progress aborts at its next batch; no swap may run
+            // while the logs are flushed for shutdown
+            let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+        }
         groups_task.abort();
+        txn_task.abort();
         let lm = log_manager.clone();
         tokio::task::spawn_blocking(move || lm.shutdown())
             .await
@@ -258,6 +277,111 @@ fn spawn_background_jobs(
             }
         }
     })
+}
+
+/// Retention: a full sweep every `log.retention.check.interval.ms`
+/// (Kafka's default interval, 300 s), plus, every second, the passes that
+/// fell due because a segment rolled or a topic's config changed, so time
+/// retention acts within a second of a closed segment expiring. Both run on
+/// the blocking pool; a slow disk never stalls request handling.
+fn spawn_retention_jobs(state: &Arc<BrokerState>) -> tokio::task::JoinHandle<()> {
+    let rm = state.replica_manager.clone();
+    let sweep_ms = state
+        .config
+        .value("log.retention.check.interval.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(300_000);
+    tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(Duration::from_millis(sweep_ms));
+        let mut due = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // the first ticks complete at once; start-up already scheduled a
+        // pass of every log through `apply_topic`
+        sweep.tick().await;
+        loop {
+            let full = tokio::select! {
+                _ = sweep.tick() => true,
+                _ = due.tick() => false,
+            };
+            let rm = rm.clone();
+            let started = std::time::Instant::now();
+            let run = tokio::task::spawn_blocking(move || {
+                if full {
+                    rm.cleanup_logs(now_ms())
+                } else {
+                    rm.run_due_retention(now_ms())
+                }
+            });
+            match run.await {
+                Ok(summary) if full || summary.segments_deleted > 0 => {
+                    tracing::debug!(
+                        full,
+                        logs = summary.logs_checked,
+                        segments_deleted = summary.segments_deleted,
+                        files_removed = summary.files_removed,
+                        errors = summary.errors,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "retention pass"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention task failed"),
+            }
+        }
+    })
+}
+
+/// The log cleaner (compaction of `cleanup.policy=compact` topics) on its
+/// own thread, as Kafka runs it; its bulk I/O is rate-limited by
+/// `log.cleaner.io.max.bytes.per.second` and never holds a partition's lock.
+fn start_log_cleaner(
+    config: &KafkaConfig,
+    log_manager: &Arc<LogManager>,
+) -> Option<oxka_log::cleaner::CleanerThread> {
+    let enabled = config
+        .value("log.cleaner.enable")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    if !enabled {
+        return None;
+    }
+    let d = oxka_log::cleaner::CleanerConfig::default();
+    let int = |key: &str, fallback: u64| {
+        config
+            .value(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map_or(fallback, |v| v.max(0) as u64)
+    };
+    let double = |key: &str, fallback: f64| {
+        config
+            .value(key)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+            .unwrap_or(fallback)
+    };
+    let cleaner_config = oxka_log::cleaner::CleanerConfig {
+        dedupe_buffer_size: int("log.cleaner.dedupe.buffer.size", d.dedupe_buffer_size),
+        dedupe_buffer_load_factor: double(
+            "log.cleaner.io.buffer.load.factor",
+            d.dedupe_buffer_load_factor,
+        ),
+        io_buffer_size: int("log.cleaner.io.buffer.size", d.io_buffer_size as u64).max(4096)
+            as usize,
+        io_max_bytes_per_second: double(
+            "log.cleaner.io.max.bytes.per.second",
+            d.io_max_bytes_per_second,
+        ),
+        backoff_ms: int("log.cleaner.backoff.ms", d.backoff_ms),
+    };
+    let cleaner = Arc::new(oxka_log::cleaner::LogCleaner::new(cleaner_config));
+    match cleaner.start(log_manager.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the log cleaner thread");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
-use common::run;
+use common::{run, run_bounded};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use oxka_broker::request::{Outcome, SUPPORTED_APIS};
@@ -92,7 +94,7 @@ proptest! {
         frame.extend_from_slice(&(api as i16).to_be_bytes());
         frame.extend_from_slice(&version.to_be_bytes());
         frame.extend_from_slice(&tail);
-        let _ = run(frame);
+        let _ = run_bounded(frame, Duration::from_millis(200));
     }
 
     /// Valid requests with a few bytes overwritten or the end cut off.
@@ -115,7 +117,7 @@ proptest! {
         if truncate {
             frame.truncate(8.max(cut.index(frame.len())));
         }
-        let _ = run(frame);
+        let _ = run_bounded(frame, Duration::from_millis(200));
     }
 }
 

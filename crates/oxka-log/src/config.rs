@@ -36,6 +36,24 @@ pub struct LogConfig {
     /// `compression.type` (with the `compression.*.level` settings): the
     /// codec batches are stored in.
     pub compression: BrokerCompression,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the latest
+    /// record per key, and appends of records without a key are refused
+    /// (they could never be compacted).
+    pub compact: bool,
+    /// `cleanup.policy` contains `delete`: retention applies.
+    pub delete: bool,
+    /// `min.cleanable.dirty.ratio`: the share of not-yet-cleaned bytes that
+    /// makes a compacted log worth cleaning.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this stay uncompacted
+    /// (consumers get a window in which they see every update).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the log
+    /// eligible for cleaning whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone survives after the
+    /// cleaner first saw it, so consumers can observe the delete.
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -50,6 +68,12 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             max_message_bytes: 1_048_588,
             compression: BrokerCompression::Producer,
+            compact: false,
+            delete: true,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }

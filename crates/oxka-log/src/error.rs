@@ -91,6 +91,22 @@ pub enum LogError {
     /// it refuses further appends rather than risk serving a torn batch.
     #[error("log {0} is offline")]
     LogOffline(String),
+    /// A producer's batch does not follow its previous one (a gap, or a
+    /// new epoch not starting at 0): Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// A batch or marker from an epoch older than the producer's current
+    /// one (a zombie): Kafka's INVALID_PRODUCER_EPOCH.
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// A write that contradicts the producer's transaction state (plain
+    /// data inside an open transaction): Kafka's INVALID_TXN_STATE.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A marker from an older transaction coordinator epoch: Kafka's
+    /// TRANSACTION_COORDINATOR_FENCED.
+    #[error("transaction coordinator fenced: {0}")]
+    TransactionCoordinatorFenced(String),
 }
 
 impl LogError {

@@ -8,23 +8,28 @@
 #![warn(missing_docs)]
 
 pub mod builder;
+pub mod cleaner;
 mod config;
 mod error;
 mod fileio;
 mod index;
 mod log;
 mod manager;
+pub mod producer_state;
 pub mod record_batch;
+mod retention;
 mod segment;
+pub mod txn_index;
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;
 pub use log::Log;
 pub use manager::{
     LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, META_PROPERTIES_FILE,
-    RECOVERY_POINT_CHECKPOINT_FILE,
+    RECOVERY_POINT_CHECKPOINT_FILE, RETENTION_PASS_MIN_INTERVAL_MS,
 };
 pub use record_batch::{Compression, RecordBatchHeader};
+pub use retention::{RetentionConfig, RetentionSummary};
 
 /// Outcome of a successful append.
 #[derive(Clone, Debug, PartialEq, Eq)]

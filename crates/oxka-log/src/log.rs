@@ -9,12 +9,17 @@ use bytes::{Bytes, BytesMut};
 use crate::config::{LogConfig, TimestampType, TopicPartition};
 use crate::error::{IoContext, LogError};
 use crate::fileio::sync_dir;
+use crate::producer_state::{AppendOrigin, Checked, ProducerStateManager};
 use crate::record_batch::{
     recompress_batch, set_base_offset, set_max_timestamp, set_partition_leader_epoch,
     validate_batches_detailed, RecordBatchHeader, ValidatedBatch,
 };
+use crate::retention::{PendingDeletes, RetentionConfig};
 use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
+use crate::txn_index::TxnIndexes;
 use crate::{FetchDataInfo, LogAppendInfo};
+
+mod txn_state;
 
 /// Index positions are 32-bit, so no segment may grow past this.
 const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
@@ -39,6 +44,14 @@ pub struct Log {
     /// Set when the on-disk state may no longer match memory; appends and
     /// reads are refused from then on.
     offline: bool,
+    /// What retention may remove (see [`Log::delete_old_segments`]).
+    retention: RetentionConfig,
+    /// Removed segments' files waiting for `file.delete.delay.ms`.
+    pending_deletes: PendingDeletes,
+    /// Idempotence and transactions (see `log/txn_state.rs`).
+    producer_state: ProducerStateManager,
+    /// Aborted transactions, for read_committed fetches.
+    txn_indexes: TxnIndexes,
 }
 
 impl Log {
@@ -77,6 +90,9 @@ impl Log {
         clean_shutdown: bool,
     ) -> Result<Log, LogError> {
         fs::create_dir_all(dir).ctx(dir)?;
+        // Finish (or roll back) a cleaner swap a crash interrupted, before
+        // the segments are listed.
+        crate::cleaner::complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).ctx(dir)? {
             let entry = entry.ctx(dir)?;
@@ -165,6 +181,10 @@ impl Log {
             unflushed_since_ms: None,
             dir_dirty: false,
             offline: false,
+            retention: RetentionConfig::default(),
+            pending_deletes: PendingDeletes::default(),
+            producer_state: ProducerStateManager::default(),
+            txn_indexes: TxnIndexes::default(),
         };
         if log.segments.is_empty() {
             let base = log_start_offset.max(0);
@@ -185,6 +205,7 @@ impl Log {
         if log.dir_dirty || log.segments.values().any(LogSegment::is_dirty) {
             log.flush()?;
         }
+        log.load_producer_state()?;
         Ok(log)
     }
 
@@ -231,7 +252,7 @@ impl Log {
         self.log_end_offset = offset;
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
-        Ok(())
+        self.reset_producer_state(offset)
     }
 
     /// The partition this log stores.
@@ -336,16 +357,31 @@ impl Log {
     /// Validates `records` completely, re-encodes batches whose codec
     /// differs from the topic's `compression.type`, then assigns offsets,
     /// stamps the leader epoch (and append time) in place and appends them.
-    /// On return `records` holds the bytes as stored.
+    /// On return `records` holds the bytes as stored. Batches with a
+    /// producer id are checked against the producer state first: a retried
+    /// batch gets its original offsets back and nothing is appended.
     pub fn append_as_leader(
         &mut self,
         records: &mut BytesMut,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
+        self.append_with_origin(records, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    fn append_with_origin(
+        &mut self,
+        records: &mut BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<LogAppendInfo, LogError> {
         self.check_online()?;
         let mut validated =
             validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
+        if self.config.compact {
+            crate::cleaner::check_keys_present(records, &validated)?;
+        }
         self.recompress(records, &mut validated)?;
         let total = records.len();
         if total as u64 > self.max_segment_bytes() {
@@ -400,6 +436,11 @@ impl Log {
         }
         let last_offset = next - 1;
         let max_ts_in_messages = batches.iter().map(|b| b.max_timestamp).max().unwrap_or(-1);
+        let producer_update =
+            match self.check_producer_state(records, &validated, first_offset, origin)? {
+                Checked::Duplicate(d) => return Ok(Self::duplicate_append_info(d)),
+                Checked::Update(u) => u,
+            };
 
         self.maybe_roll(total as u64, max_ts_in_messages, last_offset, now_ms)?;
         if let Err(e) = self.active_segment_mut().append(records, &batches) {
@@ -410,6 +451,7 @@ impl Log {
             return Err(e);
         }
         self.log_end_offset = next;
+        self.apply_producer_update(producer_update, next, false)?;
         self.unflushed_since_ms.get_or_insert(now_ms);
         let unflushed = (self.log_end_offset - self.recovery_point) as u64;
         if unflushed >= self.config.flush_interval_messages {
@@ -513,6 +555,9 @@ impl Log {
         let new_base = self.log_end_offset;
         self.active_segment_mut().seal_time_index()?;
         self.add_segment(new_base, now_ms)?;
+        // Kafka snapshots producer state at every roll, so recovery only
+        // replays the active segment.
+        self.snapshot_producer_state()?;
         for seg in self.segments.values_mut() {
             if seg.base_offset() < new_base {
                 seg.flush()?;
@@ -680,7 +725,7 @@ impl Log {
         self.log_end_offset = self.active_segment().next_offset();
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.flush()?;
-        Ok(())
+        self.rebuild_producer_state_after_truncation()
     }
 
     /// Flushes everything and seals the indexes.
@@ -695,7 +740,8 @@ impl Log {
     pub fn flush_for_shutdown(&mut self) -> Result<(), LogError> {
         self.check_online()?;
         self.active_segment_mut().seal_time_index()?;
-        self.flush()
+        self.flush()?;
+        self.snapshot_producer_state()
     }
 
     /// Whether an earlier I/O error or a deletion took the log offline.
@@ -721,6 +767,23 @@ impl Log {
         }
     }
 
+    /// The segments by base offset, the active one last (for the cleaner).
+    pub(crate) fn segments(&self) -> &BTreeMap<i64, LogSegment> {
+        &self.segments
+    }
+
+    /// Mutable segments, for the cleaner's swap, which keeps offsets and
+    /// the log end unchanged.
+    pub(crate) fn segments_mut(&mut self) -> &mut BTreeMap<i64, LogSegment> {
+        &mut self.segments
+    }
+
+    /// Refuses further use after a failure that left disk and memory
+    /// disagreeing; recovery on the next start sorts the files out.
+    pub(crate) fn mark_offline(&mut self) {
+        self.offline = true;
+    }
+
     /// Renames the directory (the first step of Kafka's asynchronous delete)
     /// and marks the log offline so nobody appends to a doomed log.
     pub(crate) fn rename_dir_for_delete(&mut self, new_dir: &Path) -> Result<(), LogError> {
@@ -733,6 +796,196 @@ impl Log {
         if let Some(parent) = new_dir.parent() {
             sync_dir(parent).ctx(parent)?;
         }
+        Ok(())
+    }
+}
+
+/// Retention (Kafka's `UnifiedLog.deleteOldSegments`): whole segments go from
+/// the oldest end and the log start offset follows. Readers never see a
+/// half-deleted segment: reads copy their bytes while holding the log's lock,
+/// which deletion needs too, and a read below the new log start offset gets
+/// [`LogError::OffsetOutOfRange`].
+impl Log {
+    /// Replaces the retention settings; the next pass applies them.
+    pub fn set_retention_config(&mut self, retention: RetentionConfig) {
+        self.retention = retention;
+    }
+
+    /// Current retention settings.
+    pub fn retention_config(&self) -> &RetentionConfig {
+        &self.retention
+    }
+
+    /// Removes segments wholly below the log start offset and, when
+    /// `cleanup.policy` includes `delete`, the oldest segments past
+    /// `retention.bytes` and then those past `retention.ms`, as Kafka does.
+    /// Only segments below `high_watermark` are candidates, so the log
+    /// start offset never passes what consumers may read. When every
+    /// segment is past retention the log rolls first (Kafka's behaviour) so
+    /// an empty active segment stays at the log end. Returns the number of
+    /// segments removed. An I/O error takes the log offline.
+    pub fn delete_old_segments(
+        &mut self,
+        now_ms: i64,
+        high_watermark: i64,
+    ) -> Result<usize, LogError> {
+        self.check_online()?;
+        let start = self.log_start_offset;
+        let mut deleted = self.delete_segments_while(now_ms, high_watermark, |_, next| {
+            next.is_some_and(|n| n.base_offset() <= start)
+        })?;
+        if !self.config.delete {
+            return Ok(deleted);
+        }
+        let limit = self.retention.retention_bytes;
+        let size = i64::try_from(self.size_in_bytes()).unwrap_or(i64::MAX);
+        if limit >= 0 && size >= limit {
+            let mut excess = size - limit;
+            deleted += self.delete_segments_while(now_ms, high_watermark, |seg, _| {
+                let s = i64::try_from(seg.size()).unwrap_or(i64::MAX);
+                if excess >= s {
+                    excess -= s;
+                    true
+                } else {
+                    false
+                }
+            })?;
+        }
+        let max_age = self.retention.retention_ms;
+        if max_age >= 0 {
+            deleted += self.delete_segments_while(now_ms, high_watermark, |seg, _| {
+                now_ms.saturating_sub(seg.largest_timestamp()) > max_age
+            })?;
+        }
+        Ok(deleted)
+    }
+
+    /// Unlinks the `.deleted` files of removed segments whose
+    /// `file.delete.delay.ms` has passed; returns how many went.
+    pub fn delete_expired_files(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let mut removed = 0;
+        let mut first_err = None;
+        for path in self.pending_deletes.take_due(now_ms) {
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // Left for startup, which removes every `.deleted` file.
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove deleted segment file");
+                    first_err.get_or_insert(LogError::io(&path, e));
+                }
+            }
+        }
+        first_err.map_or(Ok(removed), Err)
+    }
+
+    /// Files of removed segments still waiting for their delete delay.
+    pub fn pending_file_deletes(&self) -> usize {
+        self.pending_deletes.len()
+    }
+
+    /// The earliest wall-clock time at which a retention pass may have
+    /// something to do that it has not now: the oldest closed segment
+    /// passing `retention.ms`, `retention.bytes` already exceeded, or a
+    /// delayed file falling due. `None` when only new appends can change
+    /// that. Lets the broker run a pass when it is due rather than waiting
+    /// for the next `log.retention.check.interval.ms` sweep.
+    pub fn next_retention_check_ms(&self) -> Option<i64> {
+        let mut due = self.pending_deletes.next_due();
+        if self.offline || self.segments.len() < 2 {
+            return due;
+        }
+        let mut earliest = |t: i64| due = Some(due.map_or(t, |d| d.min(t)));
+        let first = self.first_segment();
+        let second_base = self
+            .segments
+            .keys()
+            .nth(1)
+            .copied()
+            .unwrap_or(self.log_end_offset);
+        if second_base <= self.log_start_offset {
+            earliest(0);
+        }
+        if self.config.delete {
+            let limit = self.retention.retention_bytes;
+            let size = i64::try_from(self.size_in_bytes()).unwrap_or(i64::MAX);
+            let first_size = i64::try_from(first.size()).unwrap_or(i64::MAX);
+            if limit >= 0 && size.saturating_sub(limit) >= first_size {
+                earliest(0);
+            }
+            if self.retention.retention_ms >= 0 {
+                earliest(
+                    first
+                        .largest_timestamp()
+                        .saturating_add(self.retention.retention_ms)
+                        .saturating_add(1),
+                );
+            }
+        }
+        due
+    }
+
+    /// Removes the oldest segments while `pred(segment, next_segment)` holds
+    /// (Kafka's `deletableSegments` + `deleteSegments`).
+    fn delete_segments_while(
+        &mut self,
+        now_ms: i64,
+        high_watermark: i64,
+        mut pred: impl FnMut(&LogSegment, Option<&LogSegment>) -> bool,
+    ) -> Result<usize, LogError> {
+        let mut doomed = Vec::new();
+        let mut iter = self.segments.values().peekable();
+        while let Some(seg) = iter.next() {
+            let next = iter.peek().copied();
+            let upper = next.map_or(self.log_end_offset, LogSegment::base_offset);
+            let last_and_empty = next.is_none() && seg.size() == 0;
+            if high_watermark >= upper && !last_and_empty && pred(seg, next) {
+                doomed.push(seg.base_offset());
+            } else {
+                break;
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = self.remove_segments(&doomed, now_ms) {
+            tracing::error!(tp = %self.tp, error = %e, "deleting old segments failed; taking the log offline");
+            self.offline = true;
+            return Err(e);
+        }
+        tracing::info!(
+            tp = %self.tp,
+            segments = doomed.len(),
+            log_start_offset = self.log_start_offset,
+            "deleted old log segments"
+        );
+        Ok(doomed.len())
+    }
+
+    fn remove_segments(&mut self, bases: &[i64], now_ms: i64) -> Result<(), LogError> {
+        // A log always has a segment: if all go, a new active one starts at
+        // the log end first.
+        if bases.len() >= self.segments.len() {
+            self.roll(now_ms)?;
+        }
+        let delay = self.retention.file_delete_delay_ms;
+        for base in bases {
+            let Some(seg) = self.segments.remove(base) else {
+                continue;
+            };
+            if delay <= 0 {
+                seg.delete_files()?;
+            } else {
+                let due = now_ms.saturating_add(delay);
+                for path in seg.rename_to_deleted()? {
+                    self.pending_deletes.push(due, path);
+                }
+            }
+        }
+        self.log_start_offset = self
+            .log_start_offset
+            .max(self.first_segment().base_offset());
+        sync_dir(&self.dir).ctx(&self.dir)?;
         Ok(())
     }
 }

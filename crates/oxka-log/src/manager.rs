@@ -15,6 +15,7 @@ use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, LogError};
 use crate::fileio::sync_dir;
 use crate::log::Log;
+use crate::retention::RetentionSummary;
 
 /// Identity of a log dir (Kafka's `meta.properties`).
 pub const META_PROPERTIES_FILE: &str = "meta.properties";
@@ -39,6 +40,26 @@ pub struct LogManager {
     dirs: Vec<PathBuf>,
     cluster_id: String,
     logs: RwLock<HashMap<TopicPartition, LogEntry>>,
+    /// When each log next needs a retention pass (see
+    /// [`LogManager::run_due_retention`]).
+    retention_due: Mutex<RetentionSchedule>,
+}
+
+/// How long after a scheduled pass removed segments of a log the next
+/// scheduled pass of that log may run: busy logs with small segments roll
+/// often, and one pass per roll would delete one segment at a time. 30 s
+/// is Kafka's `log.initial.task.delay.ms`, the soonest Kafka's own first
+/// retention check runs.
+pub const RETENTION_PASS_MIN_INTERVAL_MS: i64 = 30_000;
+
+/// At most one entry per log in each map.
+#[derive(Default)]
+struct RetentionSchedule {
+    /// A pass is wanted at or after this time.
+    due: HashMap<TopicPartition, i64>,
+    /// No scheduled pass before this time (see
+    /// [`RETENTION_PASS_MIN_INTERVAL_MS`]).
+    not_before: HashMap<TopicPartition, i64>,
 }
 
 impl std::fmt::Debug for LogManager {
@@ -267,6 +288,7 @@ impl LogManager {
             dirs: log_dirs.to_vec(),
             cluster_id: effective_cluster_id.unwrap_or_else(|| cluster_id.to_string()),
             logs: RwLock::new(logs),
+            retention_due: Mutex::new(RetentionSchedule::default()),
         })
     }
 
@@ -412,17 +434,26 @@ impl LogManager {
                 .push((tp.clone(), log.recovery_point()));
             per_dir[dir_index].1.push((tp, log.log_start_offset()));
         }
+        // A failing dir (full, I/O errors) must not stop the others'
+        // checkpoints; the first error is reported.
+        let mut first_err = None;
         for (dir, (recovery, start)) in self.dirs.iter().zip(per_dir) {
-            write_atomically(
+            let written = write_atomically(
                 &dir.join(RECOVERY_POINT_CHECKPOINT_FILE),
                 format_checkpoint(&recovery).as_bytes(),
-            )?;
-            write_atomically(
-                &dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
-                format_checkpoint(&start).as_bytes(),
-            )?;
+            )
+            .and_then(|()| {
+                write_atomically(
+                    &dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
+                    format_checkpoint(&start).as_bytes(),
+                )
+            });
+            if let Err(e) = written {
+                tracing::error!(dir = %dir.display(), error = %e, "writing checkpoints failed");
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Flushes logs whose oldest unflushed data is older than their
@@ -440,6 +471,122 @@ impl LogManager {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Retention over every log (Kafka's `cleanupLogs`, run every
+    /// `log.retention.check.interval.ms`). `high_watermark` gives each
+    /// partition's high watermark, `None` for logs this broker does not lead
+    /// (they are skipped). Failures are logged and counted, never stop the
+    /// sweep.
+    pub fn cleanup_logs(
+        &self,
+        now_ms: i64,
+        high_watermark: impl Fn(&TopicPartition) -> Option<i64>,
+    ) -> RetentionSummary {
+        let mut summary = RetentionSummary::default();
+        for (tp, log) in self.all_logs() {
+            summary.add(&self.retain_one(&tp, &log, now_ms, &high_watermark));
+        }
+        summary
+    }
+
+    /// Asks for a retention pass of `tp` at `at_ms` (or earlier, if one is
+    /// already asked for).
+    pub fn schedule_retention_check(&self, tp: &TopicPartition, at_ms: i64) {
+        let mut sched = self.retention_due.lock();
+        sched
+            .due
+            .entry(tp.clone())
+            .and_modify(|d| *d = (*d).min(at_ms))
+            .or_insert(at_ms);
+    }
+
+    /// Asks for a retention pass of `tp` as soon as possible, ignoring the
+    /// minimum interval (its retention settings changed).
+    pub fn request_retention_check(&self, tp: &TopicPartition) {
+        let mut sched = self.retention_due.lock();
+        sched.not_before.remove(tp);
+        sched.due.insert(tp.clone(), 0);
+    }
+
+    /// Schedules `tp`'s next retention pass for when `log` says one can do
+    /// something (after a roll, a config change, ...).
+    pub fn schedule_retention_check_for(&self, tp: &TopicPartition, log: &Log) {
+        if let Some(at) = log.next_retention_check_ms() {
+            self.schedule_retention_check(tp, at);
+        }
+    }
+
+    /// Runs the retention passes that are due at `now_ms`. Cheap when none
+    /// is, so the broker calls it every second: time retention then acts
+    /// soon after a segment expires (within a second, or
+    /// [`RETENTION_PASS_MIN_INTERVAL_MS`] after the log's previous
+    /// scheduled deletion) instead of up to a whole
+    /// `log.retention.check.interval.ms` later.
+    pub fn run_due_retention(
+        &self,
+        now_ms: i64,
+        high_watermark: impl Fn(&TopicPartition) -> Option<i64>,
+    ) -> RetentionSummary {
+        let due: Vec<TopicPartition> = {
+            let mut sched = self.retention_due.lock();
+            sched.not_before.retain(|_, t| *t > now_ms);
+            let RetentionSchedule { due, not_before } = &mut *sched;
+            let ready: Vec<_> = due
+                .iter()
+                .filter(|(tp, at)| **at <= now_ms && !not_before.contains_key(*tp))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            for tp in &ready {
+                due.remove(tp);
+            }
+            ready
+        };
+        let mut summary = RetentionSummary::default();
+        for tp in due {
+            if let Some(log) = self.get_log(&tp) {
+                let one = self.retain_one(&tp, &log, now_ms, &high_watermark);
+                if one.segments_deleted > 0 {
+                    self.retention_due
+                        .lock()
+                        .not_before
+                        .insert(tp, now_ms.saturating_add(RETENTION_PASS_MIN_INTERVAL_MS));
+                }
+                summary.add(&one);
+            }
+        }
+        summary
+    }
+
+    fn retain_one(
+        &self,
+        tp: &TopicPartition,
+        log: &SharedLog,
+        now_ms: i64,
+        high_watermark: &impl Fn(&TopicPartition) -> Option<i64>,
+    ) -> RetentionSummary {
+        let mut summary = RetentionSummary::default();
+        let Some(hw) = high_watermark(tp) else {
+            return summary;
+        };
+        let mut log = log.lock();
+        if log.is_offline() {
+            return summary;
+        }
+        summary.logs_checked = 1;
+        match log.delete_expired_files(now_ms) {
+            Ok(n) => summary.files_removed = n,
+            Err(_) => summary.errors = 1,
+        }
+        match log.delete_old_segments(now_ms, hw) {
+            Ok(n) => summary.segments_deleted = n,
+            Err(e) => {
+                tracing::error!(%tp, error = %e, "retention failed");
+                summary.errors = 1;
+            }
+        }
+        self.schedule_retention_check_for(tp, &log);
+        summary
     }
 
     /// Flushes every log, checkpoints, and marks each healthy dir as

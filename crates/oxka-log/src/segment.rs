@@ -24,6 +24,16 @@ pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// `path` with `suffix` appended to its file name (`x.log` -> `x.log.swap`).
+pub(crate) fn with_suffix(path: PathBuf, suffix: &str) -> PathBuf {
+    if suffix.is_empty() {
+        return path;
+    }
+    let mut s = path.into_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 /// What the segment needs to know about each batch being appended.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AppendBatch {
@@ -63,7 +73,29 @@ impl LogSegment {
         max_index_size: u32,
         now_ms: i64,
     ) -> Result<LogSegment, LogError> {
-        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        Self::create_with_suffix(
+            dir,
+            base_offset,
+            index_interval_bytes,
+            max_index_size,
+            now_ms,
+            "",
+        )
+    }
+
+    /// Like [`LogSegment::create`] with `file_suffix` appended to every file
+    /// name (Kafka's `.cleaned`), so the cleaner can build a replacement
+    /// segment beside the live one and swap it in by renaming.
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        max_index_size: u32,
+        now_ms: i64,
+        file_suffix: &str,
+    ) -> Result<LogSegment, LogError> {
+        let path = |ext: &str| with_suffix(segment_file(dir, base_offset, ext), file_suffix);
+        let log_path = path(LOG_SUFFIX);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -71,16 +103,8 @@ impl LogSegment {
             .truncate(true)
             .open(&log_path)
             .ctx(&log_path)?;
-        let offset_index = OffsetIndex::create(
-            &segment_file(dir, base_offset, INDEX_SUFFIX),
-            base_offset,
-            max_index_size,
-        )?;
-        let time_index = TimeIndex::create(
-            &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
-            base_offset,
-            max_index_size,
-        )?;
+        let offset_index = OffsetIndex::create(&path(INDEX_SUFFIX), base_offset, max_index_size)?;
+        let time_index = TimeIndex::create(&path(TIME_INDEX_SUFFIX), base_offset, max_index_size)?;
         Ok(LogSegment {
             base_offset,
             log_path,
@@ -563,6 +587,78 @@ impl LogSegment {
             .set_path(segment_file(dir, self.base_offset, INDEX_SUFFIX));
         self.time_index
             .set_path(segment_file(dir, self.base_offset, TIME_INDEX_SUFFIX));
+    }
+
+    /// The data file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Renames the segment's three files from names ending in `from` to
+    /// names ending in `to` (the cleaner's `.cleaned` -> `.swap` -> final
+    /// steps). The indexes go first and the data file last, because
+    /// recovery keys on the data file's name.
+    pub fn rename_files(&mut self, from: &str, to: &str) -> Result<(), LogError> {
+        let rename = |path: &Path| -> Result<PathBuf, LogError> {
+            // Segment file names are ASCII; the directory may not be.
+            let stem = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(from));
+            let (Some(stem), Some(dir)) = (stem, path.parent()) else {
+                return Err(LogError::io(
+                    path,
+                    std::io::Error::other(format!("file name does not end in {from:?}")),
+                ));
+            };
+            let new = dir.join(format!("{stem}{to}"));
+            fs::rename(path, &new).ctx(path)?;
+            Ok(new)
+        };
+        let index = rename(self.offset_index.path())?;
+        self.offset_index.set_path(index);
+        let time = rename(self.time_index.path())?;
+        self.time_index.set_path(time);
+        self.log_path = rename(&self.log_path)?;
+        Ok(())
+    }
+
+    /// The newest record time in the segment, or the file's modification
+    /// time when no record carries one (Kafka's `largestTimestamp`); time
+    /// retention compares it with `retention.ms`.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp_so_far >= 0 {
+            return self.max_timestamp_so_far;
+        }
+        self.log
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .unwrap_or(self.created_ms)
+    }
+
+    /// Renames the segment's files to `<name>.deleted` (Kafka's
+    /// asynchronous delete) and returns the new paths. Startup removes
+    /// such files, so a crash before they are unlinked leaks nothing.
+    pub fn rename_to_deleted(self) -> Result<Vec<PathBuf>, LogError> {
+        let mut out = Vec::with_capacity(3);
+        for path in [
+            self.log_path.as_path(),
+            self.offset_index.path(),
+            self.time_index.path(),
+        ] {
+            let mut target = path.as_os_str().to_owned();
+            target.push(".deleted");
+            let target = PathBuf::from(target);
+            match fs::rename(path, &target) {
+                Ok(()) => out.push(target),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(path, e)),
+            }
+        }
+        Ok(out)
     }
 
     pub fn delete_files(self) -> Result<(), LogError> {

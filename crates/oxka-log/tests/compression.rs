@@ -45,11 +45,15 @@ fn noise(n: usize, mut seed: u64) -> Vec<u8> {
 /// A batch with null keys and values, headers, out-of-order timestamps and
 /// a value spanning several snappy (32 KiB) and lz4 (64 KiB) blocks.
 fn rich_batch(codec: Compression) -> RecordBatchBuilder {
+    // A fresh producer id per batch: the same (producer, epoch, sequence)
+    // twice in one log would be a retried batch, stored once.
+    static NEXT_PID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(42);
+    let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut big = noise(70_000, 7);
     big.extend(std::iter::repeat_n(b'z', 100_000));
     RecordBatchBuilder::new()
         .compression(codec)
-        .producer(42, 5, 17)
+        .producer(pid, 5, 17)
         .record(Some(b"k1"), Some(b"v1"), 1_000)
         .record_with_headers(None, None, &[("h", Some(b"x")), ("n", None)], 1_005)
         .record(Some(b""), Some(&big), 999)
@@ -199,7 +203,8 @@ fn control_batch_is_never_recompressed() {
         .build();
     let mut input = data.clone();
     input.extend_from_slice(&marker);
-    log.append_as_leader(&mut input, 0, 5_000).unwrap();
+    // only the broker writes markers
+    log.append_as_coordinator(&mut input, 0, 5_000).unwrap();
 
     let stored = stored_batches(&log);
     let hs: Vec<RecordBatchHeader> = stored
@@ -265,7 +270,10 @@ fn every_target_codec_round_trips() {
             assert_eq!(h.compression().unwrap(), codec, "{target:?}");
             assert_eq!(raw_records(got), raw_records(sent), "{target:?}");
             assert_eq!(contents(got), contents(sent), "{target:?}");
-            assert_eq!(h.producer_id, 42);
+            assert_eq!(
+                h.producer_id,
+                RecordBatchHeader::parse(sent).unwrap().producer_id
+            );
             let payload = &got[RECORDS_OFFSET..];
             // The framing Kafka's broker writes for each codec.
             match codec {
@@ -388,7 +396,9 @@ fn recompressed_batches_survive_reopen() {
     {
         let mut log = open(dir.path(), BrokerCompression::Zstd { level: 3 });
         log.append_as_leader(&mut sent.clone(), 0, 5_000).unwrap();
-        log.append_as_leader(&mut sent.clone(), 0, 5_000).unwrap();
+        // the same records from another producer (a resend would be a retry)
+        let mut again = rich_batch(Compression::Snappy).build();
+        log.append_as_leader(&mut again, 0, 5_000).unwrap();
         // Unclean: no close, so the segment is recovered (CRC-checked).
     }
     let log = Log::open(

@@ -495,14 +495,17 @@ fn invalid_batches_are_rejected_and_nothing_written() {
         .unwrap_err();
     assert!(is_corrupt(&err));
 
-    // Control batches are fine.
+    // Control batches come from the broker (transaction markers) only.
     let mut ctrl = RecordBatchBuilder::new()
         .control(true)
         .transactional(true)
         .producer(5, 0, -1)
         .record(Some(&[0, 0, 0, 1]), Some(&[0, 0, 0, 0, 0, 0]), 1)
         .build();
-    log.append_as_leader(&mut ctrl, 0, 0).unwrap();
+    assert_rejected(&mut log, ctrl.clone(), |e| {
+        matches!(e, LogError::InvalidRecord(_))
+    });
+    log.append_as_coordinator(&mut ctrl, 0, 0).unwrap();
     assert_eq!(log.log_end_offset(), 3);
 }
 

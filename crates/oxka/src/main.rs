@@ -1,6 +1,7 @@
 //! The `oxka` command.
 
 mod broker_cmd;
+mod cli;
 
 use clap::{Parser, Subcommand};
 
@@ -19,12 +20,33 @@ struct Cli {
 enum Command {
     /// Run a broker (embedded defaults; Kafka's server.properties keys).
     Broker(broker_cmd::BrokerArgs),
+    /// Create, list, describe, alter and delete topics.
+    #[command(alias = "topic")]
+    Topics(cli::topics::TopicsArgs),
+    /// Describe and change topic or broker configs.
+    #[command(alias = "config")]
+    Configs(cli::configs::ConfigsArgs),
+    /// List, describe (with lag), reset offsets of and delete consumer groups.
+    #[command(alias = "group")]
+    Groups(cli::groups::GroupsArgs),
+    /// Write lines from stdin or a file as records.
+    Produce(cli::produce::ProduceArgs),
+    /// Print records from a topic.
+    Consume(cli::consume::ConsumeArgs),
+    /// Cluster id, controller and brokers.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Broker(args) => broker_cmd::run(args),
+        Command::Topics(a) => cli::run(cli::topics::run(a)),
+        Command::Configs(a) => cli::run(cli::configs::run(a)),
+        Command::Groups(a) => cli::run(cli::groups::run(a)),
+        Command::Produce(a) => cli::run(cli::produce::run(a)),
+        Command::Consume(a) => cli::run(cli::consume::run(a)),
+        Command::Cluster(a) => cli::run(cli::cluster::run(a)),
     };
     std::process::exit(code);
 }

@@ -536,6 +536,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "SO_RCVBUF of sockets."
     ),
     def!(
+        "fetch.max.bytes",
+        Int,
+        Some("57671680"),
+        Validator::AtLeast(1024),
+        "Largest Fetch response the broker builds, whatever the client asks."
+    ),
+    def!(
         "queued.max.requests",
         Int,
         Some("500"),
@@ -639,6 +646,140 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Some("50"),
         Validator::AtLeast(1),
         "Partitions of __transaction_state."
+    ),
+    def!(
+        "group.consumer.heartbeat.interval.ms",
+        Int,
+        Some("5000"),
+        Validator::AtLeast(1),
+        "Heartbeat interval given to KIP-848 consumer group members."
+    ),
+    def!(
+        "group.consumer.session.timeout.ms",
+        Int,
+        Some("45000"),
+        Validator::AtLeast(1),
+        "A KIP-848 member that does not heartbeat for this long is fenced."
+    ),
+    def!(
+        "group.consumer.assignors",
+        List,
+        Some("uniform,range"),
+        Validator::None,
+        "Server-side assignors of KIP-848 groups; the first is the default."
+    ),
+    def!(
+        "group.consumer.max.size",
+        Int,
+        Some("2147483647"),
+        Validator::AtLeast(1),
+        "Members a KIP-848 consumer group may have."
+    ),
+    def!(
+        "log.cleaner.backoff.ms",
+        Long,
+        Some("15000"),
+        Validator::AtLeast(0),
+        "Sleep of the log cleaner when no log needs cleaning."
+    ),
+    def!(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        Some("134217728"),
+        Validator::None,
+        "Memory for the cleaner's key -> offset map."
+    ),
+    def!(
+        "log.cleaner.io.buffer.size",
+        Int,
+        Some("524288"),
+        Validator::AtLeast(0),
+        "Bytes the cleaner writes to a cleaned segment at a time."
+    ),
+    def!(
+        "log.cleaner.io.buffer.load.factor",
+        Double,
+        Some("0.9"),
+        Validator::None,
+        "How full the cleaner's offset map may get."
+    ),
+    def!(
+        "log.cleaner.io.max.bytes.per.second",
+        Double,
+        Some("1.7976931348623157E308"),
+        Validator::None,
+        "Read plus write rate limit of the log cleaner."
+    ),
+    def!(
+        "log.cleaner.threads",
+        Int,
+        Some("1"),
+        Validator::AtLeast(0),
+        "Cleaner threads (oxka runs one)."
+    ),
+    // exactly-once (coordinator/txn, oxka-log producer_state)
+    def!(
+        "transaction.max.timeout.ms",
+        Int,
+        Some("900000"),
+        Validator::AtLeast(1),
+        "Largest transaction.timeout.ms a producer may ask for."
+    ),
+    def!(
+        "transactional.id.expiration.ms",
+        Int,
+        Some("604800000"),
+        Validator::AtLeast(1),
+        "A transactional id idle this long (no transaction open) is forgotten."
+    ),
+    def!(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Int,
+        Some("10000"),
+        Validator::AtLeast(1),
+        "How often transactions past their timeout are looked for and aborted."
+    ),
+    def!(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Int,
+        Some("3600000"),
+        Validator::AtLeast(1),
+        "How often expired transactional ids are removed."
+    ),
+    def!(
+        "transaction.state.log.segment.bytes",
+        Int,
+        Some("104857600"),
+        Validator::AtLeast(1),
+        "Segment size of __transaction_state."
+    ),
+    def!(
+        "transaction.state.log.replication.factor",
+        Short,
+        Some("3"),
+        Validator::AtLeast(1),
+        "Replication factor of __transaction_state (capped by live brokers)."
+    ),
+    def!(
+        "transaction.state.log.min.isr",
+        Int,
+        Some("2"),
+        Validator::AtLeast(1),
+        "min.insync.replicas of __transaction_state."
+    ),
+    def!(
+        "producer.id.expiration.ms",
+        Int,
+        Some("86400000"),
+        Validator::AtLeast(1),
+        "Producer state of an idle producer id is dropped after this."
+    ),
+    def!(
+        "producer.id.expiration.check.interval.ms",
+        Int,
+        Some("600000"),
+        Validator::AtLeast(1),
+        "How often idle producer ids are looked for."
     ),
 ];
 

@@ -6,11 +6,12 @@
 //! anything.
 
 pub mod defs;
+pub mod dynamic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use oxka_log::{LogConfig, TimestampType};
+use oxka_log::{LogConfig, RetentionConfig, TimestampType};
 
 pub use defs::{ConfigDef, ConfigType, TopicConfigDef, BROKER_CONFIGS, TOPIC_CONFIGS};
 
@@ -43,8 +44,19 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicConfig = 1,
+    DynamicBrokerConfig = 2,
+    DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
+}
+
+/// One synonym of a described config: a name, its value in one layer and
+/// that layer (DescribeConfigs' `synonyms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
 }
 
 /// One `listeners` entry, e.g. `PLAINTEXT://:9092`.
@@ -102,11 +114,24 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
         .collect()
 }
 
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone)]
+pub struct DescribedConfig {
+    pub def: &'static ConfigDef,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
 /// The broker's resolved configuration.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// Values set in the file or by overrides, validated, by key.
     explicit: BTreeMap<String, String>,
+    /// Dynamic broker configs (AlterConfigs), above `explicit`; loaded
+    /// from and persisted in the metadata image by the controller.
+    dynamic: dynamic::DynamicLayer,
     pub node_id: i32,
     /// Client listeners to bind (controller listeners filtered out).
     pub listeners: Vec<Listener>,
@@ -171,6 +196,7 @@ impl KafkaConfig {
         }
         let mut cfg = KafkaConfig {
             explicit,
+            dynamic: dynamic::DynamicLayer::default(),
             node_id: 0,
             listeners: Vec::new(),
             advertised_listeners: Vec::new(),
@@ -285,11 +311,35 @@ impl KafkaConfig {
             }
     }
 
+    /// The value of `key` set in some layer (dynamic per-broker, dynamic
+    /// cluster default, static), without defaults or derivations.
+    fn raw(&self, key: &str) -> Option<String> {
+        self.dynamic
+            .lookup(key)
+            .or_else(|| self.explicit.get(key).cloned())
+    }
+
+    fn is_set(&self, key: &str) -> bool {
+        self.raw(key).is_some()
+    }
+
+    /// The dynamic broker configs in force.
+    pub fn dynamic_configs(&self) -> dynamic::DynamicBrokerConfigs {
+        self.dynamic.get()
+    }
+
+    /// Replaces the dynamic broker configs (after the controller persisted
+    /// them); everything reading `value` sees them from now on.
+    pub fn set_dynamic_configs(&self, configs: dynamic::DynamicBrokerConfigs) {
+        self.dynamic.set(configs);
+    }
+
     /// The effective value of a broker config, with Kafka's derived values
-    /// (`log.retention.ms` from minutes or hours, and so on).
+    /// (`log.retention.ms` from minutes or hours, and so on). Dynamic
+    /// values win over static ones, per-broker over cluster default.
     pub fn value(&self, key: &str) -> Option<String> {
-        if let Some(v) = self.explicit.get(key) {
-            return Some(v.clone());
+        if let Some(v) = self.raw(key) {
+            return Some(v);
         }
         let derived = |k: &str, mul: i64| -> Option<String> {
             self.value(k)
@@ -298,7 +348,7 @@ impl KafkaConfig {
         };
         match key {
             "log.retention.ms" => {
-                if self.explicit.contains_key("log.retention.minutes") {
+                if self.is_set("log.retention.minutes") {
                     derived("log.retention.minutes", 60_000)
                 } else {
                     derived("log.retention.hours", 3_600_000)
@@ -311,19 +361,115 @@ impl KafkaConfig {
         }
     }
 
-    /// Every known broker config with its value and source, for DescribeConfigs.
-    pub fn describe(&self) -> Vec<(&'static ConfigDef, Option<String>, ConfigSource)> {
+    /// Kafka's `configSynonyms`: every synonym of `name` (see
+    /// [`dynamic::broker_synonyms`]) in every layer that sets it, layer by
+    /// layer: dynamic per-broker (left out when `per_broker` is false, i.e.
+    /// when describing the cluster default), dynamic default, static,
+    /// built-in default.
+    pub fn config_synonyms(&self, name: &str, per_broker: bool) -> Vec<ConfigSynonym> {
+        let names = dynamic::broker_synonyms(name);
+        let mut out = Vec::new();
+        let mut layer = |source: ConfigSource, get: &dyn Fn(&str) -> Option<String>| {
+            for n in &names {
+                if let Some(v) = get(n) {
+                    out.push(ConfigSynonym {
+                        name: n.to_string(),
+                        value: Some(v),
+                        source,
+                    });
+                }
+            }
+        };
+        if per_broker {
+            layer(ConfigSource::DynamicBrokerConfig, &|n| {
+                self.dynamic.per_broker(n)
+            });
+        }
+        layer(ConfigSource::DynamicDefaultBrokerConfig, &|n| {
+            self.dynamic.cluster_default(n)
+        });
+        layer(ConfigSource::StaticBrokerConfig, &|n| {
+            self.explicit.get(n).cloned()
+        });
+        layer(ConfigSource::DefaultConfig, &|n| {
+            defs::broker_def(n)
+                .and_then(|d| d.default)
+                .map(str::to_string)
+        });
+        out
+    }
+
+    /// Broker configs for DescribeConfigs. `per_broker` (resource name =
+    /// node id): every known config; otherwise (resource name "") only the
+    /// cluster-wide dynamic defaults, as Kafka answers. The source is the
+    /// first layer that sets the config itself; synonyms start there
+    /// (Kafka drops higher-priority synonyms of other names).
+    pub fn describe_broker(&self, per_broker: bool) -> Vec<DescribedConfig> {
+        let cluster_defaults = self.dynamic.get().cluster_default;
         BROKER_CONFIGS
             .iter()
+            .filter(|d| per_broker || cluster_defaults.contains_key(d.name))
             .map(|d| {
-                let src = if self.is_explicit(d.name) {
-                    ConfigSource::StaticBrokerConfig
+                let synonyms: Vec<ConfigSynonym> = self
+                    .config_synonyms(d.name, per_broker)
+                    .into_iter()
+                    .skip_while(|s| s.name != d.name)
+                    .collect();
+                let source = synonyms
+                    .first()
+                    .map_or(ConfigSource::DefaultConfig, |s| s.source);
+                let value = if per_broker {
+                    self.value(d.name)
                 } else {
-                    ConfigSource::DefaultConfig
+                    cluster_defaults.get(d.name).cloned()
                 };
-                (d, self.value(d.name), src)
+                DescribedConfig {
+                    def: d,
+                    value,
+                    source,
+                    read_only: !dynamic::is_dynamic(d.name),
+                    synonyms,
+                }
             })
             .collect()
+    }
+
+    /// Synonyms of a topic config: the topic's override, then the broker
+    /// synonym's layers (Kafka's `createTopicConfigEntry`).
+    pub fn topic_synonyms(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        t: &TopicConfigDef,
+    ) -> Vec<ConfigSynonym> {
+        let mut out = Vec::new();
+        if let Some(v) = overrides.get(t.def.name) {
+            out.push(ConfigSynonym {
+                name: t.def.name.to_string(),
+                value: Some(v.clone()),
+                source: ConfigSource::TopicConfig,
+            });
+        }
+        if let Some(b) = t.broker_synonym {
+            out.extend(self.config_synonyms(b, true));
+        }
+        out
+    }
+
+    /// The retention settings of a topic: its overrides over the broker
+    /// defaults (dynamic ones included).
+    pub fn retention_config(&self, overrides: &BTreeMap<String, String>) -> RetentionConfig {
+        let d = RetentionConfig::default();
+        let num = |name: &str, fallback: i64| -> i64 {
+            defs::topic_def(name)
+                .and_then(|t| self.topic_value(overrides, t).0)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(fallback)
+        };
+        RetentionConfig {
+            retention_ms: num("retention.ms", d.retention_ms),
+            retention_bytes: num("retention.bytes", d.retention_bytes),
+            file_delete_delay_ms: num("file.delete.delay.ms", d.file_delete_delay_ms),
+        }
     }
 
     fn topic_default(&self, t: &TopicConfigDef) -> Option<String> {
@@ -341,10 +487,10 @@ impl KafkaConfig {
         if let Some(v) = overrides.get(t.def.name) {
             return (Some(v.clone()), ConfigSource::TopicConfig);
         }
-        let src = match t.broker_synonym {
-            Some(s) if self.is_explicit(s) => ConfigSource::StaticBrokerConfig,
-            _ => ConfigSource::DefaultConfig,
-        };
+        let src = t
+            .broker_synonym
+            .and_then(|b| self.config_synonyms(b, true).first().map(|s| s.source))
+            .unwrap_or(ConfigSource::DefaultConfig);
         (self.topic_default(t), src)
     }
 
@@ -372,6 +518,9 @@ impl KafkaConfig {
                 .unwrap_or(fallback)
         };
         let d = LogConfig::default();
+        // `cleanup.policy` is a list: "compact", "delete" or both.
+        let policy = get("cleanup.policy").unwrap_or_else(|| "delete".to_string());
+        let policy_has = |p: &str| policy.split(',').any(|x| x.trim().eq_ignore_ascii_case(p));
         LogConfig {
             segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
             segment_ms: num("segment.ms", d.segment_ms).max(1),
@@ -403,6 +552,15 @@ impl KafkaConfig {
                     })
                     .unwrap_or_default()
             },
+            compact: policy_has("compact"),
+            delete: policy_has("delete"),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|r| r.is_finite())
+                .map_or(d.min_cleanable_dirty_ratio, |r| r.clamp(0.0, 1.0)),
+            min_compaction_lag_ms: num("min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
+            max_compaction_lag_ms: num("max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
+            delete_retention_ms: num("delete.retention.ms", d.delete_retention_ms).max(0),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Coordinators: broker-side state machines that clients find through
-//! FindCoordinator. Today the group coordinator; the transaction
-//! coordinator joins it with the transactions issue.
+//! FindCoordinator: the group coordinator and the transaction coordinator.
 
 pub mod group;
+pub mod txn;
 
 pub use group::GroupCoordinator;
+pub use txn::TransactionCoordinator;

@@ -8,20 +8,14 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::s;
-use crate::config::{ConfigDef, ConfigSource, TOPIC_CONFIGS};
+use crate::config::{ConfigSynonym, DescribedConfig, TOPIC_CONFIGS};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-struct Entry {
-    def: &'static ConfigDef,
-    value: Option<String>,
-    source: ConfigSource,
-    read_only: bool,
-    synonyms: Vec<DescribeConfigsSynonym>,
-}
+type Entry = DescribedConfig;
 
 pub async fn handle(
     state: &BrokerState,
@@ -63,7 +57,7 @@ pub async fn handle(
                                 .with_config_source(e.source as i8)
                                 .with_config_type(e.def.ty.wire_code());
                             if req.include_synonyms {
-                                c.synonyms = e.synonyms;
+                                c.synonyms = e.synonyms.into_iter().map(synonym).collect();
                             }
                             if req.include_documentation && ctx.version >= 3 {
                                 c.documentation = Some(s(e.def.doc));
@@ -79,11 +73,11 @@ pub async fn handle(
     Some(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> DescribeConfigsSynonym {
+fn synonym(s: ConfigSynonym) -> DescribeConfigsSynonym {
     DescribeConfigsSynonym::default()
-        .with_name(s(name))
-        .with_value(value.map(s))
-        .with_source(source as i8)
+        .with_name(super::s(s.name))
+        .with_value(s.value.map(super::s))
+        .with_source(s.source as i8)
 }
 
 fn topic_entries(state: &BrokerState, name: &str) -> Result<Vec<Entry>, (ResponseError, String)> {
@@ -99,35 +93,19 @@ fn topic_entries(state: &BrokerState, name: &str) -> Result<Vec<Entry>, (Respons
         .iter()
         .map(|t| {
             let (value, source) = cfg.topic_value(&topic.configs, t);
-            let mut synonyms = Vec::new();
-            if let Some(v) = topic.configs.get(t.def.name) {
-                synonyms.push(synonym(
-                    t.def.name,
-                    Some(v.clone()),
-                    ConfigSource::TopicConfig,
-                ));
-            }
-            if let Some(b) = t.broker_synonym {
-                if cfg.is_explicit(b) {
-                    synonyms.push(synonym(b, cfg.value(b), ConfigSource::StaticBrokerConfig));
-                }
-                let default = crate::config::defs::broker_def(b)
-                    .and_then(|d| d.default)
-                    .map(str::to_string)
-                    .or_else(|| t.def.default.map(str::to_string));
-                synonyms.push(synonym(b, default, ConfigSource::DefaultConfig));
-            }
-            Entry {
+            DescribedConfig {
                 def: &t.def,
                 value,
                 source,
                 read_only: false,
-                synonyms,
+                synonyms: cfg.topic_synonyms(&topic.configs, t),
             }
         })
         .collect())
 }
 
+/// Resource name = this node's id: every broker config; "" (the cluster
+/// default): the dynamic defaults only, as Kafka answers.
 fn broker_entries(state: &BrokerState, name: &str) -> Result<Vec<Entry>, (ResponseError, String)> {
     if !name.is_empty() && name != state.config.node_id.to_string() {
         return Err((
@@ -138,19 +116,5 @@ fn broker_entries(state: &BrokerState, name: &str) -> Result<Vec<Entry>, (Respon
             ),
         ));
     }
-    Ok(state
-        .config
-        .describe()
-        .into_iter()
-        .map(|(def, value, source)| {
-            let synonyms = vec![synonym(def.name, value.clone(), source)];
-            Entry {
-                def,
-                value,
-                source,
-                read_only: true,
-                synonyms,
-            }
-        })
-        .collect())
+    Ok(state.config.describe_broker(!name.is_empty()))
 }

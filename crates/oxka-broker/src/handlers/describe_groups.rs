@@ -1,5 +1,6 @@
 //! DescribeGroups: state, protocol and members (with metadata and
-//! assignment while Stable, as Kafka reports them).
+//! assignment while Stable, as Kafka reports them). KIP-848 consumer groups
+//! are not classic groups: Dead (v6+: GROUP_ID_NOT_FOUND), as on Kafka.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -24,6 +25,20 @@ pub async fn handle(
             } else {
                 base
             };
+            if state.group_coordinator.is_consumer_group(id) {
+                // Kafka describes only classic groups here; clients fall
+                // back to ConsumerGroupDescribe for the others.
+                return if ctx.version >= 6 {
+                    base.with_group_state(s("Dead"))
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(s(format!(
+                            "Group {} is not a classic group.",
+                            id.0
+                        ))))
+                } else {
+                    base.with_group_state(s("Dead"))
+                };
+            }
             match state.group_coordinator.describe_group(id) {
                 Err(e) => base.with_error_code(e.code()),
                 Ok(None) if ctx.version >= 6 => base

@@ -9,8 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use oxka_log::{LogError, TopicPartition};
 use tokio::time::Instant;
 
@@ -69,10 +71,17 @@ fn read_all(
     req: &FetchRequest,
     image: &MetadataImage,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    // The broker's `fetch.max.bytes` bounds the response (and so the memory
+    // one fetch can pin) whatever the client asks for.
+    let broker_max = state
+        .config
+        .value("fetch.max.bytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(57_671_680);
     let mut budget = if req.max_bytes > 0 {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(broker_max)
     } else {
-        usize::MAX
+        broker_max
     };
     let mut total = 0usize;
     let mut errored = false;
@@ -109,14 +118,17 @@ fn read_all(
                 };
                 let hw = partition.high_watermark();
                 let log = partition.log.lock();
+                let lso = partition.last_stable_offset(&log);
                 let upper = if is_follower {
                     log.log_end_offset()
+                } else if read_committed {
+                    lso
                 } else {
                     hw
                 };
                 let base = base
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(log.log_start_offset());
                 let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
                 let min_one = total == 0;
@@ -128,6 +140,22 @@ fn read_all(
                         let n = data.records.len();
                         total += n;
                         budget = budget.saturating_sub(n);
+                        let base = if read_committed && n > 0 {
+                            // the aborted transactions the records overlap,
+                            // from the .txnindex entries
+                            base.with_aborted_transactions(Some(
+                                log.collect_aborted_transactions(p.fetch_offset, upper)
+                                    .into_iter()
+                                    .map(|t| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(t.producer_id))
+                                            .with_first_offset(t.first_offset)
+                                    })
+                                    .collect(),
+                            ))
+                        } else {
+                            base
+                        };
                         base.with_records(Some(data.records))
                     }
                     Err(e) => {

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (one node); the
-//! transaction coordinator arrives with transactions. v4+ batches keys.
+//! FindCoordinator: this broker coordinates every group and every
+//! transactional id (one node). v4+ batches keys.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -34,10 +34,18 @@ pub async fn handle(
                     Err(e) => (Some(e), "The coordinator is not available.".into()),
                 }
             }
-            KEY_TYPE_TRANSACTION => (
-                Some(ResponseError::CoordinatorNotAvailable),
-                "The transaction coordinator is not available yet.".into(),
-            ),
+            KEY_TYPE_TRANSACTION => {
+                if key.is_empty() {
+                    return (
+                        Some(ResponseError::InvalidRequest),
+                        "The transactional id must not be empty.".into(),
+                    );
+                }
+                match state.txn_coordinator.ensure_topic() {
+                    Ok(_) => (None, String::new()),
+                    Err(e) => (Some(e), "The coordinator is not available.".into()),
+                }
+            }
             other => (
                 Some(ResponseError::InvalidRequest),
                 format!("Unknown coordinator key type {other}."),

@@ -1,11 +1,8 @@
-//! InitProducerId for idempotent producers: a fresh producer id, or an
-//! epoch bump for a producer that asks to keep its id (KIP-360).
-//!
-//! Transactional ids need the transaction coordinator, which is not there
-//! yet: they get COORDINATOR_NOT_AVAILABLE, as FindCoordinator does for
-//! transaction keys.
+//! InitProducerId: for idempotent producers a fresh producer id, or an
+//! epoch bump for a producer that asks to keep its id (KIP-360); with a
+//! transactional id the transaction coordinator answers (fencing older
+//! epochs and aborting their open transaction).
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::request::RequestContext;
@@ -24,7 +21,20 @@ pub async fn handle(
         .as_ref()
         .is_some_and(|t| !t.0.is_empty())
     {
-        return Some(resp.with_error_code(ResponseError::CoordinatorNotAvailable.code()));
+        let id = req.transactional_id.as_ref().map_or("", |t| t.0.as_str());
+        return Some(
+            match state.txn_coordinator.init_producer_id(
+                id,
+                req.transaction_timeout_ms,
+                req.producer_id.0,
+                req.producer_epoch,
+            ) {
+                Ok((pid, epoch)) => resp
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+                Err(e) => resp.with_error_code(e.code()),
+            },
+        );
     }
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     if pid >= 0 && (0..i16::MAX - 1).contains(&epoch) {

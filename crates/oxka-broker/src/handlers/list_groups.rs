@@ -1,5 +1,5 @@
-//! ListGroups with the state (v4+) and type (v5+) filters. Every group here
-//! is a classic group until KIP-848 groups exist.
+//! ListGroups with the state (v4+) and type (v5+) filters, over classic
+//! and KIP-848 consumer groups.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -7,8 +7,6 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use super::s;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
-
-const GROUP_TYPE: &str = "classic";
 
 pub async fn handle(
     state: &BrokerState,
@@ -21,21 +19,19 @@ pub async fn handle(
     };
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE) {
-        return Some(ListGroupsResponse::default());
-    }
     let listed = groups
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(s(g.group_id)))
                 .with_protocol_type(s(g.protocol_type));
             if ctx.version >= 4 {
-                l = l.with_group_state(s(g.state.name()));
+                l = l.with_group_state(s(g.state));
             }
             if ctx.version >= 5 {
-                l = l.with_group_type(s(GROUP_TYPE));
+                l = l.with_group_type(s(g.group_type));
             }
             l
         })

@@ -23,6 +23,7 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -50,7 +51,10 @@ pub async fn handle(
                     let log = partition.log.lock();
                     let found = match p.timestamp {
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
-                        // no transactions yet, so the last stable offset is the high watermark
+                        // read_committed (v2+): the last stable offset
+                        LATEST if read_committed => {
+                            Ok(Some((partition.last_stable_offset(&log), -1)))
+                        }
                         LATEST => Ok(Some((hw, -1))),
                         LATEST_TIERED => Ok(None),
                         MAX_TIMESTAMP => log

@@ -1,7 +1,7 @@
 //! OffsetFetch: one group (v1–7) or several (v8+). Partitions without a
-//! commit answer offset -1 with no error, as Kafka does. `require_stable`
-//! needs no waiting here: commits are durable before they are visible and
-//! transactional offset commits do not exist yet.
+//! commit answer offset -1 with no error, as Kafka does. With
+//! `require_stable` (v7+) a partition whose transactional offset commit is
+//! still pending answers UNSTABLE_OFFSET_COMMIT (the client retries).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -30,6 +30,12 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: OffsetFetchRequest,
 ) -> Option<OffsetFetchResponse> {
+    let unstable = |group: &str, topic: &str, p: i32| {
+        req.require_stable
+            && state
+                .group_coordinator
+                .has_pending_txn_offset(group, topic, p)
+    };
     if ctx.version >= 8 {
         let groups = req
             .groups
@@ -41,18 +47,36 @@ pub async fn handle(
                         .collect()
                 });
                 let resp = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch(state, &g.group_id, topics) {
+                // v9+: a KIP-848 member's id and epoch must be current
+                let member = if ctx.version >= 9 {
+                    state.group_coordinator.validate_member_fetch(
+                        &g.group_id,
+                        g.member_id.as_deref(),
+                        g.member_epoch,
+                    )
+                } else {
+                    Ok(())
+                };
+                match member.and_then(|()| fetch(state, &g.group_id, topics)) {
                     Err(e) => resp.with_error_code(e.code()),
                     Ok(f) => resp.with_topics(
                         f.into_iter()
                             .map(|(t, ps)| {
                                 OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(s(t)))
+                                    .with_name(TopicName(s(t.clone())))
                                     .with_partitions(
                                         ps.into_iter()
                                             .map(|(p, o)| {
                                                 let r = OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p);
+                                                if unstable(&g.group_id, &t, p) {
+                                                    return r
+                                                        .with_committed_offset(-1)
+                                                        .with_error_code(
+                                                            ResponseError::UnstableOffsetCommit
+                                                                .code(),
+                                                        );
+                                                }
                                                 match o {
                                                     Some(o) => r
                                                         .with_committed_offset(o.offset)
@@ -100,9 +124,18 @@ pub async fn handle(
                 f.into_iter()
                     .map(|(t, ps)| {
                         OffsetFetchResponseTopic::default()
-                            .with_name(TopicName(s(t)))
+                            .with_name(TopicName(s(t.clone())))
                             .with_partitions(
-                                ps.into_iter().map(|(p, o)| partition(p, o, 0)).collect(),
+                                ps.into_iter()
+                                    .map(|(p, o)| {
+                                        if unstable(&req.group_id, &t, p) {
+                                            let code = ResponseError::UnstableOffsetCommit.code();
+                                            partition(p, None, code)
+                                        } else {
+                                            partition(p, o, 0)
+                                        }
+                                    })
+                                    .collect(),
                             )
                     })
                     .collect(),

@@ -60,10 +60,16 @@ pub async fn handle(
                     }
                     Some(records) => {
                         let tp = TopicPartition::new(name.clone(), p.index);
-                        match state
-                            .replica_manager
-                            .append_records(&tp, records, acks, now_ms())
-                        {
+                        // KIP-890: transactional data only into the
+                        // producer's open transaction
+                        let verified = state
+                            .txn_coordinator
+                            .verify_transactional_produce(&tp, &records);
+                        match verified.and_then(|()| {
+                            state
+                                .replica_manager
+                                .append_records(&tp, records, acks, now_ms())
+                        }) {
                             Ok(info) => PartitionProduceResponse::default()
                                 .with_index(p.index)
                                 .with_base_offset(info.first_offset)

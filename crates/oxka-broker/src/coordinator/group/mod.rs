@@ -11,9 +11,12 @@
 //! timeout) are one periodic sweep, so their cost is bounded by the number
 //! of groups and no task is spawned per member.
 
+pub mod assignor;
+pub mod consumer;
 pub mod offsets;
 pub mod records;
 pub mod state;
+mod txn_offsets;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +35,7 @@ use crate::controller::{Controller, CreateTopicSpec};
 use crate::replica_manager::ReplicaManager;
 use crate::server::now_ms;
 
+use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatOutcome, HeartbeatParams};
 use offsets::{partition_for, OffsetAndMetadata, OFFSETS_TOPIC};
 use records::{CoordinatorKey, GroupMetadataValue, OffsetCommitValue};
 pub use state::{
@@ -104,6 +108,31 @@ impl GroupConfig {
                 "offsets.topic.segment.bytes",
                 d.offsets_topic_segment_bytes,
             ),
+            consumer: ConsumerConfig {
+                heartbeat_interval_ms: int(
+                    "group.consumer.heartbeat.interval.ms",
+                    d.consumer.heartbeat_interval_ms.into(),
+                )
+                .clamp(1, i32::MAX.into()) as i32,
+                session_timeout_ms: int(
+                    "group.consumer.session.timeout.ms",
+                    d.consumer.session_timeout_ms.into(),
+                )
+                .clamp(1, i32::MAX.into()) as i32,
+                assignors: {
+                    let v: Vec<assignor::Assignor> = config
+                        .value("group.consumer.assignors")
+                        .map(|v| v.split(',').filter_map(assignor::Assignor::parse).collect())
+                        .unwrap_or_default();
+                    if v.is_empty() {
+                        d.consumer.assignors.clone()
+                    } else {
+                        v
+                    }
+                },
+                max_size: int("group.consumer.max.size", d.consumer.max_size as i64).max(1)
+                    as usize,
+            },
         }
     }
 }
@@ -145,7 +174,26 @@ pub struct DescribedMember {
 pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// Kafka's state name (classic or consumer group states).
+    pub state: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe reports it.
+#[derive(Debug, Clone)]
+pub struct DescribedConsumerGroup {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: &'static str,
+    pub members: Vec<DescribedConsumerMember>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedConsumerMember {
+    pub member: consumer::ConsumerMember,
+    pub target: assignor::Assignment,
 }
 
 pub struct GroupCoordinator {
@@ -154,6 +202,110 @@ pub struct GroupCoordinator {
     replica_manager: Arc<ReplicaManager>,
     groups: Mutex<HashMap<String, Group>>,
     loaded: AtomicBool,
+    /// Transactional offset commits awaiting their marker (txn_offsets.rs).
+    txn_offsets: Mutex<txn_offsets::PendingTxnOffsets>,
+}
+
+/// The KIP-848 records of one group while `__consumer_offsets` is
+/// replayed (last value per key wins; tombstones remove).
+#[derive(Default)]
+struct ConsumerReplay {
+    epoch: Option<i32>,
+    assignment_epoch: i32,
+    members: BTreeMap<String, records::ConsumerMemberMetadataValue>,
+    current: BTreeMap<String, records::CurrentMemberAssignmentValue>,
+    target: BTreeMap<String, assignor::Assignment>,
+}
+
+impl ConsumerReplay {
+    /// Applies one record; false if its value does not decode.
+    fn apply(
+        all: &mut HashMap<String, ConsumerReplay>,
+        key: CoordinatorKey,
+        raw_key: &[u8],
+        value: Option<&[u8]>,
+    ) -> bool {
+        use records::ConsumerValue as V;
+        let key_type = raw_key
+            .get(..2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .unwrap_or(-1);
+        let decoded = match value.map(|v| V::decode(key_type, v)) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => return false,
+        };
+        match (key, decoded) {
+            (CoordinatorKey::ConsumerGroupMetadata { group }, v) => {
+                let r = all.entry(group).or_default();
+                r.epoch = match v {
+                    Some(V::GroupMetadata { epoch }) => Some(epoch),
+                    _ => None,
+                };
+            }
+            (CoordinatorKey::ConsumerGroupTargetAssignmentMetadata { group }, v) => {
+                let r = all.entry(group).or_default();
+                r.assignment_epoch = match v {
+                    Some(V::TargetAssignmentMetadata { assignment_epoch }) => assignment_epoch,
+                    _ => 0,
+                };
+            }
+            (CoordinatorKey::ConsumerGroupMemberMetadata { group, member }, v) => {
+                let r = all.entry(group).or_default();
+                match v {
+                    Some(V::Member(m)) => {
+                        r.members.insert(member, m);
+                    }
+                    _ => {
+                        r.members.remove(&member);
+                    }
+                }
+            }
+            (CoordinatorKey::ConsumerGroupCurrentMemberAssignment { group, member }, v) => {
+                let r = all.entry(group).or_default();
+                match v {
+                    Some(V::CurrentAssignment(c)) => {
+                        r.current.insert(member, c);
+                    }
+                    _ => {
+                        r.current.remove(&member);
+                    }
+                }
+            }
+            (CoordinatorKey::ConsumerGroupTargetAssignmentMember { group, member }, v) => {
+                let r = all.entry(group).or_default();
+                match v {
+                    Some(V::TargetAssignmentMember(a)) => {
+                        r.target.insert(member, a);
+                    }
+                    _ => {
+                        r.target.remove(&member);
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn into_group(mut self, id: &str, now_ms: i64) -> Option<ConsumerGroup> {
+        let epoch = self.epoch?;
+        let members = std::mem::take(&mut self.members)
+            .into_iter()
+            .map(|(m, md)| {
+                let cur = self.current.remove(&m);
+                (m, (md, cur))
+            })
+            .collect();
+        Some(ConsumerGroup::from_records(
+            id,
+            epoch,
+            self.assignment_epoch,
+            members,
+            self.target,
+            now_ms,
+        ))
+    }
 }
 
 impl GroupCoordinator {
@@ -168,6 +320,7 @@ impl GroupCoordinator {
             replica_manager,
             groups: Mutex::new(HashMap::new()),
             loaded: AtomicBool::new(false),
+            txn_offsets: Mutex::new(Default::default()),
         }
     }
 
@@ -280,6 +433,27 @@ impl GroupCoordinator {
         )
     }
 
+    /// Writes the records of what changed in a consumer group. A failed
+    /// write is logged: the state in memory stays authoritative until the
+    /// next change rewrites the records.
+    fn persist_consumer(&self, g: &mut Group) {
+        let Some(c) = g.consumer.as_mut() else {
+            return;
+        };
+        let records = c.take_records();
+        if let Err(e) = self.append(&g.id, records) {
+            tracing::warn!(group = %g.id, error = ?e, "cannot store consumer group records");
+        }
+    }
+
+    /// Tombstones for the KIP-848 records of `g` (none if classic).
+    fn consumer_tombstones(g: &Group) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        g.consumer
+            .as_ref()
+            .map(ConsumerGroup::tombstones)
+            .unwrap_or_default()
+    }
+
     /// Writes the group's metadata record if a transition asked for it.
     fn persist_if_dirty(&self, g: &mut Group) {
         if !g.metadata_dirty {
@@ -308,6 +482,21 @@ impl GroupCoordinator {
         let Some(g) = groups.get_mut(group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };
+        if let Some(c) = &g.consumer {
+            // A group keeps its type until it is empty; an empty consumer
+            // group becomes a classic one (its offsets stay).
+            if !c.is_empty() {
+                return Ok(Reply::Now(JoinOutcome::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    p.member_id,
+                )));
+            }
+            let records = Self::consumer_tombstones(g);
+            if let Err(e) = self.append(group_id, records) {
+                return Ok(Reply::Now(JoinOutcome::error(e, p.member_id)));
+            }
+            g.consumer = None;
+        }
         let reply = g.join(p, &self.cfg, now);
         self.persist_if_dirty(g);
         Ok(reply)
@@ -359,6 +548,120 @@ impl GroupCoordinator {
         }
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848). Creates the group, or turns an
+    /// empty classic group into a consumer group; a classic group with
+    /// members is not a consumer group (GROUP_ID_NOT_FOUND, as Kafka).
+    pub fn consumer_heartbeat(&self, group_id: &str, p: HeartbeatParams) -> HeartbeatOutcome {
+        if let Err(e) = self.ready(group_id) {
+            return HeartbeatOutcome::error(e, e.to_string());
+        }
+        let now = now_ms();
+        let image = self.controller.image();
+        let mut groups = self.groups.lock();
+        let g = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, now));
+        if g.consumer.is_none() {
+            if p.member_epoch != 0 || !g.members.is_empty() || g.state != GroupState::Empty {
+                return HeartbeatOutcome::error(
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                );
+            }
+            if g.generation_id > 0 || g.protocol_type.is_some() {
+                // the classic group's metadata record goes away
+                if let Err(e) = self.append(
+                    group_id,
+                    vec![(
+                        CoordinatorKey::GroupMetadata {
+                            group: group_id.to_string(),
+                        }
+                        .encode(),
+                        None,
+                    )],
+                ) {
+                    return HeartbeatOutcome::error(e, e.to_string());
+                }
+                g.generation_id = 0;
+                g.protocol_type = None;
+                g.protocol_name = None;
+                g.leader_id = None;
+            }
+            g.consumer = Some(ConsumerGroup::new(group_id, now));
+        }
+        let Some(c) = g.consumer.as_mut() else {
+            return HeartbeatOutcome::error(ResponseError::CoordinatorNotAvailable, "");
+        };
+        let out = c.heartbeat(p, &image, &self.cfg.consumer, now);
+        self.persist_consumer(g);
+        out
+    }
+
+    /// ConsumerGroupDescribe of one group: `Err` is the error for the row
+    /// (GROUP_ID_NOT_FOUND with Kafka's message for missing and classic
+    /// groups).
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<DescribedConsumerGroup, (ResponseError, String)> {
+        self.ready(group_id).map_err(|e| (e, e.to_string()))?;
+        let groups = self.groups.lock();
+        let not_found = || {
+            (
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} not found."),
+            )
+        };
+        let g = groups.get(group_id).ok_or_else(not_found)?;
+        let Some(c) = &g.consumer else {
+            if g.members.is_empty() && g.state == GroupState::Empty && g.protocol_type.is_none() {
+                return Err(not_found());
+            }
+            return Err((
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            ));
+        };
+        Ok(DescribedConsumerGroup {
+            state: c.state().name(),
+            group_epoch: c.group_epoch,
+            assignment_epoch: c.assignment_epoch,
+            assignor: c.assignor.name(),
+            members: c
+                .members
+                .values()
+                .map(|m| DescribedConsumerMember {
+                    member: m.clone(),
+                    target: c.target.get(&m.member_id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Whether `group_id` is a KIP-848 consumer group (DescribeGroups
+    /// reports those as not classic).
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.groups
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| g.consumer.is_some())
+    }
+
+    /// OffsetFetch v9+ from a member of a consumer group: its id and epoch
+    /// must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
+    pub fn validate_member_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let groups = self.groups.lock();
+        match groups.get(group_id).and_then(|g| g.consumer.as_ref()) {
+            Some(c) => c.validate_fetch(member_id.unwrap_or(""), member_epoch),
+            None => Ok(()),
+        }
+    }
+
     /// LeaveGroup for a batch of member identities.
     pub fn leave(
         &self,
@@ -394,6 +697,38 @@ impl GroupCoordinator {
             .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
     }
 
+    /// The classic generation checks of OffsetCommit.
+    fn validate_classic_commit(
+        g: &Group,
+        generation_id: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        match g.state {
+            GroupState::Dead => return Err(ResponseError::CoordinatorNotAvailable),
+            GroupState::Empty if generation_id < 0 => {}
+            GroupState::CompletingRebalance => return Err(ResponseError::RebalanceInProgress),
+            _ => {
+                if !g.members.contains_key(member_id) {
+                    return Err(ResponseError::UnknownMemberId);
+                }
+                if let Some(inst) = instance {
+                    if g.members
+                        .get(member_id)
+                        .and_then(|m| m.group_instance_id.as_deref())
+                        != Some(inst)
+                    {
+                        return Err(ResponseError::FencedInstanceId);
+                    }
+                }
+                if generation_id != g.generation_id {
+                    return Err(ResponseError::IllegalGeneration);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// OffsetCommit. Returns the per-partition errors, or a group-level
     /// error applying to every partition.
     pub fn commit_offsets(
@@ -417,27 +752,10 @@ impl GroupCoordinator {
         let Some(g) = groups.get_mut(group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };
-        match g.state {
-            GroupState::Dead => return Err(ResponseError::CoordinatorNotAvailable),
-            GroupState::Empty if generation_id < 0 => {}
-            GroupState::CompletingRebalance => return Err(ResponseError::RebalanceInProgress),
-            _ => {
-                if !g.members.contains_key(member_id) {
-                    return Err(ResponseError::UnknownMemberId);
-                }
-                if let Some(inst) = instance {
-                    if g.members
-                        .get(member_id)
-                        .and_then(|m| m.group_instance_id.as_deref())
-                        != Some(inst)
-                    {
-                        return Err(ResponseError::FencedInstanceId);
-                    }
-                }
-                if generation_id != g.generation_id {
-                    return Err(ResponseError::IllegalGeneration);
-                }
-            }
+        if let Some(c) = &g.consumer {
+            c.validate_commit(member_id, generation_id)?;
+        } else {
+            Self::validate_classic_commit(g, generation_id, member_id, instance)?;
         }
         let mut results = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
@@ -541,10 +859,19 @@ impl GroupCoordinator {
         let mut out: Vec<ListedGroup> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| ListedGroup {
-                group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+            .map(|g| match &g.consumer {
+                Some(c) => ListedGroup {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: c.state().name(),
+                    group_type: "consumer",
+                },
+                None => ListedGroup {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state.name(),
+                    group_type: "classic",
+                },
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -554,7 +881,7 @@ impl GroupCoordinator {
     pub fn describe_group(&self, group_id: &str) -> Result<Option<DescribedGroup>, ResponseError> {
         self.ready(group_id)?;
         let groups = self.groups.lock();
-        let Some(g) = groups.get(group_id) else {
+        let Some(g) = groups.get(group_id).filter(|g| g.consumer.is_none()) else {
             return Ok(None);
         };
         let stable = g.state == GroupState::Stable;
@@ -630,7 +957,12 @@ impl GroupCoordinator {
             GroupState::Empty => {}
             _ => return Some(ResponseError::NonEmptyGroup),
         }
-        if let Err(e) = self.append(group_id, Self::tombstones(g)) {
+        if g.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Some(ResponseError::NonEmptyGroup);
+        }
+        let mut records = Self::tombstones(g);
+        records.extend(Self::consumer_tombstones(g));
+        if let Err(e) = self.append(group_id, records) {
             return Some(e);
         }
         g.state = GroupState::Dead;
@@ -655,7 +987,11 @@ impl GroupCoordinator {
         if g.state != GroupState::Empty && g.protocol_type.as_deref() != Some("consumer") {
             return Err(ResponseError::NonEmptyGroup);
         }
-        let subscribed = g.subscribed_topics().unwrap_or_default();
+        let subscribed = match &g.consumer {
+            Some(c) if !c.is_empty() => c.subscribed_topic_names().into_iter().collect(),
+            Some(_) => HashSet::new(),
+            None => g.subscribed_topics().unwrap_or_default(),
+        };
         let mut out = Vec::new();
         let mut records = Vec::new();
         let mut removed = Vec::new();
@@ -702,6 +1038,7 @@ impl GroupCoordinator {
         };
         let mut meta: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
         let mut offs: HashMap<String, HashMap<(String, i32), OffsetAndMetadata>> = HashMap::new();
+        let mut kip848: HashMap<String, ConsumerReplay> = HashMap::new();
         let mut bad = 0usize;
         for p in 0..topic.partitions.len() as i32 {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
@@ -731,6 +1068,12 @@ impl GroupCoordinator {
                         break;
                     };
                     next = next.max(h.last_offset() + 1);
+                    if h.is_transactional() {
+                        // TxnOffsetCommit data and its markers
+                        let n = topic.partitions.len() as i32;
+                        self.load_txn_batch(p, n, &h, raw, &mut offs);
+                        continue;
+                    }
                     if h.is_control() {
                         continue;
                     }
@@ -781,6 +1124,12 @@ impl GroupCoordinator {
                                     Some(Err(_)) => bad += 1,
                                 }
                             }
+                            Ok(CoordinatorKey::ConsumerGroupPartitionMetadata { .. }) => {}
+                            Ok(k) => {
+                                if !ConsumerReplay::apply(&mut kip848, k, key, r.value.as_deref()) {
+                                    bad += 1;
+                                }
+                            }
                             Err(_) => bad += 1,
                         }
                     }
@@ -809,11 +1158,20 @@ impl GroupCoordinator {
                 .filter(|(_, v)| v.is_some())
                 .map(|(g, _)| g.clone()),
         );
+        ids.extend(
+            kip848
+                .iter()
+                .filter(|(_, r)| r.epoch.is_some())
+                .map(|(g, _)| g.clone()),
+        );
         for id in ids {
             let mut g = match meta.remove(&id).flatten() {
                 Some(v) => Group::from_metadata_value(&id, v, now),
                 None => Group::new(&id, now),
             };
+            if let Some(r) = kip848.remove(&id) {
+                g.consumer = r.into_group(&id, now);
+            }
             g.offsets = offs.remove(&id).unwrap_or_default();
             groups.insert(id, g);
         }
@@ -829,8 +1187,15 @@ impl GroupCoordinator {
             return;
         }
         let now = now_ms();
+        let image = self.controller.image();
         let mut groups = self.groups.lock();
         for g in groups.values_mut() {
+            if let Some(c) = g.consumer.as_mut() {
+                if c.tick(&image, &self.cfg.consumer, now) {
+                    self.persist_consumer(g);
+                }
+                continue;
+            }
             g.tick(&self.cfg, now);
             self.persist_if_dirty(g);
         }
@@ -849,14 +1214,16 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         let mut gone = Vec::new();
         for g in groups.values_mut() {
-            if g.state != GroupState::Empty {
+            if g.state != GroupState::Empty || g.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
                 continue;
             }
             let expired: Vec<(String, i32)> = g
                 .offsets
                 .iter()
                 .filter(|(_, o)| {
-                    let base = if g.protocol_type.is_some() {
+                    let base = if let Some(c) = &g.consumer {
+                        c.state_timestamp_ms
+                    } else if g.protocol_type.is_some() {
                         g.state_timestamp_ms
                     } else {
                         o.commit_timestamp
@@ -880,6 +1247,9 @@ impl GroupCoordinator {
                 })
                 .collect();
             let forget = g.offsets.len() == expired.len();
+            if forget {
+                records.extend(Self::consumer_tombstones(g));
+            }
             if forget && g.generation_id > 0 {
                 records.push((
                     CoordinatorKey::GroupMetadata {

@@ -11,6 +11,9 @@
 //! and read versions 0 to 4.
 
 use bytes::{BufMut, Bytes};
+use uuid::Uuid;
+
+use super::assignor::Assignment;
 
 /// Why a record of the offsets topic could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,6 +40,29 @@ pub enum CoordinatorKey {
     },
     GroupMetadata {
         group: String,
+    },
+    /// KIP-848 records (types 3 to 8). Type 4 (partition metadata, no
+    /// longer written by Kafka 4.1+) is read and ignored.
+    ConsumerGroupMetadata {
+        group: String,
+    },
+    ConsumerGroupPartitionMetadata {
+        group: String,
+    },
+    ConsumerGroupMemberMetadata {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupTargetAssignmentMetadata {
+        group: String,
+    },
+    ConsumerGroupTargetAssignmentMember {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupCurrentMemberAssignment {
+        group: String,
+        member: String,
     },
 }
 
@@ -116,6 +142,33 @@ impl CoordinatorKey {
                 out.put_i16(GROUP_METADATA_KEY_VERSION);
                 put_str(&mut out, group);
             }
+            CoordinatorKey::ConsumerGroupMetadata { group } => {
+                out.put_i16(3);
+                put_str(&mut out, group);
+            }
+            CoordinatorKey::ConsumerGroupPartitionMetadata { group } => {
+                out.put_i16(4);
+                put_str(&mut out, group);
+            }
+            CoordinatorKey::ConsumerGroupMemberMetadata { group, member } => {
+                out.put_i16(5);
+                put_str(&mut out, group);
+                put_str(&mut out, member);
+            }
+            CoordinatorKey::ConsumerGroupTargetAssignmentMetadata { group } => {
+                out.put_i16(6);
+                put_str(&mut out, group);
+            }
+            CoordinatorKey::ConsumerGroupTargetAssignmentMember { group, member } => {
+                out.put_i16(7);
+                put_str(&mut out, group);
+                put_str(&mut out, member);
+            }
+            CoordinatorKey::ConsumerGroupCurrentMemberAssignment { group, member } => {
+                out.put_i16(8);
+                put_str(&mut out, group);
+                put_str(&mut out, member);
+            }
         }
         out
     }
@@ -131,6 +184,27 @@ impl CoordinatorKey {
             }),
             2 => Ok(CoordinatorKey::GroupMetadata {
                 group: r.string("group")?,
+            }),
+            3 => Ok(CoordinatorKey::ConsumerGroupMetadata {
+                group: r.string("group")?,
+            }),
+            4 => Ok(CoordinatorKey::ConsumerGroupPartitionMetadata {
+                group: r.string("group")?,
+            }),
+            5 => Ok(CoordinatorKey::ConsumerGroupMemberMetadata {
+                group: r.string("group")?,
+                member: r.string("member")?,
+            }),
+            6 => Ok(CoordinatorKey::ConsumerGroupTargetAssignmentMetadata {
+                group: r.string("group")?,
+            }),
+            7 => Ok(CoordinatorKey::ConsumerGroupTargetAssignmentMember {
+                group: r.string("group")?,
+                member: r.string("member")?,
+            }),
+            8 => Ok(CoordinatorKey::ConsumerGroupCurrentMemberAssignment {
+                group: r.string("group")?,
+                member: r.string("member")?,
             }),
             other => Err(RecordError::UnknownKeyType(other)),
         }
@@ -264,6 +338,182 @@ impl GroupMetadataValue {
     }
 }
 
+/// `ConsumerGroupMemberMetadataValue` v0 (flexible).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerMemberMetadataValue {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+}
+
+/// `ConsumerGroupCurrentMemberAssignmentValue` v0 (flexible).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentMemberAssignmentValue {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: i8,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
+}
+
+/// Values of the KIP-848 records. Each is an int16 version (0) and a
+/// flexible struct (compact lengths, tagged fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerValue {
+    /// `ConsumerGroupMetadataValue`: the group epoch.
+    GroupMetadata {
+        epoch: i32,
+    },
+    Member(ConsumerMemberMetadataValue),
+    /// `ConsumerGroupTargetAssignmentMetadataValue`.
+    TargetAssignmentMetadata {
+        assignment_epoch: i32,
+    },
+    /// `ConsumerGroupTargetAssignmentMemberValue`.
+    TargetAssignmentMember(Assignment),
+    CurrentAssignment(CurrentMemberAssignmentValue),
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+fn put_compact_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => put_uvarint(out, 0),
+        Some(s) => {
+            let b = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
+            put_uvarint(out, b.len() as u64 + 1);
+            out.put_slice(b);
+        }
+    }
+}
+
+fn put_topic_partitions(out: &mut Vec<u8>, a: &Assignment) {
+    put_uvarint(out, a.len() as u64 + 1);
+    for (t, ps) in a {
+        out.put_slice(t.as_bytes());
+        put_uvarint(out, ps.len() as u64 + 1);
+        for p in ps {
+            out.put_i32(*p);
+        }
+        put_uvarint(out, 0);
+    }
+}
+
+fn read_topic_partitions(r: &mut Reader<'_>) -> Result<Assignment, RecordError> {
+    let n = r.array_len("topicPartitions")?;
+    let mut a = Assignment::new();
+    for _ in 0..n {
+        let t = r.uuid("topicId")?;
+        let k = r.array_len("partitions")?;
+        let set = a.entry(t).or_default();
+        for _ in 0..k {
+            set.insert(r.i32("partition")?);
+        }
+        r.skip_tags()?;
+    }
+    a.retain(|_, s| !s.is_empty());
+    Ok(a)
+}
+
+impl ConsumerValue {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.put_i16(0);
+        match self {
+            ConsumerValue::GroupMetadata { epoch } => out.put_i32(*epoch),
+            ConsumerValue::Member(m) => {
+                put_compact_str(&mut out, m.instance_id.as_deref());
+                put_compact_str(&mut out, m.rack_id.as_deref());
+                put_compact_str(&mut out, Some(&m.client_id));
+                put_compact_str(&mut out, Some(&m.client_host));
+                put_uvarint(&mut out, m.subscribed_topic_names.len() as u64 + 1);
+                for t in &m.subscribed_topic_names {
+                    put_compact_str(&mut out, Some(t));
+                }
+                put_compact_str(&mut out, m.subscribed_topic_regex.as_deref());
+                out.put_i32(m.rebalance_timeout_ms);
+                put_compact_str(&mut out, m.server_assignor.as_deref());
+            }
+            ConsumerValue::TargetAssignmentMetadata { assignment_epoch } => {
+                out.put_i32(*assignment_epoch)
+            }
+            ConsumerValue::TargetAssignmentMember(a) => put_topic_partitions(&mut out, a),
+            ConsumerValue::CurrentAssignment(c) => {
+                out.put_i32(c.member_epoch);
+                out.put_i32(c.previous_member_epoch);
+                out.put_i8(c.state);
+                put_topic_partitions(&mut out, &c.assigned);
+                put_topic_partitions(&mut out, &c.pending_revocation);
+            }
+        }
+        put_uvarint(&mut out, 0);
+        out
+    }
+
+    /// Decodes the value of a record whose key type is `key_type` (3 to 8).
+    pub fn decode(key_type: i16, buf: &[u8]) -> Result<ConsumerValue, RecordError> {
+        let mut r = Reader::new(buf, true);
+        let version = r.i16("value version")?;
+        if version != 0 {
+            return Err(RecordError::UnsupportedVersion {
+                what: "consumer group record",
+                version,
+            });
+        }
+        let v = match key_type {
+            3 => ConsumerValue::GroupMetadata {
+                epoch: r.i32("epoch")?,
+            },
+            5 => {
+                let instance_id = r.nullable_string("instanceId")?;
+                let rack_id = r.nullable_string("rackId")?;
+                let client_id = r.string("clientId")?;
+                let client_host = r.string("clientHost")?;
+                let n = r.array_len("subscribedTopicNames")?;
+                let mut names = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    names.push(r.string("topic")?);
+                }
+                ConsumerValue::Member(ConsumerMemberMetadataValue {
+                    instance_id,
+                    rack_id,
+                    client_id,
+                    client_host,
+                    subscribed_topic_names: names,
+                    subscribed_topic_regex: r.nullable_string("subscribedTopicRegex")?,
+                    rebalance_timeout_ms: r.i32("rebalanceTimeoutMs")?,
+                    server_assignor: r.nullable_string("serverAssignor")?,
+                })
+            }
+            6 => ConsumerValue::TargetAssignmentMetadata {
+                assignment_epoch: r.i32("assignmentEpoch")?,
+            },
+            7 => ConsumerValue::TargetAssignmentMember(read_topic_partitions(&mut r)?),
+            8 => ConsumerValue::CurrentAssignment(CurrentMemberAssignmentValue {
+                member_epoch: r.i32("memberEpoch")?,
+                previous_member_epoch: r.i32("previousMemberEpoch")?,
+                state: r.i8("state")?,
+                assigned: read_topic_partitions(&mut r)?,
+                pending_revocation: read_topic_partitions(&mut r)?,
+            }),
+            other => return Err(RecordError::UnknownKeyType(other)),
+        };
+        r.skip_tags()?;
+        Ok(v)
+    }
+}
+
 /// A cursor over Kafka's primitive encodings, classic or flexible (compact
 /// lengths and tagged fields, from the versions that are flexible).
 struct Reader<'a> {
@@ -295,6 +545,17 @@ impl<'a> Reader<'a> {
     fn i16(&mut self, f: &'static str) -> Result<i16, RecordError> {
         let b = self.take(2, f)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i8(&mut self, f: &'static str) -> Result<i8, RecordError> {
+        Ok(self.take(1, f)?[0] as i8)
+    }
+
+    fn uuid(&mut self, f: &'static str) -> Result<Uuid, RecordError> {
+        let b = self.take(16, f)?;
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        Ok(Uuid::from_bytes(a))
     }
 
     fn i32(&mut self, f: &'static str) -> Result<i32, RecordError> {
@@ -440,6 +701,63 @@ mod tests {
         let v = OffsetCommitValue::decode(&b).unwrap();
         assert_eq!(v.metadata, "hi");
         assert_eq!(v.leader_epoch, 2);
+    }
+
+    #[test]
+    fn consumer_records_round_trip() {
+        let t = Uuid::from_bytes([7; 16]);
+        let a: Assignment = [(t, [0, 2].into_iter().collect())].into_iter().collect();
+        let values = [
+            (3, ConsumerValue::GroupMetadata { epoch: 9 }),
+            (
+                5,
+                ConsumerValue::Member(ConsumerMemberMetadataValue {
+                    instance_id: Some("i".into()),
+                    rack_id: None,
+                    client_id: "c".into(),
+                    client_host: "/h".into(),
+                    subscribed_topic_names: vec!["a".into(), "b".into()],
+                    subscribed_topic_regex: Some("x.*".into()),
+                    rebalance_timeout_ms: 300000,
+                    server_assignor: Some("range".into()),
+                }),
+            ),
+            (
+                6,
+                ConsumerValue::TargetAssignmentMetadata {
+                    assignment_epoch: 9,
+                },
+            ),
+            (7, ConsumerValue::TargetAssignmentMember(a.clone())),
+            (
+                8,
+                ConsumerValue::CurrentAssignment(CurrentMemberAssignmentValue {
+                    member_epoch: 9,
+                    previous_member_epoch: 8,
+                    state: 2,
+                    assigned: a.clone(),
+                    pending_revocation: Assignment::new(),
+                }),
+            ),
+        ];
+        for (k, v) in values {
+            let b = v.encode();
+            assert_eq!(ConsumerValue::decode(k, &b), Ok(v.clone()));
+            for cut in 0..b.len() {
+                assert!(ConsumerValue::decode(k, &b[..cut]).is_err(), "cut {cut}");
+            }
+        }
+        // ConsumerGroupMetadataValue: version 0, epoch, no tagged fields
+        assert_eq!(
+            ConsumerValue::GroupMetadata { epoch: 1 }.encode(),
+            vec![0, 0, 0, 0, 0, 1, 0]
+        );
+        let k = CoordinatorKey::ConsumerGroupCurrentMemberAssignment {
+            group: "g".into(),
+            member: "m".into(),
+        };
+        assert_eq!(k.encode(), vec![0, 8, 0, 1, b'g', 0, 1, b'm']);
+        assert_eq!(CoordinatorKey::decode(&k.encode()), Ok(k));
     }
 
     #[test]

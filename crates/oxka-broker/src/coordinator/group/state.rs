@@ -30,6 +30,8 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: i64,
+    /// The KIP-848 consumer protocol (`group.consumer.*`).
+    pub consumer: super::consumer::ConsumerConfig,
 }
 
 impl Default for GroupConfig {
@@ -46,6 +48,7 @@ impl Default for GroupConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 104_857_600,
+            consumer: super::consumer::ConsumerConfig::default(),
         }
     }
 }
@@ -199,6 +202,10 @@ pub struct Group {
     next_seq: u64,
     /// The group metadata record must be (re)written.
     pub metadata_dirty: bool,
+    /// Set while the group is a KIP-848 consumer group (type "consumer"):
+    /// the classic fields above then stay Empty, and only the offsets are
+    /// shared. A group keeps its type until it is empty.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -219,6 +226,7 @@ impl Group {
             initial_delay_until_ms: None,
             next_seq: 0,
             metadata_dirty: false,
+            consumer: None,
         }
     }
 

@@ -1,0 +1,853 @@
+//! The transaction coordinator: transactional ids, their producer id and
+//! epoch, and Kafka's transaction state machine, persisted in
+//! `__transaction_state` (Kafka's record schemas, [`records`]).
+//!
+//! Single node, so the coordinator writes the COMMIT/ABORT markers itself
+//! through the replica manager (the body of WriteTxnMarkers) right after the
+//! Prepare* state is durable; a marker that cannot be written leaves the
+//! transaction in Prepare* and the periodic sweep retries it, as Kafka's
+//! marker channel does. The sweep also aborts transactions past their
+//! timeout (fencing the producer's epoch first) and forgets transactional
+//! ids idle past `transactional.id.expiration.ms`.
+//!
+//! Locking: one mutex over all transactional ids. Operations are short
+//! (local appends); the produce path only reads under it (KIP-890 check)
+//! and never holds a partition lock while taking it.
+
+pub mod records;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use oxka_log::builder::RecordBatchBuilder;
+use oxka_log::record_batch::{batches, decode_records};
+use oxka_log::TopicPartition;
+use parking_lot::Mutex;
+
+use crate::config::KafkaConfig;
+use crate::controller::{Controller, CreateTopicSpec};
+use crate::coordinator::group::offsets::{partition_for, OFFSETS_TOPIC};
+use crate::coordinator::GroupCoordinator;
+use crate::replica_manager::ReplicaManager;
+use crate::server::now_ms;
+
+use records::{decode_key, encode_key, TxnLogValue};
+pub use state::{TxnMetadata, TxnState};
+
+/// The internal topic holding transaction state.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+/// Coordinator epoch written into markers; one node, never failed over.
+const COORDINATOR_EPOCH: i32 = 0;
+/// Bytes read per step when loading `__transaction_state`.
+const LOAD_CHUNK: usize = 1 << 20;
+
+/// The `transaction.*` / `producer.id.*` broker configs.
+#[derive(Clone, Debug)]
+pub struct TxnConfig {
+    pub num_partitions: i32,
+    pub segment_bytes: i64,
+    pub replication_factor: i16,
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i64,
+    pub abort_interval_ms: u64,
+    pub remove_expired_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_ms: u64,
+}
+
+impl TxnConfig {
+    pub fn from_kafka(config: &KafkaConfig) -> TxnConfig {
+        let int = |k: &str, dflt: i64| -> i64 {
+            config
+                .value(k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(dflt)
+        };
+        TxnConfig {
+            num_partitions: int("transaction.state.log.num.partitions", 50).max(1) as i32,
+            segment_bytes: int("transaction.state.log.segment.bytes", 104_857_600).max(1),
+            replication_factor: int("transaction.state.log.replication.factor", 3).max(1) as i16,
+            max_timeout_ms: int("transaction.max.timeout.ms", 900_000).clamp(1, i32::MAX as i64)
+                as i32,
+            id_expiration_ms: int("transactional.id.expiration.ms", 604_800_000).max(1),
+            abort_interval_ms: int(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+            )
+            .max(1) as u64,
+            remove_expired_interval_ms: int(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                3_600_000,
+            )
+            .max(1) as u64,
+            producer_id_expiration_ms: int("producer.id.expiration.ms", 86_400_000).max(1),
+            producer_id_expiration_check_ms: int(
+                "producer.id.expiration.check.interval.ms",
+                600_000,
+            )
+            .max(1) as u64,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    txns: HashMap<String, TxnMetadata>,
+    /// Producer id -> transactional id, for the produce-path check.
+    by_pid: HashMap<i64, String>,
+}
+
+impl Inner {
+    fn insert(&mut self, meta: TxnMetadata) {
+        if let Some(old) = self.txns.get(&meta.transactional_id) {
+            if old.producer_id != meta.producer_id {
+                self.by_pid.remove(&old.producer_id);
+            }
+        }
+        self.by_pid
+            .insert(meta.producer_id, meta.transactional_id.clone());
+        self.txns.insert(meta.transactional_id.clone(), meta);
+    }
+}
+
+/// A transaction as ListTransactions reports it.
+#[derive(Clone, Debug)]
+pub struct ListedTxn {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub state: TxnState,
+}
+
+pub struct TransactionCoordinator {
+    cfg: TxnConfig,
+    controller: Arc<Controller>,
+    replica_manager: Arc<ReplicaManager>,
+    groups: Arc<GroupCoordinator>,
+    inner: Mutex<Inner>,
+    loaded: AtomicBool,
+}
+
+impl TransactionCoordinator {
+    pub fn new(
+        config: &KafkaConfig,
+        controller: Arc<Controller>,
+        replica_manager: Arc<ReplicaManager>,
+        groups: Arc<GroupCoordinator>,
+    ) -> TransactionCoordinator {
+        TransactionCoordinator {
+            cfg: TxnConfig::from_kafka(config),
+            controller,
+            replica_manager,
+            groups,
+            inner: Mutex::new(Inner::default()),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    pub fn config(&self) -> &TxnConfig {
+        &self.cfg
+    }
+
+    fn ready(&self, transactional_id: &str) -> Result<(), ResponseError> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        if transactional_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        Ok(())
+    }
+
+    /// Creates `__transaction_state` if missing (Kafka does on the first
+    /// FindCoordinator for a transactional id).
+    pub fn ensure_topic(&self) -> Result<i32, ResponseError> {
+        if let Some(t) = self.controller.image().topic(TRANSACTION_STATE_TOPIC) {
+            return Ok(t.partitions.len() as i32);
+        }
+        let rf = (self.cfg.replication_factor as usize)
+            .min(self.controller.live_brokers().len().max(1)) as i16;
+        let spec = CreateTopicSpec {
+            name: TRANSACTION_STATE_TOPIC.to_string(),
+            num_partitions: self.cfg.num_partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    self.cfg.segment_bytes.to_string(),
+                ),
+            ]),
+        };
+        match self.controller.create_topic(&spec, false) {
+            Ok(t) => Ok(t.partitions.len() as i32),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
+                .controller
+                .image()
+                .topic(TRANSACTION_STATE_TOPIC)
+                .map(|t| t.partitions.len() as i32)
+                .ok_or(ResponseError::CoordinatorNotAvailable),
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot create {TRANSACTION_STATE_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Writes the record of `meta` (or a tombstone) to its partition of
+    /// `__transaction_state`; the state change counts only once this
+    /// succeeded.
+    fn persist(&self, id: &str, meta: Option<&TxnMetadata>) -> Result<(), ResponseError> {
+        let n = self.ensure_topic()?;
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_for(id, n));
+        let now = now_ms();
+        let value = meta.map(|m| m.to_value().encode());
+        let bytes = RecordBatchBuilder::new()
+            .record(Some(&encode_key(id)), value.as_deref(), now)
+            .try_build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot encode a transaction log record");
+                ResponseError::UnknownServerError
+            })?;
+        self.replica_manager
+            .append_records(&tp, Bytes::from(bytes), -1, now)
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!(transactional_id = id, error = %e.message, "writing to {tp} failed");
+                match e.error {
+                    ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+                        ResponseError::NotCoordinator
+                    }
+                    _ => ResponseError::CoordinatorNotAvailable,
+                }
+            })
+    }
+
+    /// Moves `meta` to `next` durably (in memory only when the write
+    /// succeeded).
+    fn transition(&self, inner: &mut Inner, mut next: TxnMetadata) -> Result<(), ResponseError> {
+        next.last_update_ms = now_ms();
+        self.persist(&next.transactional_id.clone(), Some(&next))?;
+        inner.insert(next);
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id: a new producer id, or the
+    /// next epoch of the existing one, fencing older producers and aborting
+    /// their open transaction (KIP-360 checks when the client names its
+    /// current id and epoch).
+    pub fn init_producer_id(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(i64, i16), ResponseError> {
+        self.ready(transactional_id)?;
+        if timeout_ms <= 0 || timeout_ms > self.cfg.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        self.ensure_topic()?;
+        let mut inner = self.inner.lock();
+        let Some(current) = inner.txns.get(transactional_id).cloned() else {
+            let pid = self.controller.allocate_producer_id().map_err(|e| e.code)?;
+            let meta = TxnMetadata {
+                transactional_id: transactional_id.to_string(),
+                producer_id: pid,
+                last_producer_id: -1,
+                last_producer_epoch: -1,
+                producer_epoch: 0,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                start_ms: -1,
+                last_update_ms: now_ms(),
+            };
+            self.transition(&mut inner, meta)?;
+            return Ok((pid, 0));
+        };
+        if producer_id >= 0 {
+            let is_current =
+                producer_id == current.producer_id && producer_epoch == current.producer_epoch;
+            let is_retry = producer_id == current.last_producer_id
+                && producer_epoch == current.last_producer_epoch;
+            if is_retry && current.state == TxnState::Empty {
+                return Ok((current.producer_id, current.producer_epoch));
+            }
+            if !is_current && !is_retry {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        let mut meta = match current.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                // markers still to write: finish that first
+                let commit = current.state == TxnState::PrepareCommit;
+                self.write_markers_and_complete(&mut inner, current, commit)?
+            }
+            TxnState::Ongoing => self.fence_and_abort(&mut inner, current)?,
+            TxnState::PrepareEpochFence | TxnState::Dead => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => current,
+        };
+        meta.last_producer_id = meta.producer_id;
+        meta.last_producer_epoch = meta.producer_epoch;
+        if meta.producer_epoch >= i16::MAX - 1 {
+            // epochs exhausted: a new producer id starts at epoch 0
+            meta.producer_id = self.controller.allocate_producer_id().map_err(|e| e.code)?;
+            meta.producer_epoch = 0;
+        } else {
+            meta.producer_epoch += 1;
+        }
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.start_ms = -1;
+        let out = (meta.producer_id, meta.producer_epoch);
+        self.transition(&mut inner, meta)?;
+        Ok(out)
+    }
+
+    /// Bumps the epoch of an open transaction's producer (so the old
+    /// producer is fenced everywhere) and aborts the transaction.
+    fn fence_and_abort(
+        &self,
+        inner: &mut Inner,
+        mut meta: TxnMetadata,
+    ) -> Result<TxnMetadata, ResponseError> {
+        if meta.producer_epoch < i16::MAX - 1 {
+            meta.producer_epoch += 1;
+        }
+        meta.state = TxnState::PrepareEpochFence;
+        self.write_markers_and_complete(inner, meta, false)
+    }
+
+    /// Prepare (durably), write the markers, complete (durably). A
+    /// failure after the prepare leaves the transaction in Prepare* for the
+    /// sweep to finish; the decision itself is already durable.
+    fn write_markers_and_complete(
+        &self,
+        inner: &mut Inner,
+        mut meta: TxnMetadata,
+        commit: bool,
+    ) -> Result<TxnMetadata, ResponseError> {
+        if !matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            meta.state = if commit {
+                TxnState::PrepareCommit
+            } else {
+                TxnState::PrepareAbort
+            };
+            self.transition(inner, meta.clone())?;
+        }
+        let failed = self.write_markers(
+            meta.producer_id,
+            meta.producer_epoch,
+            commit,
+            meta.partitions.iter(),
+        );
+        if failed > 0 {
+            tracing::warn!(transactional_id = %meta.transactional_id, failed, "transaction markers not all written; will retry");
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        meta.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        meta.partitions.clear();
+        if let Err(e) = self.transition(inner, meta.clone()) {
+            tracing::warn!(transactional_id = %meta.transactional_id, error = ?e, "cannot record the completed transaction; will retry");
+        }
+        Ok(meta)
+    }
+
+    /// The body of WriteTxnMarkers: a marker on each partition, then the
+    /// group coordinator settles transactional offsets on
+    /// `__consumer_offsets` partitions. Partitions that no longer exist are
+    /// skipped (Kafka drops markers for deleted topics). Returns how many
+    /// markers failed.
+    pub fn write_markers<'a>(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        partitions: impl Iterator<Item = &'a TopicPartition>,
+    ) -> usize {
+        let mut failed = 0;
+        for tp in partitions {
+            match self.write_marker(tp, producer_id, producer_epoch, COORDINATOR_EPOCH, commit) {
+                Ok(()) => {}
+                Err(ResponseError::UnknownTopicOrPartition) => {}
+                Err(e) => {
+                    tracing::warn!(partition = %tp, producer_id, error = ?e, "writing a transaction marker failed");
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    }
+
+    /// One marker on one partition (WriteTxnMarkers' per-partition step).
+    pub fn write_marker(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        self.replica_manager
+            .write_txn_marker(
+                tp,
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                commit,
+                now_ms(),
+            )
+            .map_err(|e| e.error)?;
+        if tp.topic == OFFSETS_TOPIC {
+            self.groups
+                .complete_txn_offsets(producer_id, tp.partition, commit);
+        }
+        Ok(())
+    }
+
+    /// Checks the transactional id / producer id / epoch triple of a
+    /// request against the coordinator's view.
+    fn validate<'a>(
+        inner: &'a Inner,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<&'a TxnMetadata, ResponseError> {
+        let meta = inner
+            .txns
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if meta.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if meta.producer_epoch != producer_epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Dead => Err(ResponseError::InvalidProducerIdMapping),
+            _ => Ok(meta),
+        }
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: the partitions join the
+    /// transaction (which starts if it was not open). `verify_only` (v4+,
+    /// from brokers) only checks membership.
+    pub fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        verify_only: bool,
+    ) -> Result<(), ResponseError> {
+        self.ready(transactional_id)?;
+        let mut inner = self.inner.lock();
+        let meta = Self::validate(&inner, transactional_id, producer_id, producer_epoch)?;
+        let all_in = partitions.iter().all(|tp| meta.partitions.contains(tp));
+        if verify_only {
+            return if meta.state == TxnState::Ongoing && all_in {
+                Ok(())
+            } else {
+                Err(ResponseError::InvalidTxnState)
+            };
+        }
+        if meta.state == TxnState::Ongoing && all_in {
+            return Ok(());
+        }
+        let mut next = meta.clone();
+        if next.state != TxnState::Ongoing {
+            next.start_ms = now_ms();
+            next.partitions.clear();
+        }
+        next.state = TxnState::Ongoing;
+        next.partitions.extend(partitions.iter().cloned());
+        self.transition(&mut inner, next)
+    }
+
+    /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins.
+    pub fn add_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let n = self.groups.ensure_offsets_topic()?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group_id, n));
+        self.add_partitions(transactional_id, producer_id, producer_epoch, &[tp], false)
+    }
+
+    /// EndTxn: commit or abort the open transaction. A retry of a
+    /// completed EndTxn succeeds again.
+    pub fn end_txn(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(i64, i16), ResponseError> {
+        self.ready(transactional_id)?;
+        let mut inner = self.inner.lock();
+        let meta = inner
+            .txns
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if meta.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if meta.producer_epoch != producer_epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        let out = (meta.producer_id, meta.producer_epoch);
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => {
+                let meta = meta.clone();
+                self.write_markers_and_complete(&mut inner, meta, commit)
+                    .map(|_| out)
+            }
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(out),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                let meta = meta.clone();
+                self.write_markers_and_complete(&mut inner, meta, commit)
+                    .map(|_| out)
+            }
+            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            (TxnState::PrepareEpochFence, _) => Err(ResponseError::ProducerFenced),
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// KIP-890 part 1: a transactional produce must come from the current
+    /// epoch of a producer whose open transaction includes the partition.
+    pub fn verify_produce(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<(), ResponseError> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(ResponseError::NotEnoughReplicas);
+        }
+        let inner = self.inner.lock();
+        let Some(meta) = inner
+            .by_pid
+            .get(&producer_id)
+            .and_then(|id| inner.txns.get(id))
+        else {
+            return Err(ResponseError::InvalidTxnState);
+        };
+        if producer_epoch < meta.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if producer_epoch != meta.producer_epoch
+            || meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(tp)
+        {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// The produce-path hook: when `records` start with a transactional
+    /// batch, [`Self::verify_produce`] its producer against `tp`.
+    pub fn verify_transactional_produce(
+        &self,
+        tp: &TopicPartition,
+        records: &[u8],
+    ) -> Result<(), crate::replica_manager::AppendError> {
+        let Ok(h) = oxka_log::RecordBatchHeader::parse(records) else {
+            // malformed: the log's validation answers it
+            return Ok(());
+        };
+        if !h.is_transactional() || h.producer_id < 0 {
+            return Ok(());
+        }
+        self.verify_produce(h.producer_id, h.producer_epoch, tp)
+            .map_err(|error| crate::replica_manager::AppendError {
+                error,
+                message: format!(
+                    "Transactional produce by producer {} epoch {} to {tp}, which is not part of its ongoing transaction",
+                    h.producer_id, h.producer_epoch
+                ),
+            })
+    }
+
+    /// ListTransactions (KIP-664; v1 adds the minimum duration of open
+    /// transactions, v2 a transactional-id regular expression).
+    pub fn list(
+        &self,
+        states: &[TxnState],
+        producer_ids: &[i64],
+        min_duration_ms: i64,
+        pattern: Option<&regex::Regex>,
+    ) -> Result<Vec<ListedTxn>, ResponseError> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let now = now_ms();
+        let inner = self.inner.lock();
+        let mut out: Vec<ListedTxn> = inner
+            .txns
+            .values()
+            .filter(|m| states.is_empty() || states.contains(&m.state))
+            .filter(|m| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+            .filter(|m| pattern.is_none_or(|re| re.is_match(&m.transactional_id)))
+            .filter(|m| {
+                min_duration_ms < 0
+                    || (m.state == TxnState::Ongoing
+                        && now.saturating_sub(m.start_ms) >= min_duration_ms)
+            })
+            .map(|m| ListedTxn {
+                transactional_id: m.transactional_id.clone(),
+                producer_id: m.producer_id,
+                state: m.state,
+            })
+            .collect();
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        Ok(out)
+    }
+
+    /// DescribeTransactions for one id.
+    pub fn describe(&self, transactional_id: &str) -> Result<TxnMetadata, ResponseError> {
+        self.ready(transactional_id)?;
+        self.inner
+            .lock()
+            .txns
+            .get(transactional_id)
+            .cloned()
+            .ok_or(ResponseError::TransactionalIdNotFound)
+    }
+
+    /// Replays `__transaction_state`. Runs once at start-up, before which
+    /// the transactional APIs answer COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn load(&self) -> Result<(), oxka_log::LogError> {
+        let Some(topic) = self
+            .controller
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .cloned()
+        else {
+            self.loaded.store(true, Ordering::Release);
+            return Ok(());
+        };
+        let mut latest: HashMap<String, Option<TxnLogValue>> = HashMap::new();
+        let mut bad = 0usize;
+        for p in 0..topic.partitions.len() as i32 {
+            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, p);
+            let Some(partition) = self.replica_manager.get_partition(&tp) else {
+                continue;
+            };
+            let (mut pos, end) = {
+                let l = partition.log.lock();
+                (l.log_start_offset(), l.log_end_offset())
+            };
+            while pos < end {
+                let data = partition.log.lock().read(pos, LOAD_CHUNK, end, true)?;
+                if data.records.is_empty() {
+                    break;
+                }
+                let mut next = pos;
+                for batch in batches(&data.records) {
+                    let Ok((h, raw)) = batch else {
+                        bad += 1;
+                        break;
+                    };
+                    next = next.max(h.last_offset() + 1);
+                    if h.is_control() {
+                        continue;
+                    }
+                    let Ok(recs) = decode_records(raw) else {
+                        bad += 1;
+                        continue;
+                    };
+                    for r in recs {
+                        if r.offset < pos {
+                            continue;
+                        }
+                        let Some(Ok(id)) = r.key.as_deref().map(decode_key) else {
+                            bad += 1;
+                            continue;
+                        };
+                        match r.value.as_deref().map(TxnLogValue::decode) {
+                            None => {
+                                latest.insert(id, None);
+                            }
+                            Some(Ok(v)) => {
+                                latest.insert(id, Some(v));
+                            }
+                            Some(Err(_)) => bad += 1,
+                        }
+                    }
+                }
+                if next <= pos {
+                    break;
+                }
+                pos = next;
+            }
+        }
+        if bad > 0 {
+            tracing::warn!(
+                records = bad,
+                "skipped undecodable records in {TRANSACTION_STATE_TOPIC}"
+            );
+        }
+        let mut inner = self.inner.lock();
+        for (id, v) in latest {
+            if let Some(v) = v {
+                inner.insert(TxnMetadata::from_value(&id, v));
+            }
+        }
+        tracing::info!(
+            transactional_ids = inner.txns.len(),
+            "loaded transaction state"
+        );
+        drop(inner);
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The periodic sweep: finish transactions stuck in Prepare*, abort
+    /// those past their timeout (fencing the producer), forget idle ids.
+    pub fn sweep(&self, now: i64, expire_ids: bool) {
+        if !self.loaded.load(Ordering::Acquire) {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        let todo: Vec<TxnMetadata> = inner
+            .txns
+            .values()
+            .filter(|m| match m.state {
+                TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                    true
+                }
+                TxnState::Ongoing => m.start_ms.saturating_add(i64::from(m.timeout_ms)) < now,
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        for meta in todo {
+            let id = meta.transactional_id.clone();
+            let res = match meta.state {
+                TxnState::Ongoing => {
+                    tracing::info!(transactional_id = %id, producer_id = meta.producer_id, "aborting a transaction past its timeout");
+                    self.fence_and_abort(&mut inner, meta).map(|_| ())
+                }
+                state => self
+                    .write_markers_and_complete(&mut inner, meta, state == TxnState::PrepareCommit)
+                    .map(|_| ()),
+            };
+            if let Err(e) = res {
+                tracing::warn!(transactional_id = %id, error = ?e, "transaction sweep step failed");
+            }
+        }
+        if !expire_ids {
+            return;
+        }
+        let expired: Vec<String> = inner
+            .txns
+            .values()
+            .filter(|m| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && m.last_update_ms.saturating_add(self.cfg.id_expiration_ms) < now
+            })
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        for id in expired {
+            if self.persist(&id, None).is_ok() {
+                if let Some(m) = inner.txns.remove(&id) {
+                    inner.by_pid.remove(&m.producer_id);
+                }
+                tracing::info!(transactional_id = %id, "expired transactional id");
+            }
+        }
+    }
+
+    /// Loads the state topic, then runs the sweeps until `shutdown`.
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let loader = me.clone();
+            match tokio::task::spawn_blocking(move || loader.load()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "loading transaction state failed; starting without it");
+                    me.loaded.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "transaction load task failed");
+                    me.loaded.store(true, Ordering::Release);
+                }
+            }
+            // pending transactional offsets must be loaded before a marker
+            // the first sweep writes can settle them
+            while me.groups.is_loading() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let sweeper = me.clone();
+            let _ = tokio::task::spawn_blocking(move || sweeper.sweep(now_ms(), false)).await;
+            let mut abort = tokio::time::interval(Duration::from_millis(me.cfg.abort_interval_ms));
+            let mut expire =
+                tokio::time::interval(Duration::from_millis(me.cfg.remove_expired_interval_ms));
+            let mut producers = tokio::time::interval(Duration::from_millis(
+                me.cfg.producer_id_expiration_check_ms,
+            ));
+            for t in [&mut abort, &mut expire, &mut producers] {
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t.tick().await;
+            }
+            loop {
+                let job: Box<dyn FnOnce() + Send> = tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = abort.tick() => {
+                        let m = me.clone();
+                        Box::new(move || m.sweep(now_ms(), false))
+                    }
+                    _ = expire.tick() => {
+                        let m = me.clone();
+                        Box::new(move || m.sweep(now_ms(), true))
+                    }
+                    _ = producers.tick() => {
+                        let m = me.clone();
+                        Box::new(move || {
+                            let n = m
+                                .replica_manager
+                                .remove_expired_producers(now_ms(), m.cfg.producer_id_expiration_ms);
+                            if n > 0 {
+                                tracing::info!(producers = n, "expired idle producer ids");
+                            }
+                        })
+                    }
+                };
+                if let Err(e) = tokio::task::spawn_blocking(job).await {
+                    tracing::error!(error = %e, "transaction sweep task failed");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,49 @@
+//! DescribeTransactions: state, timeout, start time, producer id/epoch and
+//! partitions of each transactional id.
+
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
+};
+
+use super::s;
+use crate::request::RequestContext;
+use crate::server::BrokerState;
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext<'_>,
+    req: DescribeTransactionsRequest,
+) -> Option<DescribeTransactionsResponse> {
+    let states = req
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let base = TransactionState::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1);
+            match state.txn_coordinator.describe(&id.0) {
+                Err(e) => base.with_error_code(e.code()),
+                Ok(m) => base
+                    .with_transaction_state(s(m.state.name()))
+                    .with_transaction_timeout_ms(m.timeout_ms)
+                    .with_transaction_start_time_ms(m.start_ms)
+                    .with_producer_id(ProducerId(m.producer_id))
+                    .with_producer_epoch(m.producer_epoch)
+                    .with_topics(
+                        m.topics()
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                TopicData::default()
+                                    .with_topic(TopicName(s(t)))
+                                    .with_partitions(ps)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    Some(DescribeTransactionsResponse::default().with_transaction_states(states))
+}

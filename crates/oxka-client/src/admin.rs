@@ -1,0 +1,646 @@
+//! Cluster administration: topics, partitions, configs, consumer groups,
+//! offsets, record deletion.
+//!
+//! Every call returns a typed error naming what failed; batch calls
+//! (create or delete several topics) return one result per item so a
+//! tool can report each.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::messages::*;
+
+use crate::cluster::{Cluster, Metadata, TopicInfo};
+use crate::config::{ClientConfig, CommonConfig};
+use crate::error::{check, Error, KafkaCode, Result};
+use crate::{sb, tn, TopicPartition};
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's `num.partitions`.
+    pub partitions: i32,
+    /// -1: the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: Vec::new(),
+        }
+    }
+
+    /// Adds a topic config (`retention.ms`, `cleanup.policy`, ...).
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> NewTopic {
+        self.configs.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// What a config request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker by id (`""` = cluster-wide default for dynamic configs).
+    Broker(String),
+}
+
+impl ConfigResource {
+    fn kind(&self) -> i8 {
+        match self {
+            ConfigResource::Topic(_) => 2,
+            ConfigResource::Broker(_) => 4,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            ConfigResource::Topic(n) | ConfigResource::Broker(n) => n,
+        }
+    }
+}
+
+/// One config entry as DescribeConfigs returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    /// Kafka's source names: DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG, STATIC_BROKER_CONFIG, ...
+    pub source: String,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+fn source_name(s: i8) -> &'static str {
+    match s {
+        1 => "DYNAMIC_TOPIC_CONFIG",
+        2 => "DYNAMIC_BROKER_CONFIG",
+        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        4 => "STATIC_BROKER_CONFIG",
+        5 => "DEFAULT_CONFIG",
+        6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+        7 => "CLIENT_METRICS_CONFIG",
+        8 => "GROUP_CONFIG",
+        _ => "UNKNOWN",
+    }
+}
+
+/// An incremental config change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+/// The cluster as DescribeCluster (or Metadata) reports it.
+#[derive(Debug, Clone)]
+pub struct ClusterDescription {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: Vec<crate::BrokerInfo>,
+}
+
+/// A consumer group as ListGroups returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    pub coordinator: i32,
+}
+
+/// A member of a consumer group.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Decoded from the consumer protocol assignment (empty if not a consumer group).
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// A consumer group as DescribeGroups returns it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// The assignor in use (`range`, `cooperative-sticky`, ...).
+    pub protocol: String,
+    pub coordinator: i32,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Which offset ListOffsets should find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first offset whose timestamp is at or after this (ms since epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn ts(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(t) => t,
+        }
+    }
+}
+
+/// The admin client. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), oxka_client::Error> {
+/// use oxka_client::{Admin, ClientConfig, admin::NewTopic};
+/// let admin = Admin::new(&ClientConfig::with_bootstrap("localhost:9092"))?;
+/// admin.create_topic(NewTopic::new("orders", 3, 1).config("retention.ms", "86400000")).await?;
+/// for t in admin.list_topics(false).await? {
+///     println!("{} ({} partitions)", t.name, t.partitions.len());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    cluster: Arc<Cluster>,
+    timeout_ms: i32,
+}
+
+impl Admin {
+    /// Builds an admin client; connects lazily on the first call.
+    pub fn new(cfg: &ClientConfig) -> Result<Admin> {
+        let common = CommonConfig::parse(cfg, "oxka-admin")?;
+        let timeout_ms = cfg.get_i64("default.api.timeout.ms", 60_000, 0, i32::MAX as i64)? as i32;
+        Ok(Admin {
+            cluster: Arc::new(Cluster::new(common, false)),
+            timeout_ms,
+        })
+    }
+
+    /// Fresh metadata for every topic.
+    pub async fn metadata(&self) -> Result<Arc<Metadata>> {
+        self.cluster.refresh(None).await
+    }
+
+    /// Creates topics; one result per topic, in order.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<()>)>> {
+        let mut req = CreateTopicsRequest::default();
+        req.timeout_ms = self.timeout_ms;
+        req.validate_only = validate_only;
+        for t in topics {
+            let mut ct = create_topics_request::CreatableTopic::default();
+            ct.name = tn(&t.name);
+            ct.num_partitions = t.partitions;
+            ct.replication_factor = t.replication_factor;
+            ct.configs = t
+                .configs
+                .iter()
+                .map(|(k, v)| {
+                    let mut c = create_topics_request::CreatableTopicConfig::default();
+                    c.name = sb(k);
+                    c.value = Some(sb(v));
+                    c
+                })
+                .collect();
+            req.topics.push(ct);
+        }
+        let resp = self.cluster.send_controller(req).await?;
+        let by_name: HashMap<String, _> = resp
+            .topics
+            .into_iter()
+            .map(|t| (t.name.0.to_string(), t))
+            .collect();
+        let out = topics
+            .iter()
+            .map(|t| {
+                let r = match by_name.get(&t.name) {
+                    Some(r) => check(r.error_code, r.error_message.as_ref(), || {
+                        format!("creating topic `{}`", t.name)
+                    }),
+                    None => Err(Error::Protocol(format!("no result for topic `{}`", t.name))),
+                };
+                (t.name.clone(), r)
+            })
+            .collect();
+        let _ = self.cluster.refresh(None).await;
+        Ok(out)
+    }
+
+    /// Creates one topic.
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<()> {
+        self.create_topics(std::slice::from_ref(&topic), false)
+            .await?
+            .pop()
+            .map(|(_, r)| r)
+            .unwrap_or(Ok(()))
+    }
+
+    /// Deletes topics by name; one result per topic.
+    pub async fn delete_topics(&self, names: &[String]) -> Result<Vec<(String, Result<()>)>> {
+        let mut req = DeleteTopicsRequest::default();
+        req.timeout_ms = self.timeout_ms;
+        req.topic_names = names.iter().map(tn).collect();
+        let resp = self.cluster.send_controller(req).await?;
+        let by_name: HashMap<String, _> = resp
+            .responses
+            .into_iter()
+            .filter_map(|r| r.name.clone().map(|n| (n.0.to_string(), r)))
+            .collect();
+        let _ = self.cluster.refresh(None).await;
+        Ok(names
+            .iter()
+            .map(|n| {
+                let r = match by_name.get(n) {
+                    Some(r) => check(r.error_code, r.error_message.as_ref(), || {
+                        format!("deleting topic `{n}`")
+                    }),
+                    None => Err(Error::Protocol(format!("no result for topic `{n}`"))),
+                };
+                (n.clone(), r)
+            })
+            .collect())
+    }
+
+    /// Every topic, sorted by name.
+    pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<TopicInfo>> {
+        let m = self.cluster.refresh(None).await?;
+        Ok(m.topics
+            .values()
+            .filter(|t| include_internal || !t.internal)
+            .filter(|t| t.error.is_none())
+            .cloned()
+            .collect())
+    }
+
+    /// Describes the named topics; an unknown topic is an error.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicInfo> {
+        let names = [name.to_string()];
+        self.cluster.refresh(Some(&names)).await?;
+        self.cluster.topic(name).await
+    }
+
+    /// Grows a topic to `total` partitions (Kafka cannot shrink).
+    pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {
+        let mut req = CreatePartitionsRequest::default();
+        req.timeout_ms = self.timeout_ms;
+        let mut t = create_partitions_request::CreatePartitionsTopic::default();
+        t.name = tn(topic);
+        t.count = total;
+        t.assignments = None;
+        req.topics.push(t);
+        let resp = self.cluster.send_controller(req).await?;
+        for r in resp.results {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("adding partitions to `{topic}`")
+            })?;
+        }
+        let _ = self.cluster.refresh(None).await;
+        Ok(())
+    }
+
+    /// Describes a topic's or broker's configs (all keys when `keys` is empty).
+    pub async fn describe_configs(
+        &self,
+        resource: &ConfigResource,
+        keys: &[String],
+    ) -> Result<Vec<ConfigEntry>> {
+        let mut req = DescribeConfigsRequest::default();
+        let mut r = describe_configs_request::DescribeConfigsResource::default();
+        r.resource_type = resource.kind();
+        r.resource_name = sb(resource.name());
+        r.configuration_keys = (!keys.is_empty()).then(|| keys.iter().map(sb).collect());
+        req.resources.push(r);
+        let resp = match resource {
+            ConfigResource::Broker(id) if !id.is_empty() => {
+                let id: i32 = id.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("broker id `{id}` is not a number"))
+                })?;
+                self.cluster.conn_to_broker(id).await?.send(req).await?
+            }
+            _ => self.cluster.send_any(req).await?,
+        };
+        let mut out = Vec::new();
+        for res in resp.results {
+            check(res.error_code, res.error_message.as_ref(), || {
+                format!("describing configs of {resource:?}")
+            })?;
+            for c in res.configs {
+                out.push(ConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.map(|v| v.to_string()),
+                    source: source_name(c.config_source).to_string(),
+                    read_only: c.read_only,
+                    sensitive: c.is_sensitive,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Applies config changes (IncrementalAlterConfigs).
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterConfigOp],
+    ) -> Result<()> {
+        let mut req = IncrementalAlterConfigsRequest::default();
+        let mut r = incremental_alter_configs_request::AlterConfigsResource::default();
+        r.resource_type = resource.kind();
+        r.resource_name = sb(resource.name());
+        for op in ops {
+            let mut c = incremental_alter_configs_request::AlterableConfig::default();
+            let (name, code, value) = match op {
+                AlterConfigOp::Set(k, v) => (k, 0, Some(v)),
+                AlterConfigOp::Delete(k) => (k, 1, None),
+                AlterConfigOp::Append(k, v) => (k, 2, Some(v)),
+                AlterConfigOp::Subtract(k, v) => (k, 3, Some(v)),
+            };
+            c.name = sb(name);
+            c.config_operation = code;
+            c.value = value.map(sb);
+            r.configs.push(c);
+        }
+        req.resources.push(r);
+        let resp = match resource {
+            ConfigResource::Broker(id) if !id.is_empty() => {
+                let id: i32 = id.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("broker id `{id}` is not a number"))
+                })?;
+                self.cluster.conn_to_broker(id).await?.send(req).await?
+            }
+            _ => self.cluster.send_controller(req).await?,
+        };
+        for r in resp.responses {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("altering configs of {resource:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Cluster id, controller and brokers (DescribeCluster, or Metadata when
+    /// the broker lacks it).
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        let conn = self.cluster.any_conn().await?;
+        if conn.supports(ApiKey::DescribeCluster) {
+            let resp = conn.send(DescribeClusterRequest::default()).await?;
+            check(resp.error_code, resp.error_message.as_ref(), || {
+                "describing the cluster".into()
+            })?;
+            return Ok(ClusterDescription {
+                cluster_id: Some(resp.cluster_id.to_string()),
+                controller_id: resp.controller_id.0,
+                brokers: resp
+                    .brokers
+                    .into_iter()
+                    .map(|b| crate::BrokerInfo {
+                        id: b.broker_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.map(|r| r.to_string()),
+                    })
+                    .collect(),
+            });
+        }
+        let m = self.cluster.refresh(None).await?;
+        Ok(ClusterDescription {
+            cluster_id: m.cluster_id.clone(),
+            controller_id: m.controller_id,
+            brokers: m.brokers.values().cloned().collect(),
+        })
+    }
+
+    /// Consumer groups on every broker, sorted by id.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let m = self.cluster.refresh(None).await?;
+        let mut out = Vec::new();
+        for id in m.brokers.keys() {
+            let resp = self
+                .cluster
+                .conn_to_broker(*id)
+                .await?
+                .send(ListGroupsRequest::default())
+                .await?;
+            check(resp.error_code, None, || {
+                format!("listing groups on broker {id}")
+            })?;
+            out.extend(resp.groups.into_iter().map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+                coordinator: *id,
+            }));
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// Describes one group (state, members, assignments).
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let (node, conn) = self.cluster.find_coordinator(group).await?;
+        let mut req = DescribeGroupsRequest::default();
+        req.groups = vec![GroupId(sb(group))];
+        let resp = conn.send(req).await?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("DescribeGroups returned no group".into()))?;
+        check(g.error_code, g.error_message.as_ref(), || {
+            format!("describing group `{group}`")
+        })?;
+        let consumer = g.protocol_type.as_str() == "consumer";
+        Ok(GroupDescription {
+            group_id: g.group_id.0.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            protocol: g.protocol_data.to_string(),
+            coordinator: node,
+            members: g
+                .members
+                .into_iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    client_host: m.client_host.to_string(),
+                    assignment: if consumer {
+                        crate::consumer::decode_assignment(&m.member_assignment).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes groups (they must be empty); one result per group.
+    pub async fn delete_groups(&self, groups: &[String]) -> Result<Vec<(String, Result<()>)>> {
+        let mut out = Vec::new();
+        for g in groups {
+            let r = async {
+                let (_, conn) = self.cluster.find_coordinator(g).await?;
+                let mut req = DeleteGroupsRequest::default();
+                req.groups_names = vec![GroupId(sb(g))];
+                let resp = conn.send(req).await?;
+                for r in resp.results {
+                    check(r.error_code, None, || format!("deleting group `{g}`"))?;
+                }
+                Ok(())
+            }
+            .await;
+            out.push((g.clone(), r));
+        }
+        Ok(out)
+    }
+
+    /// A group's committed offsets (all partitions it has committed).
+    pub async fn list_group_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
+        let (_, conn) = self.cluster.find_coordinator(group).await?;
+        crate::consumer::fetch_committed(&conn, group, None).await
+    }
+
+    /// Sets a group's committed offsets. The group must have no active
+    /// members (Kafka rejects commits from outside a live generation).
+    pub async fn alter_group_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        let (_, conn) = self.cluster.find_coordinator(group).await?;
+        crate::consumer::commit_offsets(&conn, group, -1, "", offsets).await
+    }
+
+    /// Finds offsets by spec for each partition (grouped by leader).
+    pub async fn list_offsets(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        crate::consumer::list_offsets(&self.cluster, partitions, spec.ts(), 0).await
+    }
+
+    /// Every partition of `topic` with its earliest and latest offsets.
+    pub async fn topic_offsets(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>> {
+        let t = self.cluster.topic(topic).await?;
+        let tps: Vec<TopicPartition> = t
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.id))
+            .collect();
+        let lo = self.list_offsets(&tps, OffsetSpec::Earliest).await?;
+        let hi = self.list_offsets(&tps, OffsetSpec::Latest).await?;
+        Ok(tps
+            .iter()
+            .map(|tp| {
+                (
+                    tp.partition,
+                    lo.get(tp).copied().unwrap_or(-1),
+                    hi.get(tp).copied().unwrap_or(-1),
+                )
+            })
+            .collect())
+    }
+
+    /// Deletes records before the given offsets (DeleteRecords); returns the
+    /// new low watermarks.
+    pub async fn delete_records(
+        &self,
+        before: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let topics: Vec<String> = before.keys().map(|tp| tp.topic.clone()).collect();
+        let m = self.cluster.refresh(Some(&topics)).await?;
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
+        for (tp, off) in before {
+            let leader = leader_of(&m, tp)?;
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(tp.topic.clone())
+                .or_default()
+                .push((tp.partition, *off));
+        }
+        let mut out = BTreeMap::new();
+        for (leader, topics) in by_leader {
+            let conn = self.cluster.conn_to_broker(leader).await?;
+            if !conn.supports(ApiKey::DeleteRecords) {
+                return Err(Error::UnsupportedApi {
+                    api: "DeleteRecords".into(),
+                    addr: conn.addr.clone(),
+                    min: 0,
+                    max: 2,
+                });
+            }
+            let mut req = DeleteRecordsRequest::default();
+            req.timeout_ms = self.timeout_ms;
+            for (t, parts) in topics {
+                let mut dt = delete_records_request::DeleteRecordsTopic::default();
+                dt.name = tn(&t);
+                dt.partitions = parts
+                    .into_iter()
+                    .map(|(p, o)| {
+                        let mut dp = delete_records_request::DeleteRecordsPartition::default();
+                        dp.partition_index = p;
+                        dp.offset = o;
+                        dp
+                    })
+                    .collect();
+                req.topics.push(dt);
+            }
+            let resp = conn.send(req).await?;
+            for t in resp.topics {
+                for p in t.partitions {
+                    let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                    check(p.error_code, None, || format!("deleting records of {tp}"))?;
+                    out.insert(tp, p.low_watermark);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn leader_of(m: &Metadata, tp: &TopicPartition) -> Result<i32> {
+    let t = m.topic(&tp.topic).ok_or_else(|| {
+        Error::kafka(
+            KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+            None,
+            format!("topic `{}`", tp.topic),
+        )
+    })?;
+    let p = t
+        .partitions
+        .iter()
+        .find(|p| p.id == tp.partition)
+        .ok_or_else(|| {
+            Error::kafka(
+                KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                None,
+                format!("partition {tp}"),
+            )
+        })?;
+    if p.leader < 0 {
+        return Err(Error::kafka(
+            KafkaCode::LEADER_NOT_AVAILABLE,
+            None,
+            format!("partition {tp}"),
+        ));
+    }
+    Ok(p.leader)
+}

@@ -1,0 +1,356 @@
+//! One TCP connection to one broker: framing, correlation ids, pipelined
+//! requests, ApiVersions negotiation.
+//!
+//! A writer task owns the write half and a reader task the read half; a
+//! caller hands a frame to the writer through a bounded queue and waits on
+//! a oneshot that the reader completes when the response with the same
+//! correlation id arrives. Kafka answers in request order on a connection,
+//! so requests pipeline without head-of-line waiting on the client side.
+//! When either half fails every waiting request fails with
+//! `Error::Disconnected` and the connection is marked dead; the pool then
+//! opens a new one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::{Error, Result};
+
+/// Requests waiting for a response on one connection. Bounds memory held
+/// for a broker that stops answering.
+const MAX_PENDING: usize = 1024;
+
+/// The highest version of each API this client implements the semantics of
+/// (topic names rather than topic ids, the classic group protocol).
+pub(crate) fn client_max_version(key: ApiKey) -> i16 {
+    let cap = match key {
+        ApiKey::Produce => 9,
+        ApiKey::Fetch => 12,
+        ApiKey::ListOffsets => 7,
+        ApiKey::Metadata => 12,
+        ApiKey::OffsetCommit => 8,
+        ApiKey::OffsetFetch => 8,
+        ApiKey::FindCoordinator => 4,
+        ApiKey::JoinGroup => 9,
+        ApiKey::SyncGroup => 5,
+        ApiKey::Heartbeat => 4,
+        ApiKey::LeaveGroup => 5,
+        ApiKey::ListGroups => 4,
+        ApiKey::DescribeGroups => 5,
+        ApiKey::DeleteGroups => 2,
+        ApiKey::CreateTopics => 7,
+        ApiKey::DeleteTopics => 5,
+        ApiKey::CreatePartitions => 3,
+        ApiKey::DescribeConfigs => 4,
+        ApiKey::IncrementalAlterConfigs => 1,
+        ApiKey::DescribeCluster => 1,
+        ApiKey::DeleteRecords => 2,
+        ApiKey::InitProducerId => 4,
+        ApiKey::ApiVersions => 3,
+        _ => 0,
+    };
+    cap.min(key.valid_versions().max)
+}
+
+struct Outgoing {
+    frame: Bytes,
+    correlation_id: i32,
+    reply: Option<oneshot::Sender<Result<Bytes>>>,
+}
+
+/// Waiters by correlation id. A std mutex: held only for an insert or a
+/// remove, never across an await.
+type Pending = Arc<std::sync::Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
+
+/// A live connection to one broker.
+pub(crate) struct Connection {
+    pub addr: String,
+    client_id: StrBytes,
+    tx: mpsc::Sender<Outgoing>,
+    pending_slots: Arc<Semaphore>,
+    next_correlation: AtomicI32,
+    dead: Arc<AtomicBool>,
+    /// Broker-advertised (min, max) per api key.
+    versions: HashMap<i16, (i16, i16)>,
+    request_timeout: Duration,
+}
+
+impl Connection {
+    /// Connects, starts the I/O tasks and negotiates API versions.
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        max_response_size: usize,
+    ) -> Result<Connection> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Connect {
+                addr: addr.to_string(),
+                reason: format!("no answer within {connect_timeout:?}"),
+            })?
+            .map_err(|e| Error::Connect {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
+        let pending: Pending = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+
+        // Writer: register the waiter before the bytes leave, so the reader
+        // can never see a response it does not know about.
+        {
+            let pending = pending.clone();
+            let dead = dead.clone();
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                while let Some(out) = rx.recv().await {
+                    if let Some(reply) = out.reply {
+                        if let Ok(mut p) = pending.lock() {
+                            p.insert(out.correlation_id, reply);
+                        }
+                    }
+                    if let Err(e) = wr.write_all(&out.frame).await {
+                        fail_all(&pending, &dead, &addr, &e.to_string());
+                        break;
+                    }
+                }
+                dead.store(true, Ordering::SeqCst);
+            });
+        }
+        // Reader.
+        {
+            let pending = pending.clone();
+            let dead = dead.clone();
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                let reason = loop {
+                    let size = match rd.read_i32().await {
+                        Ok(s) => s,
+                        Err(e) => break e.to_string(),
+                    };
+                    if size < 4 || size as usize > max_response_size {
+                        break format!("response size {size} out of bounds");
+                    }
+                    let mut buf = vec![0u8; size as usize];
+                    if let Err(e) = rd.read_exact(&mut buf).await {
+                        break e.to_string();
+                    }
+                    let buf = Bytes::from(buf);
+                    let cid = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    let waiter = pending.lock().ok().and_then(|mut p| p.remove(&cid));
+                    match waiter {
+                        Some(w) => {
+                            let _ = w.send(Ok(buf));
+                        }
+                        None => break format!("response with unknown correlation id {cid}"),
+                    }
+                };
+                fail_all(&pending, &dead, &addr, &reason);
+            });
+        }
+
+        let mut conn = Connection {
+            addr: addr.to_string(),
+            client_id: StrBytes::from_string(client_id.to_string()),
+            tx,
+            pending_slots: Arc::new(Semaphore::new(MAX_PENDING)),
+            next_correlation: AtomicI32::new(1),
+            dead,
+            versions: HashMap::new(),
+            request_timeout,
+        };
+        let mut req = ApiVersionsRequest::default();
+        req.client_software_name = StrBytes::from_static_str("oxka-client");
+        req.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
+        let resp: ApiVersionsResponse = conn.send_at(req, 3).await?;
+        crate::error::check(resp.error_code, None, || format!("ApiVersions from {addr}"))?;
+        conn.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(conn)
+    }
+
+    /// False once either I/O task has stopped.
+    pub fn is_alive(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Whether the broker advertises `key` at all.
+    pub fn supports(&self, key: ApiKey) -> bool {
+        self.versions.contains_key(&(key as i16))
+    }
+
+    /// The highest version both sides speak.
+    pub fn version_for(&self, key: ApiKey) -> Result<i16> {
+        let ours = key.valid_versions();
+        let our_max = client_max_version(key);
+        let unsupported = || Error::UnsupportedApi {
+            api: format!("{key:?}"),
+            addr: self.addr.clone(),
+            min: ours.min,
+            max: our_max,
+        };
+        let (bmin, bmax) = *self.versions.get(&(key as i16)).ok_or_else(unsupported)?;
+        let v = bmax.min(our_max);
+        if v < bmin.max(ours.min) {
+            return Err(unsupported());
+        }
+        Ok(v)
+    }
+
+    /// Sends `req` at the negotiated version and waits for its response.
+    pub async fn send<R: Request>(&self, req: R) -> Result<R::Response> {
+        let key = api_key_of::<R>()?;
+        let v = self.version_for(key)?;
+        self.send_at(req, v).await
+    }
+
+    /// Sends a request for which the broker sends no response (acks=0 produce).
+    pub async fn send_no_response<R: Request>(&self, req: R) -> Result<()> {
+        let key = api_key_of::<R>()?;
+        let v = self.version_for(key)?;
+        let (frame, cid) = self.encode(&req, key, v)?;
+        self.tx
+            .send(Outgoing {
+                frame,
+                correlation_id: cid,
+                reply: None,
+            })
+            .await
+            .map_err(|_| self.disconnected("connection closed"))
+    }
+
+    fn disconnected(&self, reason: &str) -> Error {
+        Error::Disconnected {
+            addr: self.addr.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn encode<R: Request>(&self, req: &R, key: ApiKey, version: i16) -> Result<(Bytes, i32)> {
+        let cid = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let mut header = RequestHeader::default();
+        header.request_api_key = R::KEY;
+        header.request_api_version = version;
+        header.correlation_id = cid;
+        header.client_id = Some(self.client_id.clone());
+        let hv = key.request_header_version(version);
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, hv)
+            .map_err(|e| Error::Protocol(format!("encoding {key:?} header: {e}")))?;
+        req.encode(&mut buf, version)
+            .map_err(|e| Error::Protocol(format!("encoding {key:?} v{version}: {e}")))?;
+        let len = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        Ok((buf.freeze(), cid))
+    }
+
+    /// Sends at an explicit version.
+    pub async fn send_at<R: Request>(&self, req: R, version: i16) -> Result<R::Response> {
+        self.send_at_with_timeout(req, version, self.request_timeout)
+            .await
+    }
+
+    /// Sends with a longer time budget than `request.timeout.ms`: a
+    /// JoinGroup may legitimately wait for the whole rebalance timeout.
+    pub async fn send_with_timeout<R: Request>(
+        &self,
+        req: R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let key = api_key_of::<R>()?;
+        let v = self.version_for(key)?;
+        self.send_at_with_timeout(req, v, timeout.max(self.request_timeout))
+            .await
+    }
+
+    async fn send_at_with_timeout<R: Request>(
+        &self,
+        req: R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let key = api_key_of::<R>()?;
+        if !self.is_alive() {
+            return Err(self.disconnected("connection closed"));
+        }
+        let (frame, cid) = self.encode(&req, key, version)?;
+        tracing::trace!(api = ?key, version, cid, addr = %self.addr, "request");
+        let _slot = self
+            .pending_slots
+            .acquire()
+            .await
+            .map_err(|_| self.disconnected("connection closed"))?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.tx
+            .send(Outgoing {
+                frame,
+                correlation_id: cid,
+                reply: Some(reply_tx),
+            })
+            .await
+            .map_err(|_| self.disconnected("connection closed"))?;
+        let mut body = match tokio::time::timeout(timeout, reply_rx).await {
+            Err(_) => {
+                // A late answer would now carry an unknown id: drop the
+                // connection so no later request reads a stale response.
+                self.dead.store(true, Ordering::SeqCst);
+                return Err(Error::Timeout(format!(
+                    "{key:?} to {} got no response within {:?}",
+                    self.addr, timeout
+                )));
+            }
+            Ok(Err(_)) => return Err(self.disconnected("connection closed")),
+            Ok(Ok(r)) => r?,
+        };
+        tracing::trace!(api = ?key, cid, "response");
+        let hv = key.response_header_version(version);
+        ResponseHeader::decode(&mut body, hv).map_err(|e| {
+            Error::Protocol(format!("{key:?} response header from {}: {e}", self.addr))
+        })?;
+        let resp = R::Response::decode(&mut body, version).map_err(|e| {
+            Error::Protocol(format!(
+                "{key:?} v{version} response from {}: {e}",
+                self.addr
+            ))
+        })?;
+        if body.has_remaining() {
+            tracing::debug!(api = ?key, left = body.remaining(), "trailing bytes in response");
+        }
+        Ok(resp)
+    }
+}
+
+fn api_key_of<R: Request>() -> Result<ApiKey> {
+    ApiKey::try_from(R::KEY).map_err(|_| Error::Protocol(format!("unknown api key {}", R::KEY)))
+}
+
+fn fail_all(pending: &Pending, dead: &AtomicBool, addr: &str, reason: &str) {
+    dead.store(true, Ordering::SeqCst);
+    if let Ok(mut p) = pending.lock() {
+        for (_, w) in p.drain() {
+            let _ = w.send(Err(Error::Disconnected {
+                addr: addr.to_string(),
+                reason: reason.to_string(),
+            }));
+        }
+    }
+}

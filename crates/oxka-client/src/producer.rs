@@ -1,0 +1,1153 @@
+//! The producer: an accumulator of per-partition batches and one sender
+//! task that drains them to partition leaders.
+//!
+//! - Memory: every record reserves its size from a `buffer.memory`
+//!   semaphore before it is queued and returns it when its batch completes,
+//!   so `send` waits (up to `max.block.ms`) instead of growing without bound.
+//! - Batching: a batch is sent when it reaches `batch.size`, when its
+//!   oldest record has waited `linger.ms`, or on `flush`.
+//! - Ordering: at most one batch per partition is in flight. Retries
+//!   therefore never reorder records within a partition, and with
+//!   idempotence the broker sees sequence numbers strictly in order, without
+//!   the client-side sequence rewinding Java needs for 5 in-flight batches.
+//!   `max.in.flight.requests.per.connection` bounds requests per broker,
+//!   each carrying batches for many partitions.
+//! - Retries: retriable errors (leader moved, broker unreachable) requeue
+//!   the batch in front of its partition's queue after `retry.backoff.ms`
+//!   with the same sequence number, until `delivery.timeout.ms` since the
+//!   record was queued.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use tokio::sync::{oneshot, Notify, Semaphore};
+
+use crate::cluster::Cluster;
+use crate::config::{ClientConfig, CommonConfig};
+use crate::error::{Error, KafkaCode, Result};
+use crate::partitioner::{partition_for_key, XorShift};
+use crate::records::{BatchBuilder, Compression, Header, BATCH_HEADER_SIZE};
+use crate::{now_ms, tn, TopicPartition};
+
+/// A record to send.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerRecord {
+    pub topic: String,
+    /// `None`: chosen by the partitioner.
+    pub partition: Option<i32>,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+    /// `None`: now.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record for `topic` with no key and no value.
+    pub fn new(topic: impl Into<String>) -> ProducerRecord {
+        ProducerRecord {
+            topic: topic.into(),
+            ..Default::default()
+        }
+    }
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    pub fn value(mut self, value: impl Into<Bytes>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header::new(key, value));
+        self
+    }
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: String,
+    pub partition: i32,
+    /// -1 with acks=0 (the broker does not answer).
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// Resolves when the record is acknowledged (or has failed for good).
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<RecordMetadata>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(r),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ProducerConfig {
+    acks: i16,
+    batch_size: usize,
+    linger: Duration,
+    buffer_memory: usize,
+    max_block: Duration,
+    max_request_size: usize,
+    compression: Compression,
+    retries: u32,
+    delivery_timeout: Duration,
+    max_in_flight: usize,
+    idempotence: bool,
+    /// Idempotence was asked for explicitly (fail rather than fall back).
+    idempotence_explicit: bool,
+    request_timeout_ms: i32,
+}
+
+impl ProducerConfig {
+    fn parse(cfg: &ClientConfig) -> Result<ProducerConfig> {
+        let acks = match cfg.get_str("acks", "all") {
+            "all" | "-1" => -1,
+            "1" => 1,
+            "0" => 0,
+            _ => return Err(cfg.bad("acks", "expected all, -1, 0 or 1")),
+        };
+        let max_in_flight =
+            cfg.get_i64("max.in.flight.requests.per.connection", 5, 1, 1000)? as usize;
+        let explicit = cfg.get("enable.idempotence").is_some();
+        let mut idempotence = cfg.get_bool("enable.idempotence", true)?;
+        if idempotence && (acks != -1 || max_in_flight > 5) {
+            // Kafka 3+: the default yields to conflicting settings; an
+            // explicit request does not.
+            if explicit {
+                return Err(cfg.bad(
+                    "enable.idempotence",
+                    "idempotence needs acks=all and max.in.flight.requests.per.connection <= 5",
+                ));
+            }
+            idempotence = false;
+        }
+        let compression =
+            Compression::parse(cfg.get_str("compression.type", "none")).ok_or_else(|| {
+                cfg.bad(
+                    "compression.type",
+                    "expected none, gzip, snappy, lz4 or zstd",
+                )
+            })?;
+        let linger = cfg.get_ms("linger.ms", 5)?;
+        let request_timeout = cfg.get_ms("request.timeout.ms", 30_000)?;
+        let mut delivery_timeout = cfg.get_ms("delivery.timeout.ms", 120_000)?;
+        if delivery_timeout < linger + request_timeout {
+            if cfg.get("delivery.timeout.ms").is_some() {
+                return Err(cfg.bad(
+                    "delivery.timeout.ms",
+                    "must be at least linger.ms + request.timeout.ms",
+                ));
+            }
+            delivery_timeout = linger + request_timeout;
+        }
+        Ok(ProducerConfig {
+            acks,
+            batch_size: cfg
+                .get_i64("batch.size", 16_384, 0, i32::MAX as i64)?
+                .max(1) as usize,
+            linger,
+            buffer_memory: cfg.get_i64("buffer.memory", 33_554_432, 1, u32::MAX as i64)? as usize,
+            max_block: cfg.get_ms("max.block.ms", 60_000)?,
+            max_request_size: cfg.get_i64("max.request.size", 1_048_576, 1, i32::MAX as i64)?
+                as usize,
+            compression,
+            retries: cfg.get_i64("retries", i32::MAX as i64, 0, i32::MAX as i64)? as u32,
+            delivery_timeout,
+            max_in_flight,
+            idempotence,
+            idempotence_explicit: explicit,
+            request_timeout_ms: request_timeout.as_millis().min(i32::MAX as u128) as i32,
+        })
+    }
+}
+
+struct Waiter {
+    tx: oneshot::Sender<Result<RecordMetadata>>,
+    delta: i32,
+    timestamp: i64,
+}
+
+struct Batch {
+    tp: TopicPartition,
+    builder: BatchBuilder,
+    waiters: Vec<Waiter>,
+    created: Instant,
+    reserved: usize,
+    attempts: u32,
+    /// Sealed bytes; kept across retries so the sequence never changes.
+    sealed: Option<Bytes>,
+    retry_at: Option<Instant>,
+}
+
+impl Batch {
+    fn complete(self, result: std::result::Result<(i64, i64), Error>) {
+        let shared = result.as_ref().err().map(|e| e.to_string());
+        let kind = result.as_ref().err().and_then(|e| e.kafka_code());
+        for w in self.waiters {
+            let r = match &result {
+                Ok((base, append_time)) => Ok(RecordMetadata {
+                    topic: self.tp.topic.clone(),
+                    partition: self.tp.partition,
+                    offset: if *base >= 0 {
+                        base + w.delta as i64
+                    } else {
+                        -1
+                    },
+                    timestamp: if *append_time >= 0 {
+                        *append_time
+                    } else {
+                        w.timestamp
+                    },
+                }),
+                Err(Error::Timeout(m)) => Err(Error::Timeout(m.clone())),
+                Err(_) => match kind {
+                    Some(code) => Err(Error::Kafka {
+                        code,
+                        message: None,
+                        context: format!("producing to {}", self.tp),
+                    }),
+                    None => Err(Error::Protocol(shared.clone().unwrap_or_default())),
+                },
+            };
+            let _ = w.tx.send(r);
+        }
+    }
+}
+
+#[derive(Default)]
+struct PartQueue {
+    batches: VecDeque<Batch>,
+    in_flight: bool,
+    next_seq: i32,
+}
+
+struct State {
+    queues: BTreeMap<TopicPartition, PartQueue>,
+    /// Per topic: the sticky partition for keyless records and bytes sent to it.
+    sticky: HashMap<String, (i32, usize)>,
+    rng: XorShift,
+    outstanding: usize,
+    flushing: usize,
+    producer_id: i64,
+    producer_epoch: i16,
+    closing: bool,
+}
+
+struct Inner {
+    cluster: Arc<Cluster>,
+    cfg: ProducerConfig,
+    state: Mutex<State>,
+    memory: Arc<Semaphore>,
+    wake: Notify,
+    idle: Notify,
+    per_broker: Mutex<HashMap<i32, Arc<Semaphore>>>,
+    sender_started: AtomicBool,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn broker_slots(&self, id: i32) -> Arc<Semaphore> {
+        let mut m = match self.per_broker.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(id)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.cfg.max_in_flight)))
+            .clone()
+    }
+
+    /// Returns a batch's memory and wakes `flush` waiters when idle.
+    fn finish(&self, tp: &TopicPartition, reserved: usize, records: usize) {
+        self.memory.add_permits(reserved);
+        let mut st = self.lock();
+        st.outstanding = st.outstanding.saturating_sub(records);
+        if let Some(q) = st.queues.get_mut(tp) {
+            q.in_flight = false;
+        }
+        let idle = st.outstanding == 0;
+        drop(st);
+        if idle {
+            self.idle.notify_waiters();
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Closes the producer (drains what is queued) when the last clone drops.
+struct Handle(Arc<Inner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.lock().closing = true;
+        self.0.wake.notify_one();
+    }
+}
+
+/// The producer. Cheap to clone; clones share batches and connections.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), oxka_client::Error> {
+/// use oxka_client::{ClientConfig, Producer, ProducerRecord};
+/// let mut cfg = ClientConfig::with_bootstrap("localhost:9092");
+/// cfg.set("compression.type", "zstd").set("linger.ms", "10");
+/// let producer = Producer::new(&cfg)?;
+/// // Queue many, then await them: records batch together.
+/// let mut pending = Vec::new();
+/// for i in 0..1000 {
+///     let rec = ProducerRecord::new("events").key(format!("user-{}", i % 10)).value(format!("event {i}"));
+///     pending.push(producer.enqueue(rec).await?);
+/// }
+/// for p in pending {
+///     let meta = p.await?;
+///     assert!(meta.offset >= 0);
+/// }
+/// producer.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    handle: Arc<Handle>,
+}
+
+impl Producer {
+    /// Builds a producer; the first send connects and (with idempotence)
+    /// obtains a producer id.
+    pub fn new(cfg: &ClientConfig) -> Result<Producer> {
+        let common = CommonConfig::parse(cfg, "oxka-producer")?;
+        let pcfg = ProducerConfig::parse(cfg)?;
+        let inner = Arc::new(Inner {
+            cluster: Arc::new(Cluster::new(common, true)),
+            memory: Arc::new(Semaphore::new(pcfg.buffer_memory)),
+            cfg: pcfg,
+            state: Mutex::new(State {
+                queues: BTreeMap::new(),
+                sticky: HashMap::new(),
+                rng: XorShift::seeded(),
+                outstanding: 0,
+                flushing: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                closing: false,
+            }),
+            wake: Notify::new(),
+            idle: Notify::new(),
+            per_broker: Mutex::new(HashMap::new()),
+            sender_started: AtomicBool::new(false),
+        });
+        Ok(Producer {
+            handle: Arc::new(Handle(inner)),
+        })
+    }
+
+    fn inner(&self) -> &Arc<Inner> {
+        &self.handle.0
+    }
+
+    /// Sends a record and waits for its acknowledgement.
+    pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        self.enqueue(record).await?.await
+    }
+
+    /// Queues a record (waiting for buffer memory if needed) and returns a
+    /// future for its acknowledgement. Awaiting many of these together is
+    /// how records batch.
+    pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let inner = self.inner().clone();
+        if inner.lock().closing {
+            return Err(Error::Closed);
+        }
+        if !inner.sender_started.swap(true, Ordering::SeqCst) {
+            tokio::spawn(sender_loop(inner.clone()));
+        }
+        let cfg = &inner.cfg;
+        let deadline = Instant::now() + cfg.max_block;
+        let num_partitions = partitions_of(&inner.cluster, &record.topic, deadline).await?;
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let size = crate::records::record_size(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            0,
+            0,
+        ) + 8;
+        if size + BATCH_HEADER_SIZE > cfg.max_request_size {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: cfg.max_request_size,
+                key: "max.request.size",
+            });
+        }
+        if size > cfg.buffer_memory {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: cfg.buffer_memory,
+                key: "buffer.memory",
+            });
+        }
+        let partition = match record.partition {
+            Some(p) if p < 0 || p >= num_partitions => {
+                return Err(Error::InvalidArgument(format!(
+                    "partition {p} does not exist: topic `{}` has {num_partitions} partitions",
+                    record.topic
+                )))
+            }
+            Some(p) => Some(p),
+            None => record
+                .key
+                .as_ref()
+                .map(|k| partition_for_key(k, num_partitions)),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, inner.memory.acquire_many(size as u32)).await {
+            Ok(Ok(p)) => p.forget(),
+            Ok(Err(_)) => return Err(Error::Closed),
+            Err(_) => {
+                return Err(Error::Timeout(format!(
+                    "buffer.memory ({} bytes) stayed full for max.block.ms ({:?}); the broker is slower than the producer",
+                    cfg.buffer_memory, cfg.max_block
+                )))
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut wake = false;
+        {
+            let mut st = inner.lock();
+            let partition = match partition {
+                Some(p) => p,
+                None => {
+                    sticky_partition(&mut st, &record.topic, num_partitions, size, cfg.batch_size)
+                }
+            };
+            let tp = TopicPartition::new(record.topic.clone(), partition);
+            st.outstanding += 1;
+            let q = st.queues.entry(tp.clone()).or_default();
+            let fits = q.batches.back().is_some_and(|b| {
+                b.sealed.is_none()
+                    && b.builder.size()
+                        + b.builder.size_of(
+                            record.key.as_deref(),
+                            record.value.as_deref(),
+                            &record.headers,
+                            timestamp,
+                        )
+                        <= cfg.batch_size.min(cfg.max_request_size)
+            });
+            if !fits {
+                // A new batch: the sender must learn its linger deadline
+                // (and a full predecessor is ready now).
+                wake = true;
+                q.batches.push_back(Batch {
+                    tp,
+                    builder: BatchBuilder::new(),
+                    waiters: Vec::new(),
+                    created: Instant::now(),
+                    reserved: 0,
+                    attempts: 0,
+                    sealed: None,
+                    retry_at: None,
+                });
+            }
+            if let Some(b) = q.batches.back_mut() {
+                let delta = b.builder.push(
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    &record.headers,
+                    timestamp,
+                );
+                b.reserved += size;
+                b.waiters.push(Waiter {
+                    tx,
+                    delta,
+                    timestamp,
+                });
+                if b.builder.size() >= cfg.batch_size {
+                    wake = true;
+                }
+            }
+        }
+        if wake || cfg.linger.is_zero() {
+            inner.wake.notify_one();
+        }
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Sends everything queued now and waits until every record is
+    /// acknowledged or failed.
+    pub async fn flush(&self) -> Result<()> {
+        let inner = self.inner();
+        inner.lock().flushing += 1;
+        inner.wake.notify_one();
+        loop {
+            let idle = inner.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if inner.lock().outstanding == 0 {
+                break;
+            }
+            idle.await;
+        }
+        inner.lock().flushing -= 1;
+        Ok(())
+    }
+
+    /// Flushes, then stops the sender. Later sends fail with `Error::Closed`.
+    pub async fn close(&self) -> Result<()> {
+        self.flush().await?;
+        self.inner().lock().closing = true;
+        self.inner().wake.notify_one();
+        Ok(())
+    }
+
+    /// Partitions of a topic (from metadata, refreshed if stale).
+    pub async fn partitions(&self, topic: &str) -> Result<i32> {
+        partitions_of(
+            &self.inner().cluster,
+            topic,
+            Instant::now() + self.inner().cfg.max_block,
+        )
+        .await
+    }
+}
+
+/// Kafka 3.3's uniform sticky partitioner: keyless records stick to one
+/// partition until `batch.size` bytes went to it, then move to another at
+/// random, so batches fill up instead of spreading thin.
+fn sticky_partition(st: &mut State, topic: &str, n: i32, size: usize, batch_size: usize) -> i32 {
+    let State { sticky, rng, .. } = st;
+    let entry = sticky.entry(topic.to_string()).or_insert((-1, 0));
+    if entry.0 < 0 || entry.0 >= n || entry.1 >= batch_size {
+        let mut next = rng.next_below(n as usize) as i32;
+        if n > 1 && next == entry.0 {
+            next = (next + 1) % n;
+        }
+        *entry = (next, 0);
+    }
+    entry.1 += size;
+    entry.0
+}
+
+async fn partitions_of(cluster: &Cluster, topic: &str, deadline: Instant) -> Result<i32> {
+    if topic.is_empty() {
+        return Err(Error::InvalidArgument("empty topic name".into()));
+    }
+    if let Some(t) = cluster.metadata().topic(topic) {
+        if !t.partitions.is_empty() {
+            return Ok(t.partitions.len() as i32);
+        }
+    }
+    loop {
+        match cluster.topic(topic).await {
+            Ok(t) if !t.partitions.is_empty() => return Ok(t.partitions.len() as i32),
+            Ok(_) => {}
+            Err(e) if e.is_retriable() => {
+                if Instant::now() >= deadline {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "metadata for topic `{topic}` within max.block.ms"
+            )));
+        }
+        tokio::time::sleep(cluster.cfg.retry_backoff).await;
+        cluster.refresh(Some(&[topic.to_string()])).await.ok();
+    }
+}
+
+async fn init_producer_id(inner: &Inner) -> Result<()> {
+    let deadline = Instant::now() + inner.cfg.delivery_timeout;
+    loop {
+        let r = async {
+            let conn = inner.cluster.any_conn().await?;
+            if !conn.supports(ApiKey::InitProducerId) {
+                return Err(Error::UnsupportedApi {
+                    api: "InitProducerId".into(),
+                    addr: conn.addr.clone(),
+                    min: 0,
+                    max: 4,
+                });
+            }
+            let mut req = InitProducerIdRequest::default();
+            req.transactional_id = None;
+            req.transaction_timeout_ms = 60_000;
+            req.producer_id = ProducerId(-1);
+            req.producer_epoch = -1;
+            let resp = conn.send(req).await?;
+            crate::error::check(resp.error_code, None, || "InitProducerId".into())?;
+            Ok((resp.producer_id.0, resp.producer_epoch))
+        }
+        .await;
+        match r {
+            Ok((id, epoch)) => {
+                let mut st = inner.lock();
+                st.producer_id = id;
+                st.producer_epoch = epoch;
+                return Ok(());
+            }
+            Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                tokio::time::sleep(inner.cluster.cfg.retry_backoff).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Fails everything queued (the producer cannot work at all).
+fn fail_all(inner: &Inner, e: &Error) {
+    let mut st = inner.lock();
+    let mut done = Vec::new();
+    for q in st.queues.values_mut() {
+        done.extend(q.batches.drain(..));
+    }
+    drop(st);
+    for b in done {
+        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.waiters.len());
+        b.complete(Err(Error::Protocol(e.to_string())));
+        inner.finish(&tp, reserved, n);
+    }
+}
+
+async fn sender_loop(inner: Arc<Inner>) {
+    let mut idempotent = inner.cfg.idempotence;
+    if idempotent {
+        if let Err(e) = init_producer_id(&inner).await {
+            if inner.cfg.idempotence_explicit || !matches!(e, Error::UnsupportedApi { .. }) {
+                tracing::error!(error = %e, "cannot start an idempotent producer");
+                fail_all(&inner, &e);
+                // Keep failing new records rather than hanging them.
+                loop {
+                    let notified = inner.wake.notified();
+                    if inner.lock().closing {
+                        fail_all(&inner, &e);
+                        return;
+                    }
+                    fail_all(&inner, &e);
+                    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+                }
+            }
+            tracing::warn!("broker lacks InitProducerId: producing without idempotence");
+            idempotent = false;
+        }
+    }
+    let mut refresh_needed = false;
+    loop {
+        let notified = inner.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if refresh_needed {
+            refresh_needed = false;
+            let topics: Vec<String> = inner
+                .lock()
+                .queues
+                .keys()
+                .map(|tp| tp.topic.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if let Err(e) = inner.cluster.refresh(Some(&topics)).await {
+                tracing::debug!(error = %e, "metadata refresh failed");
+            }
+        }
+        let (ready, next_wake, expired, exit) = collect_ready(&inner, idempotent);
+        for b in expired {
+            let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.waiters.len());
+            let msg = format!(
+                "{} record(s) for {tp} not acknowledged within delivery.timeout.ms ({:?})",
+                n, inner.cfg.delivery_timeout
+            );
+            b.complete(Err(Error::Timeout(msg)));
+            inner.finish(&tp, reserved, n);
+        }
+        if exit {
+            return;
+        }
+        if !ready.is_empty() {
+            refresh_needed |= dispatch(&inner, ready).await;
+            continue;
+        }
+        match next_wake {
+            Some(at) => {
+                let _ = tokio::time::timeout_at(at.into(), notified).await;
+            }
+            None => notified.await,
+        }
+    }
+}
+
+/// Picks the batches to send now. Returns (ready, when to look again,
+/// batches past their delivery timeout, whether the sender may exit).
+fn collect_ready(
+    inner: &Inner,
+    idempotent: bool,
+) -> (Vec<Batch>, Option<Instant>, Vec<Batch>, bool) {
+    let cfg = &inner.cfg;
+    let now = Instant::now();
+    let mut st = inner.lock();
+    let flushing = st.flushing > 0 || st.closing;
+    let (pid, epoch) = if idempotent {
+        (st.producer_id, st.producer_epoch)
+    } else {
+        (-1, -1)
+    };
+    let mut ready = Vec::new();
+    let mut expired = Vec::new();
+    let mut next: Option<Instant> = None;
+    let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+    for q in st.queues.values_mut() {
+        // delivery.timeout.ms bounds a record's whole life, retries and
+        // leaderless waits included.
+        while !q.in_flight
+            && q.batches
+                .front()
+                .is_some_and(|b| now.duration_since(b.created) >= cfg.delivery_timeout)
+        {
+            if let Some(b) = q.batches.pop_front() {
+                expired.push(b);
+            }
+        }
+        if q.in_flight {
+            continue;
+        }
+        let Some(b) = q.batches.front() else { continue };
+        let linger_due = b.created + cfg.linger;
+        let is_ready = match b.retry_at {
+            Some(t) if t > now => {
+                soonest(t);
+                false
+            }
+            Some(_) => true,
+            None => {
+                flushing
+                    || q.batches.len() > 1
+                    || b.builder.size() >= cfg.batch_size
+                    || linger_due <= now
+            }
+        };
+        if !is_ready {
+            if b.retry_at.is_none() {
+                soonest(linger_due);
+            }
+            continue;
+        }
+        let Some(mut b) = q.batches.pop_front() else {
+            continue;
+        };
+        if b.sealed.is_none() {
+            let seq = if idempotent { q.next_seq } else { -1 };
+            match b.builder.build(pid, epoch, seq, cfg.compression) {
+                Ok(bytes) => b.sealed = Some(bytes),
+                Err(e) => {
+                    tracing::error!(error = %e, "sealing a batch");
+                    expired.push(b);
+                    continue;
+                }
+            }
+            if idempotent {
+                q.next_seq = q.next_seq.wrapping_add(b.builder.count()) & i32::MAX;
+            }
+        }
+        q.in_flight = true;
+        ready.push(b);
+    }
+    let exit = st.closing && st.outstanding == 0;
+    (ready, next, expired, exit)
+}
+
+/// Groups ready batches by leader and starts one request per leader (more
+/// when `max.request.size` splits them). Returns whether metadata must be
+/// refreshed (a partition without a known leader).
+async fn dispatch(inner: &Arc<Inner>, ready: Vec<Batch>) -> bool {
+    let topics: Vec<String> = ready
+        .iter()
+        .map(|b| b.tp.topic.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let meta = match inner.cluster.refresh_if_stale(Some(&topics)).await {
+        Ok(m) => m,
+        Err(_) => inner.cluster.metadata(),
+    };
+    let mut refresh = false;
+    let mut by_leader: BTreeMap<i32, Vec<Batch>> = BTreeMap::new();
+    for b in ready {
+        match crate::admin::leader_of(&meta, &b.tp) {
+            Ok(l) => by_leader.entry(l).or_default().push(b),
+            Err(_) => {
+                refresh = true;
+                requeue(inner, b);
+            }
+        }
+    }
+    for (leader, batches) in by_leader {
+        let slots = inner.broker_slots(leader);
+        let mut chunk: Vec<Batch> = Vec::new();
+        let mut chunk_size = 0;
+        let mut chunks = Vec::new();
+        for b in batches {
+            let sz = b.sealed.as_ref().map_or(0, |s| s.len());
+            if !chunk.is_empty() && chunk_size + sz > inner.cfg.max_request_size {
+                chunks.push(std::mem::take(&mut chunk));
+                chunk_size = 0;
+            }
+            chunk_size += sz;
+            chunk.push(b);
+        }
+        if !chunk.is_empty() {
+            chunks.push(chunk);
+        }
+        for chunk in chunks {
+            // Waits while the broker has max.in.flight requests outstanding:
+            // that is the back-pressure from a slow broker.
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                for b in chunk {
+                    requeue(inner, b);
+                }
+                continue;
+            };
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                produce_request(&inner, leader, chunk).await;
+                drop(permit);
+            });
+        }
+    }
+    refresh
+}
+
+fn requeue(inner: &Inner, mut b: Batch) {
+    // Always push the next attempt out by the backoff: a partition without
+    // a leader must not spin the sender.
+    b.retry_at = Some(Instant::now() + inner.cluster.cfg.retry_backoff);
+    let mut st = inner.lock();
+    let q = st.queues.entry(b.tp.clone()).or_default();
+    q.in_flight = false;
+    q.batches.push_front(b);
+}
+
+async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
+    let cfg = &inner.cfg;
+    let mut req = ProduceRequest::default();
+    req.acks = cfg.acks;
+    req.timeout_ms = cfg.request_timeout_ms;
+    let mut by_topic: BTreeMap<&str, Vec<produce_request::PartitionProduceData>> = BTreeMap::new();
+    for b in &batches {
+        let mut p = produce_request::PartitionProduceData::default();
+        p.index = b.tp.partition;
+        p.records = b.sealed.clone();
+        by_topic.entry(&b.tp.topic).or_default().push(p);
+    }
+    for (t, ps) in by_topic {
+        let mut td = produce_request::TopicProduceData::default();
+        td.name = tn(t);
+        td.partition_data = ps;
+        req.topic_data.push(td);
+    }
+    let result = async {
+        let conn = inner.cluster.conn_to_broker(leader).await?;
+        if cfg.acks == 0 {
+            conn.send_no_response(req).await.map(|_| None)
+        } else {
+            conn.send(req).await.map(Some)
+        }
+    }
+    .await;
+    let mut outcomes: HashMap<TopicPartition, (i16, i64, i64, Option<String>)> = HashMap::new();
+    let transport_err = match result {
+        Ok(None) => {
+            for b in &batches {
+                outcomes.insert(b.tp.clone(), (0, -1, -1, None));
+            }
+            None
+        }
+        Ok(Some(resp)) => {
+            for t in resp.responses {
+                for p in t.partition_responses {
+                    outcomes.insert(
+                        TopicPartition::new(t.name.0.to_string(), p.index),
+                        (
+                            p.error_code,
+                            p.base_offset,
+                            p.log_append_time_ms,
+                            p.error_message.map(|m| m.to_string()),
+                        ),
+                    );
+                }
+            }
+            None
+        }
+        Err(e) => Some(e),
+    };
+    let mut refresh = false;
+    for mut b in batches {
+        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.waiters.len());
+        let (err, retriable) = match (&transport_err, outcomes.get(&tp)) {
+            (Some(e), _) => (Some(Error::Protocol(e.to_string())), e.is_retriable()),
+            (None, Some((0, base, t, _)))
+            | (None, Some((KafkaCode::DUPLICATE_SEQUENCE_NUMBER, base, t, _))) => {
+                b.complete(Ok((*base, *t)));
+                inner.finish(&tp, reserved, n);
+                continue;
+            }
+            (None, Some((code, _, _, msg))) => {
+                let e = Error::kafka(*code, msg.clone(), format!("producing to {tp}"));
+                let r = e.is_retriable();
+                if matches!(
+                    *code,
+                    KafkaCode::NOT_LEADER_OR_FOLLOWER
+                        | KafkaCode::UNKNOWN_TOPIC_OR_PARTITION
+                        | KafkaCode::LEADER_NOT_AVAILABLE
+                ) {
+                    refresh = true;
+                }
+                (Some(e), r)
+            }
+            (None, None) => (
+                Some(Error::Protocol(format!("no produce result for {tp}"))),
+                true,
+            ),
+        };
+        let err = err.unwrap_or(Error::Closed);
+        b.attempts += 1;
+        let in_time = b.created.elapsed() + inner.cluster.cfg.retry_backoff < cfg.delivery_timeout;
+        if retriable && in_time && b.attempts <= cfg.retries {
+            tracing::debug!(%tp, error = %err, attempt = b.attempts, "retrying batch");
+            b.retry_at = Some(Instant::now() + inner.cluster.cfg.retry_backoff);
+            refresh = true;
+            requeue(inner, b);
+            inner.wake.notify_one();
+        } else {
+            let err = match err {
+                Error::Protocol(m) if !retriable || !in_time => Error::Timeout(m),
+                e => e,
+            };
+            b.complete(Err(err));
+            inner.finish(&tp, reserved, n);
+        }
+    }
+    if refresh {
+        let topics: Vec<String> = outcomes.keys().map(|t| t.topic.clone()).collect();
+        let _ = inner.cluster.refresh(Some(&topics)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State {
+            queues: BTreeMap::new(),
+            sticky: HashMap::new(),
+            rng: XorShift::seeded(),
+            outstanding: 0,
+            flushing: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            closing: false,
+        }
+    }
+
+    #[test]
+    fn sticky_partition_switches_after_batch_size() {
+        let mut st = state();
+        let first = sticky_partition(&mut st, "t", 4, 100, 1000);
+        for _ in 0..9 {
+            assert_eq!(sticky_partition(&mut st, "t", 4, 100, 1000), first);
+        }
+        assert_ne!(sticky_partition(&mut st, "t", 4, 100, 1000), first);
+        // One partition: always 0.
+        for _ in 0..50 {
+            assert_eq!(sticky_partition(&mut st, "one", 1, 500, 1000), 0);
+        }
+    }
+
+    #[test]
+    fn config_defaults_and_conflicts() {
+        let c = ProducerConfig::parse(&ClientConfig::new()).unwrap();
+        assert!(c.idempotence);
+        assert_eq!(c.acks, -1);
+        assert_eq!(c.batch_size, 16_384);
+        assert_eq!(c.linger, Duration::from_millis(5));
+        let c = ProducerConfig::parse(&[("acks", "1")].into_iter().collect()).unwrap();
+        assert!(!c.idempotence, "default idempotence yields to acks=1");
+        assert!(ProducerConfig::parse(
+            &[("acks", "1"), ("enable.idempotence", "true")]
+                .into_iter()
+                .collect()
+        )
+        .is_err());
+        assert!(
+            ProducerConfig::parse(&[("compression.type", "brotli")].into_iter().collect()).is_err()
+        );
+        let c =
+            ProducerConfig::parse(&[("compression.type", "zstd")].into_iter().collect()).unwrap();
+        assert_eq!(c.compression, Compression::Zstd);
+    }
+
+    /// A producer whose sender never runs, over injected metadata: the
+    /// accumulator can be inspected without a broker.
+    fn offline(extra: &[(&str, &str)]) -> Producer {
+        let mut cfg: ClientConfig = [("bootstrap.servers", "127.0.0.1:1"), ("linger.ms", "60000")]
+            .into_iter()
+            .collect();
+        for (k, v) in extra {
+            cfg.set(*k, *v);
+        }
+        let p = Producer::new(&cfg).unwrap();
+        p.inner().sender_started.store(true, Ordering::SeqCst);
+        p.inner().cluster.set_test_metadata(&[("t", 4)]);
+        p
+    }
+
+    #[tokio::test]
+    async fn batches_fill_to_batch_size() {
+        let p = offline(&[("batch.size", "1000")]);
+        let mut futures = Vec::new();
+        for i in 0..100 {
+            let rec = ProducerRecord::new("t")
+                .partition(1)
+                .value(format!("value-{i:04}-{}", "x".repeat(40)));
+            futures.push(p.enqueue(rec).await.unwrap());
+        }
+        let st = p.inner().lock();
+        let q = &st.queues[&TopicPartition::new("t", 1)];
+        assert!(q.batches.len() > 5, "{} batches", q.batches.len());
+        for b in &q.batches {
+            assert!(b.builder.size() <= 1000);
+        }
+        let n: i32 = q.batches.iter().map(|b| b.builder.count()).sum();
+        assert_eq!(n, 100);
+        assert_eq!(st.outstanding, 100);
+    }
+
+    #[tokio::test]
+    async fn keys_follow_murmur2_and_keyless_records_stick() {
+        let p = offline(&[]);
+        let mut want = [0i32; 4];
+        for i in 0..50 {
+            let key = format!("k{i}");
+            want[partition_for_key(key.as_bytes(), 4) as usize] += 1;
+            p.enqueue(ProducerRecord::new("t").key(key).value("v"))
+                .await
+                .unwrap();
+        }
+        let count = |p: &Producer| {
+            let st = p.inner().lock();
+            let mut got = [0i32; 4];
+            for (tp, q) in &st.queues {
+                got[tp.partition as usize] +=
+                    q.batches.iter().map(|b| b.builder.count()).sum::<i32>();
+            }
+            got
+        };
+        assert_eq!(count(&p), want);
+        // Keyless records all go to one (sticky) partition while it fills.
+        for _ in 0..10 {
+            p.enqueue(ProducerRecord::new("t").value("v"))
+                .await
+                .unwrap();
+        }
+        let after = count(&p);
+        let grew: Vec<usize> = (0..4).filter(|i| after[*i] != want[*i]).collect();
+        assert_eq!(grew.len(), 1);
+        assert_eq!(after[grew[0]] - want[grew[0]], 10);
+        // Explicit partitions are validated against the metadata.
+        let e = p
+            .enqueue(ProducerRecord::new("t").partition(9).value("v"))
+            .await;
+        assert!(matches!(e, Err(Error::InvalidArgument(_))));
+    }
+
+    #[tokio::test]
+    async fn buffer_memory_applies_back_pressure() {
+        let p = offline(&[
+            ("buffer.memory", "2000"),
+            ("max.block.ms", "200"),
+            ("batch.size", "100000"),
+        ]);
+        let started = Instant::now();
+        let mut result = Ok(());
+        for _ in 0..100 {
+            if let Err(e) = p
+                .enqueue(ProducerRecord::new("t").partition(0).value(vec![0u8; 100]))
+                .await
+            {
+                result = Err(e);
+                break;
+            }
+        }
+        let e = result.unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert!(e.to_string().contains("buffer.memory"));
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(p.inner().lock().outstanding < 20);
+        // A record larger than the whole buffer is rejected at once.
+        let big = p
+            .enqueue(ProducerRecord::new("t").value(vec![0u8; 5000]))
+            .await;
+        assert!(matches!(big, Err(Error::RecordTooLarge { .. })));
+    }
+
+    #[tokio::test]
+    async fn unreachable_leader_fails_after_delivery_timeout() {
+        let cfg: ClientConfig = [
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("enable.idempotence", "false"),
+            ("linger.ms", "0"),
+            ("request.timeout.ms", "100"),
+            ("delivery.timeout.ms", "400"),
+            ("retry.backoff.ms", "20"),
+        ]
+        .into_iter()
+        .collect();
+        let p = Producer::new(&cfg).unwrap();
+        p.inner().cluster.set_test_metadata(&[("t", 1)]);
+        let started = Instant::now();
+        let e = p
+            .send(ProducerRecord::new("t").value("v"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(350) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // Memory came back and nothing is outstanding.
+        assert_eq!(p.inner().lock().outstanding, 0);
+        assert_eq!(p.inner().memory.available_permits(), 33_554_432);
+    }
+}
