@@ -294,6 +294,45 @@ impl Controller {
         Ok(topic)
     }
 
+    /// Creates a coordinator's internal compacted topic (`__consumer_offsets`,
+    /// `__transaction_state`) on first use, as Kafka does on the first
+    /// FindCoordinator; returns its partition count. The replication factor
+    /// is capped at the live brokers so a single node can start.
+    pub fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        segment_bytes: i64,
+    ) -> Result<i32, ResponseError> {
+        if let Some(t) = self.image().topic(name) {
+            return Ok(t.partitions.len() as i32);
+        }
+        let rf = (replication_factor.max(1) as usize).min(self.live_brokers().len().max(1)) as i16;
+        let spec = CreateTopicSpec {
+            name: name.to_string(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), segment_bytes.to_string()),
+            ]),
+        };
+        match self.create_topic(&spec, false) {
+            Ok(t) => Ok(t.partitions.len() as i32),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
+                .image()
+                .topic(name)
+                .map(|t| t.partitions.len() as i32)
+                .ok_or(ResponseError::CoordinatorNotAvailable),
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot create {name}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
     pub fn delete_topic(&self, name: &str) -> Result<TopicInfo, ApiError> {
         if !self.config.delete_topic_enable {
             return Err(ApiError::new(

@@ -35,6 +35,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// Cluster id, controller and brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// Load tests: produce, consume and end-to-end latency (Kafka's perf-test flags and output).
+    Perf(cli::perf::PerfArgs),
 }
 
 fn main() {
@@ -47,6 +49,7 @@ fn main() {
         Command::Produce(a) => cli::run(cli::produce::run(a)),
         Command::Consume(a) => cli::run(cli::consume::run(a)),
         Command::Cluster(a) => cli::run(cli::cluster::run(a)),
+        Command::Perf(a) => cli::run(cli::perf::run(a)),
     };
     std::process::exit(code);
 }

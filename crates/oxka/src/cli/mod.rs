@@ -1,5 +1,5 @@
 //! The client side of the `oxka` command: `topics`, `configs`, `groups`,
-//! `produce`, `consume`, `cluster`, built on `oxka-client`.
+//! `produce`, `consume`, `cluster`, `perf`, built on `oxka-client`.
 //!
 //! Conventions every subcommand keeps, so scripts can rely on them:
 //! - exit 0 on success, 1 when the operation failed, 2 for usage errors;
@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod configs;
 pub mod consume;
 pub mod groups;
+pub mod perf;
 pub mod produce;
 pub mod topics;
 mod util;

@@ -31,7 +31,7 @@ use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
 use crate::config::KafkaConfig;
-use crate::controller::{Controller, CreateTopicSpec};
+use crate::controller::Controller;
 use crate::replica_manager::ReplicaManager;
 use crate::server::now_ms;
 
@@ -347,37 +347,12 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka does
     /// this on the first FindCoordinator for a group).
     pub fn ensure_offsets_topic(&self) -> Result<i32, ResponseError> {
-        if let Some(t) = self.controller.image().topic(OFFSETS_TOPIC) {
-            return Ok(t.partitions.len() as i32);
-        }
-        let rf = (self.cfg.offsets_topic_replication_factor as usize)
-            .min(self.controller.live_brokers().len().max(1)) as i16;
-        let spec = CreateTopicSpec {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: self.cfg.offsets_topic_num_partitions,
-            replication_factor: rf,
-            assignments: Vec::new(),
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                (
-                    "segment.bytes".to_string(),
-                    self.cfg.offsets_topic_segment_bytes.to_string(),
-                ),
-            ]),
-        };
-        match self.controller.create_topic(&spec, false) {
-            Ok(t) => Ok(t.partitions.len() as i32),
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
-                .controller
-                .image()
-                .topic(OFFSETS_TOPIC)
-                .map(|t| t.partitions.len() as i32)
-                .ok_or(ResponseError::CoordinatorNotAvailable),
-            Err(e) => {
-                tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
-                Err(ResponseError::CoordinatorNotAvailable)
-            }
-        }
+        self.controller.ensure_internal_topic(
+            OFFSETS_TOPIC,
+            self.cfg.offsets_topic_num_partitions,
+            self.cfg.offsets_topic_replication_factor,
+            self.cfg.offsets_topic_segment_bytes,
+        )
     }
 
     /// Appends records for `group` to its partition of the offsets topic
@@ -1324,6 +1299,7 @@ impl GroupCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::CreateTopicSpec;
     use oxka_log::LogManager;
 
     struct Node {

@@ -17,7 +17,7 @@
 pub mod records;
 pub mod state;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
 use crate::config::KafkaConfig;
-use crate::controller::{Controller, CreateTopicSpec};
+use crate::controller::Controller;
 use crate::coordinator::group::offsets::{partition_for, OFFSETS_TOPIC};
 use crate::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
@@ -166,37 +166,12 @@ impl TransactionCoordinator {
     /// Creates `__transaction_state` if missing (Kafka does on the first
     /// FindCoordinator for a transactional id).
     pub fn ensure_topic(&self) -> Result<i32, ResponseError> {
-        if let Some(t) = self.controller.image().topic(TRANSACTION_STATE_TOPIC) {
-            return Ok(t.partitions.len() as i32);
-        }
-        let rf = (self.cfg.replication_factor as usize)
-            .min(self.controller.live_brokers().len().max(1)) as i16;
-        let spec = CreateTopicSpec {
-            name: TRANSACTION_STATE_TOPIC.to_string(),
-            num_partitions: self.cfg.num_partitions,
-            replication_factor: rf,
-            assignments: Vec::new(),
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                (
-                    "segment.bytes".to_string(),
-                    self.cfg.segment_bytes.to_string(),
-                ),
-            ]),
-        };
-        match self.controller.create_topic(&spec, false) {
-            Ok(t) => Ok(t.partitions.len() as i32),
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
-                .controller
-                .image()
-                .topic(TRANSACTION_STATE_TOPIC)
-                .map(|t| t.partitions.len() as i32)
-                .ok_or(ResponseError::CoordinatorNotAvailable),
-            Err(e) => {
-                tracing::error!(error = %e.message, "cannot create {TRANSACTION_STATE_TOPIC}");
-                Err(ResponseError::CoordinatorNotAvailable)
-            }
-        }
+        self.controller.ensure_internal_topic(
+            TRANSACTION_STATE_TOPIC,
+            self.cfg.num_partitions,
+            self.cfg.replication_factor,
+            self.cfg.segment_bytes,
+        )
     }
 
     /// Writes the record of `meta` (or a tombstone) to its partition of
