@@ -38,7 +38,8 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::Fetch => 12,
         ApiKey::ListOffsets => 7,
         ApiKey::Metadata => 12,
-        ApiKey::OffsetCommit => 8,
+        // v9 only renames generation to member epoch (KIP-848 groups need it).
+        ApiKey::OffsetCommit => 9,
         ApiKey::OffsetFetch => 8,
         ApiKey::FindCoordinator => 4,
         ApiKey::JoinGroup => 9,
@@ -56,6 +57,7 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::DescribeCluster => 1,
         ApiKey::DeleteRecords => 2,
         ApiKey::InitProducerId => 4,
+        ApiKey::ConsumerGroupHeartbeat => 0,
         ApiKey::ApiVersions => 3,
         _ => 0,
     };

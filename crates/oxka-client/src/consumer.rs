@@ -1,7 +1,9 @@
 //! The consumer: manual assignment or group membership with the classic
 //! protocol (JoinGroup / SyncGroup / Heartbeat / LeaveGroup), client-side
 //! `range` and `cooperative-sticky` assignors, commits, auto-commit,
-//! rebalance callbacks, seek, pause/resume, `isolation.level`.
+//! rebalance callbacks, seek, pause/resume, `isolation.level`; regex
+//! subscriptions; and the KIP-848 protocol (`group.protocol=consumer`),
+//! whose heartbeats `poll` sends (poll within the session timeout).
 //!
 //! Like the Java consumer, `poll` drives everything (joins, position
 //! resets, fetches, auto-commit) on the caller's task; only heartbeats run
@@ -23,7 +25,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Metadata};
 use crate::config::{ClientConfig, CommonConfig};
 use crate::connection::Connection;
 use crate::error::{check, Error, KafkaCode, Result};
@@ -84,6 +86,10 @@ struct ConsumerConfig {
     partition_max_bytes: i32,
     max_poll_records: usize,
     assignors: Vec<String>,
+    /// `group.protocol=consumer`: KIP-848 (ConsumerGroupHeartbeat).
+    consumer_protocol: bool,
+    /// `group.remote.assignor` (KIP-848 only; the broker's default when unset).
+    remote_assignor: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -130,6 +136,15 @@ impl ConsumerConfig {
         if assignors.is_empty() {
             assignors = vec!["range".into(), "cooperative-sticky".into()];
         }
+        let consumer_protocol = match cfg
+            .get_str("group.protocol", "classic")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "classic" => false,
+            "consumer" => true,
+            _ => return Err(cfg.bad("group.protocol", "expected classic or consumer")),
+        };
         let i32ms = |k: &str, d: i64| {
             cfg.get_i64(k, d, 0, i32::MAX as i64)
                 .map(|v| Duration::from_millis(v as u64))
@@ -161,6 +176,11 @@ impl ConsumerConfig {
             )? as i32,
             max_poll_records: cfg.get_i64("max.poll.records", 500, 1, i32::MAX as i64)? as usize,
             assignors,
+            consumer_protocol,
+            remote_assignor: cfg
+                .get("group.remote.assignor")
+                .filter(|a| !a.is_empty())
+                .map(str::to_string),
         })
     }
 }
@@ -186,7 +206,16 @@ struct HeartbeatFlags {
 struct GroupState {
     coordinator: Option<Arc<Connection>>,
     member_id: String,
+    /// The classic generation, or the KIP-848 member epoch.
     generation: i32,
+    /// KIP-848: when the next ConsumerGroupHeartbeat is due (`None`: now).
+    next_heartbeat: Option<Instant>,
+    /// KIP-848: a target assignment from the coordinator not yet reconciled.
+    pending: Option<Vec<(uuid::Uuid, Vec<i32>)>>,
+    /// KIP-848: the owned partitions changed; tell the coordinator now.
+    ack_needed: bool,
+    /// KIP-848: topic ids of the assigned topics (for reporting owned partitions).
+    topic_ids: HashMap<String, uuid::Uuid>,
     protocol: Option<String>,
     joined: bool,
     flags: Arc<HeartbeatFlags>,
@@ -218,7 +247,14 @@ pub struct Consumer {
     cluster: Arc<Cluster>,
     cfg: ConsumerConfig,
     assignment: BTreeMap<TopicPartition, PartState>,
+    /// The topics joined with: the named topics plus, with a pattern, the
+    /// topics it currently matches.
     subscription: Vec<String>,
+    /// Topics named in `subscribe` (not patterns).
+    literal_topics: Vec<String>,
+    /// A regex subscription; the matched set is re-evaluated whenever the
+    /// all-topics metadata is older than `metadata.max.age.ms`.
+    pattern: Option<regex::Regex>,
     group: GroupState,
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
@@ -237,10 +273,16 @@ impl Consumer {
             cfg: ccfg,
             assignment: BTreeMap::new(),
             subscription: Vec::new(),
+            literal_topics: Vec::new(),
+            pattern: None,
             group: GroupState {
                 coordinator: None,
                 member_id: String::new(),
                 generation: -1,
+                next_heartbeat: None,
+                pending: None,
+                ack_needed: false,
+                topic_ids: HashMap::new(),
                 protocol: None,
                 joined: false,
                 flags: Arc::default(),
@@ -257,7 +299,7 @@ impl Consumer {
     /// previous assignment; positions resolve from committed offsets (when
     /// `group.id` is set) or `auto.offset.reset`.
     pub fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
-        if !self.subscription.is_empty() {
+        if self.subscribed() {
             return Err(Error::InvalidArgument(
                 "assign() after subscribe(): call unsubscribe() first".into(),
             ));
@@ -271,6 +313,11 @@ impl Consumer {
     }
 
     /// Joins `group.id` and consumes the topics the group assigns.
+    ///
+    /// As in librdkafka, a name starting with `^` is a regex (searched in
+    /// each topic name, so `^orders-` matches every topic starting with
+    /// `orders-`); the subscription then follows the topics it matches (see
+    /// [`subscribe_pattern`](Self::subscribe_pattern)).
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         if self.cfg.group_id.is_none() {
             return Err(Error::InvalidArgument(
@@ -282,13 +329,111 @@ impl Consumer {
                 "subscribe() to no topics: call unsubscribe()".into(),
             ));
         }
-        if self.subscription.is_empty() && !self.assignment.is_empty() {
+        let patterns: Vec<&str> = topics
+            .iter()
+            .copied()
+            .filter(|t| t.starts_with('^'))
+            .collect();
+        let pattern = if patterns.is_empty() {
+            None
+        } else {
+            let joined = patterns
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            Some(compile_pattern(&joined)?)
+        };
+        let literals = topics
+            .iter()
+            .filter(|t| !t.starts_with('^'))
+            .map(|t| t.to_string())
+            .collect();
+        self.set_subscription(literals, pattern)
+    }
+
+    /// Subscribes to every topic whose whole name matches `regex` (Java's
+    /// `subscribe(Pattern)`; Rust's `regex` syntax). Internal topics never
+    /// match. The matched set is re-evaluated on each metadata refresh
+    /// (`metadata.max.age.ms`); a change rejoins the group with the new
+    /// topics.
+    pub fn subscribe_pattern(&mut self, regex: &str) -> Result<()> {
+        let pattern = compile_pattern(&format!("^(?:{regex})$"))?;
+        self.set_subscription(Vec::new(), Some(pattern))
+    }
+
+    /// Like [`subscribe_pattern`](Self::subscribe_pattern), with rebalance callbacks.
+    pub fn subscribe_pattern_with_listener(
+        &mut self,
+        regex: &str,
+        listener: Box<dyn RebalanceListener>,
+    ) -> Result<()> {
+        self.listener = Some(listener);
+        self.subscribe_pattern(regex)
+    }
+
+    fn set_subscription(
+        &mut self,
+        literals: Vec<String>,
+        pattern: Option<regex::Regex>,
+    ) -> Result<()> {
+        if self.cfg.group_id.is_none() {
+            return Err(Error::InvalidArgument(
+                "subscribe() needs group.id; use assign() without a group".into(),
+            ));
+        }
+        if !self.subscribed() && !self.assignment.is_empty() {
             return Err(Error::InvalidArgument(
                 "subscribe() after assign(): call unsubscribe() first".into(),
             ));
         }
-        self.subscription = topics.iter().map(|t| t.to_string()).collect();
+        self.subscription = literals.clone();
+        self.literal_topics = literals;
+        self.pattern = pattern;
+        if self.pattern.is_some() {
+            // Evaluate against the current snapshot now (even a stale one);
+            // `poll` refreshes it when older than metadata.max.age.ms.
+            let meta = self.cluster.metadata();
+            self.subscription = self.subscription_from(&meta);
+        }
         self.group.flags.rejoin.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether this consumer is a group member by subscription.
+    fn subscribed(&self) -> bool {
+        !self.subscription.is_empty() || self.pattern.is_some()
+    }
+
+    /// The named topics plus the pattern's matches in `meta`, sorted.
+    fn subscription_from(&self, meta: &Metadata) -> Vec<String> {
+        let mut set: BTreeSet<String> = self.literal_topics.iter().cloned().collect();
+        if let Some(re) = &self.pattern {
+            set.extend(matching_topics(re, meta));
+        }
+        set.into_iter().collect()
+    }
+
+    /// With a pattern: refreshes all-topics metadata when older than
+    /// `metadata.max.age.ms` and rejoins if the matched set changed.
+    async fn update_pattern_subscription(&mut self) -> Result<()> {
+        if self.pattern.is_none() {
+            return Ok(());
+        }
+        let meta = match self.cluster.refresh_if_stale(None).await {
+            Ok(m) => m,
+            Err(e) if e.is_retriable() => {
+                tracing::debug!(error = %e, "metadata refresh for the pattern failed");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let next = self.subscription_from(&meta);
+        if next != self.subscription {
+            tracing::debug!(topics = ?next, "pattern subscription changed: rejoining");
+            self.subscription = next;
+            self.group.flags.rejoin.store(true, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -304,10 +449,12 @@ impl Consumer {
 
     /// Leaves the group (committing first with auto-commit) and drops the assignment.
     pub async fn unsubscribe(&mut self) -> Result<()> {
-        if !self.subscription.is_empty() {
+        if self.subscribed() {
             self.revoke_all(false).await;
             self.leave_group().await;
             self.subscription.clear();
+            self.literal_topics.clear();
+            self.pattern = None;
         }
         self.assignment.clear();
         Ok(())
@@ -420,8 +567,13 @@ impl Consumer {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            if !self.subscription.is_empty() {
-                self.ensure_group(deadline).await?;
+            if self.subscribed() {
+                self.update_pattern_subscription().await?;
+                if self.cfg.consumer_protocol {
+                    self.ensure_group_848().await?;
+                } else {
+                    self.ensure_group(deadline).await?;
+                }
             }
             self.maybe_auto_commit();
             let out = self.drain_buffers();
@@ -727,7 +879,7 @@ impl Consumer {
     }
 
     fn commit_identity(&self) -> (i32, String) {
-        if self.subscription.is_empty() {
+        if !self.subscribed() {
             (-1, String::new())
         } else {
             (self.group.generation, self.group.member_id.clone())
@@ -1049,6 +1201,197 @@ impl Consumer {
         }
     }
 
+    /// KIP-848: reconciles a pending target assignment (revoked partitions
+    /// stop fetching and are committed before the heartbeat that omits
+    /// them), then heartbeats when due or when something changed.
+    async fn ensure_group_848(&mut self) -> Result<()> {
+        self.reconcile_848().await?;
+        let due = match self.group.next_heartbeat {
+            None => true,
+            Some(t) => Instant::now() >= t,
+        };
+        if !(due || self.group.ack_needed || self.group.flags.rejoin.load(Ordering::SeqCst)) {
+            return Ok(());
+        }
+        self.heartbeat_848().await?;
+        // An assignment that arrived with this heartbeat is applied now and
+        // acknowledged by the next heartbeat, sent at once.
+        self.reconcile_848().await
+    }
+
+    async fn heartbeat_848(&mut self) -> Result<()> {
+        let group = self.cfg.group_id.clone().unwrap_or_default();
+        let backoff = Instant::now() + self.cluster.cfg.retry_backoff;
+        let flags = self.group.flags.clone();
+        if flags.reset_member.swap(false, Ordering::SeqCst) {
+            self.revoke_all(true).await;
+            self.group.member_id.clear();
+            self.group.generation = 0;
+        }
+        let conn = match self.coordinator().await {
+            Ok(c) => c,
+            Err(e) if e.is_retriable() => {
+                self.group.next_heartbeat = Some(backoff);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        flags.rejoin.store(false, Ordering::SeqCst);
+        if self.group.member_id.is_empty() {
+            // KIP-1082: the member generates its id and keeps it across rejoins.
+            self.group.member_id = uuid::Uuid::new_v4().simple().to_string();
+            self.group.generation = 0;
+        }
+        let mut owned: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
+        for tp in self.assignment.keys() {
+            if let Some(id) = self.group.topic_ids.get(&tp.topic) {
+                owned.entry(*id).or_default().push(tp.partition);
+            }
+        }
+        // Every field on every heartbeat: the coordinator treats equal
+        // values as unchanged, and a full request is always valid.
+        let mut req = ConsumerGroupHeartbeatRequest::default();
+        req.group_id = GroupId(sb(&group));
+        req.member_id = sb(&self.group.member_id);
+        req.member_epoch = self.group.generation.max(0);
+        req.instance_id = self.cfg.group_instance_id.clone().map(sb);
+        req.rebalance_timeout_ms = self.cfg.rebalance_timeout.as_millis() as i32;
+        req.subscribed_topic_names = Some(self.subscription.iter().map(tn).collect());
+        req.server_assignor = self.cfg.remote_assignor.clone().map(sb);
+        req.topic_partitions = Some(
+            owned
+                .into_iter()
+                .map(|(id, ps)| {
+                    let mut x = consumer_group_heartbeat_request::TopicPartitions::default();
+                    x.topic_id = id;
+                    x.partitions = ps;
+                    x
+                })
+                .collect(),
+        );
+        let resp = match conn.send(req).await {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => {
+                tracing::debug!(error = %e, "heartbeat failed; retrying");
+                self.group.coordinator = None;
+                self.group.next_heartbeat = Some(backoff);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        match resp.error_code {
+            0 => {}
+            KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::FENCED_MEMBER_EPOCH => {
+                // Fenced: the partitions are lost (no commit); rejoin at epoch 0.
+                tracing::debug!(code = %KafkaCode(resp.error_code), "fenced: rejoining");
+                self.revoke_all(true).await;
+                if resp.error_code == KafkaCode::UNKNOWN_MEMBER_ID {
+                    self.group.member_id.clear();
+                }
+                self.group.generation = 0;
+                self.group.pending = None;
+                self.group.next_heartbeat = None;
+                return Ok(());
+            }
+            KafkaCode::NOT_COORDINATOR | KafkaCode::COORDINATOR_NOT_AVAILABLE => {
+                self.group.coordinator = None;
+                self.group.next_heartbeat = Some(backoff);
+                return Ok(());
+            }
+            code if KafkaCode(code).is_retriable() => {
+                self.group.next_heartbeat = Some(backoff);
+                return Ok(());
+            }
+            code => {
+                return Err(Error::kafka(
+                    code,
+                    resp.error_message.map(|m| m.to_string()),
+                    format!("heartbeating group `{group}` (group.protocol=consumer)"),
+                ))
+            }
+        }
+        if let Some(m) = resp.member_id {
+            self.group.member_id = m.to_string();
+        }
+        self.group.generation = resp.member_epoch;
+        let interval = Duration::from_millis(resp.heartbeat_interval_ms.max(1) as u64);
+        self.group.next_heartbeat = Some(Instant::now() + interval);
+        self.group.ack_needed = false;
+        self.group.joined = true;
+        if let Some(a) = resp.assignment {
+            self.group.pending = Some(
+                a.topic_partitions
+                    .into_iter()
+                    .map(|t| (t.topic_id, t.partitions))
+                    .collect(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn reconcile_848(&mut self) -> Result<()> {
+        let Some(target) = self.group.pending.take() else {
+            return Ok(());
+        };
+        let mut meta = self.cluster.metadata();
+        let known = |m: &Metadata, id: &uuid::Uuid| m.topics.values().any(|t| t.id == *id);
+        if target.iter().any(|(id, _)| !known(&meta, id)) {
+            meta = self.cluster.refresh(Some(&self.subscription)).await?;
+        }
+        if target.iter().any(|(id, _)| !known(&meta, id)) {
+            // Not in metadata yet (just created): try again on the next poll.
+            self.group.pending = Some(target);
+            return Ok(());
+        }
+        let mut new = BTreeSet::new();
+        for (id, ps) in &target {
+            if let Some(t) = meta.topics.values().find(|t| t.id == *id) {
+                self.group.topic_ids.insert(t.name.clone(), *id);
+                new.extend(ps.iter().map(|p| TopicPartition::new(t.name.clone(), *p)));
+            }
+        }
+        let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
+        let revoked: Vec<TopicPartition> = old.difference(&new).cloned().collect();
+        let added: Vec<TopicPartition> = new.difference(&old).cloned().collect();
+        if !revoked.is_empty() {
+            // Stop fetching and commit before the heartbeat that omits them.
+            if self.cfg.auto_commit {
+                let offs: BTreeMap<_, _> = self
+                    .current_offsets()
+                    .into_iter()
+                    .filter(|(tp, _)| revoked.contains(tp))
+                    .collect();
+                if let Err(e) = self.commit_sync(Some(offs)).await {
+                    tracing::warn!(error = %e, "commit before revocation failed");
+                }
+            }
+            if let Some(l) = self.listener.as_mut() {
+                l.on_partitions_revoked(&revoked);
+            }
+            for tp in &revoked {
+                self.assignment.remove(tp);
+            }
+        }
+        for tp in &added {
+            self.assignment.entry(tp.clone()).or_default();
+        }
+        if !added.is_empty() {
+            if let Some(l) = self.listener.as_mut() {
+                l.on_partitions_assigned(&added);
+            }
+        }
+        if !revoked.is_empty() || !added.is_empty() {
+            self.group.ack_needed = true;
+            tracing::debug!(
+                epoch = self.group.generation,
+                revoked = revoked.len(),
+                added = added.len(),
+                "reconciled assignment"
+            );
+        }
+        Ok(())
+    }
+
     async fn lead_assignment(
         &mut self,
         protocol: &str,
@@ -1130,6 +1473,34 @@ impl Consumer {
             return;
         }
         let group = self.cfg.group_id.clone().unwrap_or_default();
+        if self.cfg.consumer_protocol {
+            if let Ok(conn) = self.coordinator().await {
+                let mut req = ConsumerGroupHeartbeatRequest::default();
+                req.group_id = GroupId(sb(&group));
+                req.member_id = sb(&self.group.member_id);
+                // -1 leaves; -2 leaves temporarily as a static member.
+                req.member_epoch = if self.cfg.group_instance_id.is_some() {
+                    -2
+                } else {
+                    -1
+                };
+                req.instance_id = self.cfg.group_instance_id.clone().map(sb);
+                req.rebalance_timeout_ms = -1;
+                match conn.send(req).await {
+                    Err(e) => tracing::debug!(error = %e, "leaving the group failed"),
+                    Ok(r) if r.error_code != 0 => {
+                        tracing::debug!(code = %KafkaCode(r.error_code), "leaving the group refused")
+                    }
+                    Ok(_) => {}
+                }
+            }
+            self.group.member_id.clear();
+            self.group.generation = -1;
+            self.group.joined = false;
+            self.group.pending = None;
+            self.group.next_heartbeat = None;
+            return;
+        }
         if let Ok(conn) = self.coordinator().await {
             let mut req = LeaveGroupRequest::default();
             req.group_id = GroupId(sb(&group));
@@ -1184,7 +1555,7 @@ impl Consumer {
         if commit && self.cfg.group_id.is_some() {
             result = self.commit_sync(None).await;
         }
-        if !self.subscription.is_empty() {
+        if self.subscribed() {
             if let Some(l) = self.listener.as_mut() {
                 let owned: Vec<_> = self.assignment.keys().cloned().collect();
                 l.on_partitions_revoked(&owned);
@@ -1203,6 +1574,23 @@ impl Drop for Consumer {
 }
 
 // ---------------------------------------------------------------- helpers
+
+fn compile_pattern(re: &str) -> Result<regex::Regex> {
+    regex::RegexBuilder::new(re)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("bad topic regex `{re}`: {e}")))
+}
+
+/// Non-internal, error-free topics of `meta` that `re` matches, sorted.
+fn matching_topics(re: &regex::Regex, meta: &Metadata) -> Vec<String> {
+    meta.topics
+        .values()
+        .filter(|t| !t.internal && t.error.is_none())
+        .filter(|t| re.is_match(&t.name))
+        .map(|t| t.name.clone())
+        .collect()
+}
 
 /// A member's subscription as the consumer protocol carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1661,6 +2049,38 @@ mod tests {
                 .collect(),
             generation: 1,
         }
+    }
+
+    fn topic(name: &str, internal: bool) -> crate::cluster::TopicInfo {
+        crate::cluster::TopicInfo {
+            name: name.into(),
+            id: uuid::Uuid::nil(),
+            internal,
+            error: None,
+            partitions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn pattern_matches_whole_names_and_skips_internal() {
+        let mut meta = Metadata::default();
+        for (n, internal) in [
+            ("orders-eu", false),
+            ("orders-us", false),
+            ("xorders-eu", false),
+            ("orders", false),
+            ("__consumer_offsets", true),
+        ] {
+            meta.topics.insert(n.into(), topic(n, internal));
+        }
+        // Java's subscribe(Pattern): the whole name must match.
+        let re = compile_pattern("^(?:orders-.*)$").unwrap();
+        assert_eq!(matching_topics(&re, &meta), ["orders-eu", "orders-us"]);
+        // Internal topics never match, even with a catch-all.
+        let all = compile_pattern("^(?:.*)$").unwrap();
+        assert!(!matching_topics(&all, &meta).contains(&"__consumer_offsets".to_string()));
+        assert_eq!(matching_topics(&all, &meta).len(), 4);
+        assert!(compile_pattern("(").is_err());
     }
 
     #[test]

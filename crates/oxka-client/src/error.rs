@@ -47,6 +47,8 @@ impl KafkaCode {
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
+    pub const STALE_MEMBER_EPOCH: i16 = 113;
 }
 
 fn camel_to_upper_snake(s: &str) -> String {
