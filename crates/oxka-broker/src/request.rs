@@ -125,7 +125,7 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
             .await
         }
         ApiKey::Metadata => run(ctx, body, |r| handlers::metadata::handle(state, ctx, r)).await,
-        ApiKey::Produce => run(ctx, body, |r| handlers::produce::handle(state, ctx, r)).await,
+        ApiKey::Produce => produce(state, ctx, body).await,
         ApiKey::Fetch => run(ctx, body, |r| handlers::fetch::handle(state, ctx, r)).await,
         ApiKey::ListOffsets => {
             run(ctx, body, |r| handlers::list_offsets::handle(state, ctx, r)).await
@@ -285,29 +285,66 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
     }
 }
 
-async fn run<Req, Resp, F, Fut>(ctx: &RequestContext<'_>, mut body: Bytes, handler: F) -> Outcome
+async fn run<Req, Resp, F, Fut>(ctx: &RequestContext<'_>, body: Bytes, handler: F) -> Outcome
 where
     Req: Decodable,
     Resp: Encodable,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Option<Resp>>,
 {
-    let req = match Req::decode(&mut body, ctx.version) {
+    let req = match decode::<Req>(ctx, body) {
         Ok(r) => r,
-        Err(e) => {
-            return Outcome::Close(format!(
-                "malformed {:?} v{} request: {e}",
-                ctx.api_key, ctx.version
-            ))
-        }
+        Err(closed) => return closed,
     };
     match handler(req).await {
-        Some(resp) => {
-            match encode_response(ctx.api_key, ctx.version, ctx.header.correlation_id, &resp) {
-                Ok(b) => Outcome::Respond(b),
-                Err(e) => Outcome::Close(format!("cannot encode {:?} response: {e}", ctx.api_key)),
-            }
-        }
+        Some(resp) => respond(ctx, &resp),
+        None => Outcome::NoResponse,
+    }
+}
+
+fn decode<Req: Decodable>(ctx: &RequestContext<'_>, mut body: Bytes) -> Result<Req, Outcome> {
+    Req::decode(&mut body, ctx.version).map_err(|e| {
+        Outcome::Close(format!(
+            "malformed {:?} v{} request: {e}",
+            ctx.api_key, ctx.version
+        ))
+    })
+}
+
+fn respond<Resp: Encodable>(ctx: &RequestContext<'_>, resp: &Resp) -> Outcome {
+    match encode_response(ctx.api_key, ctx.version, ctx.header.correlation_id, resp) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => Outcome::Close(format!("cannot encode {:?} response: {e}", ctx.api_key)),
+    }
+}
+
+/// Produce, with Kafka's acks=0 rule: no response at all, and when such a
+/// produce fails the connection is closed instead, the only way the client
+/// learns of it (it then refreshes metadata and reconnects).
+async fn produce(state: &BrokerState, ctx: &RequestContext<'_>, body: Bytes) -> Outcome {
+    let req = match decode::<ProduceRequest>(ctx, body) {
+        Ok(r) => r,
+        Err(closed) => return closed,
+    };
+    let acks = req.acks;
+    let Some(resp) = handlers::produce::handle(state, ctx, req).await else {
+        return Outcome::NoResponse;
+    };
+    if acks != 0 {
+        return respond(ctx, &resp);
+    }
+    let failed = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter().map(move |p| (t, p)))
+        .find(|(_, p)| p.error_code != 0);
+    match failed {
+        Some((t, p)) => Outcome::Close(format!(
+            "acks=0 produce to {}-{} failed with error {}",
+            t.name.0.as_str(),
+            p.index,
+            p.error_code
+        )),
         None => Outcome::NoResponse,
     }
 }

@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::call;
+use common::{call, frame, run};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use oxka_broker::request::Outcome;
 
 fn create(name: &str, partitions: i32) -> create_topics_response::CreatableTopicResult {
     let req = CreateTopicsRequest::default().with_topics(vec![
@@ -120,4 +121,35 @@ fn fetch_returns_at_least_one_whole_batch_beyond_max_bytes() {
     assert_eq!(p.high_watermark, 5);
     let p = fetch(1 << 20, 1 << 20, 6);
     assert_eq!(p.error_code, ResponseError::OffsetOutOfRange.code());
+}
+
+#[test]
+fn acks_zero_gets_no_response_and_a_failure_closes_the_connection() {
+    create("acks0", 1);
+    let produce = |topic: &'static str| {
+        ProduceRequest::default().with_acks(0).with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_records(Some(oxka_log::builder::simple_batch(2, 10, 1000).freeze()))]),
+        ])
+    };
+    assert!(matches!(
+        run(frame(ApiKey::Produce, 9, &produce("acks0"))),
+        Outcome::NoResponse
+    ));
+    assert!(matches!(
+        run(frame(ApiKey::Produce, 9, &produce("no-such-topic"))),
+        Outcome::Close(_)
+    ));
+    // the acks=0 records did land
+    let req = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("acks0")))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
+            ]),
+    ]);
+    let resp: ListOffsetsResponse = call(ApiKey::ListOffsets, 7, &req);
+    assert_eq!(resp.topics[0].partitions[0].offset, 2);
 }

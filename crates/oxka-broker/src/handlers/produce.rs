@@ -98,8 +98,6 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    if acks == 0 {
-        return None;
-    }
+    // acks=0 is answered (or the connection closed) by the dispatcher
     Some(ProduceResponse::default().with_responses(responses))
 }

@@ -70,6 +70,21 @@ pub fn run_bounded(frame: Vec<u8>, limit: std::time::Duration) -> Option<Outcome
     })
 }
 
+/// One request frame (header and body) without the size prefix.
+pub fn frame<Req: Encodable>(key: ApiKey, version: i16, req: &Req) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(42)
+        .with_client_id(Some(StrBytes::from_static_str("test")));
+    let mut frame = BytesMut::new();
+    header
+        .encode(&mut frame, key.request_header_version(version))
+        .expect("header encodes");
+    req.encode(&mut frame, version).expect("request encodes");
+    frame.to_vec()
+}
+
 /// Sends one request and decodes the response.
 pub fn call<Req: Encodable, Resp: Decodable>(key: ApiKey, version: i16, req: &Req) -> Resp {
     let header = RequestHeader::default()
