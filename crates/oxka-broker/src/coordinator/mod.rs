@@ -6,3 +6,50 @@ pub mod txn;
 
 pub use group::GroupCoordinator;
 pub use txn::TransactionCoordinator;
+
+use oxka_log::{LogError, RecordBatchHeader, TopicPartition};
+
+use crate::replica_manager::ReplicaManager;
+
+/// How much of an internal topic's log a replay reads at once.
+const REPLAY_CHUNK: usize = 1 << 20;
+
+/// Replays one partition of a coordinator's internal topic
+/// (`__consumer_offsets`, `__transaction_state`) from its log start to its
+/// end in bounded chunks, calling `visit(header, raw, chunk_start)` for every
+/// batch. Both coordinators rebuild their state this way at start-up.
+/// Returns how many torn or unparsable batches ended a chunk early.
+pub(crate) fn replay_partition(
+    replica_manager: &ReplicaManager,
+    tp: &TopicPartition,
+    mut visit: impl FnMut(&RecordBatchHeader, &[u8], i64),
+) -> Result<usize, LogError> {
+    let Some(partition) = replica_manager.get_partition(tp) else {
+        return Ok(0);
+    };
+    let (mut pos, end) = {
+        let l = partition.log.lock();
+        (l.log_start_offset(), l.log_end_offset())
+    };
+    let mut bad = 0usize;
+    while pos < end {
+        let data = partition.log.lock().read(pos, REPLAY_CHUNK, end, true)?;
+        if data.records.is_empty() {
+            break;
+        }
+        let mut next = pos;
+        for batch in oxka_log::record_batch::batches(&data.records) {
+            let Ok((h, raw)) = batch else {
+                bad += 1;
+                break;
+            };
+            next = next.max(h.last_offset() + 1);
+            visit(&h, raw, pos);
+        }
+        if next <= pos {
+            break;
+        }
+        pos = next;
+    }
+    Ok(bad)
+}

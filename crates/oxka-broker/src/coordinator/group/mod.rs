@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use oxka_log::builder::RecordBatchBuilder;
-use oxka_log::record_batch::{batches, decode_records};
+use oxka_log::record_batch::decode_records;
 use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
@@ -45,8 +45,6 @@ pub use state::{
 /// How often the sweep checks sessions and rebalance deadlines: the
 /// precision of every group timer.
 const TICK: Duration = Duration::from_millis(100);
-/// Bytes read per step when loading a `__consumer_offsets` partition.
-const LOAD_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -1017,103 +1015,78 @@ impl GroupCoordinator {
         let mut bad = 0usize;
         for p in 0..topic.partitions.len() as i32 {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            let Some(partition) = self.replica_manager.get_partition(&tp) else {
-                continue;
-            };
-            let log = partition.log.clone();
-            let (mut pos, end) = {
-                let l = log.lock();
-                (l.log_start_offset(), l.log_end_offset())
-            };
-            while pos < end {
-                let data = log
-                    .lock()
-                    .read(pos, LOAD_CHUNK, end, true)
-                    .map_err(|source| LoadError::Log {
-                        tp: tp.clone(),
-                        source,
-                    })?;
-                if data.records.is_empty() {
-                    break;
+            let torn = super::replay_partition(&self.replica_manager, &tp, |h, raw, pos| {
+                if h.is_transactional() {
+                    // TxnOffsetCommit data and its markers
+                    let n = topic.partitions.len() as i32;
+                    self.load_txn_batch(p, n, h, raw, &mut offs);
+                    return;
                 }
-                let mut next = pos;
-                for batch in batches(&data.records) {
-                    let Ok((h, raw)) = batch else {
-                        bad += 1;
-                        break;
-                    };
-                    next = next.max(h.last_offset() + 1);
-                    if h.is_transactional() {
-                        // TxnOffsetCommit data and its markers
-                        let n = topic.partitions.len() as i32;
-                        self.load_txn_batch(p, n, &h, raw, &mut offs);
+                if h.is_control() {
+                    return;
+                }
+                let Ok(recs) = decode_records(raw) else {
+                    bad += 1;
+                    return;
+                };
+                for r in recs {
+                    if r.offset < pos {
                         continue;
                     }
-                    if h.is_control() {
-                        continue;
-                    }
-                    let Ok(recs) = decode_records(raw) else {
-                        bad += 1;
+                    let Some(key) = r.key.as_deref() else {
                         continue;
                     };
-                    for r in recs {
-                        if r.offset < pos {
-                            continue;
+                    match CoordinatorKey::decode(key) {
+                        Ok(CoordinatorKey::OffsetCommit {
+                            group,
+                            topic,
+                            partition,
+                        }) => {
+                            let entry = offs.entry(group).or_default();
+                            match r.value.as_deref().map(OffsetCommitValue::decode) {
+                                None => {
+                                    entry.remove(&(topic, partition));
+                                }
+                                Some(Ok(v)) => {
+                                    entry.insert(
+                                        (topic, partition),
+                                        OffsetAndMetadata {
+                                            offset: v.offset,
+                                            leader_epoch: v.leader_epoch,
+                                            metadata: v.metadata,
+                                            commit_timestamp: v.commit_timestamp,
+                                        },
+                                    );
+                                }
+                                Some(Err(_)) => bad += 1,
+                            }
                         }
-                        let Some(key) = r.key.as_deref() else {
-                            continue;
-                        };
-                        match CoordinatorKey::decode(key) {
-                            Ok(CoordinatorKey::OffsetCommit {
-                                group,
-                                topic,
-                                partition,
-                            }) => {
-                                let entry = offs.entry(group).or_default();
-                                match r.value.as_deref().map(OffsetCommitValue::decode) {
-                                    None => {
-                                        entry.remove(&(topic, partition));
-                                    }
-                                    Some(Ok(v)) => {
-                                        entry.insert(
-                                            (topic, partition),
-                                            OffsetAndMetadata {
-                                                offset: v.offset,
-                                                leader_epoch: v.leader_epoch,
-                                                metadata: v.metadata,
-                                                commit_timestamp: v.commit_timestamp,
-                                            },
-                                        );
-                                    }
-                                    Some(Err(_)) => bad += 1,
+                        Ok(CoordinatorKey::GroupMetadata { group }) => {
+                            match r.value.as_deref().map(GroupMetadataValue::decode) {
+                                None => {
+                                    meta.insert(group, None);
                                 }
-                            }
-                            Ok(CoordinatorKey::GroupMetadata { group }) => {
-                                match r.value.as_deref().map(GroupMetadataValue::decode) {
-                                    None => {
-                                        meta.insert(group, None);
-                                    }
-                                    Some(Ok(v)) => {
-                                        meta.insert(group, Some(v));
-                                    }
-                                    Some(Err(_)) => bad += 1,
+                                Some(Ok(v)) => {
+                                    meta.insert(group, Some(v));
                                 }
+                                Some(Err(_)) => bad += 1,
                             }
-                            Ok(CoordinatorKey::ConsumerGroupPartitionMetadata { .. }) => {}
-                            Ok(k) => {
-                                if !ConsumerReplay::apply(&mut kip848, k, key, r.value.as_deref()) {
-                                    bad += 1;
-                                }
-                            }
-                            Err(_) => bad += 1,
                         }
+                        Ok(CoordinatorKey::ConsumerGroupPartitionMetadata { .. }) => {}
+                        Ok(k) => {
+                            if !ConsumerReplay::apply(&mut kip848, k, key, r.value.as_deref()) {
+                                bad += 1;
+                            }
+                        }
+                        Err(_) => bad += 1,
                     }
                 }
-                if next <= pos {
-                    break;
-                }
-                pos = next;
-            }
+            })
+            .map_err(|source| LoadError::Log {
+                tp: tp.clone(),
+                source,
+            })?;
+            bad += torn;
         }
         if bad > 0 {
             tracing::warn!(

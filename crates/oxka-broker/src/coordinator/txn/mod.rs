@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use oxka_log::builder::RecordBatchBuilder;
-use oxka_log::record_batch::{batches, decode_records};
+use oxka_log::record_batch::decode_records;
 use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
@@ -43,8 +43,6 @@ pub use state::{TxnMetadata, TxnState};
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Coordinator epoch written into markers; one node, never failed over.
 const COORDINATOR_EPOCH: i32 = 0;
-/// Bytes read per step when loading `__transaction_state`.
-const LOAD_CHUNK: usize = 1 << 20;
 
 /// The `transaction.*` / `producer.id.*` broker configs.
 #[derive(Clone, Debug)]
@@ -630,56 +628,33 @@ impl TransactionCoordinator {
         let mut bad = 0usize;
         for p in 0..topic.partitions.len() as i32 {
             let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, p);
-            let Some(partition) = self.replica_manager.get_partition(&tp) else {
-                continue;
-            };
-            let (mut pos, end) = {
-                let l = partition.log.lock();
-                (l.log_start_offset(), l.log_end_offset())
-            };
-            while pos < end {
-                let data = partition.log.lock().read(pos, LOAD_CHUNK, end, true)?;
-                if data.records.is_empty() {
-                    break;
+            bad += super::replay_partition(&self.replica_manager, &tp, |h, raw, pos| {
+                if h.is_control() {
+                    return;
                 }
-                let mut next = pos;
-                for batch in batches(&data.records) {
-                    let Ok((h, raw)) = batch else {
-                        bad += 1;
-                        break;
-                    };
-                    next = next.max(h.last_offset() + 1);
-                    if h.is_control() {
+                let Ok(recs) = decode_records(raw) else {
+                    bad += 1;
+                    return;
+                };
+                for r in recs {
+                    if r.offset < pos {
                         continue;
                     }
-                    let Ok(recs) = decode_records(raw) else {
+                    let Some(Ok(id)) = r.key.as_deref().map(decode_key) else {
                         bad += 1;
                         continue;
                     };
-                    for r in recs {
-                        if r.offset < pos {
-                            continue;
+                    match r.value.as_deref().map(TxnLogValue::decode) {
+                        None => {
+                            latest.insert(id, None);
                         }
-                        let Some(Ok(id)) = r.key.as_deref().map(decode_key) else {
-                            bad += 1;
-                            continue;
-                        };
-                        match r.value.as_deref().map(TxnLogValue::decode) {
-                            None => {
-                                latest.insert(id, None);
-                            }
-                            Some(Ok(v)) => {
-                                latest.insert(id, Some(v));
-                            }
-                            Some(Err(_)) => bad += 1,
+                        Some(Ok(v)) => {
+                            latest.insert(id, Some(v));
                         }
+                        Some(Err(_)) => bad += 1,
                     }
                 }
-                if next <= pos {
-                    break;
-                }
-                pos = next;
-            }
+            })?;
         }
         if bad > 0 {
             tracing::warn!(
