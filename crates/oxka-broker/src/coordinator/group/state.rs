@@ -231,6 +231,15 @@ impl Group {
     }
 
     fn transition(&mut self, to: GroupState, now_ms: i64) {
+        tracing::debug!(
+            group = %self.id,
+            from = ?self.state,
+            to = ?to,
+            generation = self.generation_id,
+            members = self.members.len(),
+            pending = self.pending_members.len(),
+            "group state"
+        );
         self.state = to;
         self.state_timestamp_ms = now_ms;
     }
@@ -304,6 +313,13 @@ impl Group {
     }
 
     pub fn join(&mut self, p: JoinParams, cfg: &GroupConfig, now_ms: i64) -> Reply<JoinOutcome> {
+        tracing::debug!(
+            group = %self.id,
+            member = %p.member_id,
+            instance = ?p.group_instance_id,
+            state = ?self.state,
+            "JoinGroup"
+        );
         let err = |e, id: &str| Reply::Now(JoinOutcome::error(e, id));
         if self.state == GroupState::Dead {
             return err(ResponseError::CoordinatorNotAvailable, &p.member_id);
@@ -684,6 +700,13 @@ impl Group {
         assignments: Vec<(String, Bytes)>,
         now_ms: i64,
     ) -> Reply<SyncOutcome> {
+        tracing::debug!(
+            group = %self.id,
+            member = %member_id,
+            generation_id,
+            state = ?self.state,
+            "SyncGroup"
+        );
         let err = |e| Reply::Now(SyncOutcome::error(e));
         if self.state == GroupState::Dead {
             return err(ResponseError::CoordinatorNotAvailable);
@@ -758,6 +781,26 @@ impl Group {
         generation_id: i32,
         now_ms: i64,
     ) -> Option<ResponseError> {
+        let e = self.heartbeat_error(member_id, instance, generation_id, now_ms);
+        if e.is_some() {
+            tracing::debug!(
+                group = %self.id,
+                member = %member_id,
+                generation_id,
+                error = ?e,
+                "Heartbeat refused"
+            );
+        }
+        e
+    }
+
+    fn heartbeat_error(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> Option<ResponseError> {
         match self.state {
             GroupState::Dead => return Some(ResponseError::CoordinatorNotAvailable),
             GroupState::Empty => return Some(ResponseError::UnknownMemberId),
@@ -787,6 +830,7 @@ impl Group {
         cfg: &GroupConfig,
         now_ms: i64,
     ) -> (String, Option<ResponseError>) {
+        tracing::debug!(group = %self.id, member = %member_id, instance = ?instance, "LeaveGroup");
         let id = match (member_id.is_empty(), instance) {
             (true, Some(inst)) => match self.static_members.get(inst) {
                 Some(id) => id.clone(),
