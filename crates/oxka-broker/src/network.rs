@@ -8,18 +8,29 @@
 //! with writing the last response. Memory per connection is bounded: a frame
 //! is only buffered as its bytes arrive, up to `socket.request.max.bytes`,
 //! and at most `RESPONSE_QUEUE` responses wait for the writer.
+//!
+//! A response is a [`Response`]: encoded bytes plus, for Fetch, regions of
+//! segment files that the writer sends with `sendfile` (`network/send.rs`),
+//! so record bytes are never copied into user space on the way out. Queued
+//! responses hold such regions, not the bytes, so the queue bounds open
+//! files rather than memory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::request::{self, Outcome};
 use crate::server::BrokerState;
+
+pub mod response;
+mod send;
+
+pub use response::{Response, ResponseChunk};
 
 /// Responses waiting for the socket; beyond this the handler waits.
 const RESPONSE_QUEUE: usize = 8;
@@ -100,10 +111,12 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_CHUNK, read_half);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(RESPONSE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Response>(RESPONSE_QUEUE);
+    let peer = info.peer;
     let writer = tokio::spawn(async move {
-        while let Some(buf) = rx.recv().await {
-            if write_half.write_all(&buf).await.is_err() {
+        while let Some(resp) = rx.recv().await {
+            if let Err(e) = send::write_response(&mut write_half, &resp).await {
+                tracing::debug!(%peer, error = %e, "closing connection: response not sent");
                 break;
             }
         }
@@ -132,8 +145,8 @@ pub async fn serve_connection(
             break;
         };
         match request::handle_frame(&state, &info, frame.freeze()).await {
-            Outcome::Respond(buf) => {
-                if tx.send(buf).await.is_err() {
+            Outcome::Respond(resp) => {
+                if tx.send(resp).await.is_err() {
                     break;
                 }
             }

@@ -8,11 +8,12 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::handlers;
-use crate::network::ConnectionInfo;
+use crate::network::{ConnectionInfo, Response};
 use crate::server::BrokerState;
 
 pub enum Outcome {
-    Respond(Bytes),
+    /// A response frame to send (Fetch's may carry file regions).
+    Respond(Response),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
     Close(String),
@@ -101,7 +102,9 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
     };
     if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
-            return Outcome::Respond(handlers::api_versions::unsupported_version(correlation_id));
+            return Outcome::Respond(
+                handlers::api_versions::unsupported_version(correlation_id).into(),
+            );
         }
         return Outcome::Close(format!("unsupported version {version} of {api_key:?}"));
     }
@@ -126,7 +129,7 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
         }
         ApiKey::Metadata => run(ctx, body, |r| handlers::metadata::handle(state, ctx, r)).await,
         ApiKey::Produce => produce(state, ctx, body).await,
-        ApiKey::Fetch => run(ctx, body, |r| handlers::fetch::handle(state, ctx, r)).await,
+        ApiKey::Fetch => fetch(state, ctx, body).await,
         ApiKey::ListOffsets => {
             run(ctx, body, |r| handlers::list_offsets::handle(state, ctx, r)).await
         }
@@ -313,8 +316,22 @@ fn decode<Req: Decodable>(ctx: &RequestContext<'_>, mut body: Bytes) -> Result<R
 
 fn respond<Resp: Encodable>(ctx: &RequestContext<'_>, resp: &Resp) -> Outcome {
     match encode_response(ctx.api_key, ctx.version, ctx.header.correlation_id, resp) {
-        Ok(b) => Outcome::Respond(b),
+        Ok(b) => Outcome::Respond(b.into()),
         Err(e) => Outcome::Close(format!("cannot encode {:?} response: {e}", ctx.api_key)),
+    }
+}
+
+/// Fetch: the response frame leaves the record batches in their segment
+/// files for the connection writer to `sendfile`.
+async fn fetch(state: &BrokerState, ctx: &RequestContext<'_>, body: Bytes) -> Outcome {
+    let req = match decode::<FetchRequest>(ctx, body) {
+        Ok(r) => r,
+        Err(closed) => return closed,
+    };
+    let reply = handlers::fetch::handle(state, ctx, req).await;
+    match reply.encode(ctx.version, ctx.header.correlation_id) {
+        Ok(resp) => Outcome::Respond(resp),
+        Err(e) => Outcome::Close(e.to_string()),
     }
 }
 

@@ -123,8 +123,9 @@ impl Node {
             Bytes::from(frame.to_vec()),
         ));
         match out {
-            Outcome::Respond(bytes) => {
-                let mut b = bytes.slice(4..);
+            Outcome::Respond(resp) => {
+                // a Fetch frame's records are read from their files here
+                let mut b = resp.to_bytes().unwrap().slice(4..);
                 ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
                 Resp::decode(&mut b, version).unwrap()
             }

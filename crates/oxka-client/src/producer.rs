@@ -22,18 +22,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::cluster::Cluster;
 use crate::config::{ClientConfig, CommonConfig};
 use crate::error::{Error, KafkaCode, Result};
 use crate::partitioner::{partition_for_key, XorShift};
 use crate::records::{BatchBuilder, Compression, Header, BATCH_HEADER_SIZE};
+
+/// Cap on the buffer a new batch reserves up front (`batch.size` beyond
+/// it grows as records arrive), so a huge `batch.size` does not cost that
+/// much memory per partition.
+const MAX_PREALLOCATED_BATCH: usize = 1 << 20;
 use crate::{now_ms, tn, TopicPartition};
 
 /// A record to send.
@@ -90,17 +95,116 @@ pub struct RecordMetadata {
 }
 
 /// Resolves when the record is acknowledged (or has failed for good).
+///
+/// The records of a batch share one [`BatchOutcome`]: a record costs its
+/// future no allocation and no channel, which at a million records a
+/// second is most of what the producer would otherwise spend.
 pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
+    outcome: Arc<BatchOutcome>,
+    delta: i32,
+    timestamp: i64,
+    /// Where this future's waker sits in the outcome's list, once polled.
+    waker_slot: Option<usize>,
 }
 
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Ready(Ok(r)) => Poll::Ready(r),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed)),
-            Poll::Pending => Poll::Pending,
+        let this = &mut *self;
+        let mut st = this.outcome.lock();
+        if let Some(result) = &st.result {
+            return Poll::Ready(
+                this.outcome
+                    .record_result(result, this.delta, this.timestamp),
+            );
+        }
+        match this.waker_slot {
+            Some(i) if i < st.wakers.len() => {
+                if !st.wakers[i].will_wake(cx.waker()) {
+                    st.wakers[i] = cx.waker().clone();
+                }
+            }
+            _ => {
+                this.waker_slot = Some(st.wakers.len());
+                st.wakers.push(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// What became of a batch: set once by the sender, read by every record's
+/// [`DeliveryFuture`].
+struct BatchOutcome {
+    tp: TopicPartition,
+    state: Mutex<OutcomeState>,
+}
+
+#[derive(Default)]
+struct OutcomeState {
+    /// `Ok((base offset, log append time))`; both -1 when unknown (acks=0,
+    /// CreateTime).
+    result: Option<std::result::Result<(i64, i64), Error>>,
+    wakers: Vec<Waker>,
+}
+
+impl BatchOutcome {
+    fn new(tp: TopicPartition) -> Arc<BatchOutcome> {
+        Arc::new(BatchOutcome {
+            tp,
+            state: Mutex::new(OutcomeState::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutcomeState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Records the result (the first one wins) and wakes the waiting records.
+    fn set(&self, result: std::result::Result<(i64, i64), Error>) {
+        let wakers = {
+            let mut st = self.lock();
+            if st.result.is_some() {
+                return;
+            }
+            st.result = Some(result);
+            std::mem::take(&mut st.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    fn record_result(
+        &self,
+        result: &std::result::Result<(i64, i64), Error>,
+        delta: i32,
+        timestamp: i64,
+    ) -> Result<RecordMetadata> {
+        match result {
+            Ok((base, append_time)) => Ok(RecordMetadata {
+                topic: self.tp.topic.clone(),
+                partition: self.tp.partition,
+                offset: if *base >= 0 { base + delta as i64 } else { -1 },
+                timestamp: if *append_time >= 0 {
+                    *append_time
+                } else {
+                    timestamp
+                },
+            }),
+            Err(Error::Timeout(m)) => Err(Error::Timeout(m.clone())),
+            Err(Error::Closed) => Err(Error::Closed),
+            Err(e) => match e.kafka_code() {
+                Some(code) => Err(Error::Kafka {
+                    code,
+                    message: None,
+                    context: format!("producing to {}", self.tp),
+                }),
+                None => Err(Error::Protocol(e.to_string())),
+            },
         }
     }
 }
@@ -186,16 +290,10 @@ impl ProducerConfig {
     }
 }
 
-struct Waiter {
-    tx: oneshot::Sender<Result<RecordMetadata>>,
-    delta: i32,
-    timestamp: i64,
-}
-
 struct Batch {
     tp: TopicPartition,
     builder: BatchBuilder,
-    waiters: Vec<Waiter>,
+    outcome: Arc<BatchOutcome>,
     created: Instant,
     reserved: usize,
     attempts: u32,
@@ -206,36 +304,19 @@ struct Batch {
 
 impl Batch {
     fn complete(self, result: std::result::Result<(i64, i64), Error>) {
-        let shared = result.as_ref().err().map(|e| e.to_string());
-        let kind = result.as_ref().err().and_then(|e| e.kafka_code());
-        for w in self.waiters {
-            let r = match &result {
-                Ok((base, append_time)) => Ok(RecordMetadata {
-                    topic: self.tp.topic.clone(),
-                    partition: self.tp.partition,
-                    offset: if *base >= 0 {
-                        base + w.delta as i64
-                    } else {
-                        -1
-                    },
-                    timestamp: if *append_time >= 0 {
-                        *append_time
-                    } else {
-                        w.timestamp
-                    },
-                }),
-                Err(Error::Timeout(m)) => Err(Error::Timeout(m.clone())),
-                Err(_) => match kind {
-                    Some(code) => Err(Error::Kafka {
-                        code,
-                        message: None,
-                        context: format!("producing to {}", self.tp),
-                    }),
-                    None => Err(Error::Protocol(shared.clone().unwrap_or_default())),
-                },
-            };
-            let _ = w.tx.send(r);
-        }
+        self.outcome.set(result);
+    }
+
+    fn records(&self) -> usize {
+        self.builder.count() as usize
+    }
+}
+
+impl Drop for Batch {
+    /// A batch dropped unanswered (the producer went away) fails its
+    /// records rather than leaving their futures pending forever.
+    fn drop(&mut self) {
+        self.outcome.set(Err(Error::Closed));
     }
 }
 
@@ -247,7 +328,9 @@ struct PartQueue {
 }
 
 struct State {
-    queues: BTreeMap<TopicPartition, PartQueue>,
+    /// Per topic, then partition: a record finds its queue by `&str`,
+    /// without allocating a key.
+    queues: HashMap<String, BTreeMap<i32, PartQueue>>,
     /// Per topic: the sticky partition for keyless records and bytes sent to it.
     sticky: HashMap<String, (i32, usize)>,
     rng: XorShift,
@@ -292,7 +375,11 @@ impl Inner {
         self.memory.add_permits(reserved);
         let mut st = self.lock();
         st.outstanding = st.outstanding.saturating_sub(records);
-        if let Some(q) = st.queues.get_mut(tp) {
+        if let Some(q) = st
+            .queues
+            .get_mut(tp.topic.as_str())
+            .and_then(|m| m.get_mut(&tp.partition))
+        {
             q.in_flight = false;
         }
         let idle = st.outstanding == 0;
@@ -351,7 +438,7 @@ impl Producer {
             memory: Arc::new(Semaphore::new(pcfg.buffer_memory)),
             cfg: pcfg,
             state: Mutex::new(State {
-                queues: BTreeMap::new(),
+                queues: HashMap::new(),
                 sticky: HashMap::new(),
                 rng: XorShift::seeded(),
                 outstanding: 0,
@@ -383,16 +470,23 @@ impl Producer {
     /// future for its acknowledgement. Awaiting many of these together is
     /// how records batch.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let inner = self.inner().clone();
-        if inner.lock().closing {
-            return Err(Error::Closed);
-        }
-        if !inner.sender_started.swap(true, Ordering::SeqCst) {
+        let inner = self.inner();
+        if !inner.sender_started.load(Ordering::Acquire)
+            && !inner.sender_started.swap(true, Ordering::SeqCst)
+        {
             tokio::spawn(sender_loop(inner.clone()));
         }
         let cfg = &inner.cfg;
-        let deadline = Instant::now() + cfg.max_block;
-        let num_partitions = partitions_of(&inner.cluster, &record.topic, deadline).await?;
+        // Clock reads are a real share of a small record's cost: the
+        // max.block.ms deadline is only taken when something must wait.
+        let mut deadline = None;
+        let num_partitions = match cached_partitions(&inner.cluster, &record.topic) {
+            Some(n) => n,
+            None => {
+                let d = *deadline.get_or_insert_with(|| Instant::now() + cfg.max_block);
+                partitions_of(&inner.cluster, &record.topic, d).await?
+            }
+        };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let size = crate::records::record_size(
             record.key.as_deref(),
@@ -428,30 +522,29 @@ impl Producer {
                 .as_ref()
                 .map(|k| partition_for_key(k, num_partitions)),
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, inner.memory.acquire_many(size as u32)).await {
-            Ok(Ok(p)) => p.forget(),
-            Ok(Err(_)) => return Err(Error::Closed),
-            Err(_) => {
-                return Err(Error::Timeout(format!(
-                    "buffer.memory ({} bytes) stayed full for max.block.ms ({:?}); the broker is slower than the producer",
-                    cfg.buffer_memory, cfg.max_block
-                )))
-            }
-        }
-        let (tx, rx) = oneshot::channel();
+        reserve_memory(inner, size, deadline).await?;
         let mut wake = false;
-        {
+        let future = {
             let mut st = inner.lock();
+            if st.closing {
+                drop(st);
+                inner.memory.add_permits(size);
+                return Err(Error::Closed);
+            }
             let partition = match partition {
                 Some(p) => p,
                 None => {
                     sticky_partition(&mut st, &record.topic, num_partitions, size, cfg.batch_size)
                 }
             };
-            let tp = TopicPartition::new(record.topic.clone(), partition);
             st.outstanding += 1;
-            let q = st.queues.entry(tp.clone()).or_default();
+            if !st.queues.contains_key(record.topic.as_str()) {
+                st.queues.insert(record.topic.clone(), BTreeMap::new());
+            }
+            let Some(topic_queues) = st.queues.get_mut(record.topic.as_str()) else {
+                return Err(Error::Closed);
+            };
+            let q = topic_queues.entry(partition).or_default();
             let fits = q.batches.back().is_some_and(|b| {
                 b.sealed.is_none()
                     && b.builder.size()
@@ -467,10 +560,15 @@ impl Producer {
                 // A new batch: the sender must learn its linger deadline
                 // (and a full predecessor is ready now).
                 wake = true;
+                let tp = TopicPartition::new(record.topic.clone(), partition);
                 q.batches.push_back(Batch {
+                    outcome: BatchOutcome::new(tp.clone()),
                     tp,
-                    builder: BatchBuilder::new(),
-                    waiters: Vec::new(),
+                    builder: BatchBuilder::with_capacity(
+                        cfg.batch_size
+                            .min(cfg.max_request_size)
+                            .min(MAX_PREALLOCATED_BATCH),
+                    ),
                     created: Instant::now(),
                     reserved: 0,
                     attempts: 0,
@@ -478,28 +576,30 @@ impl Producer {
                     retry_at: None,
                 });
             }
-            if let Some(b) = q.batches.back_mut() {
-                let delta = b.builder.push(
-                    record.key.as_deref(),
-                    record.value.as_deref(),
-                    &record.headers,
-                    timestamp,
-                );
-                b.reserved += size;
-                b.waiters.push(Waiter {
-                    tx,
-                    delta,
-                    timestamp,
-                });
-                if b.builder.size() >= cfg.batch_size {
-                    wake = true;
-                }
+            let Some(b) = q.batches.back_mut() else {
+                return Err(Error::Closed);
+            };
+            let delta = b.builder.push(
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+                timestamp,
+            );
+            b.reserved += size;
+            if b.builder.size() >= cfg.batch_size {
+                wake = true;
             }
-        }
+            DeliveryFuture {
+                outcome: b.outcome.clone(),
+                delta,
+                timestamp,
+                waker_slot: None,
+            }
+        };
         if wake || cfg.linger.is_zero() {
             inner.wake.notify_one();
         }
-        Ok(DeliveryFuture { rx })
+        Ok(future)
     }
 
     /// Sends everything queued now and waits until every record is
@@ -545,7 +645,12 @@ impl Producer {
 /// random, so batches fill up instead of spreading thin.
 fn sticky_partition(st: &mut State, topic: &str, n: i32, size: usize, batch_size: usize) -> i32 {
     let State { sticky, rng, .. } = st;
-    let entry = sticky.entry(topic.to_string()).or_insert((-1, 0));
+    if !sticky.contains_key(topic) {
+        sticky.insert(topic.to_string(), (-1, 0));
+    }
+    let Some(entry) = sticky.get_mut(topic) else {
+        return 0;
+    };
     if entry.0 < 0 || entry.0 >= n || entry.1 >= batch_size {
         let mut next = rng.next_below(n as usize) as i32;
         if n > 1 && next == entry.0 {
@@ -555,6 +660,46 @@ fn sticky_partition(st: &mut State, topic: &str, n: i32, size: usize, batch_size
     }
     entry.1 += size;
     entry.0
+}
+
+/// Partitions of `topic` from the metadata already held, if any.
+fn cached_partitions(cluster: &Cluster, topic: &str) -> Option<i32> {
+    let meta = cluster.metadata();
+    let t = meta.topic(topic)?;
+    (!t.partitions.is_empty()).then_some(t.partitions.len() as i32)
+}
+
+/// Takes `size` bytes of `buffer.memory`, waiting up to `max.block.ms`
+/// (from `deadline`, or from now) when it is full.
+async fn reserve_memory(inner: &Inner, size: usize, deadline: Option<Instant>) -> Result<()> {
+    let Ok(n) = u32::try_from(size) else {
+        return Err(Error::RecordTooLarge {
+            size,
+            limit: inner.cfg.buffer_memory,
+            key: "buffer.memory",
+        });
+    };
+    match inner.memory.try_acquire_many(n) {
+        Ok(p) => {
+            p.forget();
+            return Ok(());
+        }
+        Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::Closed),
+        Err(tokio::sync::TryAcquireError::NoPermits) => {}
+    }
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + inner.cfg.max_block);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(remaining, inner.memory.acquire_many(n)).await {
+        Ok(Ok(p)) => {
+            p.forget();
+            Ok(())
+        }
+        Ok(Err(_)) => Err(Error::Closed),
+        Err(_) => Err(Error::Timeout(format!(
+            "buffer.memory ({} bytes) stayed full for max.block.ms ({:?}); the broker is slower than the producer",
+            inner.cfg.buffer_memory, inner.cfg.max_block
+        ))),
+    }
 }
 
 async fn partitions_of(cluster: &Cluster, topic: &str, deadline: Instant) -> Result<i32> {
@@ -629,12 +774,12 @@ async fn init_producer_id(inner: &Inner) -> Result<()> {
 fn fail_all(inner: &Inner, e: &Error) {
     let mut st = inner.lock();
     let mut done = Vec::new();
-    for q in st.queues.values_mut() {
+    for q in st.queues.values_mut().flat_map(|m| m.values_mut()) {
         done.extend(q.batches.drain(..));
     }
     drop(st);
     for b in done {
-        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.waiters.len());
+        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
         b.complete(Err(Error::Protocol(e.to_string())));
         inner.finish(&tp, reserved, n);
     }
@@ -669,21 +814,14 @@ async fn sender_loop(inner: Arc<Inner>) {
         notified.as_mut().enable();
         if refresh_needed {
             refresh_needed = false;
-            let topics: Vec<String> = inner
-                .lock()
-                .queues
-                .keys()
-                .map(|tp| tp.topic.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let topics: Vec<String> = inner.lock().queues.keys().cloned().collect();
             if let Err(e) = inner.cluster.refresh(Some(&topics)).await {
                 tracing::debug!(error = %e, "metadata refresh failed");
             }
         }
         let (ready, next_wake, expired, exit) = collect_ready(&inner, idempotent);
         for b in expired {
-            let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.waiters.len());
+            let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
             let msg = format!(
                 "{} record(s) for {tp} not acknowledged within delivery.timeout.ms ({:?})",
                 n, inner.cfg.delivery_timeout
@@ -726,7 +864,7 @@ fn collect_ready(
     let mut expired = Vec::new();
     let mut next: Option<Instant> = None;
     let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-    for q in st.queues.values_mut() {
+    for q in st.queues.values_mut().flat_map(|m| m.values_mut()) {
         // delivery.timeout.ms bounds a record's whole life, retries and
         // leaderless waits included.
         while !q.in_flight
@@ -852,7 +990,12 @@ fn requeue(inner: &Inner, mut b: Batch) {
     // a leader must not spin the sender.
     b.retry_at = Some(Instant::now() + inner.cluster.cfg.retry_backoff);
     let mut st = inner.lock();
-    let q = st.queues.entry(b.tp.clone()).or_default();
+    let q = st
+        .queues
+        .entry(b.tp.topic.clone())
+        .or_default()
+        .entry(b.tp.partition)
+        .or_default();
     q.in_flight = false;
     q.batches.push_front(b);
 }
@@ -912,7 +1055,7 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
     };
     let mut refresh = false;
     for mut b in batches {
-        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.waiters.len());
+        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
         let (err, retriable) = match (&transport_err, outcomes.get(&tp)) {
             (Some(e), _) => (Some(Error::Protocol(e.to_string())), e.is_retriable()),
             (None, Some((0, base, t, _)))
@@ -969,7 +1112,7 @@ mod tests {
 
     fn state() -> State {
         State {
-            queues: BTreeMap::new(),
+            queues: HashMap::new(),
             sticky: HashMap::new(),
             rng: XorShift::seeded(),
             outstanding: 0,
@@ -1043,7 +1186,7 @@ mod tests {
             futures.push(p.enqueue(rec).await.unwrap());
         }
         let st = p.inner().lock();
-        let q = &st.queues[&TopicPartition::new("t", 1)];
+        let q = &st.queues["t"][&1];
         assert!(q.batches.len() > 5, "{} batches", q.batches.len());
         for b in &q.batches {
             assert!(b.builder.size() <= 1000);
@@ -1067,8 +1210,8 @@ mod tests {
         let count = |p: &Producer| {
             let st = p.inner().lock();
             let mut got = [0i32; 4];
-            for (tp, q) in &st.queues {
-                got[tp.partition as usize] +=
+            for (partition, q) in st.queues.values().flatten() {
+                got[*partition as usize] +=
                     q.batches.iter().map(|b| b.builder.count()).sum::<i32>();
             }
             got
@@ -1149,5 +1292,72 @@ mod tests {
         // Memory came back and nothing is outstanding.
         assert_eq!(p.inner().lock().outstanding, 0);
         assert_eq!(p.inner().memory.available_permits(), 33_554_432);
+    }
+
+    fn test_batch(tp: TopicPartition) -> Batch {
+        Batch {
+            outcome: BatchOutcome::new(tp.clone()),
+            tp,
+            builder: BatchBuilder::new(),
+            created: Instant::now(),
+            reserved: 0,
+            attempts: 0,
+            sealed: None,
+            retry_at: None,
+        }
+    }
+
+    fn future_of(b: &Batch, delta: i32, timestamp: i64) -> DeliveryFuture {
+        DeliveryFuture {
+            outcome: b.outcome.clone(),
+            delta,
+            timestamp,
+            waker_slot: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_of_a_batch_share_one_outcome() {
+        let b = test_batch(TopicPartition::new("t", 2));
+        let first = future_of(&b, 0, 10);
+        let second = future_of(&b, 1, 11);
+        // One record waits before the batch completes, the other after.
+        let waiting = tokio::spawn(first);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        b.complete(Ok((100, -1)));
+        let m = waiting.await.unwrap().unwrap();
+        assert_eq!(
+            (m.topic.as_str(), m.partition, m.offset, m.timestamp),
+            ("t", 2, 100, 10)
+        );
+        let m = second.await.unwrap();
+        assert_eq!((m.offset, m.timestamp), (101, 11));
+    }
+
+    #[tokio::test]
+    async fn log_append_time_and_errors_reach_every_record() {
+        let b = test_batch(TopicPartition::new("t", 0));
+        let f = future_of(&b, 3, 10);
+        b.complete(Ok((-1, 777)));
+        let m = f.await.unwrap();
+        assert_eq!((m.offset, m.timestamp), (-1, 777));
+
+        let b = test_batch(TopicPartition::new("t", 0));
+        let (f1, f2) = (future_of(&b, 0, 1), future_of(&b, 1, 1));
+        b.complete(Err(Error::kafka(10, None, "producing")));
+        for f in [f1, f2] {
+            assert_eq!(f.await.unwrap_err().kafka_code(), Some(KafkaCode(10)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_unanswered_fails_its_records() {
+        let b = test_batch(TopicPartition::new("t", 0));
+        let f = future_of(&b, 0, 1);
+        let waiting = tokio::spawn(f);
+        tokio::task::yield_now().await;
+        drop(b);
+        assert!(matches!(waiting.await.unwrap(), Err(Error::Closed)));
     }
 }

@@ -139,8 +139,19 @@ pub(crate) fn record_size(
     ts_delta: i64,
     offset_delta: i32,
 ) -> usize {
-    let body = 1
-        + varint_len(ts_delta)
+    let body = record_body_size(key, value, headers, ts_delta, offset_delta);
+    body + varint_len(body as i64)
+}
+
+/// Size of a record after its length prefix.
+fn record_body_size(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+    ts_delta: i64,
+    offset_delta: i32,
+) -> usize {
+    1 + varint_len(ts_delta)
         + varint_len(offset_delta as i64)
         + len_prefixed(key)
         + len_prefixed(value)
@@ -148,8 +159,7 @@ pub(crate) fn record_size(
         + headers
             .iter()
             .map(|h| len_prefixed(Some(h.key.as_bytes())) + len_prefixed(h.value.as_deref()))
-            .sum::<usize>();
-    body + varint_len(body as i64)
+            .sum::<usize>()
 }
 
 fn len_prefixed(b: Option<&[u8]>) -> usize {
@@ -170,12 +180,18 @@ fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
 }
 
 /// Accumulates records for one batch (uncompressed, framed) and seals it.
+///
+/// The buffer starts with room for the batch header, so sealing an
+/// uncompressed batch fills the header in place and hands the buffer over:
+/// each record is written once, straight into the bytes that are sent.
 #[derive(Debug)]
 pub struct BatchBuilder {
-    records: BytesMut,
+    buf: BytesMut,
+    records_len: usize,
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    sealed: bool,
 }
 
 impl Default for BatchBuilder {
@@ -186,11 +202,20 @@ impl Default for BatchBuilder {
 
 impl BatchBuilder {
     pub fn new() -> BatchBuilder {
+        BatchBuilder::with_capacity(0)
+    }
+
+    /// A builder whose buffer holds `capacity` bytes before it grows.
+    pub fn with_capacity(capacity: usize) -> BatchBuilder {
+        let mut buf = BytesMut::with_capacity(capacity.max(BATCH_HEADER_SIZE));
+        buf.resize(BATCH_HEADER_SIZE, 0);
         BatchBuilder {
-            records: BytesMut::new(),
+            buf,
+            records_len: 0,
             count: 0,
             base_timestamp: 0,
             max_timestamp: -1,
+            sealed: false,
         }
     }
 
@@ -201,7 +226,7 @@ impl BatchBuilder {
 
     /// Size of the batch if sealed uncompressed now.
     pub fn size(&self) -> usize {
-        BATCH_HEADER_SIZE + self.records.len()
+        BATCH_HEADER_SIZE + self.records_len
     }
 
     /// Size the record would add.
@@ -228,54 +253,72 @@ impl BatchBuilder {
         headers: &[Header],
         timestamp: i64,
     ) -> i32 {
+        debug_assert!(!self.sealed, "push after build");
         if self.count == 0 {
             self.base_timestamp = timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(timestamp);
         let delta = self.count;
         let ts_delta = timestamp - self.base_timestamp;
-        let mut body = BytesMut::new();
-        body.put_i8(0);
-        put_varlong(&mut body, ts_delta);
-        put_varint(&mut body, delta);
-        put_bytes(&mut body, key);
-        put_bytes(&mut body, value);
-        put_varint(&mut body, headers.len() as i32);
+        let body = record_body_size(key, value, headers, ts_delta, delta);
+        let before = self.buf.len();
+        let buf = &mut self.buf;
+        buf.reserve(body + 5);
+        put_varint(buf, body as i32);
+        buf.put_i8(0);
+        put_varlong(buf, ts_delta);
+        put_varint(buf, delta);
+        put_bytes(buf, key);
+        put_bytes(buf, value);
+        put_varint(buf, headers.len() as i32);
         for h in headers {
-            put_bytes(&mut body, Some(h.key.as_bytes()));
-            put_bytes(&mut body, h.value.as_deref());
+            put_bytes(buf, Some(h.key.as_bytes()));
+            put_bytes(buf, h.value.as_deref());
         }
-        put_varint(&mut self.records, body.len() as i32);
-        self.records.extend_from_slice(&body);
+        self.records_len += self.buf.len() - before;
+        debug_assert_eq!(self.buf.len() - before, body + varint_len(body as i64));
         self.count += 1;
         delta
     }
 
-    /// Seals the batch with the producer's identity and codec.
+    /// Seals the batch with the producer's identity and codec. Call once:
+    /// the records move into the result (`count` and `size` still answer).
     pub fn build(
-        &self,
+        &mut self,
         producer_id: i64,
         producer_epoch: i16,
         base_sequence: i32,
         compression: Compression,
     ) -> Result<Bytes> {
-        let payload = compress(compression, &self.records)
-            .map_err(|e| Error::Records(format!("{compression:?} compression failed: {e}")))?;
-        let mut buf = BytesMut::with_capacity(BATCH_HEADER_SIZE + payload.len());
-        buf.put_i64(0); // base offset: the broker assigns it
-        buf.put_i32((BATCH_HEADER_SIZE - 12 + payload.len()) as i32);
-        buf.put_i32(-1); // partition leader epoch
-        buf.put_i8(2); // magic
-        buf.put_u32(0); // crc, patched below
-        buf.put_i16(compression.id());
-        buf.put_i32(self.count.saturating_sub(1));
-        buf.put_i64(self.base_timestamp);
-        buf.put_i64(self.max_timestamp);
-        buf.put_i64(producer_id);
-        buf.put_i16(producer_epoch);
-        buf.put_i32(base_sequence);
-        buf.put_i32(self.count);
-        buf.extend_from_slice(&payload);
+        debug_assert!(!self.sealed, "a batch is sealed once");
+        self.sealed = true;
+        let mut buf = match compression {
+            Compression::None => std::mem::take(&mut self.buf),
+            c => {
+                let payload = compress(c, &self.buf[BATCH_HEADER_SIZE..])
+                    .map_err(|e| Error::Records(format!("{c:?} compression failed: {e}")))?;
+                let mut buf = BytesMut::with_capacity(BATCH_HEADER_SIZE + payload.len());
+                buf.resize(BATCH_HEADER_SIZE, 0);
+                buf.extend_from_slice(&payload);
+                self.buf = BytesMut::new();
+                buf
+            }
+        };
+        let payload_len = buf.len() - BATCH_HEADER_SIZE;
+        let mut header = &mut buf[..BATCH_HEADER_SIZE];
+        header.put_i64(0); // base offset: the broker assigns it
+        header.put_i32((BATCH_HEADER_SIZE - 12 + payload_len) as i32);
+        header.put_i32(-1); // partition leader epoch
+        header.put_i8(2); // magic
+        header.put_u32(0); // crc, patched below
+        header.put_i16(compression.id());
+        header.put_i32(self.count.saturating_sub(1));
+        header.put_i64(self.base_timestamp);
+        header.put_i64(self.max_timestamp);
+        header.put_i64(producer_id);
+        header.put_i16(producer_epoch);
+        header.put_i32(base_sequence);
+        header.put_i32(self.count);
         let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
         buf[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(buf.freeze())

@@ -9,7 +9,9 @@
 //! - `index_lookup`: `Log::read` of one batch at a random old offset in a
 //!   multi-segment log (segment search + offset index + position);
 //! - `fetch_read`: `Log::read` of 1 MiB from the start of the log (the
-//!   bytes a fetch hands to the socket).
+//!   copying read: the bytes in user space) and `Log::read_region` of the
+//!   same batches (what a fetch does: find them, leave them in the file for
+//!   `sendfile`).
 //!
 //! ```sh
 //! cargo bench -p oxka-log --bench hot_paths            # all
@@ -145,6 +147,12 @@ fn fetch_read(c: &mut Criterion) {
         b.iter(|| {
             log.read(black_box(0), 1 << 20, end, true)
                 .map(|f| f.records.len())
+        })
+    });
+    g.bench_function("1MiB_region_from_start", |b| {
+        b.iter(|| {
+            log.read_region(black_box(0), 1 << 20, end, true)
+                .map(|f| f.len())
         })
     });
     g.finish();

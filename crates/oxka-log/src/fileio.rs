@@ -1,9 +1,88 @@
 //! Positional file I/O, so reads can share a `&File` with appends and
-//! never depend on a cursor.
+//! never depend on a cursor; and [`FileRegion`], the zero-copy result of a
+//! read.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A byte range of a segment's data file: what a fetch hands to the
+/// network instead of the bytes themselves, so that they can go from the
+/// page cache to the socket (`sendfile`) without a copy into user space.
+///
+/// The region keeps the file open through an `Arc`: retention, the
+/// cleaner's swap or a topic deletion may remove the segment after the
+/// read, and an unlinked file stays readable while a descriptor is open,
+/// so the bytes the read chose are still the ones sent. Its length is what
+/// was valid when the read ran (whole batches below the read's upper
+/// bound); appends only ever add bytes after it. Only a truncation (a log
+/// cut back below the region) can shorten the file afterwards: readers see
+/// that as an early end of file and must fail rather than send less.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    file: Arc<File>,
+    position: u64,
+    len: usize,
+}
+
+impl FileRegion {
+    pub(crate) fn new(file: Arc<File>, position: u64, len: usize) -> FileRegion {
+        FileRegion {
+            file,
+            position,
+            len,
+        }
+    }
+
+    /// The open data file (for `sendfile`'s input descriptor).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the region starts in the file.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Bytes in the region.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Fills `buf` from `offset` bytes into the region (the copying
+    /// fallback when a socket cannot take a file). Reading past the
+    /// region's end is an `InvalidInput` error; a file truncated since
+    /// the read gives `UnexpectedEof`.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
+        let end = offset.checked_add(buf.len());
+        if end.is_none_or(|e| e > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "read of {} bytes at {offset} past a {}-byte file region",
+                    buf.len(),
+                    self.len
+                ),
+            ));
+        }
+        read_exact_at(&self.file, buf, self.position + offset as u64)
+    }
+
+    /// Copies the whole region into memory.
+    pub fn to_bytes(&self) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; self.len];
+        self.read_at(0, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+}
 
 #[cfg(unix)]
 pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {

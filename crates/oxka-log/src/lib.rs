@@ -23,6 +23,7 @@ pub mod txn_index;
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
 pub use error::LogError;
+pub use fileio::FileRegion;
 pub use log::Log;
 pub use manager::{
     LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, META_PROPERTIES_FILE,
@@ -59,6 +60,28 @@ pub struct FetchDataInfo {
     pub records: bytes::Bytes,
     /// Base offset of the first batch returned, `None` when nothing was.
     pub first_batch_offset: Option<i64>,
+}
+
+/// Result of a zero-copy read ([`Log::read_region`]): the same whole
+/// batches as [`FetchDataInfo`], left in the segment file.
+#[derive(Clone, Debug)]
+pub struct FetchRegionInfo {
+    /// Where the batches are; `None` when nothing was read.
+    pub records: Option<FileRegion>,
+    /// Base offset of the first batch returned, `None` when nothing was.
+    pub first_batch_offset: Option<i64>,
+}
+
+impl FetchRegionInfo {
+    /// Bytes read (0 when nothing was).
+    pub fn len(&self) -> usize {
+        self.records.as_ref().map_or(0, FileRegion::len)
+    }
+
+    /// Whether nothing was read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::record_batch::{
 use crate::retention::{PendingDeletes, RetentionConfig};
 use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
 use crate::txn_index::TxnIndexes;
-use crate::{FetchDataInfo, LogAppendInfo};
+use crate::{FetchDataInfo, FetchRegionInfo, LogAppendInfo};
 
 mod txn_state;
 
@@ -580,7 +580,8 @@ impl Log {
         Ok(())
     }
 
-    /// Reads whole batches from the batch containing `start_offset`.
+    /// Reads whole batches from the batch containing `start_offset` into
+    /// memory (what [`Log::read_region`] finds, copied).
     pub fn read(
         &self,
         start_offset: i64,
@@ -588,6 +589,31 @@ impl Log {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<FetchDataInfo, LogError> {
+        let info = self.read_region(start_offset, max_bytes, max_offset, min_one_message)?;
+        let records = match &info.records {
+            Some(region) => region.to_bytes().map_err(|e| LogError::io(&self.dir, e))?,
+            None => Bytes::new(),
+        };
+        Ok(FetchDataInfo {
+            records,
+            first_batch_offset: info.first_batch_offset,
+        })
+    }
+
+    /// Finds whole batches from the batch containing `start_offset`, at
+    /// most `max_bytes` of them (but the first whole when
+    /// `min_one_message`), none at or past `max_offset`, and returns where
+    /// they lie in one segment file instead of their bytes: a fetch sends
+    /// them from the page cache without copying them (see
+    /// [`crate::FileRegion`] for why the region stays valid after the
+    /// log's lock is released).
+    pub fn read_region(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<FetchRegionInfo, LogError> {
         self.check_online()?;
         if start_offset < self.log_start_offset || start_offset > self.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -596,8 +622,8 @@ impl Log {
                 log_end: self.log_end_offset,
             });
         }
-        let empty = FetchDataInfo {
-            records: Bytes::new(),
+        let empty = FetchRegionInfo {
+            records: None,
             first_batch_offset: None,
         };
         if start_offset == self.log_end_offset || start_offset >= max_offset {
@@ -612,7 +638,9 @@ impl Log {
             if seg.base_offset() >= max_offset {
                 break;
             }
-            if let Some(info) = seg.read(start_offset, max_bytes, max_offset, min_one_message)? {
+            if let Some(info) =
+                seg.read_region(start_offset, max_bytes, max_offset, min_one_message)?
+            {
                 return Ok(info);
             }
         }
@@ -802,9 +830,11 @@ impl Log {
 
 /// Retention (Kafka's `UnifiedLog.deleteOldSegments`): whole segments go from
 /// the oldest end and the log start offset follows. Readers never see a
-/// half-deleted segment: reads copy their bytes while holding the log's lock,
-/// which deletion needs too, and a read below the new log start offset gets
-/// [`LogError::OffsetOutOfRange`].
+/// half-deleted segment: a read picks its batches while holding the log's
+/// lock, which deletion needs too, and the [`crate::FileRegion`] it returns
+/// keeps the file open (an unlinked file stays readable), so the bytes are
+/// still there when the broker sends them; a read below the new log start
+/// offset gets [`LogError::OffsetOutOfRange`].
 impl Log {
     /// Replaces the retention settings; the next pass applies them.
     pub fn set_retention_config(&mut self, retention: RetentionConfig) {

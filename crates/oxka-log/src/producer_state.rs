@@ -754,6 +754,80 @@ mod tests {
         assert!(ProducerStateManager::from_snapshot_bytes(&bad, 16).is_err());
     }
 
+    fn marker(pid: i64, epoch: i16, commit: bool) -> Vec<u8> {
+        let key = [0u8, 0, 0, u8::from(commit)];
+        let value = [0u8, 0, 0, 0, 0, 0];
+        RecordBatchBuilder::new()
+            .control(true)
+            .transactional(true)
+            .producer(pid, epoch, -1)
+            .record(Some(&key), Some(&value), 1)
+            .build()
+            .to_vec()
+    }
+
+    fn append_marker(
+        m: &mut ProducerStateManager,
+        bytes: &[u8],
+        base: i64,
+    ) -> Result<Vec<CompletedTxn>, LogError> {
+        let h = RecordBatchHeader::parse(bytes).unwrap();
+        let info = BatchInfo {
+            header: &h,
+            base_offset: base,
+            bytes,
+        };
+        match m.check(&[info], AppendOrigin::Coordinator)? {
+            Checked::Update(u) => Ok(m.apply(u, base + 1)),
+            Checked::Duplicate(_) => panic!("a marker is never a duplicate"),
+        }
+    }
+
+    /// Transaction version 2 (KIP-890 part 2): the coordinator writes the
+    /// markers of a transaction at epoch + 1 and the next transaction runs
+    /// at that epoch with sequences from 0; whatever the ended transaction
+    /// still had in flight (its epoch) is fenced.
+    #[test]
+    fn a_marker_at_a_bumped_epoch_fences_the_ended_transaction() {
+        let mut m = ProducerStateManager::default();
+        append(&mut m, &header(5, 3, 0, 2, true), 0).unwrap();
+        append(&mut m, &header(5, 3, 2, 2, true), 2).unwrap();
+        assert_eq!(m.first_unstable_offset(), Some(0));
+        let done = append_marker(&mut m, &marker(5, 4, true), 4).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].first_offset, done[0].is_aborted), (0, false));
+        assert_eq!(m.first_unstable_offset(), None);
+        assert_eq!(m.entry(5).unwrap().producer_epoch, 4);
+        // a late batch of the ended transaction, even its exact retry
+        assert!(matches!(
+            append(&mut m, &header(5, 3, 4, 1, true), 5),
+            Err(LogError::InvalidProducerEpoch(_))
+        ));
+        assert!(matches!(
+            append(&mut m, &header(5, 3, 2, 2, true), 5),
+            Err(LogError::InvalidProducerEpoch(_))
+        ));
+        // the next transaction, at the marker's epoch, from sequence 0
+        assert_eq!(append(&mut m, &header(5, 4, 0, 1, true), 5).unwrap(), None);
+        assert_eq!(m.first_unstable_offset(), Some(5));
+        // a marker older than the producer's epoch is refused
+        assert!(matches!(
+            append_marker(&mut m, &marker(5, 3, false), 6),
+            Err(LogError::InvalidProducerEpoch(_))
+        ));
+        // the epoch no client is given (a rollover's last markers)
+        assert_eq!(
+            append_marker(&mut m, &marker(5, i16::MAX, true), 6)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(matches!(
+            append(&mut m, &header(5, 4, 1, 1, true), 7),
+            Err(LogError::InvalidProducerEpoch(_))
+        ));
+    }
+
     #[test]
     fn expiry_keeps_open_transactions() {
         let mut m = ProducerStateManager::default();

@@ -3,16 +3,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-
-use bytes::Bytes;
+use std::sync::Arc;
 
 use crate::error::{IoContext, LogError};
-use crate::fileio::{read_exact_at, write_all_at};
+use crate::fileio::{read_exact_at, write_all_at, FileRegion};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::record_batch::{
     check_batch_integrity, visit_records, RecordBatchHeader, BATCH_OVERHEAD, MAGIC_V2,
 };
-use crate::FetchDataInfo;
+use crate::FetchRegionInfo;
 
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
@@ -46,7 +45,9 @@ pub(crate) struct AppendBatch {
 pub(crate) struct LogSegment {
     base_offset: i64,
     log_path: PathBuf,
-    log: File,
+    /// Shared with the [`FileRegion`]s of reads still being sent, which
+    /// keep the file open after the segment is removed.
+    log: Arc<File>,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -103,6 +104,7 @@ impl LogSegment {
             .truncate(true)
             .open(&log_path)
             .ctx(&log_path)?;
+        let log = Arc::new(log);
         let offset_index = OffsetIndex::create(&path(INDEX_SUFFIX), base_offset, max_index_size)?;
         let time_index = TimeIndex::create(&path(TIME_INDEX_SUFFIX), base_offset, max_index_size)?;
         Ok(LogSegment {
@@ -142,6 +144,7 @@ impl LogSegment {
             .write(true)
             .open(&log_path)
             .ctx(&log_path)?;
+        let log = Arc::new(log);
         let size = log.metadata().ctx(&log_path)?.len();
         let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
         let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
@@ -445,15 +448,18 @@ impl LogSegment {
         Ok(None)
     }
 
-    /// Reads whole batches from the one containing `start_offset`; `None`
-    /// when this segment has nothing at or after it.
-    pub fn read(
+    /// Finds whole batches from the one containing `start_offset` and
+    /// returns where they are, without reading them; `None` when this
+    /// segment has nothing at or after it. The region ends at a batch
+    /// boundary inside the current file size, so it holds exactly what a
+    /// copying read would have returned.
+    pub fn read_region(
         &self,
         start_offset: i64,
         max_bytes: usize,
         max_offset: i64,
         min_one_message: bool,
-    ) -> Result<Option<FetchDataInfo>, LogError> {
+    ) -> Result<Option<FetchRegionInfo>, LogError> {
         let Some((_, start)) = self.translate_offset(start_offset)? else {
             return Ok(None);
         };
@@ -476,11 +482,15 @@ impl LogSegment {
             }
         }
         let records = if end > start {
-            Bytes::from(self.read_bytes(start, end - start)?)
+            // `header_at` keeps `end` within the file; segments stay below
+            // 2 GiB, so the length fits every platform's usize
+            let len = usize::try_from(end - start)
+                .map_err(|_| LogError::CorruptRecord("read too large".into()))?;
+            Some(FileRegion::new(Arc::clone(&self.log), start, len))
         } else {
-            Bytes::new()
+            None
         };
-        Ok(Some(FetchDataInfo {
+        Ok(Some(FetchRegionInfo {
             records,
             first_batch_offset,
         }))

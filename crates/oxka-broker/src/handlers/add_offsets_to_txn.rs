@@ -1,25 +1,36 @@
 //! AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the
 //! transaction, so TxnOffsetCommit may follow and the markers reach it.
+//! (Transaction version 2 clients do not send it: TxnOffsetCommit v5 adds
+//! the partition itself.)
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
+use crate::coordinator::txn::TV_0;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
+/// The first version whose clients know PRODUCER_FENCED.
+const FIRST_PRODUCER_FENCED_VERSION: i16 = 2;
+
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
-    let code = state
-        .txn_coordinator
-        .add_offsets(
-            &req.transactional_id.0,
-            req.producer_id.0,
-            req.producer_epoch,
-            &req.group_id.0,
-        )
-        .err()
-        .map_or(0, |e| e.code());
+    let code = match state.txn_coordinator.add_offsets(
+        &req.transactional_id.0,
+        req.producer_id.0,
+        req.producer_epoch,
+        &req.group_id.0,
+        // Kafka's handleAddOffsetsToTxnRequest passes TV_0 at every version
+        TV_0,
+    ) {
+        Ok(()) => 0,
+        Err(ResponseError::ProducerFenced) if ctx.version < FIRST_PRODUCER_FENCED_VERSION => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        Err(e) => e.code(),
+    };
     Some(AddOffsetsToTxnResponse::default().with_error_code(code))
 }

@@ -1,6 +1,8 @@
 //! AddPartitionsToTxn: partitions join a producer's transaction. v0–3 carry
-//! one transaction (from clients); v4+ batch several and may only verify
-//! membership (`verify_only`, KIP-890, sent by brokers).
+//! one transaction (from clients, transaction versions 0/1); v4+ batch
+//! several and come from brokers: `verify_only` checks membership (KIP-890
+//! part 1), otherwise the partitions are added for a transaction version 2
+//! client (part 2), as Kafka's coordinator reads the version.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -10,13 +12,18 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 use oxka_log::TopicPartition;
 
+use crate::coordinator::txn::{FIRST_TV2_ADD_PARTITIONS_VERSION, TV_0, TV_2};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
-/// Adds one transaction's partitions; unknown partitions fail alone and the
-/// others answer OPERATION_NOT_ATTEMPTED, as Kafka does.
+/// The first version whose clients know PRODUCER_FENCED.
+const FIRST_PRODUCER_FENCED_VERSION: i16 = 2;
+
+/// Adds (or verifies) one transaction's partitions; unknown partitions fail
+/// alone and the others answer OPERATION_NOT_ATTEMPTED, as Kafka does.
 fn add(
     state: &BrokerState,
+    version: i16,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
@@ -32,25 +39,35 @@ fn add(
     let any_unknown = topics
         .iter()
         .any(|t| t.partitions.iter().any(|&p| !known(&t.name.0, p)));
-    let outcome: Result<(), ResponseError> = if any_unknown {
-        Err(ResponseError::OperationNotAttempted)
+    let tps: Vec<TopicPartition> = topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| TopicPartition::new(t.name.0.to_string(), p))
+        })
+        .collect();
+    let tv = if version >= FIRST_TV2_ADD_PARTITIONS_VERSION {
+        TV_2
     } else {
-        let tps: Vec<TopicPartition> = topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|&p| TopicPartition::new(t.name.0.to_string(), p))
-            })
-            .collect();
-        state.txn_coordinator.add_partitions(
-            transactional_id,
-            producer_id,
-            producer_epoch,
-            &tps,
-            verify_only,
-        )
+        TV_0
     };
+    // one outcome per partition, in request order
+    let outcome: Vec<Option<ResponseError>> = if any_unknown {
+        vec![Some(ResponseError::OperationNotAttempted); tps.len()]
+    } else if verify_only {
+        state
+            .txn_coordinator
+            .verify_partitions(transactional_id, producer_id, producer_epoch, &tps)
+            .unwrap_or_else(|e| vec![Some(e); tps.len()])
+    } else {
+        let e = state
+            .txn_coordinator
+            .add_partitions(transactional_id, producer_id, producer_epoch, &tps, tv)
+            .err();
+        vec![e; tps.len()]
+    };
+    let mut outcome = outcome.into_iter();
     topics
         .iter()
         .map(|t| {
@@ -58,10 +75,19 @@ fn add(
                 .partitions
                 .iter()
                 .map(|&p| {
+                    let e = outcome.next().flatten();
                     let code = if !known(&t.name.0, p) {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
-                        outcome.err().map_or(0, |e| e.code())
+                        match e {
+                            None => 0,
+                            Some(ResponseError::ProducerFenced)
+                                if version < FIRST_PRODUCER_FENCED_VERSION =>
+                            {
+                                ResponseError::InvalidProducerEpoch.code()
+                            }
+                            Some(e) => e.code(),
+                        }
                     };
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)
@@ -80,9 +106,10 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: AddPartitionsToTxnRequest,
 ) -> Option<AddPartitionsToTxnResponse> {
-    if ctx.version <= 3 {
+    if ctx.version < FIRST_TV2_ADD_PARTITIONS_VERSION {
         let results = add(
             state,
+            ctx.version,
             &req.v3_and_below_transactional_id.0,
             req.v3_and_below_producer_id.0,
             req.v3_and_below_producer_epoch,
@@ -101,6 +128,7 @@ pub async fn handle(
                 .with_transactional_id(t.transactional_id.clone())
                 .with_topic_results(add(
                     state,
+                    ctx.version,
                     &t.transactional_id.0,
                     t.producer_id.0,
                     t.producer_epoch,

@@ -1,31 +1,49 @@
 //! EndTxn: commit or abort; the coordinator writes the markers before it
 //! answers, so a read_committed consumer sees the outcome right after.
+//! v5+ is transaction version 2 (KIP-890 part 2): every end bumps the
+//! producer epoch and the answer carries the producer id and epoch to use
+//! next.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
+use crate::coordinator::txn::{FIRST_TV2_END_TXN_VERSION, TV_0, TV_2};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
+
+/// The first EndTxn version whose clients know PRODUCER_FENCED; older ones
+/// get INVALID_PRODUCER_EPOCH instead, as Kafka answers them.
+const FIRST_PRODUCER_FENCED_VERSION: i16 = 2;
 
 pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext<'_>,
     req: EndTxnRequest,
 ) -> Option<EndTxnResponse> {
+    let tv = if ctx.version >= FIRST_TV2_END_TXN_VERSION {
+        TV_2
+    } else {
+        TV_0
+    };
     let r = state.txn_coordinator.end_txn(
         &req.transactional_id.0,
         req.producer_id.0,
         req.producer_epoch,
         req.committed,
+        tv,
     );
     let mut resp = EndTxnResponse::default();
     match r {
-        // v5+ (KIP-890) returns the producer id and epoch to use next
-        Ok((pid, epoch)) if ctx.version >= 5 => {
+        // v5+ returns the producer id and epoch to use next (bumped)
+        Ok((pid, epoch)) if ctx.version >= FIRST_TV2_END_TXN_VERSION => {
             resp = resp
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch);
         }
         Ok(_) => {}
+        Err(ResponseError::ProducerFenced) if ctx.version < FIRST_PRODUCER_FENCED_VERSION => {
+            resp = resp.with_error_code(ResponseError::InvalidProducerEpoch.code());
+        }
         Err(e) => resp = resp.with_error_code(e.code()),
     }
     Some(resp)

@@ -1,8 +1,18 @@
 //! Fetch: read whole batches up to the byte limits, long-polling until
 //! `min_bytes` are there or `max_wait_ms` passes.
 //!
+//! The batches are not read: the log returns where they are in its segment
+//! files, and the response carries those regions to the connection writer,
+//! which sends them with `sendfile` (see `fetch/encode.rs`). Record bytes
+//! never enter user space, and a long poll that re-reads the logs costs
+//! index lookups, not copies.
+//!
 //! Fetch sessions (KIP-227) are declined the way the protocol allows: every
 //! response carries session id 0, so clients keep sending full requests.
+
+mod encode;
+
+pub use encode::{FetchEncodeError, FetchReply};
 
 use std::time::Duration;
 
@@ -13,7 +23,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
-use oxka_log::{LogError, TopicPartition};
+use oxka_log::{FileRegion, LogError, TopicPartition};
 use tokio::time::Instant;
 
 use super::s;
@@ -29,13 +39,12 @@ pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext<'_>,
     req: FetchRequest,
-) -> Option<FetchResponse> {
+) -> FetchReply {
     if req.session_id != 0 {
-        return Some(
-            FetchResponse::default()
-                .with_error_code(ResponseError::FetchSessionIdNotFound.code())
-                .with_session_id(0),
-        );
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0)
+            .into();
     }
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
     let deadline = Instant::now() + wait;
@@ -44,18 +53,24 @@ pub async fn handle(
     loop {
         changes.borrow_and_update();
         let image = state.controller.image();
-        let (responses, bytes, errored) = read_all(state, ctx.version, &req, &image);
+        let read = read_all(state, ctx.version, &req, &image);
         let stopping = *shutdown.borrow();
-        if bytes >= req.min_bytes.max(0) as usize
-            || errored
+        if read.bytes >= req.min_bytes.max(0) as usize
+            || read.errored
             || stopping
             || Instant::now() >= deadline
         {
-            return Some(
+            let mut reply = FetchReply::from(
                 FetchResponse::default()
                     .with_session_id(0)
-                    .with_responses(responses),
+                    .with_responses(read.responses),
             );
+            for (topic, partition, region) in read.files {
+                // the indexes are those of the responses just built
+                let attached = reply.set_file_records(topic, partition, region);
+                debug_assert!(attached, "fetch built no partition {topic}/{partition}");
+            }
+            return reply;
         }
         tokio::select! {
             _ = changes.changed() => {}
@@ -65,14 +80,27 @@ pub async fn handle(
     }
 }
 
+/// What one pass over the requested partitions found.
+struct ReadResult {
+    /// The responses, records empty where `files` has them.
+    responses: Vec<FetchableTopicResponse>,
+    /// (topic index, partition index, batches) in response order.
+    files: Vec<(usize, usize, FileRegion)>,
+    /// Record bytes found.
+    bytes: usize,
+    /// Some partition answered with an error (the fetch returns at once).
+    errored: bool,
+}
+
 fn read_all(
     state: &BrokerState,
     version: i16,
     req: &FetchRequest,
     image: &MetadataImage,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    // The broker's `fetch.max.bytes` bounds the response (and so the memory
-    // one fetch can pin) whatever the client asks for.
+) -> ReadResult {
+    // The broker's `fetch.max.bytes` bounds the response whatever the
+    // client asks for (the bytes stay in the page cache until sent, but a
+    // consumer must be able to take the response in).
     let broker_max = state
         .config
         .value("fetch.max.bytes")
@@ -88,7 +116,8 @@ fn read_all(
     let is_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
     let read_committed = req.isolation_level == 1;
     let mut out = Vec::with_capacity(req.topics.len());
-    for topic in &req.topics {
+    let mut files = Vec::new();
+    for (topic_index, topic) in req.topics.iter().enumerate() {
         let info = if version >= 13 {
             image.topic_by_id(&topic.topic_id)
         } else {
@@ -97,7 +126,8 @@ fn read_all(
         let partitions = topic
             .partitions
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(partition_index, p)| {
                 let base = PartitionData::default()
                     .with_partition_index(p.partition)
                     .with_aborted_transactions(read_committed.then(Vec::new))
@@ -135,9 +165,9 @@ fn read_all(
                 if limit == 0 && !min_one {
                     return base;
                 }
-                match log.read(p.fetch_offset, limit, upper, min_one) {
+                match log.read_region(p.fetch_offset, limit, upper, min_one) {
                     Ok(data) => {
-                        let n = data.records.len();
+                        let n = data.len();
                         total += n;
                         budget = budget.saturating_sub(n);
                         let base = if read_committed && n > 0 {
@@ -156,7 +186,10 @@ fn read_all(
                         } else {
                             base
                         };
-                        base.with_records(Some(data.records))
+                        if let Some(region) = data.records {
+                            files.push((topic_index, partition_index, region));
+                        }
+                        base
                     }
                     Err(e) => {
                         errored = true;
@@ -174,7 +207,12 @@ fn read_all(
             partitions,
         ));
     }
-    (out, total, errored)
+    ReadResult {
+        responses: out,
+        files,
+        bytes: total,
+        errored,
+    }
 }
 
 fn with_error(p: PartitionData, code: ResponseError) -> PartitionData {

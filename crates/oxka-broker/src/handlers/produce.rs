@@ -61,10 +61,12 @@ pub async fn handle(
                     Some(records) => {
                         let tp = TopicPartition::new(name.clone(), p.index);
                         // KIP-890: transactional data only into the
-                        // producer's open transaction
-                        let verified = state
-                            .txn_coordinator
-                            .verify_transactional_produce(&tp, &records);
+                        // producer's open transaction (v12+ adds to it)
+                        let verified = state.txn_coordinator.verify_transactional_produce(
+                            &tp,
+                            &records,
+                            ctx.version,
+                        );
                         match verified.and_then(|()| {
                             state
                                 .replica_manager

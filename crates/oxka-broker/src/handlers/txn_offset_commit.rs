@@ -1,6 +1,9 @@
 //! TxnOffsetCommit: consumer offsets sent within a transaction; they
-//! become committed offsets only when the transaction commits.
+//! become committed offsets only when the transaction commits. First the
+//! transaction coordinator checks (v0–4) or, for transaction version 2
+//! clients (v5+), adds the group's offsets partition (KIP-890).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -12,9 +15,16 @@ use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
+    let checked = state.txn_coordinator.check_txn_offset_commit(
+        &req.transactional_id.0,
+        req.producer_id.0,
+        req.producer_epoch,
+        &req.group_id.0,
+        ctx.version,
+    );
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
@@ -28,17 +38,21 @@ pub async fn handle(
             })
         })
         .collect();
-    let codes: Vec<i16> = match state.group_coordinator.txn_commit_offsets(
-        &req.group_id.0,
-        req.producer_id.0,
-        req.producer_epoch,
-        req.generation_id,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        entries,
-    ) {
+    let all =
+        |e: ResponseError| vec![e.code(); req.topics.iter().map(|t| t.partitions.len()).sum()];
+    let codes: Vec<i16> = match checked.and_then(|()| {
+        state.group_coordinator.txn_commit_offsets(
+            &req.group_id.0,
+            req.producer_id.0,
+            req.producer_epoch,
+            req.generation_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            entries,
+        )
+    }) {
         Ok(per) => per.into_iter().map(|e| e.map_or(0, |e| e.code())).collect(),
-        Err(e) => vec![e.code(); req.topics.iter().map(|t| t.partitions.len()).sum()],
+        Err(e) => all(e),
     };
     let mut codes = codes.into_iter();
     let topics = req

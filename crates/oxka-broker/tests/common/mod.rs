@@ -100,7 +100,9 @@ pub fn call<Req: Encodable, Resp: Decodable>(key: ApiKey, version: i16, req: &Re
     req.encode(&mut body, version).expect("request encodes");
     frame.put_slice(&body);
     match run(frame.to_vec()) {
-        Outcome::Respond(bytes) => {
+        Outcome::Respond(resp) => {
+            // a Fetch frame's records are read from their files here
+            let bytes = resp.to_bytes().expect("file-backed records readable");
             let mut b = bytes.slice(4..);
             let h = ResponseHeader::decode(&mut b, key.response_header_version(version))
                 .expect("header");
@@ -110,4 +112,9 @@ pub fn call<Req: Encodable, Resp: Decodable>(key: ApiKey, version: i16, req: &Re
         Outcome::NoResponse => panic!("{key:?} v{version}: no response"),
         Outcome::Close(r) => panic!("{key:?} v{version}: closed: {r}"),
     }
+}
+
+/// The broker's state, for tests that drive a coordinator directly.
+pub fn state() -> &'static Arc<BrokerState> {
+    &harness().state
 }

@@ -10,9 +10,21 @@
 //! timeout (fencing the producer's epoch first) and forgets transactional
 //! ids idle past `transactional.id.expiration.ms`.
 //!
+//! KIP-890: a transactional produce must belong to the producer's open
+//! transaction (part 1). Clients of transaction version 2 (part 2, learnt
+//! from the `transaction.version` feature in ApiVersions) send no
+//! AddPartitionsToTxn: Produce v12 and TxnOffsetCommit v5 add their
+//! partition, and every EndTxn v5 bumps the producer epoch, markers
+//! included, so nothing late of one transaction (a produce, a commit, an
+//! abort) can act on the next. Which rules apply is read from each
+//! request's version, as Kafka does; older clients keep one epoch per
+//! producer session.
+//!
 //! Locking: one mutex over all transactional ids. Operations are short
-//! (local appends); the produce path only reads under it (KIP-890 check)
-//! and never holds a partition lock while taking it.
+//! (local appends); the produce path takes it for the KIP-890 check (and,
+//! for a transaction version 2 produce to a partition new to the
+//! transaction, the write that adds it) and never holds a partition lock
+//! while taking it.
 
 pub mod records;
 pub mod state;
@@ -37,12 +49,38 @@ use crate::replica_manager::ReplicaManager;
 use crate::server::now_ms;
 
 use records::{decode_key, encode_key, TxnLogValue};
-pub use state::{TxnMetadata, TxnState};
+pub use state::{TxnMetadata, TxnState, TV_0, TV_2};
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Coordinator epoch written into markers; one node, never failed over.
 const COORDINATOR_EPOCH: i32 = 0;
+
+/// The feature clients read from ApiVersions (v3+) to learn that the
+/// broker speaks transaction version 2 (KIP-890 part 2).
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+/// The highest transaction version implemented, and the finalized level.
+pub const TRANSACTION_VERSION_LEVEL: i16 = TV_2;
+
+/// The first request versions of transaction version 2, from which Kafka
+/// derives the client's transaction version (`TransactionVersion`
+/// `transactionVersionForEndTxn` / `...ForAddPartitionsToTxn` and
+/// `AddPartitionsToTxnManager`'s `ADD_PARTITION` operation).
+pub const FIRST_TV2_END_TXN_VERSION: i16 = 5;
+/// AddPartitionsToTxn v4+ come from brokers adding partitions for
+/// transaction version 2 clients.
+pub const FIRST_TV2_ADD_PARTITIONS_VERSION: i16 = 4;
+/// Produce v12+: the partition joins the transaction with the produce.
+pub const FIRST_TV2_PRODUCE_VERSION: i16 = 12;
+/// TxnOffsetCommit v5+: the offsets partition joins with the commit.
+pub const FIRST_TV2_TXN_OFFSET_COMMIT_VERSION: i16 = 5;
+
+/// `epoch + by`, at most `i16::MAX` (the epoch only a fence or a
+/// transaction version 2 end that rolls the producer id over may reach;
+/// clients are never given it).
+fn bump_epoch(epoch: i16, by: i16) -> i16 {
+    i16::try_from((i32::from(epoch) + i32::from(by)).min(i32::from(i16::MAX))).unwrap_or(i16::MAX)
+}
 
 /// The `transaction.*` / `producer.id.*` broker configs.
 #[derive(Clone, Debug)]
@@ -234,6 +272,9 @@ impl TransactionCoordinator {
                 producer_id: pid,
                 last_producer_id: -1,
                 last_producer_epoch: -1,
+                previous_producer_id: -1,
+                next_producer_id: -1,
+                client_transaction_version: TV_0,
                 producer_epoch: 0,
                 timeout_ms,
                 state: TxnState::Empty,
@@ -272,6 +313,7 @@ impl TransactionCoordinator {
         meta.last_producer_epoch = meta.producer_epoch;
         if meta.producer_epoch >= i16::MAX - 1 {
             // epochs exhausted: a new producer id starts at epoch 0
+            meta.previous_producer_id = meta.producer_id;
             meta.producer_id = self.controller.allocate_producer_id().map_err(|e| e.code)?;
             meta.producer_epoch = 0;
         } else {
@@ -281,6 +323,7 @@ impl TransactionCoordinator {
         meta.state = TxnState::Empty;
         meta.partitions.clear();
         meta.start_ms = -1;
+        meta.next_producer_id = -1;
         let out = (meta.producer_id, meta.producer_epoch);
         self.transition(&mut inner, meta)?;
         Ok(out)
@@ -288,21 +331,65 @@ impl TransactionCoordinator {
 
     /// Bumps the epoch of an open transaction's producer (so the old
     /// producer is fenced everywhere) and aborts the transaction.
+    ///
+    /// A transaction version 2 client recognises the retry of its own
+    /// EndTxn by the epoch one above the one it sent, so a fenced client's
+    /// next EndTxn must not find exactly that: such transactions are bumped
+    /// by two (as Kafka does, through its fence and its abort), leaving
+    /// the fenced epoch + 1 unused.
     fn fence_and_abort(
         &self,
         inner: &mut Inner,
         mut meta: TxnMetadata,
     ) -> Result<TxnMetadata, ResponseError> {
-        if meta.producer_epoch < i16::MAX - 1 {
-            meta.producer_epoch += 1;
-        }
+        let by = if meta.supports_epoch_bump() { 2 } else { 1 };
+        meta.producer_epoch = bump_epoch(meta.producer_epoch, by);
+        meta.next_producer_id = -1;
         meta.state = TxnState::PrepareEpochFence;
         self.write_markers_and_complete(inner, meta, false)
     }
 
+    /// Starts ending the transaction of `meta`: Prepare* (durably). Under
+    /// transaction version 2 (`tv`) the epoch is bumped first, so the
+    /// markers carry an epoch no request of the ended transaction had and
+    /// every late request of it (a produce, a commit, an abort) is fenced;
+    /// when that exhausts the epochs a new producer id is allocated now and
+    /// taken at completion. An end of a transaction that is not open (an
+    /// abort under transaction version 2) has no partitions.
+    fn prepare_end(
+        &self,
+        inner: &mut Inner,
+        mut meta: TxnMetadata,
+        commit: bool,
+        tv: i16,
+    ) -> Result<TxnMetadata, ResponseError> {
+        if meta.state != TxnState::Ongoing {
+            meta.partitions.clear();
+            meta.start_ms = now_ms();
+        }
+        meta.client_transaction_version = tv;
+        meta.next_producer_id = -1;
+        if tv >= TV_2 {
+            if meta.producer_epoch >= i16::MAX - 1 {
+                meta.next_producer_id =
+                    self.controller.allocate_producer_id().map_err(|e| e.code)?;
+            }
+            meta.producer_epoch = bump_epoch(meta.producer_epoch, 1);
+        }
+        meta.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        self.transition(inner, meta.clone())?;
+        Ok(meta)
+    }
+
     /// Prepare (durably), write the markers, complete (durably). A
     /// failure after the prepare leaves the transaction in Prepare* for the
-    /// sweep to finish; the decision itself is already durable.
+    /// sweep to finish; the decision itself is already durable. A
+    /// transaction version 2 end that exhausted the epochs completes on its
+    /// new producer id at epoch 0.
     fn write_markers_and_complete(
         &self,
         inner: &mut Inner,
@@ -333,6 +420,12 @@ impl TransactionCoordinator {
             TxnState::CompleteAbort
         };
         meta.partitions.clear();
+        if meta.supports_epoch_bump() && meta.next_producer_id >= 0 {
+            meta.previous_producer_id = meta.producer_id;
+            meta.producer_id = meta.next_producer_id;
+            meta.producer_epoch = 0;
+        }
+        meta.next_producer_id = -1;
         if let Err(e) = self.transition(inner, meta.clone()) {
             tracing::warn!(transactional_id = %meta.transactional_id, error = ?e, "cannot record the completed transaction; will retry");
         }
@@ -418,30 +511,40 @@ impl TransactionCoordinator {
         }
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn: the partitions join the
-    /// transaction (which starts if it was not open). `verify_only` (v4+,
-    /// from brokers) only checks membership.
+    /// AddPartitionsToTxn / AddOffsetsToTxn, and the partitions a
+    /// transaction version 2 Produce or TxnOffsetCommit adds: the
+    /// partitions join the transaction (which starts if it was not open).
+    /// `tv` is the transaction version the request speaks; the transaction
+    /// remembers it.
     pub fn add_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[TopicPartition],
-        verify_only: bool,
+        tv: i16,
     ) -> Result<(), ResponseError> {
         self.ready(transactional_id)?;
         let mut inner = self.inner.lock();
         let meta = Self::validate(&inner, transactional_id, producer_id, producer_epoch)?;
-        let all_in = partitions.iter().all(|tp| meta.partitions.contains(tp));
-        if verify_only {
-            return if meta.state == TxnState::Ongoing && all_in {
-                Ok(())
-            } else {
-                Err(ResponseError::InvalidTxnState)
-            };
+        let next = Self::with_partitions(meta, partitions, tv);
+        match next {
+            None => Ok(()),
+            Some(next) => self.transition(&mut inner, next),
         }
+    }
+
+    /// The transaction after `partitions` joined it, or `None` when it is
+    /// open and has them all already (nothing to write: the common case of
+    /// every batch after a partition's first).
+    fn with_partitions(
+        meta: &TxnMetadata,
+        partitions: &[TopicPartition],
+        tv: i16,
+    ) -> Option<TxnMetadata> {
+        let all_in = partitions.iter().all(|tp| meta.partitions.contains(tp));
         if meta.state == TxnState::Ongoing && all_in {
-            return Ok(());
+            return None;
         }
         let mut next = meta.clone();
         if next.state != TxnState::Ongoing {
@@ -449,8 +552,32 @@ impl TransactionCoordinator {
             next.partitions.clear();
         }
         next.state = TxnState::Ongoing;
+        next.client_transaction_version = tv;
         next.partitions.extend(partitions.iter().cloned());
-        self.transition(&mut inner, next)
+        Some(next)
+    }
+
+    /// AddPartitionsToTxn v4+ `verify_only` (KIP-890 part 1, as brokers
+    /// send it): per partition, NONE when the open transaction has it,
+    /// TRANSACTION_ABORTABLE when not; the whole request fails on a wrong
+    /// producer id/epoch or while the transaction is ending.
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.ready(transactional_id)?;
+        let inner = self.inner.lock();
+        let meta = Self::validate(&inner, transactional_id, producer_id, producer_epoch)?;
+        Ok(partitions
+            .iter()
+            .map(|tp| {
+                (!(meta.state == TxnState::Ongoing && meta.partitions.contains(tp)))
+                    .then_some(ResponseError::TransactionAbortable)
+            })
+            .collect())
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins.
@@ -460,25 +587,82 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         group_id: &str,
+        tv: i16,
     ) -> Result<(), ResponseError> {
+        let tp = self.offsets_partition(group_id)?;
+        self.add_partitions(transactional_id, producer_id, producer_epoch, &[tp], tv)
+    }
+
+    fn offsets_partition(&self, group_id: &str) -> Result<TopicPartition, ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
         let n = self.groups.ensure_offsets_topic()?;
-        let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group_id, n));
-        self.add_partitions(transactional_id, producer_id, producer_epoch, &[tp], false)
+        Ok(TopicPartition::new(
+            OFFSETS_TOPIC,
+            partition_for(group_id, n),
+        ))
     }
 
-    /// EndTxn: commit or abort the open transaction. A retry of a
-    /// completed EndTxn succeeds again.
+    /// The KIP-890 check of a TxnOffsetCommit before the group coordinator
+    /// takes its offsets: v5+ (transaction version 2, which sends no
+    /// AddOffsetsToTxn) adds the group's offsets partition to the
+    /// transaction; older versions must find it there already (part 1),
+    /// else the offsets would wait for a marker that never comes. Errors as
+    /// Kafka's verification gives them: a fenced epoch is
+    /// INVALID_PRODUCER_EPOCH, a partition outside the transaction
+    /// TRANSACTION_ABORTABLE from v4 and INVALID_TXN_STATE before.
+    pub fn check_txn_offset_commit(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+        version: i16,
+    ) -> Result<(), ResponseError> {
+        let fenced = |e: ResponseError| match e {
+            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            e => e,
+        };
+        if version >= FIRST_TV2_TXN_OFFSET_COMMIT_VERSION {
+            return self
+                .add_offsets(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    group_id,
+                    TV_2,
+                )
+                .map_err(fenced);
+        }
+        let tp = self.offsets_partition(group_id)?;
+        let per = self
+            .verify_partitions(transactional_id, producer_id, producer_epoch, &[tp])
+            .map_err(fenced)?;
+        match per.into_iter().next().flatten() {
+            None => Ok(()),
+            Some(_) if version >= 4 => Err(ResponseError::TransactionAbortable),
+            Some(_) => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// EndTxn: commit or abort. Versions up to 4 (transaction versions 0
+    /// and 1) keep the producer's epoch and answer a retry of a completed
+    /// end with success; v5+ (transaction version 2) ends every
+    /// transaction with an epoch bump, see [`Self::end_txn_v2`]. Returns
+    /// the producer id and epoch to use next.
     pub fn end_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        tv: i16,
     ) -> Result<(i64, i16), ResponseError> {
         self.ready(transactional_id)?;
+        if tv >= TV_2 {
+            return self.end_txn_v2(transactional_id, producer_id, producer_epoch, commit);
+        }
         let mut inner = self.inner.lock();
         let meta = inner
             .txns
@@ -494,6 +678,7 @@ impl TransactionCoordinator {
         match (meta.state, commit) {
             (TxnState::Ongoing, _) => {
                 let meta = meta.clone();
+                let meta = self.prepare_end(&mut inner, meta, commit, tv)?;
                 self.write_markers_and_complete(&mut inner, meta, commit)
                     .map(|_| out)
             }
@@ -511,35 +696,153 @@ impl TransactionCoordinator {
         }
     }
 
-    /// KIP-890 part 1: a transactional produce must come from the current
-    /// epoch of a producer whose open transaction includes the partition.
+    /// EndTxn under transaction version 2 (KIP-890 part 2), Kafka's rules:
+    /// the request names the current epoch, the end bumps it (markers
+    /// included) and the answer carries the new id/epoch. A retry of the
+    /// end just made names the epoch before the bump (or, after a
+    /// rollover, the old id at the last epoch) and gets the same answer
+    /// again; anything else older is PRODUCER_FENCED. So a late commit or
+    /// abort of transaction N can never act on transaction N+1, which runs
+    /// at the bumped epoch. An abort with nothing open is allowed (and
+    /// bumps too); a commit with nothing open is INVALID_TXN_STATE.
+    fn end_txn_v2(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(i64, i16), ResponseError> {
+        let mut inner = self.inner.lock();
+        let meta = inner
+            .txns
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        // The end just made, asked again: the epoch is one above the
+        // request's. A fence leaves that epoch unused (it bumps by two), and
+        // only a completion that rolls the id over may reach i16::MAX.
+        let retry_on_bump = meta.producer_id == producer_id
+            && i32::from(meta.producer_epoch) == i32::from(producer_epoch) + 1
+            && (meta.producer_epoch < i16::MAX || meta.next_producer_id >= 0);
+        // ... or, after that end rolled the id over, the old id at the last
+        // epoch it had.
+        let retry_on_overflow = meta.producer_id != producer_id
+            && meta.previous_producer_id == producer_id
+            && producer_epoch == i16::MAX - 1
+            && meta.producer_epoch == 0;
+        if meta.producer_id != producer_id && !retry_on_overflow {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        let current = meta.producer_id == producer_id && meta.producer_epoch == producer_epoch;
+        let valid = match meta.state {
+            TxnState::Ongoing | TxnState::Empty | TxnState::Dead | TxnState::PrepareEpochFence => {
+                current
+            }
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                retry_on_bump || retry_on_overflow || current
+            }
+        };
+        if !valid {
+            return Err(ResponseError::ProducerFenced);
+        }
+        let is_retry = retry_on_bump || retry_on_overflow;
+        let meta = meta.clone();
+        let out = (meta.producer_id, meta.producer_epoch);
+        let end = |inner: &mut Inner, meta: TxnMetadata| -> Result<(i64, i16), ResponseError> {
+            let meta = self.prepare_end(inner, meta, commit, TV_2)?;
+            let done = self.write_markers_and_complete(inner, meta, commit)?;
+            Ok((done.producer_id, done.producer_epoch))
+        };
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => end(&mut inner, meta),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if is_retry => {
+                Ok(out)
+            }
+            // nothing open: an abort still bumps the epoch (the client may
+            // abort whenever it is unsure whether anything was added)
+            (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false)
+                if !is_retry =>
+            {
+                end(&mut inner, meta)
+            }
+            // the end was decided but its markers are not all written yet:
+            // finish it now (Kafka answers CONCURRENT_TRANSACTIONS and lets
+            // the client retry until they are)
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                let done = self.write_markers_and_complete(&mut inner, meta, commit)?;
+                Ok((done.producer_id, done.producer_epoch))
+            }
+            (TxnState::PrepareEpochFence | TxnState::Dead, _) => Err(ResponseError::ProducerFenced),
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// The KIP-890 check of a transactional produce. Produce v12+
+    /// (transaction version 2, whose clients send no AddPartitionsToTxn)
+    /// adds the partition to the producer's transaction, starting one if
+    /// none is open; older versions must find the partition in the open
+    /// transaction of the producer's current epoch (part 1). Errors as
+    /// Kafka's produce path gives them: a fenced epoch is
+    /// INVALID_PRODUCER_EPOCH; a partition outside the transaction is
+    /// TRANSACTION_ABORTABLE from v11 and INVALID_TXN_STATE before; a
+    /// coordinator that cannot answer yet (loading, or the transaction
+    /// still ending) is the retriable NOT_ENOUGH_REPLICAS.
     pub fn verify_produce(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         tp: &TopicPartition,
+        version: i16,
     ) -> Result<(), ResponseError> {
         if !self.loaded.load(Ordering::Acquire) {
             return Err(ResponseError::NotEnoughReplicas);
         }
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         let Some(meta) = inner
             .by_pid
             .get(&producer_id)
             .and_then(|id| inner.txns.get(id))
         else {
-            return Err(ResponseError::InvalidTxnState);
+            return Err(if version >= FIRST_TV2_PRODUCE_VERSION {
+                ResponseError::InvalidProducerIdMapping
+            } else {
+                ResponseError::InvalidTxnState
+            });
         };
         if producer_epoch < meta.producer_epoch {
             return Err(ResponseError::InvalidProducerEpoch);
         }
-        if producer_epoch != meta.producer_epoch
-            || meta.state != TxnState::Ongoing
-            || !meta.partitions.contains(tp)
-        {
-            return Err(ResponseError::InvalidTxnState);
+        if version >= FIRST_TV2_PRODUCE_VERSION {
+            if producer_epoch != meta.producer_epoch {
+                return Err(ResponseError::InvalidProducerEpoch);
+            }
+            return match meta.state {
+                TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                    Err(ResponseError::NotEnoughReplicas)
+                }
+                TxnState::Dead => Err(ResponseError::InvalidProducerIdMapping),
+                _ => match Self::with_partitions(meta, std::slice::from_ref(tp), TV_2) {
+                    None => Ok(()),
+                    Some(next) => self.transition(&mut inner, next).map_err(|e| match e {
+                        ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable => {
+                            ResponseError::NotEnoughReplicas
+                        }
+                        e => e,
+                    }),
+                },
+            };
         }
-        Ok(())
+        if producer_epoch == meta.producer_epoch
+            && meta.state == TxnState::Ongoing
+            && meta.partitions.contains(tp)
+        {
+            return Ok(());
+        }
+        Err(if version >= 11 {
+            ResponseError::TransactionAbortable
+        } else {
+            ResponseError::InvalidTxnState
+        })
     }
 
     /// The produce-path hook: when `records` start with a transactional
@@ -548,6 +851,7 @@ impl TransactionCoordinator {
         &self,
         tp: &TopicPartition,
         records: &[u8],
+        version: i16,
     ) -> Result<(), crate::replica_manager::AppendError> {
         let Ok(h) = oxka_log::RecordBatchHeader::parse(records) else {
             // malformed: the log's validation answers it
@@ -556,13 +860,24 @@ impl TransactionCoordinator {
         if !h.is_transactional() || h.producer_id < 0 {
             return Ok(());
         }
-        self.verify_produce(h.producer_id, h.producer_epoch, tp)
-            .map_err(|error| crate::replica_manager::AppendError {
-                error,
-                message: format!(
-                    "Transactional produce by producer {} epoch {} to {tp}, which is not part of its ongoing transaction",
-                    h.producer_id, h.producer_epoch
-                ),
+        self.verify_produce(h.producer_id, h.producer_epoch, tp, version)
+            .map_err(|error| {
+                let (pid, epoch) = (h.producer_id, h.producer_epoch);
+                let message = match error {
+                    ResponseError::InvalidProducerEpoch => format!(
+                        "Transactional produce to {tp} by producer {pid} with epoch {epoch}, which is fenced"
+                    ),
+                    ResponseError::InvalidProducerIdMapping => format!(
+                        "Transactional produce to {tp} by producer {pid}, which no transactional id has"
+                    ),
+                    ResponseError::NotEnoughReplicas => format!(
+                        "Unable to verify that {tp} is part of the transaction of producer {pid} yet"
+                    ),
+                    _ => format!(
+                        "Transactional produce to {tp} by producer {pid} epoch {epoch}, which is not part of its ongoing transaction"
+                    ),
+                };
+                crate::replica_manager::AppendError { error, message }
             })
     }
 

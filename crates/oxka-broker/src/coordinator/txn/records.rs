@@ -1,8 +1,14 @@
 //! Records of `__transaction_state` in Kafka's schemas, so the topic's
 //! contents are what Kafka's tools expect: key = version (0) +
 //! TransactionLogKey v0 (the transactional id); value = version +
-//! TransactionLogValue (v0 written; v0 and the flexible v1 read). A null
-//! value is a tombstone (an expired transactional id).
+//! TransactionLogValue. A null value is a tombstone (an expired
+//! transactional id).
+//!
+//! Values are written as the flexible v1, which Kafka writes once
+//! `transaction.version` 2 is finalized (as it is here): its tagged fields
+//! carry what transaction version 2 needs after a restart (the producer id
+//! before a rollover, the id the next completion rolls over to, the
+//! client's transaction version). v0 values (older oxka data) are read too.
 
 use super::state::TxnState;
 
@@ -11,10 +17,23 @@ use super::state::TxnState;
 #[error("malformed transaction log record: {0}")]
 pub struct RecordError(pub String);
 
+/// Tag of `PreviousProducerId` in TransactionLogValue v1.
+const TAG_PREVIOUS_PRODUCER_ID: u64 = 0;
+/// Tag of `NextProducerId`.
+const TAG_NEXT_PRODUCER_ID: u64 = 1;
+/// Tag of `ClientTransactionVersion`.
+const TAG_CLIENT_TRANSACTION_VERSION: u64 = 2;
+
 /// The value of one transactional id's record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnLogValue {
     pub producer_id: i64,
+    /// The producer id before the last transition (-1: none); lets a
+    /// retried EndTxn be recognised after the id rolled over.
+    pub previous_producer_id: i64,
+    /// The id a transaction version 2 completion rolls over to when the
+    /// epoch is exhausted (-1: none).
+    pub next_producer_id: i64,
     pub producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
@@ -22,12 +41,33 @@ pub struct TxnLogValue {
     pub partitions: Vec<(String, Vec<i32>)>,
     pub last_update_ms: i64,
     pub start_ms: i64,
+    /// The transaction version the client spoke (0, 1 or 2).
+    pub client_transaction_version: i16,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&s.as_bytes()[..len as usize]);
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_compact_str(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u64 + 1);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_tag(out: &mut Vec<u8>, tag: u64, value: &[u8]) {
+    put_uvarint(out, tag);
+    put_uvarint(out, value.len() as u64);
+    out.extend_from_slice(value);
 }
 
 pub fn encode_key(transactional_id: &str) -> Vec<u8> {
@@ -47,7 +87,56 @@ pub fn decode_key(buf: &[u8]) -> Result<String, RecordError> {
 }
 
 impl TxnLogValue {
+    /// The flexible v1 encoding; tagged fields at their defaults are left
+    /// out, as Kafka's generated code does.
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&1i16.to_be_bytes());
+        out.extend_from_slice(&self.producer_id.to_be_bytes());
+        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&self.timeout_ms.to_be_bytes());
+        out.push(self.state.id() as u8);
+        put_uvarint(&mut out, self.partitions.len() as u64 + 1);
+        for (topic, parts) in &self.partitions {
+            put_compact_str(&mut out, topic);
+            put_uvarint(&mut out, parts.len() as u64 + 1);
+            for p in parts {
+                out.extend_from_slice(&p.to_be_bytes());
+            }
+            put_uvarint(&mut out, 0);
+        }
+        out.extend_from_slice(&self.last_update_ms.to_be_bytes());
+        out.extend_from_slice(&self.start_ms.to_be_bytes());
+        let mut tags: Vec<(u64, Vec<u8>)> = Vec::new();
+        if self.previous_producer_id != -1 {
+            tags.push((
+                TAG_PREVIOUS_PRODUCER_ID,
+                self.previous_producer_id.to_be_bytes().to_vec(),
+            ));
+        }
+        if self.next_producer_id != -1 {
+            tags.push((
+                TAG_NEXT_PRODUCER_ID,
+                self.next_producer_id.to_be_bytes().to_vec(),
+            ));
+        }
+        if self.client_transaction_version != 0 {
+            tags.push((
+                TAG_CLIENT_TRANSACTION_VERSION,
+                self.client_transaction_version.to_be_bytes().to_vec(),
+            ));
+        }
+        put_uvarint(&mut out, tags.len() as u64);
+        for (tag, value) in &tags {
+            put_tag(&mut out, *tag, value);
+        }
+        out
+    }
+
+    /// The v0 encoding (what oxka wrote before transaction version 2);
+    /// kept for the tests that check old data still loads.
+    #[cfg(test)]
+    fn encode_v0(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&0i16.to_be_bytes());
         out.extend_from_slice(&self.producer_id.to_be_bytes());
@@ -109,15 +198,35 @@ impl TxnLogValue {
         }
         let last_update_ms = r.i64()?;
         let start_ms = r.i64()?;
-        Ok(TxnLogValue {
+        let mut v = TxnLogValue {
             producer_id,
+            previous_producer_id: -1,
+            next_producer_id: -1,
             producer_epoch,
             timeout_ms,
             state,
             partitions,
             last_update_ms,
             start_ms,
-        })
+            client_transaction_version: 0,
+        };
+        if flexible {
+            let tags = r.uvarint()?;
+            for _ in 0..tags {
+                let tag = r.uvarint()?;
+                let size = usize::try_from(r.uvarint()?).unwrap_or(usize::MAX);
+                let body = r.take(size)?;
+                let mut t = Reader { buf: body, pos: 0 };
+                match tag {
+                    TAG_PREVIOUS_PRODUCER_ID => v.previous_producer_id = t.i64()?,
+                    TAG_NEXT_PRODUCER_ID => v.next_producer_id = t.i64()?,
+                    TAG_CLIENT_TRANSACTION_VERSION => v.client_transaction_version = t.i16()?,
+                    // tags of later versions: skipped, as Kafka does
+                    _ => {}
+                }
+            }
+        }
+        Ok(v)
     }
 }
 
@@ -190,19 +299,56 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip() {
-        let v = TxnLogValue {
+    fn value() -> TxnLogValue {
+        TxnLogValue {
             producer_id: 1000,
+            previous_producer_id: -1,
+            next_producer_id: -1,
             producer_epoch: 3,
             timeout_ms: 60_000,
             state: TxnState::Ongoing,
             partitions: vec![("a".into(), vec![0, 2]), ("b".into(), vec![1])],
             last_update_ms: 5,
             start_ms: 4,
-        };
+            client_transaction_version: 0,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let v = value();
         assert_eq!(TxnLogValue::decode(&v.encode()).unwrap(), v);
         assert_eq!(decode_key(&encode_key("tx-1")).unwrap(), "tx-1");
         assert!(TxnLogValue::decode(&v.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn tagged_fields_round_trip_and_v0_still_loads() {
+        let v = TxnLogValue {
+            previous_producer_id: 999,
+            next_producer_id: 1001,
+            client_transaction_version: 2,
+            state: TxnState::PrepareCommit,
+            producer_epoch: i16::MAX,
+            ..value()
+        };
+        let bytes = v.encode();
+        assert_eq!(&bytes[..2], &1i16.to_be_bytes(), "flexible v1");
+        assert_eq!(TxnLogValue::decode(&bytes).unwrap(), v);
+        // defaults are not written: the record ends with an empty tag buffer
+        assert_eq!(*value().encode().last().unwrap(), 0);
+        // a v0 value (older data) decodes with the tagged fields' defaults
+        let old = TxnLogValue::decode(&v.encode_v0()).unwrap();
+        assert_eq!(
+            (
+                old.previous_producer_id,
+                old.next_producer_id,
+                old.client_transaction_version
+            ),
+            (-1, -1, 0)
+        );
+        assert_eq!(old.partitions, v.partitions);
+        // a truncated tag is an error, not a panic
+        assert!(TxnLogValue::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 }

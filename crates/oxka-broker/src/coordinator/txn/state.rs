@@ -74,7 +74,9 @@ impl TxnState {
         match self {
             Empty => matches!(prev, Empty | CompleteCommit | CompleteAbort),
             Ongoing => matches!(prev, Ongoing | Empty | CompleteCommit | CompleteAbort),
-            PrepareCommit | PrepareAbort => prev == Ongoing,
+            PrepareCommit => prev == Ongoing,
+            // transaction version 2 may abort with nothing open
+            PrepareAbort => matches!(prev, Ongoing | Empty | CompleteCommit | CompleteAbort),
             PrepareEpochFence => prev == Ongoing,
             CompleteCommit => prev == PrepareCommit,
             CompleteAbort => matches!(prev, PrepareAbort | PrepareEpochFence),
@@ -83,15 +85,34 @@ impl TxnState {
     }
 }
 
+/// Kafka's `TransactionVersion` levels: what a client's request versions
+/// say it implements. 2 (KIP-890 part 2) bumps the epoch at every commit
+/// and abort; 0 and 1 keep one epoch per producer session.
+pub const TV_0: i16 = 0;
+/// Transaction version 2 (EndTxn v5+, AddPartitionsToTxn v4+, Produce v12+,
+/// TxnOffsetCommit v5+).
+pub const TV_2: i16 = 2;
+
 /// What the coordinator knows about one transactional id.
 #[derive(Clone, Debug)]
 pub struct TxnMetadata {
     pub transactional_id: String,
     pub producer_id: i64,
     /// The id/epoch before the last bump, so a retried InitProducerId
-    /// (KIP-360) is recognised.
+    /// (KIP-360) is recognised. Not persisted (Kafka's log value has no
+    /// such field either).
     pub last_producer_id: i64,
     pub last_producer_epoch: i16,
+    /// The producer id before the last transition (Kafka's
+    /// `previousProducerId`): after a transaction version 2 completion
+    /// rolled the id over, a retried EndTxn names this one.
+    pub previous_producer_id: i64,
+    /// Between a transaction version 2 Prepare* whose epoch bump exhausted
+    /// the epochs and its completion: the id the completion rolls over to.
+    pub next_producer_id: i64,
+    /// The transaction version of the client's current (or last)
+    /// transaction; decides how it ends.
+    pub client_transaction_version: i16,
     pub producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
@@ -111,6 +132,9 @@ impl TxnMetadata {
         }
         TxnLogValue {
             producer_id: self.producer_id,
+            previous_producer_id: self.previous_producer_id,
+            next_producer_id: self.next_producer_id,
+            client_transaction_version: self.client_transaction_version,
             producer_epoch: self.producer_epoch,
             timeout_ms: self.timeout_ms,
             state: self.state,
@@ -126,6 +150,9 @@ impl TxnMetadata {
             producer_id: v.producer_id,
             last_producer_id: -1,
             last_producer_epoch: -1,
+            previous_producer_id: v.previous_producer_id,
+            next_producer_id: v.next_producer_id,
+            client_transaction_version: v.client_transaction_version,
             producer_epoch: v.producer_epoch,
             timeout_ms: v.timeout_ms,
             state: v.state,
@@ -140,6 +167,11 @@ impl TxnMetadata {
             start_ms: v.start_ms,
             last_update_ms: v.last_update_ms,
         }
+    }
+
+    /// Whether this transaction ends with an epoch bump (KIP-890 part 2).
+    pub fn supports_epoch_bump(&self) -> bool {
+        self.client_transaction_version >= TV_2
     }
 
     /// Partitions grouped by topic, for the describe APIs.
