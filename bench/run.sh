@@ -15,6 +15,8 @@
 #   NO_BUILD=1 bench/run.sh      use target/release/oxka as it is
 #   SCALE=0.2 bench/run.sh       fewer records (quick check of the script)
 #   WORK=/path bench/run.sh      data dir parent (default: a temp dir in /var/tmp)
+#   LONG=1 bench/run.sh          also bench/random-read.sh and bench/soak.sh
+#                                (+~15 minutes, 11 GiB of disk)
 #
 # Every wait is bounded (timeout on each load, 30 s for the broker to
 # listen); the whole run takes about 5 minutes after the build.
@@ -230,6 +232,17 @@ log "restart with $(find "$WORK/data" -maxdepth 1 -type d -name '*-[0-9]*' | wc 
 row "start-up, 1,000+ partitions, clean shutdown" "-" "$STARTUP_MS ms (exec to listening)" "$(ratio "$STARTUP_MS" 1000) of goal" "<= 1 s"
 sleep 1
 stop_broker
+
+if [ -n "${LONG:-}" ]; then
+    # The two long rows, each on its own broker: ~3 min and 10 min.
+    log "LONG=1: random old offsets (bench/random-read.sh)"
+    RR=$(OXKA="$OXKA" bench/random-read.sh | tail -2)
+    row "fetch at random offsets, 100 MiB log" "raw Fetch v4" "$(echo "$RR" | sed -n 1p | cut -d'|' -f4)" "-" "same latency within 20%"
+    row "fetch at random offsets, 10 GiB log, 1 GiB segments" "raw Fetch v4" "$(echo "$RR" | sed -n 2p | cut -d'|' -f4)" "-" "same latency within 20%"
+    log "LONG=1: 10-minute RSS soak (bench/soak.sh)"
+    SOAK=$(OXKA="$OXKA" bench/soak.sh | grep '^RSS samples')
+    row "broker RSS over a 10-minute mixed load" "oxka perf e2e" "$SOAK" "-" "no growth"
+fi
 
 # ---------------------------------------------------------------- table
 echo

@@ -243,12 +243,11 @@ impl ReplicaManager {
                 ));
             }
         }
-        let mut buf = BytesMut::from(&records[..]);
         let info = {
             let mut log = partition.log.lock();
             let segments_before = log.num_segments();
             let info = log
-                .append_as_leader(&mut buf, partition.leader_epoch(), now_ms)
+                .append_shared_as_leader(records, partition.leader_epoch(), now_ms)
                 .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
             partition.maybe_increment_high_watermark(log.log_end_offset());
             if log.num_segments() != segments_before {

@@ -94,6 +94,61 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<(
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
 }
 
+/// Writes `pieces` back to back from `offset` with `pwritev(2)`: an append
+/// made of patched batch headers and untouched request bytes goes to the
+/// page cache without first being gathered into one buffer.
+#[cfg(unix)]
+pub(crate) fn write_all_vectored_at(file: &File, pieces: &[&[u8]], offset: u64) -> io::Result<()> {
+    /// POSIX guarantees at least 16 iovecs per call, Linux allows 1024.
+    const MAX_IOVECS: usize = 1024;
+    let mut pieces: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut start = 0;
+    let mut offset = offset;
+    while start < pieces.len() {
+        let iov: Vec<io::IoSlice<'_>> = pieces[start..pieces.len().min(start + MAX_IOVECS)]
+            .iter()
+            .map(|p| io::IoSlice::new(p))
+            .collect();
+        let mut written = match rustix::io::pwritev(file, &iov, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "pwritev wrote nothing",
+                ))
+            }
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        offset += written as u64;
+        // Skip what was written: whole pieces, then part of one.
+        while written > 0 && start < pieces.len() {
+            let len = pieces[start].len();
+            if written >= len {
+                written -= len;
+                start += 1;
+            } else {
+                pieces[start] = &pieces[start][written..];
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn write_all_vectored_at(
+    file: &File,
+    pieces: &[&[u8]],
+    mut offset: u64,
+) -> io::Result<()> {
+    for p in pieces {
+        write_all_at(file, p, offset)?;
+        offset += p.len() as u64;
+    }
+    Ok(())
+}
+
 #[cfg(windows)]
 pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     use std::os::windows::fs::FileExt;

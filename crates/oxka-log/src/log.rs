@@ -12,7 +12,7 @@ use crate::fileio::sync_dir;
 use crate::producer_state::{AppendOrigin, Checked, ProducerStateManager};
 use crate::record_batch::{
     recompress_batch, set_base_offset, set_max_timestamp, set_partition_leader_epoch,
-    validate_batches_detailed, RecordBatchHeader, ValidatedBatch,
+    validate_batches_detailed, RecordBatchHeader, ValidatedBatch, BATCH_OVERHEAD,
 };
 use crate::retention::{PendingDeletes, RetentionConfig};
 use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
@@ -20,6 +20,29 @@ use crate::txn_index::TxnIndexes;
 use crate::{FetchDataInfo, FetchRegionInfo, LogAppendInfo};
 
 mod txn_state;
+
+/// The batches of one append: a buffer the log patches in place, or a
+/// request's bytes it leaves untouched (written beside patched headers).
+enum AppendRecords<'a> {
+    InPlace(&'a mut BytesMut),
+    Shared(&'a [u8]),
+}
+
+impl AppendRecords<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            AppendRecords::InPlace(b) => b,
+            AppendRecords::Shared(b) => b,
+        }
+    }
+}
+
+/// Whether a CreateTime batch's header disagrees with its records (type
+/// bit or max timestamp), which the log corrects, as Kafka does.
+fn needs_max_timestamp_rewrite(v: &ValidatedBatch) -> bool {
+    v.header.timestamp_type() != TimestampType::CreateTime
+        || v.header.max_timestamp != v.max_record_timestamp
+}
 
 /// Index positions are 32-bit, so no segment may grow past this.
 const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
@@ -383,7 +406,69 @@ impl Log {
             crate::cleaner::check_keys_present(records, &validated)?;
         }
         self.recompress(records, &mut validated)?;
-        let total = records.len();
+        self.append_validated(
+            AppendRecords::InPlace(records),
+            &validated,
+            leader_epoch,
+            now_ms,
+            origin,
+        )
+    }
+
+    /// [`append_as_leader`](Self::append_as_leader) without copying the
+    /// records: the request's bytes are written as they arrived, beside
+    /// copies of their batch headers with the offsets and leader epoch
+    /// filled in (those fields are outside the CRC). A batch the log must
+    /// rewrite further (a topic codec to recompress to, LogAppendTime, a
+    /// max timestamp that disagrees with the records, which changes the
+    /// CRC) sends the append down the copying path instead.
+    pub fn append_shared_as_leader(
+        &mut self,
+        records: Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.check_online()?;
+        let mut validated =
+            validate_batches_detailed(&records, Some(self.config.max_message_bytes))?;
+        if self.config.compact {
+            crate::cleaner::check_keys_present(&records, &validated)?;
+        }
+        let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let rewrites = self.config.compression.codec().is_some()
+            || append_time
+            || validated.iter().any(needs_max_timestamp_rewrite);
+        if rewrites {
+            let mut owned = BytesMut::from(&records[..]);
+            self.recompress(&mut owned, &mut validated)?;
+            return self.append_validated(
+                AppendRecords::InPlace(&mut owned),
+                &validated,
+                leader_epoch,
+                now_ms,
+                AppendOrigin::Client,
+            );
+        }
+        self.append_validated(
+            AppendRecords::Shared(&records),
+            &validated,
+            leader_epoch,
+            now_ms,
+            AppendOrigin::Client,
+        )
+    }
+
+    /// Assigns offsets to validated batches, checks them against the
+    /// producer state and writes them to the active segment.
+    fn append_validated(
+        &mut self,
+        mut records: AppendRecords<'_>,
+        validated: &[ValidatedBatch],
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<LogAppendInfo, LogError> {
+        let total = records.bytes().len();
         if total as u64 > self.max_segment_bytes() {
             return Err(LogError::RecordListTooLarge {
                 size: total,
@@ -398,34 +483,46 @@ impl Log {
         let mut offset_of_max_timestamp = first_offset;
         let mut num_records = 0u64;
         let mut batches = Vec::with_capacity(validated.len());
+        let mut headers: Vec<[u8; BATCH_OVERHEAD]> = Vec::new();
         for (i, v) in validated.iter().enumerate() {
-            let batch = &mut records[v.position..v.position + v.size];
             let base = next;
             let last = base + i64::from(v.header.last_offset_delta);
-            set_base_offset(batch, base);
-            set_partition_leader_epoch(batch, leader_epoch);
             let batch_max = if append_time {
-                set_max_timestamp(batch, TimestampType::LogAppendTime, now_ms);
                 if i == 0 {
                     max_timestamp = now_ms;
                     offset_of_max_timestamp = first_offset;
                 }
                 now_ms
             } else {
-                // Kafka rewrites a producer's max timestamp (and type bit)
-                // when they disagree with the records, keeping the time
-                // index truthful.
-                if v.header.timestamp_type() != TimestampType::CreateTime
-                    || v.header.max_timestamp != v.max_record_timestamp
-                {
-                    set_max_timestamp(batch, TimestampType::CreateTime, v.max_record_timestamp);
-                }
                 if i == 0 || v.max_record_timestamp > max_timestamp {
                     max_timestamp = v.max_record_timestamp;
                     offset_of_max_timestamp = base + i64::from(v.offset_delta_of_max_timestamp);
                 }
                 v.max_record_timestamp
             };
+            match &mut records {
+                AppendRecords::InPlace(buf) => {
+                    let batch = &mut buf[v.position..v.position + v.size];
+                    set_base_offset(batch, base);
+                    set_partition_leader_epoch(batch, leader_epoch);
+                    if append_time {
+                        set_max_timestamp(batch, TimestampType::LogAppendTime, now_ms);
+                    } else if needs_max_timestamp_rewrite(v) {
+                        // Kafka rewrites a producer's max timestamp (and type
+                        // bit) when they disagree with the records, keeping
+                        // the time index truthful.
+                        set_max_timestamp(batch, TimestampType::CreateTime, v.max_record_timestamp);
+                    }
+                }
+                AppendRecords::Shared(buf) => {
+                    debug_assert!(!append_time && !needs_max_timestamp_rewrite(v));
+                    let mut header = [0u8; BATCH_OVERHEAD];
+                    header.copy_from_slice(&buf[v.position..v.position + BATCH_OVERHEAD]);
+                    set_base_offset(&mut header, base);
+                    set_partition_leader_epoch(&mut header, leader_epoch);
+                    headers.push(header);
+                }
+            }
             num_records += v.header.records_count as u64;
             batches.push(AppendBatch {
                 size: v.size,
@@ -437,13 +534,24 @@ impl Log {
         let last_offset = next - 1;
         let max_ts_in_messages = batches.iter().map(|b| b.max_timestamp).max().unwrap_or(-1);
         let producer_update =
-            match self.check_producer_state(records, &validated, first_offset, origin)? {
+            match self.check_producer_state(records.bytes(), validated, first_offset, origin)? {
                 Checked::Duplicate(d) => return Ok(Self::duplicate_append_info(d)),
                 Checked::Update(u) => u,
             };
 
         self.maybe_roll(total as u64, max_ts_in_messages, last_offset, now_ms)?;
-        if let Err(e) = self.active_segment_mut().append(records, &batches) {
+        let written = match &records {
+            AppendRecords::InPlace(buf) => self.active_segment_mut().append(buf, &batches),
+            AppendRecords::Shared(buf) => {
+                let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * validated.len());
+                for (v, header) in validated.iter().zip(&headers) {
+                    pieces.push(header);
+                    pieces.push(&buf[v.position + BATCH_OVERHEAD..v.position + v.size]);
+                }
+                self.active_segment_mut().append_vectored(&pieces, &batches)
+            }
+        };
+        if let Err(e) = written {
             // Memory and disk may now disagree (Kafka takes the whole log
             // dir offline on an I/O error); refuse further use.
             tracing::error!(tp = %self.tp, error = %e, "append failed; taking the log offline");

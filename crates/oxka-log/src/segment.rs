@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{IoContext, LogError};
-use crate::fileio::{read_exact_at, write_all_at, FileRegion};
+use crate::fileio::{read_exact_at, write_all_at, write_all_vectored_at, FileRegion};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::record_batch::{
     check_batch_integrity, visit_records, RecordBatchHeader, BATCH_OVERHEAD, MAGIC_V2,
@@ -340,13 +340,30 @@ impl LogSegment {
     /// Appends already-validated, offset-assigned batches. On a write error
     /// the file is cut back to its previous length so no partial batch stays.
     pub fn append(&mut self, data: &[u8], batches: &[AppendBatch]) -> Result<(), LogError> {
+        self.append_vectored(&[data], batches)
+    }
+
+    /// [`append`](Self::append) of batches given as consecutive pieces
+    /// (patched headers beside untouched record bytes), written with one
+    /// vectored write.
+    pub fn append_vectored(
+        &mut self,
+        pieces: &[&[u8]],
+        batches: &[AppendBatch],
+    ) -> Result<(), LogError> {
         let start = self.size;
-        if let Err(e) = write_all_at(&self.log, data, start) {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        debug_assert_eq!(len, batches.iter().map(|b| b.size).sum::<usize>());
+        let written = match pieces {
+            [one] => write_all_at(&self.log, one, start),
+            _ => write_all_vectored_at(&self.log, pieces, start),
+        };
+        if let Err(e) = written {
             self.log.set_len(start).ctx(&self.log_path)?;
             return Err(LogError::io(&self.log_path, e));
         }
         self.dirty = true;
-        self.size = start + data.len() as u64;
+        self.size = start + len as u64;
         let mut pos = start;
         for b in batches {
             self.index_batch(u32::try_from(pos).unwrap_or(u32::MAX), *b)?;
