@@ -141,10 +141,11 @@ pub async fn serve_connection(
                 }
             },
         };
-        let Ok(_permit) = state.request_slots.acquire().await else {
+        let Ok(permit) = state.request_slots.clone().acquire_owned().await else {
             break;
         };
-        match request::handle_frame(&state, &info, frame.freeze()).await {
+        let slot = request::RequestSlot::new(permit);
+        match request::handle_frame_in_slot(&state, &info, &slot, frame.freeze()).await {
             Outcome::Respond(resp) => {
                 if tx.send(resp).await.is_err() {
                     break;

@@ -24,6 +24,26 @@ pub struct RequestContext<'a> {
     pub api_key: ApiKey,
     pub version: i16,
     pub conn: &'a ConnectionInfo,
+    pub slot: &'a RequestSlot,
+}
+
+/// The request's share of `queued.max.requests`. A handler that parks the
+/// request (a long-poll Fetch, a JoinGroup or SyncGroup waiting for the
+/// rest of the group) gives it back first, as Kafka's purgatory frees its
+/// request queue: otherwise a few hundred idle consumers would hold every
+/// slot and stall all other clients for up to a rebalance timeout.
+#[derive(Default)]
+pub struct RequestSlot(parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>);
+
+impl RequestSlot {
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> RequestSlot {
+        RequestSlot(parking_lot::Mutex::new(Some(permit)))
+    }
+
+    /// Frees the slot while the request waits; idempotent.
+    pub fn release(&self) {
+        self.0.lock().take();
+    }
 }
 
 /// The APIs oxka implements and the versions it advertises: every version
@@ -88,7 +108,17 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
     }
 }
 
+/// [`handle_frame_in_slot`] without a `queued.max.requests` slot (tests).
 pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Bytes) -> Outcome {
+    handle_frame_in_slot(state, conn, &RequestSlot::default(), frame).await
+}
+
+pub async fn handle_frame_in_slot(
+    state: &BrokerState,
+    conn: &ConnectionInfo,
+    slot: &RequestSlot,
+    frame: Bytes,
+) -> Outcome {
     // The frame reader guarantees at least 8 bytes.
     let mut peek = &frame[..];
     let raw_key = peek.get_i16();
@@ -118,6 +148,7 @@ pub async fn handle_frame(state: &BrokerState, conn: &ConnectionInfo, frame: Byt
         api_key,
         version,
         conn,
+        slot,
     };
     let ctx = &ctx;
     match api_key {

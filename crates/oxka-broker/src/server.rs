@@ -37,7 +37,7 @@ pub struct BrokerState {
     pub group_coordinator: Arc<GroupCoordinator>,
     pub txn_coordinator: Arc<TransactionCoordinator>,
     /// `queued.max.requests`: requests handled at once across connections.
-    pub request_slots: Semaphore,
+    pub request_slots: Arc<Semaphore>,
     pub idle_timeout_ms: u64,
     /// Flips to true when the broker is stopping; long polls end early.
     pub shutdown: watch::Receiver<bool>,
@@ -131,7 +131,7 @@ impl Broker {
             .unwrap_or(600_000) as u64;
         let state = Arc::new(BrokerState {
             cluster_id: log_manager.cluster_id().to_string(),
-            request_slots: Semaphore::new(config.queued_max_requests.max(1)),
+            request_slots: Arc::new(Semaphore::new(config.queued_max_requests.max(1))),
             config,
             controller,
             replica_manager,

@@ -72,6 +72,8 @@ pub async fn handle(
             }
             return reply;
         }
+        // parked until data or the deadline: not a request in progress
+        ctx.slot.release();
         tokio::select! {
             _ = changes.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}

@@ -44,6 +44,8 @@ pub async fn handle(
         Err(e) => JoinOutcome::error(e, member_id),
         Ok(Reply::Now(o)) => o,
         Ok(Reply::Later(rx)) => {
+            // waiting for the group: not a request in progress
+            ctx.slot.release();
             let mut shutdown = state.shutdown.clone();
             tokio::select! {
                 r = rx => r.unwrap_or_else(|_| JoinOutcome::error(ResponseError::RebalanceInProgress, member_id)),

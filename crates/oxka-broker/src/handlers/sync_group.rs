@@ -30,6 +30,8 @@ pub async fn handle(
         Err(e) => SyncOutcome::error(e),
         Ok(Reply::Now(o)) => o,
         Ok(Reply::Later(rx)) => {
+            // waiting for the leader's assignment: not a request in progress
+            ctx.slot.release();
             let mut shutdown = state.shutdown.clone();
             tokio::select! {
                 r = rx => r.unwrap_or_else(|_| SyncOutcome::error(ResponseError::RebalanceInProgress)),
