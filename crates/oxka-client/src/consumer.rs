@@ -854,6 +854,27 @@ impl Consumer {
         Ok(())
     }
 
+    /// A JoinGroup or SyncGroup, which may wait for the whole rebalance:
+    /// `None` after a transport error, with the coordinator forgotten so
+    /// that the caller's loop looks it up again.
+    async fn rebalance_call<R: kafka_protocol::protocol::Request>(
+        &mut self,
+        conn: &Connection,
+        req: R,
+    ) -> Result<Option<R::Response>> {
+        match conn
+            .send_with_timeout(req, self.cfg.rebalance_timeout + Duration::from_secs(5))
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is_retriable() => {
+                self.group.coordinator = None;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn coordinator(&mut self) -> Result<Arc<Connection>> {
         if let Some(c) = &self.group.coordinator {
             if c.is_alive() {
@@ -1068,16 +1089,8 @@ impl Consumer {
                 p.metadata = metadata.clone();
                 req.protocols.push(p);
             }
-            let resp = match conn
-                .send_with_timeout(req, self.cfg.rebalance_timeout + Duration::from_secs(5))
-                .await
-            {
-                Ok(r) => r,
-                Err(e) if e.is_retriable() => {
-                    self.group.coordinator = None;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(resp) = self.rebalance_call(&conn, req).await? else {
+                continue;
             };
             match resp.error_code {
                 0 => {}
@@ -1130,16 +1143,8 @@ impl Consumer {
                     x
                 })
                 .collect();
-            let sresp = match conn
-                .send_with_timeout(sreq, self.cfg.rebalance_timeout + Duration::from_secs(5))
-                .await
-            {
-                Ok(r) => r,
-                Err(e) if e.is_retriable() => {
-                    self.group.coordinator = None;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(sresp) = self.rebalance_call(&conn, sreq).await? else {
+                continue;
             };
             match sresp.error_code {
                 0 => {}

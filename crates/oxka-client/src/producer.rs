@@ -35,10 +35,12 @@ use crate::error::{Error, KafkaCode, Result};
 use crate::partitioner::{partition_for_key, XorShift};
 use crate::records::{BatchBuilder, Compression, Header, BATCH_HEADER_SIZE};
 
-/// Cap on the buffer a new batch reserves up front (`batch.size` beyond
-/// it grows as records arrive), so a huge `batch.size` does not cost that
-/// much memory per partition.
-const MAX_PREALLOCATED_BATCH: usize = 1 << 20;
+/// Cap on the buffer a new batch reserves up front; beyond it the buffer
+/// grows as records arrive. `buffer.memory` counts records, not capacity,
+/// so a batch must not reserve much more than it holds: with a large
+/// `batch.size` and many partitions, reservations of `batch.size` each
+/// would add up past `buffer.memory`.
+const MAX_PREALLOCATED_BATCH: usize = 16 * 1024;
 use crate::{now_ms, tn, TopicPartition};
 
 /// A record to send.
@@ -350,6 +352,9 @@ struct Inner {
     idle: Notify,
     per_broker: Mutex<HashMap<i32, Arc<Semaphore>>>,
     sender_started: AtomicBool,
+    /// `State::closing`, readable without the lock: a send to a closing
+    /// producer fails at once instead of waiting for buffer memory.
+    closed: AtomicBool,
 }
 
 impl Inner {
@@ -397,6 +402,7 @@ struct Handle(Arc<Inner>);
 impl Drop for Handle {
     fn drop(&mut self) {
         self.0.lock().closing = true;
+        self.0.closed.store(true, Ordering::Release);
         self.0.wake.notify_one();
     }
 }
@@ -451,6 +457,7 @@ impl Producer {
             idle: Notify::new(),
             per_broker: Mutex::new(HashMap::new()),
             sender_started: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         });
         Ok(Producer {
             handle: Arc::new(Handle(inner)),
@@ -471,6 +478,9 @@ impl Producer {
     /// how records batch.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let inner = self.inner();
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         if !inner.sender_started.load(Ordering::Acquire)
             && !inner.sender_started.swap(true, Ordering::SeqCst)
         {
@@ -479,14 +489,8 @@ impl Producer {
         let cfg = &inner.cfg;
         // Clock reads are a real share of a small record's cost: the
         // max.block.ms deadline is only taken when something must wait.
-        let mut deadline = None;
-        let num_partitions = match cached_partitions(&inner.cluster, &record.topic) {
-            Some(n) => n,
-            None => {
-                let d = *deadline.get_or_insert_with(|| Instant::now() + cfg.max_block);
-                partitions_of(&inner.cluster, &record.topic, d).await?
-            }
-        };
+        let (num_partitions, deadline) =
+            partitions_of(&inner.cluster, &record.topic, cfg.max_block).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let size = crate::records::record_size(
             record.key.as_deref(),
@@ -537,11 +541,12 @@ impl Producer {
                     sticky_partition(&mut st, &record.topic, num_partitions, size, cfg.batch_size)
                 }
             };
-            st.outstanding += 1;
             if !st.queues.contains_key(record.topic.as_str()) {
                 st.queues.insert(record.topic.clone(), BTreeMap::new());
             }
             let Some(topic_queues) = st.queues.get_mut(record.topic.as_str()) else {
+                drop(st);
+                inner.memory.add_permits(size);
                 return Err(Error::Closed);
             };
             let q = topic_queues.entry(partition).or_default();
@@ -577,6 +582,8 @@ impl Producer {
                 });
             }
             let Some(b) = q.batches.back_mut() else {
+                drop(st);
+                inner.memory.add_permits(size);
                 return Err(Error::Closed);
             };
             let delta = b.builder.push(
@@ -589,8 +596,10 @@ impl Producer {
             if b.builder.size() >= cfg.batch_size {
                 wake = true;
             }
+            let outcome = b.outcome.clone();
+            st.outstanding += 1;
             DeliveryFuture {
-                outcome: b.outcome.clone(),
+                outcome,
                 delta,
                 timestamp,
                 waker_slot: None,
@@ -625,18 +634,16 @@ impl Producer {
     pub async fn close(&self) -> Result<()> {
         self.flush().await?;
         self.inner().lock().closing = true;
+        self.inner().closed.store(true, Ordering::Release);
         self.inner().wake.notify_one();
         Ok(())
     }
 
     /// Partitions of a topic (from metadata, refreshed if stale).
     pub async fn partitions(&self, topic: &str) -> Result<i32> {
-        partitions_of(
-            &self.inner().cluster,
-            topic,
-            Instant::now() + self.inner().cfg.max_block,
-        )
-        .await
+        let (n, _) =
+            partitions_of(&self.inner().cluster, topic, self.inner().cfg.max_block).await?;
+        Ok(n)
     }
 }
 
@@ -660,13 +667,6 @@ fn sticky_partition(st: &mut State, topic: &str, n: i32, size: usize, batch_size
     }
     entry.1 += size;
     entry.0
-}
-
-/// Partitions of `topic` from the metadata already held, if any.
-fn cached_partitions(cluster: &Cluster, topic: &str) -> Option<i32> {
-    let meta = cluster.metadata();
-    let t = meta.topic(topic)?;
-    (!t.partitions.is_empty()).then_some(t.partitions.len() as i32)
 }
 
 /// Takes `size` bytes of `buffer.memory`, waiting up to `max.block.ms`
@@ -702,18 +702,28 @@ async fn reserve_memory(inner: &Inner, size: usize, deadline: Option<Instant>) -
     }
 }
 
-async fn partitions_of(cluster: &Cluster, topic: &str, deadline: Instant) -> Result<i32> {
+/// Partitions of `topic`: from the metadata held, else fetched until
+/// `max_block` runs out. Also returns the deadline when one was taken (the
+/// caller waits for memory within the same `max.block.ms`).
+async fn partitions_of(
+    cluster: &Cluster,
+    topic: &str,
+    max_block: Duration,
+) -> Result<(i32, Option<Instant>)> {
     if topic.is_empty() {
         return Err(Error::InvalidArgument("empty topic name".into()));
     }
     if let Some(t) = cluster.metadata().topic(topic) {
         if !t.partitions.is_empty() {
-            return Ok(t.partitions.len() as i32);
+            return Ok((t.partitions.len() as i32, None));
         }
     }
+    let deadline = Instant::now() + max_block;
     loop {
         match cluster.topic(topic).await {
-            Ok(t) if !t.partitions.is_empty() => return Ok(t.partitions.len() as i32),
+            Ok(t) if !t.partitions.is_empty() => {
+                return Ok((t.partitions.len() as i32, Some(deadline)))
+            }
             Ok(_) => {}
             Err(e) if e.is_retriable() => {
                 if Instant::now() >= deadline {

@@ -399,12 +399,7 @@ impl Log {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<LogAppendInfo, LogError> {
-        self.check_online()?;
-        let mut validated =
-            validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
-        if self.config.compact {
-            crate::cleaner::check_keys_present(records, &validated)?;
-        }
+        let mut validated = self.validate_for_append(records)?;
         self.recompress(records, &mut validated)?;
         self.append_validated(
             AppendRecords::InPlace(records),
@@ -428,12 +423,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
-        self.check_online()?;
-        let mut validated =
-            validate_batches_detailed(&records, Some(self.config.max_message_bytes))?;
-        if self.config.compact {
-            crate::cleaner::check_keys_present(&records, &validated)?;
-        }
+        let mut validated = self.validate_for_append(&records)?;
         let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let rewrites = self.config.compression.codec().is_some()
             || append_time
@@ -456,6 +446,18 @@ impl Log {
             now_ms,
             AppendOrigin::Client,
         )
+    }
+
+    /// Every check an append makes before touching anything: the log is
+    /// online, every batch is whole and valid within `max.message.bytes`,
+    /// and a compacted topic's records all have keys.
+    fn validate_for_append(&self, records: &[u8]) -> Result<Vec<ValidatedBatch>, LogError> {
+        self.check_online()?;
+        let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
+        if self.config.compact {
+            crate::cleaner::check_keys_present(records, &validated)?;
+        }
+        Ok(validated)
     }
 
     /// Assigns offsets to validated batches, checks them against the

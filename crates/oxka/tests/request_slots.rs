@@ -45,11 +45,12 @@ fn join_group_v0(group: &str) -> Vec<u8> {
     request(11, 0, 1, &b)
 }
 
-/// Fetch v4 of partition 0 from offset 0, waiting up to 3 s for 1 byte.
+/// Fetch v4 of partition 0 from offset 0, waiting up to 8 s for 1 byte
+/// (long enough that the check below runs while it is parked).
 fn fetch_v4(topic: &str) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend((-1i32).to_be_bytes()); // replica id
-    b.extend(3_000i32.to_be_bytes()); // max wait
+    b.extend(8_000i32.to_be_bytes()); // max wait
     b.extend(1i32.to_be_bytes()); // min bytes
     b.extend((1i32 << 20).to_be_bytes()); // max bytes
     b.push(0); // read_uncommitted
@@ -107,7 +108,7 @@ fn answered_while_parked(broker: &TestBroker, parked: &[u8]) -> Vec<u8> {
 fn parked_requests_give_their_slot_back() {
     let broker = TestBroker::start_with(&[
         "queued.max.requests=1",
-        "group.initial.rebalance.delay.ms=3000",
+        "group.initial.rebalance.delay.ms=8000",
     ]);
     let created = Command::new(TestBroker::binary())
         .args(["topics", "create", "slots", "-b", &broker.bootstrap()])

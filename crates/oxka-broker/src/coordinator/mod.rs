@@ -53,3 +53,20 @@ pub(crate) fn replay_partition(
     }
     Ok(bad)
 }
+
+/// Runs a coordinator's start-up load on a blocking thread. A load that
+/// fails is logged and the coordinator starts without that state (marked
+/// loaded) rather than answering COORDINATOR_LOAD_IN_PROGRESS forever.
+pub(crate) async fn load_or_start_empty<E: std::fmt::Display + Send + 'static>(
+    what: &'static str,
+    loaded: &std::sync::atomic::AtomicBool,
+    load: impl FnOnce() -> Result<(), E> + Send + 'static,
+) {
+    let failure = match tokio::task::spawn_blocking(load).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => format!("load task failed: {e}"),
+    };
+    tracing::error!(error = %failure, "loading {what} failed; starting without it");
+    loaded.store(true, std::sync::atomic::Ordering::Release);
+}

@@ -3,15 +3,12 @@
 //! (Transaction version 2 clients do not send it: TxnOffsetCommit v5 adds
 //! the partition itself.)
 
-use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use crate::coordinator::txn::TV_0;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
-
-/// The first version whose clients know PRODUCER_FENCED.
-const FIRST_PRODUCER_FENCED_VERSION: i16 = 2;
 
 pub async fn handle(
     state: &BrokerState,
@@ -27,10 +24,7 @@ pub async fn handle(
         TV_0,
     ) {
         Ok(()) => 0,
-        Err(ResponseError::ProducerFenced) if ctx.version < FIRST_PRODUCER_FENCED_VERSION => {
-            ResponseError::InvalidProducerEpoch.code()
-        }
-        Err(e) => e.code(),
+        Err(e) => super::txn_error_code(e, ApiKey::AddOffsetsToTxn, ctx.version),
     };
     Some(AddOffsetsToTxnResponse::default().with_error_code(code))
 }

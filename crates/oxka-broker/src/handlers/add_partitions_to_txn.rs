@@ -9,15 +9,12 @@ use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnT
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
-use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey};
 use oxka_log::TopicPartition;
 
 use crate::coordinator::txn::{FIRST_TV2_ADD_PARTITIONS_VERSION, TV_0, TV_2};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
-
-/// The first version whose clients know PRODUCER_FENCED.
-const FIRST_PRODUCER_FENCED_VERSION: i16 = 2;
 
 /// Adds (or verifies) one transaction's partitions; unknown partitions fail
 /// alone and the others answer OPERATION_NOT_ATTEMPTED, as Kafka does.
@@ -79,15 +76,9 @@ fn add(
                     let code = if !known(&t.name.0, p) {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
-                        match e {
-                            None => 0,
-                            Some(ResponseError::ProducerFenced)
-                                if version < FIRST_PRODUCER_FENCED_VERSION =>
-                            {
-                                ResponseError::InvalidProducerEpoch.code()
-                            }
-                            Some(e) => e.code(),
-                        }
+                        e.map_or(0, |e| {
+                            super::txn_error_code(e, ApiKey::AddPartitionsToTxn, version)
+                        })
                     };
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)

@@ -41,21 +41,24 @@ fn api_list() -> Vec<ApiVersion> {
         .collect()
 }
 
-/// Whether the client is a librdkafka older than 2.2.0, which skips one
-/// byte too few of every tagged field it does not know (fixed by
+/// Whether the client runs on a librdkafka older than 2.2.0, which skips
+/// one byte too few of every tagged field it does not know (fixed by
 /// librdkafka PR #4278, released in 2.2.0): the feature tags would leave
 /// its parser a byte behind per tag. It reads no features and implements
-/// no transaction version 2, so such a client (known by the KIP-511
-/// software name and version it sends, e.g. Debian's kcat 1.7.1 with
-/// librdkafka 2.0.2) gets the answer without them. An unparsable
-/// librdkafka version counts as old: leaving the tags out is always safe.
+/// no transaction version 2, so such a client gets the answer without
+/// them. It is known by the KIP-511 software name and version it sends:
+/// `librdkafka` with its version (e.g. Debian's kcat 1.7.1 with 2.0.2), or
+/// a wrapper's own name with a version ending in `-rdkafka-<version>`
+/// (confluent-kafka-python, -go, -dotnet). An unparsable librdkafka
+/// version counts as old: leaving the tags out is always safe.
 fn skips_tags_wrongly(req: &ApiVersionsRequest) -> bool {
-    if req.client_software_name.as_str() != "librdkafka" {
-        return false;
-    }
-    let mut parts = req
-        .client_software_version
-        .as_str()
+    let version = req.client_software_version.as_str();
+    let rdkafka_version = match version.rsplit_once("rdkafka-") {
+        Some((_, v)) => v,
+        None if req.client_software_name.as_str() == "librdkafka" => version,
+        None => return false,
+    };
+    let mut parts = rdkafka_version
         .split(|c: char| !c.is_ascii_digit())
         .map(|p| p.parse::<u32>().ok());
     match (parts.next().flatten(), parts.next().flatten()) {
@@ -118,5 +121,18 @@ mod tests {
         assert!(!skips_tags_wrongly(&req("librdkafka", "10.0.0")));
         assert!(!skips_tags_wrongly(&req("apache-kafka-java", "4.0.0")));
         assert!(!skips_tags_wrongly(&req("", "")));
+        // wrappers name themselves and append the librdkafka version
+        assert!(skips_tags_wrongly(&req(
+            "confluent-kafka-python",
+            "1.9.2-rdkafka-1.9.2"
+        )));
+        assert!(skips_tags_wrongly(&req(
+            "confluent-kafka-go",
+            "v2.1.1-rdkafka-2.1.1"
+        )));
+        assert!(!skips_tags_wrongly(&req(
+            "confluent-kafka-python",
+            "2.16.1-rdkafka-2.12.1"
+        )));
     }
 }

@@ -4,16 +4,12 @@
 //! producer epoch and the answer carries the producer id and epoch to use
 //! next.
 
-use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::coordinator::txn::{FIRST_TV2_END_TXN_VERSION, TV_0, TV_2};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
-
-/// The first EndTxn version whose clients know PRODUCER_FENCED; older ones
-/// get INVALID_PRODUCER_EPOCH instead, as Kafka answers them.
-const FIRST_PRODUCER_FENCED_VERSION: i16 = 2;
 
 pub async fn handle(
     state: &BrokerState,
@@ -41,10 +37,9 @@ pub async fn handle(
                 .with_producer_epoch(epoch);
         }
         Ok(_) => {}
-        Err(ResponseError::ProducerFenced) if ctx.version < FIRST_PRODUCER_FENCED_VERSION => {
-            resp = resp.with_error_code(ResponseError::InvalidProducerEpoch.code());
+        Err(e) => {
+            resp = resp.with_error_code(super::txn_error_code(e, ApiKey::EndTxn, ctx.version))
         }
-        Err(e) => resp = resp.with_error_code(e.code()),
     }
     Some(resp)
 }

@@ -3,15 +3,11 @@
 //! transactional id the transaction coordinator answers (fencing older
 //! epochs and aborting their open transaction).
 
-use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::request::RequestContext;
 use crate::server::BrokerState;
-
-/// The first InitProducerId version whose clients know PRODUCER_FENCED;
-/// older ones get INVALID_PRODUCER_EPOCH, as Kafka answers them.
-const FIRST_PRODUCER_FENCED_VERSION: i16 = 4;
 
 pub async fn handle(
     state: &BrokerState,
@@ -37,12 +33,11 @@ pub async fn handle(
                 Ok((pid, epoch)) => resp
                     .with_producer_id(ProducerId(pid))
                     .with_producer_epoch(epoch),
-                Err(ResponseError::ProducerFenced)
-                    if ctx.version < FIRST_PRODUCER_FENCED_VERSION =>
-                {
-                    resp.with_error_code(ResponseError::InvalidProducerEpoch.code())
-                }
-                Err(e) => resp.with_error_code(e.code()),
+                Err(e) => resp.with_error_code(super::txn_error_code(
+                    e,
+                    ApiKey::InitProducerId,
+                    ctx.version,
+                )),
             },
         );
     }

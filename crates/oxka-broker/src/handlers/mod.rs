@@ -42,6 +42,28 @@ use kafka_protocol::protocol::StrBytes;
 use crate::network::ConnectionInfo;
 use crate::server::BrokerState;
 
+/// The error code of a transaction API's failure: PRODUCER_FENCED (KIP-588)
+/// only to request versions that know it (InitProducerId v4+, EndTxn,
+/// AddPartitionsToTxn and AddOffsetsToTxn v2+), INVALID_PRODUCER_EPOCH to
+/// older ones, as Kafka answers them.
+pub(crate) fn txn_error_code(
+    e: kafka_protocol::error::ResponseError,
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+) -> i16 {
+    use kafka_protocol::error::ResponseError;
+    let first_fenced_version = match api {
+        kafka_protocol::messages::ApiKey::InitProducerId => 4,
+        _ => 2,
+    };
+    match e {
+        ResponseError::ProducerFenced if version < first_fenced_version => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        e => e.code(),
+    }
+}
+
 pub(crate) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }

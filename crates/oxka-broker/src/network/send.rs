@@ -34,8 +34,7 @@ pub(super) async fn write_response(out: &mut OwnedWriteHalf, resp: &Response) ->
     for (i, chunk) in chunks.iter().enumerate() {
         match chunk {
             ResponseChunk::Bytes(b) => {
-                let file_next = matches!(chunks.get(i + 1), Some(ResponseChunk::File(_)));
-                if file_next {
+                if region_follows(chunks, i) {
                     send_more(out, b).await?;
                 } else {
                     out.write_all(b).await?;
@@ -45,6 +44,13 @@ pub(super) async fn write_response(out: &mut OwnedWriteHalf, resp: &Response) ->
         }
     }
     Ok(())
+}
+
+/// Whether chunk `i` is followed by a file region: only then do its bytes
+/// go with `MSG_MORE`. The frame's last chunk never does, so the kernel
+/// never holds a frame's tail back waiting for more.
+fn region_follows(chunks: &[ResponseChunk], i: usize) -> bool {
+    matches!(chunks.get(i + 1), Some(ResponseChunk::File(_)))
 }
 
 /// Writes encoded bytes that a file region follows with `MSG_MORE`, so
@@ -351,12 +357,18 @@ mod tests {
                 .await
                 .unwrap_or_else(|e| panic!("send: {e}"));
             let mut got = vec![0u8; expected.len()];
-            tokio::time::timeout(Duration::from_millis(100), peer.read_exact(&mut got))
+            // arrival, not speed: the no-hold-back rule is region_follows
+            tokio::time::timeout(Duration::from_secs(10), peer.read_exact(&mut got))
                 .await
-                .unwrap_or_else(|_| panic!("the frame's tail was held back"))
+                .unwrap_or_else(|_| panic!("the frame's tail never arrived"))
                 .unwrap_or_else(|e| panic!("read: {e}"));
             assert!(got == expected);
         }
+        let chunks = resp.chunks();
+        let more: Vec<bool> = (0..chunks.len())
+            .map(|i| region_follows(chunks, i))
+            .collect();
+        assert_eq!(more, [true, false, false], "MSG_MORE only before a region");
     }
 
     #[tokio::test]

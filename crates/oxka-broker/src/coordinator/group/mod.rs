@@ -215,6 +215,24 @@ struct ConsumerReplay {
     target: BTreeMap<String, assignor::Assignment>,
 }
 
+/// A member's record sets its entry; a tombstone (or a value of another
+/// kind) removes it.
+fn set_or_remove<T, V>(
+    map: &mut BTreeMap<String, T>,
+    member: String,
+    value: Option<V>,
+    pick: impl FnOnce(V) -> Option<T>,
+) {
+    match value.and_then(pick) {
+        Some(t) => {
+            map.insert(member, t);
+        }
+        None => {
+            map.remove(&member);
+        }
+    }
+}
+
 impl ConsumerReplay {
     /// Applies one record; false if its value does not decode.
     fn apply(
@@ -250,36 +268,24 @@ impl ConsumerReplay {
             }
             (CoordinatorKey::ConsumerGroupMemberMetadata { group, member }, v) => {
                 let r = all.entry(group).or_default();
-                match v {
-                    Some(V::Member(m)) => {
-                        r.members.insert(member, m);
-                    }
-                    _ => {
-                        r.members.remove(&member);
-                    }
-                }
+                set_or_remove(&mut r.members, member, v, |v| match v {
+                    V::Member(m) => Some(m),
+                    _ => None,
+                });
             }
             (CoordinatorKey::ConsumerGroupCurrentMemberAssignment { group, member }, v) => {
                 let r = all.entry(group).or_default();
-                match v {
-                    Some(V::CurrentAssignment(c)) => {
-                        r.current.insert(member, c);
-                    }
-                    _ => {
-                        r.current.remove(&member);
-                    }
-                }
+                set_or_remove(&mut r.current, member, v, |v| match v {
+                    V::CurrentAssignment(c) => Some(c),
+                    _ => None,
+                });
             }
             (CoordinatorKey::ConsumerGroupTargetAssignmentMember { group, member }, v) => {
                 let r = all.entry(group).or_default();
-                match v {
-                    Some(V::TargetAssignmentMember(a)) => {
-                        r.target.insert(member, a);
-                    }
-                    _ => {
-                        r.target.remove(&member);
-                    }
-                }
+                set_or_remove(&mut r.target, member, v, |v| match v {
+                    V::TargetAssignmentMember(a) => Some(a),
+                    _ => None,
+                });
             }
             _ => return false,
         }
@@ -1232,17 +1238,7 @@ impl GroupCoordinator {
         let me = self.clone();
         tokio::spawn(async move {
             let loader = me.clone();
-            match tokio::task::spawn_blocking(move || loader.load()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "loading consumer groups failed; starting without them");
-                    me.loaded.store(true, Ordering::Release);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "group load task failed");
-                    me.loaded.store(true, Ordering::Release);
-                }
-            }
+            super::load_or_start_empty("consumer groups", &me.loaded, move || loader.load()).await;
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut retention = tokio::time::interval(Duration::from_millis(

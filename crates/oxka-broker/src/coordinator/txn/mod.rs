@@ -1058,17 +1058,8 @@ impl TransactionCoordinator {
         let me = self.clone();
         tokio::spawn(async move {
             let loader = me.clone();
-            match tokio::task::spawn_blocking(move || loader.load()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "loading transaction state failed; starting without it");
-                    me.loaded.store(true, Ordering::Release);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "transaction load task failed");
-                    me.loaded.store(true, Ordering::Release);
-                }
-            }
+            super::load_or_start_empty("transaction state", &me.loaded, move || loader.load())
+                .await;
             // pending transactional offsets must be loaded before a marker
             // the first sweep writes can settle them
             while me.groups.is_loading() {

@@ -75,31 +75,21 @@ impl From<FetchResponse> for FetchReply {
 }
 
 impl FetchReply {
-    /// The response as encoded, but for the file-backed records.
-    pub fn response(&self) -> &FetchResponse {
-        &self.response
-    }
-
     /// Makes `region` the records of partition `partition` of topic
     /// `topic` (indexes into the response's arrays). Returns false, and
-    /// changes nothing, when the response has no such partition.
+    /// changes nothing, when the response has no such partition. A later
+    /// call for the same partition wins (settled in `encode`, so that a
+    /// fetch of many partitions costs no scan per partition).
     pub fn set_file_records(&mut self, topic: usize, partition: usize, region: FileRegion) -> bool {
         if records_field(&mut self.response, topic, partition).is_none() {
             return false;
         }
-        self.files
-            .retain(|f| (f.topic, f.partition) != (topic, partition));
         self.files.push(FileRecords {
             topic,
             partition,
             region,
         });
         true
-    }
-
-    /// Bytes of records held in files.
-    pub fn file_bytes(&self) -> usize {
-        self.files.iter().map(|f| f.region.len()).sum()
     }
 
     /// The response frame, size prefix and header included, record bytes
@@ -116,7 +106,10 @@ impl FetchReply {
                 encode_response(ApiKey::Fetch, version, correlation_id, &self.response)?.into(),
             );
         }
+        // newest first, a stable sort, then the first of each partition
+        self.files.reverse();
         self.files.sort_by_key(|f| (f.topic, f.partition));
+        self.files.dedup_by_key(|f| (f.topic, f.partition));
         match self.splice(version, correlation_id) {
             Ok(resp) => Ok(resp),
             Err(SpliceError::Encode(e)) => Err(e),
@@ -552,7 +545,6 @@ mod tests {
         )]));
         assert!(reply.set_file_records(0, 0, all));
         assert!(reply.set_file_records(0, 0, second.clone()));
-        assert_eq!(reply.file_bytes(), second.len());
         let decoded = decode(
             &reply
                 .encode(4, 7)
