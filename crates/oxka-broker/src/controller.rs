@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
+use oxka_log::TopicPartition;
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
@@ -306,7 +307,15 @@ impl Controller {
         segment_bytes: i64,
     ) -> Result<i32, ResponseError> {
         if let Some(t) = self.image().topic(name) {
-            return Ok(t.partitions.len() as i32);
+            let n = t.partitions.len() as i32;
+            let last = TopicPartition::new(name, n - 1);
+            if self.replica_manager.get_partition(&last).is_none() {
+                // A concurrent first use published the topic and is still
+                // opening its logs (in order, holding the write lock):
+                // writing now would find no partition.
+                drop(self.write_lock.lock());
+            }
+            return Ok(n);
         }
         let rf = (replication_factor.max(1) as usize).min(self.live_brokers().len().max(1)) as i16;
         let spec = CreateTopicSpec {
@@ -570,6 +579,41 @@ mod tests {
         drop(c);
         let c = start(dir.path());
         assert!(c.allocate_producer_id().unwrap() > b);
+    }
+
+    /// Coordinators on many connections ensure their internal topic at
+    /// once; none may come back before the partitions are hosted.
+    #[test]
+    fn internal_topic_is_hosted_when_ensure_returns() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let c = Arc::new(start(dir.path()));
+            let threads: Vec<_> = (0..4)
+                .map(|i| {
+                    let c = c.clone();
+                    std::thread::spawn(move || {
+                        // the others come while the first is opening logs
+                        if i > 0 {
+                            while c.image().topic("__consumer_offsets").is_none() {
+                                std::thread::yield_now();
+                            }
+                        }
+                        let n = c.ensure_internal_topic("__consumer_offsets", 50, 1, 1 << 20);
+                        let n = n.expect("ensure");
+                        (0..n).all(|p| {
+                            let tp = TopicPartition::new("__consumer_offsets", p);
+                            c.replica_manager.get_partition(&tp).is_some()
+                        })
+                    })
+                })
+                .collect();
+            for t in threads {
+                assert!(
+                    t.join().unwrap(),
+                    "round {round}: a partition was not hosted yet"
+                );
+            }
+        }
     }
 
     #[test]
