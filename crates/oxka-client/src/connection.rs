@@ -20,11 +20,12 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::frame::{write_frame, Frame, FrameBuf};
 
 /// Requests waiting for a response on one connection. Bounds memory held
 /// for a broker that stops answering.
@@ -65,7 +66,7 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
 }
 
 struct Outgoing {
-    frame: Bytes,
+    frame: Frame,
     correlation_id: i32,
     reply: Option<oneshot::Sender<Result<Bytes>>>,
 }
@@ -125,7 +126,7 @@ impl Connection {
                             p.insert(out.correlation_id, reply);
                         }
                     }
-                    if let Err(e) = wr.write_all(&out.frame).await {
+                    if let Err(e) = write_frame(&mut wr, out.frame.parts).await {
                         fail_all(&pending, &dead, &addr, &e.to_string());
                         break;
                     }
@@ -223,11 +224,22 @@ impl Connection {
         self.send_at(req, v).await
     }
 
-    /// Sends a request for which the broker sends no response (acks=0 produce).
-    pub async fn send_no_response<R: Request>(&self, req: R) -> Result<()> {
+    /// Sends `req`, whose encoding contains the `shared` batches, without
+    /// copying them (see `frame`), and waits for its response.
+    pub async fn send_sharing<R: Request>(&self, req: R, shared: &[Bytes]) -> Result<R::Response> {
         let key = api_key_of::<R>()?;
         let v = self.version_for(key)?;
-        let (frame, cid) = self.encode(&req, key, v)?;
+        let (frame, cid) = self.encode(&req, key, v, shared)?;
+        self.exchange(key, v, frame, cid, self.request_timeout)
+            .await
+    }
+
+    /// Sends a request for which the broker sends no response (acks=0
+    /// produce); `shared` as for [`Connection::send_sharing`].
+    pub async fn send_no_response<R: Request>(&self, req: R, shared: &[Bytes]) -> Result<()> {
+        let key = api_key_of::<R>()?;
+        let v = self.version_for(key)?;
+        let (frame, cid) = self.encode(&req, key, v, shared)?;
         self.tx
             .send(Outgoing {
                 frame,
@@ -245,7 +257,13 @@ impl Connection {
         }
     }
 
-    fn encode<R: Request>(&self, req: &R, key: ApiKey, version: i16) -> Result<(Bytes, i32)> {
+    fn encode<R: Request>(
+        &self,
+        req: &R,
+        key: ApiKey,
+        version: i16,
+        shared: &[Bytes],
+    ) -> Result<(Frame, i32)> {
         let cid = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let mut header = RequestHeader::default();
         header.request_api_key = R::KEY;
@@ -253,6 +271,17 @@ impl Connection {
         header.correlation_id = cid;
         header.client_id = Some(self.client_id.clone());
         let hv = key.request_header_version(version);
+        let mut buf = FrameBuf::new(shared, 256);
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, hv)
+            .map_err(|e| Error::Protocol(format!("encoding {key:?} header: {e}")))?;
+        req.encode(&mut buf, version)
+            .map_err(|e| Error::Protocol(format!("encoding {key:?} v{version}: {e}")))?;
+        if let Some(frame) = buf.finish() {
+            return Ok((frame, cid));
+        }
+        // the codec went back over a shared batch: encode it plainly
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         header
@@ -262,7 +291,12 @@ impl Connection {
             .map_err(|e| Error::Protocol(format!("encoding {key:?} v{version}: {e}")))?;
         let len = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&len.to_be_bytes());
-        Ok((buf.freeze(), cid))
+        Ok((
+            Frame {
+                parts: vec![buf.freeze()],
+            },
+            cid,
+        ))
     }
 
     /// Sends at an explicit version.
@@ -291,10 +325,22 @@ impl Connection {
         timeout: Duration,
     ) -> Result<R::Response> {
         let key = api_key_of::<R>()?;
+        let (frame, cid) = self.encode(&req, key, version, &[])?;
+        self.exchange(key, version, frame, cid, timeout).await
+    }
+
+    /// Queues an encoded request and decodes its response.
+    async fn exchange<Resp: Decodable>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        frame: Frame,
+        cid: i32,
+        timeout: Duration,
+    ) -> Result<Resp> {
         if !self.is_alive() {
             return Err(self.disconnected("connection closed"));
         }
-        let (frame, cid) = self.encode(&req, key, version)?;
         tracing::trace!(api = ?key, version, cid, addr = %self.addr, "request");
         let _slot = self
             .pending_slots
@@ -328,7 +374,7 @@ impl Connection {
         ResponseHeader::decode(&mut body, hv).map_err(|e| {
             Error::Protocol(format!("{key:?} response header from {}: {e}", self.addr))
         })?;
-        let resp = R::Response::decode(&mut body, version).map_err(|e| {
+        let resp = Resp::decode(&mut body, version).map_err(|e| {
             Error::Protocol(format!(
                 "{key:?} v{version} response from {}: {e}",
                 self.addr

@@ -36,11 +36,13 @@
 //! (through the `kafka-protocol` codec).
 
 pub mod admin;
+mod buffer_pool;
 mod cluster;
 pub mod config;
 mod connection;
 pub mod consumer;
 pub mod error;
+mod frame;
 pub mod partitioner;
 pub mod producer;
 pub mod records;

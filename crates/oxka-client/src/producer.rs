@@ -1,9 +1,10 @@
 //! The producer: an accumulator of per-partition batches and one sender
 //! task that drains them to partition leaders.
 //!
-//! - Memory: every record reserves its size from a `buffer.memory`
-//!   semaphore before it is queued and returns it when its batch completes,
-//!   so `send` waits (up to `max.block.ms`) instead of growing without bound.
+//! - Memory: each batch takes its whole buffer from `buffer.memory` when
+//!   it opens and gives it back (to be reused) when it completes, as Java's
+//!   producer does (`buffer_pool`), so `send` waits (up to `max.block.ms`)
+//!   instead of growing without bound, and a batch never grows.
 //! - Batching: a batch is sent when it reaches `batch.size`, when its
 //!   oldest record has waited `linger.ms`, or on `flush`.
 //! - Ordering: at most one batch per partition is in flight. Retries
@@ -25,22 +26,17 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::buffer_pool::{AllocError, BufferPool};
 use crate::cluster::Cluster;
 use crate::config::{ClientConfig, CommonConfig};
 use crate::error::{Error, KafkaCode, Result};
 use crate::partitioner::{partition_for_key, XorShift};
 use crate::records::{BatchBuilder, Compression, Header, BATCH_HEADER_SIZE};
 
-/// Cap on the buffer a new batch reserves up front; beyond it the buffer
-/// grows as records arrive. `buffer.memory` counts records, not capacity,
-/// so a batch must not reserve much more than it holds: with a large
-/// `batch.size` and many partitions, reservations of `batch.size` each
-/// would add up past `buffer.memory`.
-const MAX_PREALLOCATED_BATCH: usize = 16 * 1024;
 use crate::{now_ms, tn, TopicPartition};
 
 /// A record to send.
@@ -230,6 +226,15 @@ struct ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// The bytes a batch's buffer holds: `batch.size` within the request
+    /// and memory limits. A larger record gets a batch of its own size.
+    fn batch_capacity(&self) -> usize {
+        self.batch_size
+            .min(self.max_request_size)
+            .min(self.buffer_memory)
+            .max(1)
+    }
+
     fn parse(cfg: &ClientConfig) -> Result<ProducerConfig> {
         let acks = match cfg.get_str("acks", "all") {
             "all" | "-1" => -1,
@@ -297,6 +302,7 @@ struct Batch {
     builder: BatchBuilder,
     outcome: Arc<BatchOutcome>,
     created: Instant,
+    /// Bytes of `buffer.memory` this batch's buffer holds.
     reserved: usize,
     attempts: u32,
     /// Sealed bytes; kept across retries so the sequence never changes.
@@ -312,6 +318,22 @@ impl Batch {
     fn records(&self) -> usize {
         self.builder.count() as usize
     }
+
+    /// The buffer the records were built in, for the pool: the sealed
+    /// bytes themselves when uncompressed (if nothing else holds them).
+    fn take_buffer(&mut self) -> Option<BytesMut> {
+        self.builder
+            .take_buffer()
+            .or_else(|| self.sealed.take().and_then(|s| s.try_into_mut().ok()))
+    }
+}
+
+/// Completes a batch and gives its memory back.
+fn settle(inner: &Inner, mut b: Batch, result: std::result::Result<(i64, i64), Error>) {
+    let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
+    let buf = b.take_buffer();
+    b.complete(result);
+    inner.finish(&tp, reserved, n, buf);
 }
 
 impl Drop for Batch {
@@ -347,7 +369,7 @@ struct Inner {
     cluster: Arc<Cluster>,
     cfg: ProducerConfig,
     state: Mutex<State>,
-    memory: Arc<Semaphore>,
+    pool: BufferPool,
     wake: Notify,
     idle: Notify,
     per_broker: Mutex<HashMap<i32, Arc<Semaphore>>>,
@@ -376,8 +398,8 @@ impl Inner {
     }
 
     /// Returns a batch's memory and wakes `flush` waiters when idle.
-    fn finish(&self, tp: &TopicPartition, reserved: usize, records: usize) {
-        self.memory.add_permits(reserved);
+    fn finish(&self, tp: &TopicPartition, reserved: usize, records: usize, buf: Option<BytesMut>) {
+        self.pool.deallocate(buf, reserved);
         let mut st = self.lock();
         st.outstanding = st.outstanding.saturating_sub(records);
         if let Some(q) = st
@@ -403,6 +425,8 @@ impl Drop for Handle {
     fn drop(&mut self) {
         self.0.lock().closing = true;
         self.0.closed.store(true, Ordering::Release);
+        // a send waiting for memory fails now, not after max.block.ms
+        self.0.pool.close();
         self.0.wake.notify_one();
     }
 }
@@ -441,7 +465,7 @@ impl Producer {
         let pcfg = ProducerConfig::parse(cfg)?;
         let inner = Arc::new(Inner {
             cluster: Arc::new(Cluster::new(common, true)),
-            memory: Arc::new(Semaphore::new(pcfg.buffer_memory)),
+            pool: BufferPool::new(pcfg.buffer_memory, pcfg.batch_capacity()),
             cfg: pcfg,
             state: Mutex::new(State {
                 queues: HashMap::new(),
@@ -506,7 +530,7 @@ impl Producer {
                 key: "max.request.size",
             });
         }
-        if size > cfg.buffer_memory {
+        if size + BATCH_HEADER_SIZE > cfg.buffer_memory {
             return Err(Error::RecordTooLarge {
                 size,
                 limit: cfg.buffer_memory,
@@ -526,83 +550,39 @@ impl Producer {
                 .as_ref()
                 .map(|k| partition_for_key(k, num_partitions)),
         };
-        reserve_memory(inner, size, deadline).await?;
-        let mut wake = false;
-        let future = {
-            let mut st = inner.lock();
-            if st.closing {
-                drop(st);
-                inner.memory.add_permits(size);
-                return Err(Error::Closed);
-            }
-            let partition = match partition {
-                Some(p) => p,
-                None => {
-                    sticky_partition(&mut st, &record.topic, num_partitions, size, cfg.batch_size)
-                }
-            };
-            if !st.queues.contains_key(record.topic.as_str()) {
-                st.queues.insert(record.topic.clone(), BTreeMap::new());
-            }
-            let Some(topic_queues) = st.queues.get_mut(record.topic.as_str()) else {
-                drop(st);
-                inner.memory.add_permits(size);
-                return Err(Error::Closed);
-            };
-            let q = topic_queues.entry(partition).or_default();
-            let fits = q.batches.back().is_some_and(|b| {
-                b.sealed.is_none()
-                    && b.builder.size()
-                        + b.builder.size_of(
-                            record.key.as_deref(),
-                            record.value.as_deref(),
-                            &record.headers,
-                            timestamp,
-                        )
-                        <= cfg.batch_size.min(cfg.max_request_size)
-            });
-            if !fits {
-                // A new batch: the sender must learn its linger deadline
-                // (and a full predecessor is ready now).
-                wake = true;
-                let tp = TopicPartition::new(record.topic.clone(), partition);
-                q.batches.push_back(Batch {
-                    outcome: BatchOutcome::new(tp.clone()),
-                    tp,
-                    builder: BatchBuilder::with_capacity(
-                        cfg.batch_size
-                            .min(cfg.max_request_size)
-                            .min(MAX_PREALLOCATED_BATCH),
-                    ),
-                    created: Instant::now(),
-                    reserved: 0,
-                    attempts: 0,
-                    sealed: None,
-                    retry_at: None,
-                });
-            }
-            let Some(b) = q.batches.back_mut() else {
-                drop(st);
-                inner.memory.add_permits(size);
-                return Err(Error::Closed);
-            };
-            let delta = b.builder.push(
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
+        let need = cfg.batch_capacity().max(size + BATCH_HEADER_SIZE);
+        let mut partition = partition;
+        // Memory for a new batch, taken while the lock was not held.
+        let mut allocated: Option<BytesMut> = None;
+        let (future, wake) = loop {
+            let appended = append_record(
+                inner,
+                &record,
                 timestamp,
+                size,
+                num_partitions,
+                &mut partition,
+                &mut allocated,
             );
-            b.reserved += size;
-            if b.builder.size() >= cfg.batch_size {
-                wake = true;
-            }
-            let outcome = b.outcome.clone();
-            st.outstanding += 1;
-            DeliveryFuture {
-                outcome,
-                delta,
-                timestamp,
-                waker_slot: None,
+            match appended {
+                Ok(Some(done)) => break done,
+                Ok(None) => {
+                    let deadline = deadline.unwrap_or_else(|| Instant::now() + cfg.max_block);
+                    let buf = inner.pool.allocate(need, deadline).await.map_err(|e| match e {
+                        AllocError::Closed => Error::Closed,
+                        AllocError::Timeout => Error::Timeout(format!(
+                            "buffer.memory ({} bytes) stayed full for max.block.ms ({:?}); the broker is slower than the producer",
+                            cfg.buffer_memory, cfg.max_block
+                        )),
+                    })?;
+                    allocated = Some(buf);
+                }
+                Err(e) => {
+                    if let Some(b) = allocated {
+                        inner.pool.deallocate(Some(b), need);
+                    }
+                    return Err(e);
+                }
             }
         };
         if wake || cfg.linger.is_zero() {
@@ -647,6 +627,101 @@ impl Producer {
     }
 }
 
+/// Appends `record` to its partition's open batch, or opens a batch with
+/// the buffer in `allocated` or one the pool has free now. `Ok(None)`: no
+/// memory without waiting (the caller waits, then calls again with it).
+/// Returns the record's future and whether the sender must look now.
+fn append_record(
+    inner: &Inner,
+    record: &ProducerRecord,
+    timestamp: i64,
+    size: usize,
+    num_partitions: i32,
+    partition: &mut Option<i32>,
+    allocated: &mut Option<BytesMut>,
+) -> Result<Option<(DeliveryFuture, bool)>> {
+    let cfg = &inner.cfg;
+    let capacity = cfg.batch_capacity();
+    // A new batch's buffer: the batch capacity, or the record's own size.
+    let need = capacity.max(size + BATCH_HEADER_SIZE);
+    let mut st = inner.lock();
+    if st.closing {
+        return Err(Error::Closed);
+    }
+    let p = *partition.get_or_insert_with(|| {
+        sticky_partition(&mut st, &record.topic, num_partitions, size, cfg.batch_size)
+    });
+    if !st.queues.contains_key(record.topic.as_str()) {
+        st.queues.insert(record.topic.clone(), BTreeMap::new());
+    }
+    let Some(topic_queues) = st.queues.get_mut(record.topic.as_str()) else {
+        return Err(Error::Closed);
+    };
+    let q = topic_queues.entry(p).or_default();
+    let fits = q.batches.back().is_some_and(|b| {
+        b.sealed.is_none()
+            && b.builder.size()
+                + b.builder.size_of(
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    &record.headers,
+                    timestamp,
+                )
+                <= capacity
+    });
+    let mut wake = false;
+    if fits {
+        if let Some(b) = allocated.take() {
+            // another record opened a batch while this one waited
+            inner.pool.deallocate(Some(b), need);
+        }
+    } else {
+        let buf = match allocated.take() {
+            Some(b) => b,
+            None => match inner.pool.try_allocate(need) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Ok(None),
+                Err(_) => return Err(Error::Closed),
+            },
+        };
+        // A new batch: the sender must learn its linger deadline (and a
+        // full predecessor is ready now).
+        wake = true;
+        let tp = TopicPartition::new(record.topic.clone(), p);
+        q.batches.push_back(Batch {
+            outcome: BatchOutcome::new(tp.clone()),
+            tp,
+            builder: BatchBuilder::with_buffer(buf),
+            created: Instant::now(),
+            reserved: need,
+            attempts: 0,
+            sealed: None,
+            retry_at: None,
+        });
+    }
+    let Some(b) = q.batches.back_mut() else {
+        return Err(Error::Closed);
+    };
+    let delta = b.builder.push(
+        record.key.as_deref(),
+        record.value.as_deref(),
+        &record.headers,
+        timestamp,
+    );
+    if b.builder.size() >= cfg.batch_size {
+        wake = true;
+    }
+    let outcome = b.outcome.clone();
+    st.outstanding += 1;
+    let future = DeliveryFuture {
+        outcome,
+        delta,
+        timestamp,
+        waker_slot: None,
+    };
+    Ok(Some((future, wake)))
+}
+
 /// Kafka 3.3's uniform sticky partitioner: keyless records stick to one
 /// partition until `batch.size` bytes went to it, then move to another at
 /// random, so batches fill up instead of spreading thin.
@@ -667,39 +742,6 @@ fn sticky_partition(st: &mut State, topic: &str, n: i32, size: usize, batch_size
     }
     entry.1 += size;
     entry.0
-}
-
-/// Takes `size` bytes of `buffer.memory`, waiting up to `max.block.ms`
-/// (from `deadline`, or from now) when it is full.
-async fn reserve_memory(inner: &Inner, size: usize, deadline: Option<Instant>) -> Result<()> {
-    let Ok(n) = u32::try_from(size) else {
-        return Err(Error::RecordTooLarge {
-            size,
-            limit: inner.cfg.buffer_memory,
-            key: "buffer.memory",
-        });
-    };
-    match inner.memory.try_acquire_many(n) {
-        Ok(p) => {
-            p.forget();
-            return Ok(());
-        }
-        Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::Closed),
-        Err(tokio::sync::TryAcquireError::NoPermits) => {}
-    }
-    let deadline = deadline.unwrap_or_else(|| Instant::now() + inner.cfg.max_block);
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(remaining, inner.memory.acquire_many(n)).await {
-        Ok(Ok(p)) => {
-            p.forget();
-            Ok(())
-        }
-        Ok(Err(_)) => Err(Error::Closed),
-        Err(_) => Err(Error::Timeout(format!(
-            "buffer.memory ({} bytes) stayed full for max.block.ms ({:?}); the broker is slower than the producer",
-            inner.cfg.buffer_memory, inner.cfg.max_block
-        ))),
-    }
 }
 
 /// Partitions of `topic`: from the metadata held, else fetched until
@@ -789,9 +831,7 @@ fn fail_all(inner: &Inner, e: &Error) {
     }
     drop(st);
     for b in done {
-        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
-        b.complete(Err(Error::Protocol(e.to_string())));
-        inner.finish(&tp, reserved, n);
+        settle(inner, b, Err(Error::Protocol(e.to_string())));
     }
 }
 
@@ -831,13 +871,13 @@ async fn sender_loop(inner: Arc<Inner>) {
         }
         let (ready, next_wake, expired, exit) = collect_ready(&inner, idempotent);
         for b in expired {
-            let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
             let msg = format!(
-                "{} record(s) for {tp} not acknowledged within delivery.timeout.ms ({:?})",
-                n, inner.cfg.delivery_timeout
+                "{} record(s) for {} not acknowledged within delivery.timeout.ms ({:?})",
+                b.records(),
+                b.tp,
+                inner.cfg.delivery_timeout
             );
-            b.complete(Err(Error::Timeout(msg)));
-            inner.finish(&tp, reserved, n);
+            settle(&inner, b, Err(Error::Timeout(msg)));
         }
         if exit {
             return;
@@ -865,6 +905,8 @@ fn collect_ready(
     let now = Instant::now();
     let mut st = inner.lock();
     let flushing = st.flushing > 0 || st.closing;
+    // someone waits for buffer memory: send what there is now
+    let exhausted = inner.pool.has_waiters();
     let (pid, epoch) = if idempotent {
         (st.producer_id, st.producer_epoch)
     } else {
@@ -899,6 +941,7 @@ fn collect_ready(
             Some(_) => true,
             None => {
                 flushing
+                    || exhausted
                     || q.batches.len() > 1
                     || b.builder.size() >= cfg.batch_size
                     || linger_due <= now
@@ -1016,6 +1059,7 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
     req.acks = cfg.acks;
     req.timeout_ms = cfg.request_timeout_ms;
     let mut by_topic: BTreeMap<&str, Vec<produce_request::PartitionProduceData>> = BTreeMap::new();
+    let shared: Vec<Bytes> = batches.iter().filter_map(|b| b.sealed.clone()).collect();
     for b in &batches {
         let mut p = produce_request::PartitionProduceData::default();
         p.index = b.tp.partition;
@@ -1031,12 +1075,14 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
     let result = async {
         let conn = inner.cluster.conn_to_broker(leader).await?;
         if cfg.acks == 0 {
-            conn.send_no_response(req).await.map(|_| None)
+            conn.send_no_response(req, &shared).await.map(|_| None)
         } else {
-            conn.send(req).await.map(Some)
+            conn.send_sharing(req, &shared).await.map(Some)
         }
     }
     .await;
+    // the batches' buffers go back to the pool only if nothing else holds them
+    drop(shared);
     let mut outcomes: HashMap<TopicPartition, (i16, i64, i64, Option<String>)> = HashMap::new();
     let transport_err = match result {
         Ok(None) => {
@@ -1065,13 +1111,12 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
     };
     let mut refresh = false;
     for mut b in batches {
-        let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
+        let tp = b.tp.clone();
         let (err, retriable) = match (&transport_err, outcomes.get(&tp)) {
             (Some(e), _) => (Some(Error::Protocol(e.to_string())), e.is_retriable()),
             (None, Some((0, base, t, _)))
             | (None, Some((KafkaCode::DUPLICATE_SEQUENCE_NUMBER, base, t, _))) => {
-                b.complete(Ok((*base, *t)));
-                inner.finish(&tp, reserved, n);
+                settle(inner, b, Ok((*base, *t)));
                 continue;
             }
             (None, Some((code, _, _, msg))) => {
@@ -1106,8 +1151,7 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
                 Error::Protocol(m) if !retriable || !in_time => Error::Timeout(m),
                 e => e,
             };
-            b.complete(Err(err));
-            inner.finish(&tp, reserved, n);
+            settle(inner, b, Err(err));
         }
     }
     if refresh {
@@ -1301,7 +1345,71 @@ mod tests {
         );
         // Memory came back and nothing is outstanding.
         assert_eq!(p.inner().lock().outstanding, 0);
-        assert_eq!(p.inner().memory.available_permits(), 33_554_432);
+        assert_eq!(p.inner().pool.available(), 33_554_432);
+    }
+
+    #[tokio::test]
+    async fn buffer_memory_counts_each_open_batch_at_its_capacity() {
+        // room for three 1,000-byte batches
+        let p = offline(&[
+            ("buffer.memory", "3000"),
+            ("batch.size", "1000"),
+            ("max.block.ms", "100"),
+        ]);
+        for partition in 0..3 {
+            p.enqueue(ProducerRecord::new("t").partition(partition).value("v"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(p.inner().pool.available(), 0);
+        // more records for an open batch need no memory
+        p.enqueue(ProducerRecord::new("t").partition(0).value("w"))
+            .await
+            .unwrap();
+        // a fourth batch must wait for one to complete
+        let e = p
+            .enqueue(ProducerRecord::new("t").partition(3).value("v"))
+            .await
+            .err()
+            .expect("no memory for a fourth batch");
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert_eq!(p.inner().lock().outstanding, 4);
+    }
+
+    #[tokio::test]
+    async fn a_completed_batch_gives_its_buffer_to_the_next() {
+        let p = offline(&[("batch.size", "4096"), ("enable.idempotence", "false")]);
+        let inner = p.inner().clone();
+        p.enqueue(ProducerRecord::new("t").partition(0).value("v"))
+            .await
+            .unwrap();
+        let mut b = {
+            let mut st = inner.lock();
+            st.queues
+                .get_mut("t")
+                .unwrap()
+                .get_mut(&0)
+                .unwrap()
+                .batches
+                .pop_front()
+                .unwrap()
+        };
+        let sealed = b.builder.build(-1, -1, -1, Compression::None).unwrap();
+        let ptr = sealed.as_ptr();
+        b.sealed = Some(sealed);
+        settle(&inner, b, Ok((0, -1)));
+        assert_eq!(inner.pool.available(), 33_554_432);
+        p.enqueue(ProducerRecord::new("t").partition(1).value("v"))
+            .await
+            .unwrap();
+        let st = inner.lock();
+        let reused = &st.queues["t"][&1].batches[0];
+        assert_eq!(reused.reserved, 4096);
+        assert_eq!(
+            reused.builder.buffer_ptr(),
+            ptr,
+            "the sealed batch's buffer was reused, not a fresh one"
+        );
     }
 
     fn test_batch(tp: TopicPartition) -> Batch {

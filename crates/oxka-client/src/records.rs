@@ -219,6 +219,32 @@ impl BatchBuilder {
         }
     }
 
+    /// A builder writing into `buf` (cleared), e.g. a pooled buffer.
+    pub fn with_buffer(mut buf: BytesMut) -> BatchBuilder {
+        buf.clear();
+        buf.resize(BATCH_HEADER_SIZE, 0);
+        BatchBuilder {
+            buf,
+            records_len: 0,
+            count: 0,
+            base_timestamp: 0,
+            max_timestamp: -1,
+            sealed: false,
+        }
+    }
+
+    /// The buffer the records were written to, if the sealed batch did not
+    /// take it (a compressed batch is a new buffer).
+    pub fn take_buffer(&mut self) -> Option<BytesMut> {
+        Some(std::mem::take(&mut self.buf)).filter(|b| b.capacity() > 0)
+    }
+
+    /// Where the buffer starts (tests of buffer reuse).
+    #[cfg(test)]
+    pub(crate) fn buffer_ptr(&self) -> *const u8 {
+        self.buf.as_ptr()
+    }
+
     /// Records appended so far.
     pub fn count(&self) -> i32 {
         self.count
@@ -300,7 +326,6 @@ impl BatchBuilder {
                 let mut buf = BytesMut::with_capacity(BATCH_HEADER_SIZE + payload.len());
                 buf.resize(BATCH_HEADER_SIZE, 0);
                 buf.extend_from_slice(&payload);
-                self.buf = BytesMut::new();
                 buf
             }
         };
