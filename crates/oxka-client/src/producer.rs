@@ -913,6 +913,7 @@ fn collect_ready(
         (-1, -1)
     };
     let mut ready = Vec::new();
+    let mut to_seal = Vec::new();
     let mut expired = Vec::new();
     let mut next: Option<Instant> = None;
     let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
@@ -953,27 +954,48 @@ fn collect_ready(
             }
             continue;
         }
-        let Some(mut b) = q.batches.pop_front() else {
+        let Some(b) = q.batches.pop_front() else {
             continue;
         };
+        q.in_flight = true;
         if b.sealed.is_none() {
             let seq = if idempotent { q.next_seq } else { -1 };
-            match b.builder.build(pid, epoch, seq, cfg.compression) {
-                Ok(bytes) => b.sealed = Some(bytes),
-                Err(e) => {
-                    tracing::error!(error = %e, "sealing a batch");
-                    expired.push(b);
-                    continue;
-                }
-            }
             if idempotent {
                 q.next_seq = q.next_seq.wrapping_add(b.builder.count()) & i32::MAX;
             }
+            to_seal.push((b, seq));
+        } else {
+            ready.push(b);
         }
-        q.in_flight = true;
-        ready.push(b);
     }
-    let exit = st.closing && st.outstanding == 0;
+    let exit = st.closing && st.outstanding == 0 && to_seal.is_empty();
+    drop(st);
+    // Sealing (the CRC, compression) runs without the lock, so sends to
+    // other partitions, and to this one, go on meanwhile. The partition is
+    // in flight: no later batch of it takes a sequence until this ends.
+    for (mut b, seq) in to_seal {
+        match b.builder.build(pid, epoch, seq, cfg.compression) {
+            Ok(bytes) => {
+                b.sealed = Some(bytes);
+                ready.push(b);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sealing a batch");
+                if idempotent {
+                    // nothing went out with this sequence: give it back
+                    let mut st = inner.lock();
+                    if let Some(q) = st
+                        .queues
+                        .get_mut(b.tp.topic.as_str())
+                        .and_then(|m| m.get_mut(&b.tp.partition))
+                    {
+                        q.next_seq = seq;
+                    }
+                }
+                expired.push(b);
+            }
+        }
+    }
     (ready, next, expired, exit)
 }
 
