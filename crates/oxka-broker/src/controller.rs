@@ -594,7 +594,10 @@ mod tests {
                     std::thread::spawn(move || {
                         // the others come while the first is opening logs
                         if i > 0 {
+                            let give_up =
+                                std::time::Instant::now() + std::time::Duration::from_secs(30);
                             while c.image().topic("__consumer_offsets").is_none() {
+                                assert!(std::time::Instant::now() < give_up, "never created");
                                 std::thread::yield_now();
                             }
                         }

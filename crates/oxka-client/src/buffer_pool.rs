@@ -23,6 +23,9 @@ pub(crate) enum AllocError {
     Timeout,
     /// The pool was closed.
     Closed,
+    /// More than a semaphore can count (the producer's own checks keep
+    /// records below `buffer.memory`, itself a `u32`).
+    TooLarge,
 }
 
 pub(crate) struct BufferPool {
@@ -32,6 +35,15 @@ pub(crate) struct BufferPool {
     available: Semaphore,
     free: Mutex<Vec<BytesMut>>,
     waiters: AtomicUsize,
+}
+
+/// One registered waiter, until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl BufferPool {
@@ -78,7 +90,7 @@ impl BufferPool {
         if let Some(b) = self.try_allocate(size)? {
             return Ok(b);
         }
-        let n = u32::try_from(size).map_err(|_| AllocError::Timeout)?;
+        let n = u32::try_from(size).map_err(|_| AllocError::TooLarge)?;
         // Register as a waiter under the free-list lock: a buffer returned
         // after this point goes to the budget, one returned before is found.
         {
@@ -92,9 +104,10 @@ impl BufferPool {
             }
             self.waiters.fetch_add(1, Ordering::AcqRel);
         }
+        // counted out again even if the caller's future is dropped here
+        let _waiting = Waiting(&self.waiters);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let got = tokio::time::timeout(remaining, self.available.acquire_many(n)).await;
-        self.waiters.fetch_sub(1, Ordering::AcqRel);
         match got {
             Ok(Ok(p)) => {
                 p.forget();
@@ -114,7 +127,7 @@ impl BufferPool {
             }
         }
         let Ok(n) = u32::try_from(size) else {
-            return Err(AllocError::Timeout);
+            return Err(AllocError::TooLarge);
         };
         match self.available.try_acquire_many(n) {
             Ok(p) => {
@@ -244,6 +257,20 @@ mod tests {
         assert_eq!(pool.available(), 500);
         pool.deallocate(Some(big), 2500);
         assert_eq!(pool.available(), 3000);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_is_no_longer_counted() {
+        let pool = BufferPool::new(1000, 1000);
+        let held = pool.try_allocate(1000).unwrap().unwrap();
+        let r = tokio::time::timeout(Duration::from_millis(20), pool.allocate(1000, later(5_000)))
+            .await;
+        assert!(r.is_err(), "the wait was cancelled");
+        assert!(!pool.has_waiters());
+        // so buffers are kept for reuse again
+        pool.deallocate(Some(held), 1000);
+        assert_eq!(pool.unallocated(), 0);
+        assert_eq!(pool.available(), 1000);
     }
 
     #[tokio::test]

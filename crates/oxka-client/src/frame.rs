@@ -271,10 +271,17 @@ mod tests {
         buf.put_slice(&batches[1]);
         buf.range(0..4).copy_from_slice(&[1, 2, 3, 4]);
         assert!(buf.finish().is_none());
+
+        let mut buf = FrameBuf::new(&batches, 16);
+        buf.put_i32(0);
+        buf.put_slice(&batches[1]);
+        buf.seek(2);
+        assert!(buf.finish().is_none());
     }
 
-    /// Accepts at most 7 bytes per call, as a congested socket would.
-    struct Trickle(Vec<u8>);
+    /// Accepts at most `.1` bytes per call, across slices as `writev`
+    /// does, as a congested socket would.
+    struct Trickle(Vec<u8>, usize);
 
     impl AsyncWrite for Trickle {
         fn poll_write(
@@ -282,9 +289,25 @@ mod tests {
             _: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<std::io::Result<usize>> {
-            let n = buf.len().min(7);
+            let n = buf.len().min(self.1);
             self.0.extend_from_slice(&buf[..n]);
             Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut left = self.1;
+            for b in bufs {
+                let n = b.len().min(left);
+                self.0.extend_from_slice(&b[..n]);
+                left -= n;
+            }
+            Poll::Ready(Ok(self.1 - left))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
             Poll::Ready(Ok(()))
@@ -301,8 +324,11 @@ mod tests {
             .collect();
         parts.push(Bytes::new());
         let want: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        let mut w = Trickle(Vec::new());
-        write_frame(&mut w, parts).await.unwrap();
-        assert_eq!(w.0, want);
+        // within one part, across several, across the 64-iovec cap
+        for limit in [7, 120, 2_000, 1 << 20] {
+            let mut w = Trickle(Vec::new(), limit);
+            write_frame(&mut w, parts.clone()).await.unwrap();
+            assert_eq!(w.0, want, "{limit} bytes per write");
+        }
     }
 }

@@ -307,6 +307,8 @@ struct Batch {
     attempts: u32,
     /// Sealed bytes; kept across retries so the sequence never changes.
     sealed: Option<Bytes>,
+    /// Sent and not yet answered: its partition counts as in flight.
+    in_flight: bool,
     retry_at: Option<Instant>,
 }
 
@@ -332,8 +334,9 @@ impl Batch {
 fn settle(inner: &Inner, mut b: Batch, result: std::result::Result<(i64, i64), Error>) {
     let (tp, reserved, n) = (b.tp.clone(), b.reserved, b.records());
     let buf = b.take_buffer();
+    let was_in_flight = b.in_flight;
     b.complete(result);
-    inner.finish(&tp, reserved, n, buf);
+    inner.finish(&tp, reserved, n, buf, was_in_flight);
 }
 
 impl Drop for Batch {
@@ -398,7 +401,16 @@ impl Inner {
     }
 
     /// Returns a batch's memory and wakes `flush` waiters when idle.
-    fn finish(&self, tp: &TopicPartition, reserved: usize, records: usize, buf: Option<BytesMut>) {
+    /// A batch that was never sent (expired in its queue) leaves its
+    /// partition's in-flight mark alone: a later batch may hold it.
+    fn finish(
+        &self,
+        tp: &TopicPartition,
+        reserved: usize,
+        records: usize,
+        buf: Option<BytesMut>,
+        was_in_flight: bool,
+    ) {
         self.pool.deallocate(buf, reserved);
         let mut st = self.lock();
         st.outstanding = st.outstanding.saturating_sub(records);
@@ -407,7 +419,9 @@ impl Inner {
             .get_mut(tp.topic.as_str())
             .and_then(|m| m.get_mut(&tp.partition))
         {
-            q.in_flight = false;
+            if was_in_flight {
+                q.in_flight = false;
+            }
         }
         let idle = st.outstanding == 0;
         drop(st);
@@ -425,8 +439,6 @@ impl Drop for Handle {
     fn drop(&mut self) {
         self.0.lock().closing = true;
         self.0.closed.store(true, Ordering::Release);
-        // a send waiting for memory fails now, not after max.block.ms
-        self.0.pool.close();
         self.0.wake.notify_one();
     }
 }
@@ -559,7 +571,7 @@ impl Producer {
                 inner,
                 &record,
                 timestamp,
-                size,
+                (size, need),
                 num_partitions,
                 &mut partition,
                 &mut allocated,
@@ -567,9 +579,17 @@ impl Producer {
             match appended {
                 Ok(Some(done)) => break done,
                 Ok(None) => {
+                    // the sender sends lingering batches while memory is
+                    // awaited: make it look now, not at its next deadline
+                    inner.wake.notify_one();
                     let deadline = deadline.unwrap_or_else(|| Instant::now() + cfg.max_block);
                     let buf = inner.pool.allocate(need, deadline).await.map_err(|e| match e {
                         AllocError::Closed => Error::Closed,
+                        AllocError::TooLarge => Error::RecordTooLarge {
+                            size,
+                            limit: cfg.buffer_memory,
+                            key: "buffer.memory",
+                        },
                         AllocError::Timeout => Error::Timeout(format!(
                             "buffer.memory ({} bytes) stayed full for max.block.ms ({:?}); the broker is slower than the producer",
                             cfg.buffer_memory, cfg.max_block
@@ -615,6 +635,9 @@ impl Producer {
         self.flush().await?;
         self.inner().lock().closing = true;
         self.inner().closed.store(true, Ordering::Release);
+        // a send on another clone waiting for memory fails now, not after
+        // max.block.ms
+        self.inner().pool.close();
         self.inner().wake.notify_one();
         Ok(())
     }
@@ -631,19 +654,19 @@ impl Producer {
 /// the buffer in `allocated` or one the pool has free now. `Ok(None)`: no
 /// memory without waiting (the caller waits, then calls again with it).
 /// Returns the record's future and whether the sender must look now.
+/// `size`: the record's; `need`: a new batch's buffer (the batch capacity,
+/// or the record's own size with the batch header).
 fn append_record(
     inner: &Inner,
     record: &ProducerRecord,
     timestamp: i64,
-    size: usize,
+    (size, need): (usize, usize),
     num_partitions: i32,
     partition: &mut Option<i32>,
     allocated: &mut Option<BytesMut>,
 ) -> Result<Option<(DeliveryFuture, bool)>> {
     let cfg = &inner.cfg;
     let capacity = cfg.batch_capacity();
-    // A new batch's buffer: the batch capacity, or the record's own size.
-    let need = capacity.max(size + BATCH_HEADER_SIZE);
     let mut st = inner.lock();
     if st.closing {
         return Err(Error::Closed);
@@ -696,6 +719,7 @@ fn append_record(
             reserved: need,
             attempts: 0,
             sealed: None,
+            in_flight: false,
             retry_at: None,
         });
     }
@@ -708,7 +732,7 @@ fn append_record(
         &record.headers,
         timestamp,
     );
-    if b.builder.size() >= cfg.batch_size {
+    if b.builder.size() >= capacity {
         wake = true;
     }
     let outcome = b.outcome.clone();
@@ -944,7 +968,7 @@ fn collect_ready(
                 flushing
                     || exhausted
                     || q.batches.len() > 1
-                    || b.builder.size() >= cfg.batch_size
+                    || b.builder.size() >= cfg.batch_capacity()
                     || linger_due <= now
             }
         };
@@ -954,10 +978,11 @@ fn collect_ready(
             }
             continue;
         }
-        let Some(b) = q.batches.pop_front() else {
+        let Some(mut b) = q.batches.pop_front() else {
             continue;
         };
         q.in_flight = true;
+        b.in_flight = true;
         if b.sealed.is_none() {
             let seq = if idempotent { q.next_seq } else { -1 };
             if idempotent {
@@ -1064,6 +1089,7 @@ fn requeue(inner: &Inner, mut b: Batch) {
     // Always push the next attempt out by the backoff: a partition without
     // a leader must not spin the sender.
     b.retry_at = Some(Instant::now() + inner.cluster.cfg.retry_backoff);
+    b.in_flight = false;
     let mut st = inner.lock();
     let q = st
         .queues
@@ -1434,6 +1460,55 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_expired_batch_leaves_the_next_one_in_flight() {
+        let p = offline(&[
+            ("batch.size", "1"),
+            ("linger.ms", "0"),
+            ("request.timeout.ms", "10"),
+            ("delivery.timeout.ms", "50"),
+            ("enable.idempotence", "false"),
+        ]);
+        let inner = p.inner().clone();
+        p.enqueue(ProducerRecord::new("t").partition(0).value("old"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        p.enqueue(ProducerRecord::new("t").partition(0).value("new"))
+            .await
+            .unwrap();
+        let (ready, _, expired, _) = collect_ready(&inner, false);
+        assert_eq!((ready.len(), expired.len()), (1, 1));
+        for b in expired {
+            settle(&inner, b, Err(Error::Timeout("expired".into())));
+        }
+        assert!(
+            inner.lock().queues["t"][&0].in_flight,
+            "the batch sent in the same pass is still in flight"
+        );
+        settle(&inner, ready.into_iter().next().unwrap(), Ok((0, -1)));
+        assert!(!inner.lock().queues["t"][&0].in_flight);
+        assert_eq!(inner.pool.available(), 33_554_432);
+    }
+
+    #[test]
+    fn a_batch_filled_to_capacity_never_reallocates() {
+        // 859-byte records: the last one that fits leaves less than the
+        // 5 spare bytes a loose reserve would ask for
+        let mut b = BatchBuilder::with_buffer(BytesMut::with_capacity(16_384));
+        let ptr = b.buffer_ptr();
+        let value = vec![7u8; 850];
+        loop {
+            let add = b.size_of(None, Some(&value), &[], 0);
+            if b.size() + add > 16_384 {
+                break;
+            }
+            b.push(None, Some(&value), &[], 0);
+        }
+        assert!(b.size() > 16_384 - 859, "filled to the brim: {}", b.size());
+        assert_eq!(b.buffer_ptr(), ptr, "the buffer was reallocated");
+    }
+
     fn test_batch(tp: TopicPartition) -> Batch {
         Batch {
             outcome: BatchOutcome::new(tp.clone()),
@@ -1443,6 +1518,7 @@ mod tests {
             reserved: 0,
             attempts: 0,
             sealed: None,
+            in_flight: false,
             retry_at: None,
         }
     }

@@ -289,7 +289,9 @@ impl BatchBuilder {
         let body = record_body_size(key, value, headers, ts_delta, delta);
         let before = self.buf.len();
         let buf = &mut self.buf;
-        buf.reserve(body + 5);
+        // exactly what `size_of` promised, so a batch filled to its
+        // capacity never reallocates
+        buf.reserve(body + varint_len(body as i64));
         put_varint(buf, body as i32);
         buf.put_i8(0);
         put_varlong(buf, ts_delta);
