@@ -354,12 +354,79 @@ struct PartQueue {
     next_seq: i32,
 }
 
+/// One topic's partition queues and its sticky partition.
+struct TopicQueues {
+    name: String,
+    /// The partition keyless records stick to, and the bytes sent to it.
+    sticky: (i32, usize),
+    partitions: BTreeMap<i32, PartQueue>,
+}
+
+/// The accumulator's queues, by topic then partition. Records of one topic
+/// tend to follow each other, so the topic of the last lookup is compared
+/// before the map is hashed: a record usually finds its queue without
+/// hashing or allocating.
+#[derive(Default)]
+struct Topics {
+    list: Vec<TopicQueues>,
+    index: HashMap<String, usize>,
+    last: usize,
+}
+
+impl Topics {
+    fn position(&self, name: &str) -> Option<usize> {
+        match self.list.get(self.last) {
+            Some(t) if t.name == name => Some(self.last),
+            _ => self.index.get(name).copied(),
+        }
+    }
+
+    fn get_or_insert(&mut self, name: &str) -> &mut TopicQueues {
+        let i = match self.position(name) {
+            Some(i) => i,
+            None => {
+                self.list.push(TopicQueues {
+                    name: name.to_string(),
+                    sticky: (-1, 0),
+                    partitions: BTreeMap::new(),
+                });
+                self.index.insert(name.to_string(), self.list.len() - 1);
+                self.list.len() - 1
+            }
+        };
+        self.last = i;
+        &mut self.list[i]
+    }
+
+    fn partition_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartQueue> {
+        let i = self.position(&tp.topic)?;
+        self.list[i].partitions.get_mut(&tp.partition)
+    }
+
+    fn queues_mut(&mut self) -> impl Iterator<Item = &mut PartQueue> {
+        self.list.iter_mut().flat_map(|t| t.partitions.values_mut())
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.list.iter().map(|t| t.name.clone()).collect()
+    }
+}
+
+/// Tests read a topic's queues as `topics["t"]`.
+#[cfg(test)]
+impl std::ops::Index<&str> for Topics {
+    type Output = BTreeMap<i32, PartQueue>;
+
+    fn index(&self, name: &str) -> &Self::Output {
+        match self.position(name) {
+            Some(i) => &self.list[i].partitions,
+            None => panic!("no queues for topic {name}"),
+        }
+    }
+}
+
 struct State {
-    /// Per topic, then partition: a record finds its queue by `&str`,
-    /// without allocating a key.
-    queues: HashMap<String, BTreeMap<i32, PartQueue>>,
-    /// Per topic: the sticky partition for keyless records and bytes sent to it.
-    sticky: HashMap<String, (i32, usize)>,
+    topics: Topics,
     rng: XorShift,
     outstanding: usize,
     flushing: usize,
@@ -414,11 +481,7 @@ impl Inner {
         self.pool.deallocate(buf, reserved);
         let mut st = self.lock();
         st.outstanding = st.outstanding.saturating_sub(records);
-        if let Some(q) = st
-            .queues
-            .get_mut(tp.topic.as_str())
-            .and_then(|m| m.get_mut(&tp.partition))
-        {
+        if let Some(q) = st.topics.partition_mut(tp) {
             if was_in_flight {
                 q.in_flight = false;
             }
@@ -480,8 +543,7 @@ impl Producer {
             pool: BufferPool::new(pcfg.buffer_memory, pcfg.batch_capacity()),
             cfg: pcfg,
             state: Mutex::new(State {
-                queues: HashMap::new(),
-                sticky: HashMap::new(),
+                topics: Topics::default(),
                 rng: XorShift::seeded(),
                 outstanding: 0,
                 flushing: 0,
@@ -667,20 +729,16 @@ fn append_record(
 ) -> Result<Option<(DeliveryFuture, bool)>> {
     let cfg = &inner.cfg;
     let capacity = cfg.batch_capacity();
-    let mut st = inner.lock();
+    let mut guard = inner.lock();
+    let st = &mut *guard;
     if st.closing {
         return Err(Error::Closed);
     }
+    let topic = st.topics.get_or_insert(&record.topic);
     let p = *partition.get_or_insert_with(|| {
-        sticky_partition(&mut st, &record.topic, num_partitions, size, cfg.batch_size)
+        sticky_partition(topic, &mut st.rng, num_partitions, size, cfg.batch_size)
     });
-    if !st.queues.contains_key(record.topic.as_str()) {
-        st.queues.insert(record.topic.clone(), BTreeMap::new());
-    }
-    let Some(topic_queues) = st.queues.get_mut(record.topic.as_str()) else {
-        return Err(Error::Closed);
-    };
-    let q = topic_queues.entry(p).or_default();
+    let q = topic.partitions.entry(p).or_default();
     let fits = q.batches.back().is_some_and(|b| {
         b.sealed.is_none()
             && b.builder.size()
@@ -749,14 +807,14 @@ fn append_record(
 /// Kafka 3.3's uniform sticky partitioner: keyless records stick to one
 /// partition until `batch.size` bytes went to it, then move to another at
 /// random, so batches fill up instead of spreading thin.
-fn sticky_partition(st: &mut State, topic: &str, n: i32, size: usize, batch_size: usize) -> i32 {
-    let State { sticky, rng, .. } = st;
-    if !sticky.contains_key(topic) {
-        sticky.insert(topic.to_string(), (-1, 0));
-    }
-    let Some(entry) = sticky.get_mut(topic) else {
-        return 0;
-    };
+fn sticky_partition(
+    topic: &mut TopicQueues,
+    rng: &mut XorShift,
+    n: i32,
+    size: usize,
+    batch_size: usize,
+) -> i32 {
+    let entry = &mut topic.sticky;
     if entry.0 < 0 || entry.0 >= n || entry.1 >= batch_size {
         let mut next = rng.next_below(n as usize) as i32;
         if n > 1 && next == entry.0 {
@@ -850,7 +908,7 @@ async fn init_producer_id(inner: &Inner) -> Result<()> {
 fn fail_all(inner: &Inner, e: &Error) {
     let mut st = inner.lock();
     let mut done = Vec::new();
-    for q in st.queues.values_mut().flat_map(|m| m.values_mut()) {
+    for q in st.topics.queues_mut() {
         done.extend(q.batches.drain(..));
     }
     drop(st);
@@ -888,7 +946,7 @@ async fn sender_loop(inner: Arc<Inner>) {
         notified.as_mut().enable();
         if refresh_needed {
             refresh_needed = false;
-            let topics: Vec<String> = inner.lock().queues.keys().cloned().collect();
+            let topics = inner.lock().topics.names();
             if let Err(e) = inner.cluster.refresh(Some(&topics)).await {
                 tracing::debug!(error = %e, "metadata refresh failed");
             }
@@ -941,7 +999,7 @@ fn collect_ready(
     let mut expired = Vec::new();
     let mut next: Option<Instant> = None;
     let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-    for q in st.queues.values_mut().flat_map(|m| m.values_mut()) {
+    for q in st.topics.queues_mut() {
         // delivery.timeout.ms bounds a record's whole life, retries and
         // leaderless waits included.
         while !q.in_flight
@@ -1009,11 +1067,7 @@ fn collect_ready(
                 if idempotent {
                     // nothing went out with this sequence: give it back
                     let mut st = inner.lock();
-                    if let Some(q) = st
-                        .queues
-                        .get_mut(b.tp.topic.as_str())
-                        .and_then(|m| m.get_mut(&b.tp.partition))
-                    {
+                    if let Some(q) = st.topics.partition_mut(&b.tp) {
                         q.next_seq = seq;
                     }
                 }
@@ -1092,9 +1146,9 @@ fn requeue(inner: &Inner, mut b: Batch) {
     b.in_flight = false;
     let mut st = inner.lock();
     let q = st
-        .queues
-        .entry(b.tp.topic.clone())
-        .or_default()
+        .topics
+        .get_or_insert(&b.tp.topic)
+        .partitions
         .entry(b.tp.partition)
         .or_default();
     q.in_flight = false;
@@ -1214,8 +1268,7 @@ mod tests {
 
     fn state() -> State {
         State {
-            queues: HashMap::new(),
-            sticky: HashMap::new(),
+            topics: Topics::default(),
             rng: XorShift::seeded(),
             outstanding: 0,
             flushing: 0,
@@ -1226,16 +1279,36 @@ mod tests {
     }
 
     #[test]
+    fn topics_find_their_queues_whichever_came_last() {
+        let mut topics = Topics::default();
+        for name in ["a", "b", "c", "b", "a"] {
+            let t = topics.get_or_insert(name);
+            assert_eq!(t.name, name);
+            t.partitions.entry(name.len() as i32).or_default().next_seq += 1;
+        }
+        assert_eq!(topics.names(), ["a", "b", "c"]);
+        assert_eq!(topics["a"][&1].next_seq, 2);
+        assert_eq!(topics["c"][&1].next_seq, 1);
+        assert!(topics.partition_mut(&TopicPartition::new("b", 1)).is_some());
+        assert!(topics.partition_mut(&TopicPartition::new("b", 2)).is_none());
+        assert!(topics.partition_mut(&TopicPartition::new("d", 1)).is_none());
+        assert_eq!(topics.queues_mut().count(), 3);
+    }
+
+    #[test]
     fn sticky_partition_switches_after_batch_size() {
         let mut st = state();
-        let first = sticky_partition(&mut st, "t", 4, 100, 1000);
+        let State { topics, rng, .. } = &mut st;
+        let mut sticky =
+            |t: &str, n, size| sticky_partition(topics.get_or_insert(t), rng, n, size, 1000);
+        let first = sticky("t", 4, 100);
         for _ in 0..9 {
-            assert_eq!(sticky_partition(&mut st, "t", 4, 100, 1000), first);
+            assert_eq!(sticky("t", 4, 100), first);
         }
-        assert_ne!(sticky_partition(&mut st, "t", 4, 100, 1000), first);
-        // One partition: always 0.
+        assert_ne!(sticky("t", 4, 100), first);
+        // One partition: always 0, and each topic sticks on its own.
         for _ in 0..50 {
-            assert_eq!(sticky_partition(&mut st, "one", 1, 500, 1000), 0);
+            assert_eq!(sticky("one", 1, 500), 0);
         }
     }
 
@@ -1288,7 +1361,7 @@ mod tests {
             futures.push(p.enqueue(rec).await.unwrap());
         }
         let st = p.inner().lock();
-        let q = &st.queues["t"][&1];
+        let q = &st.topics["t"][&1];
         assert!(q.batches.len() > 5, "{} batches", q.batches.len());
         for b in &q.batches {
             assert!(b.builder.size() <= 1000);
@@ -1312,7 +1385,7 @@ mod tests {
         let count = |p: &Producer| {
             let st = p.inner().lock();
             let mut got = [0i32; 4];
-            for (partition, q) in st.queues.values().flatten() {
+            for (partition, q) in st.topics.list.iter().flat_map(|t| &t.partitions) {
                 got[*partition as usize] +=
                     q.batches.iter().map(|b| b.builder.count()).sum::<i32>();
             }
@@ -1433,10 +1506,8 @@ mod tests {
             .unwrap();
         let mut b = {
             let mut st = inner.lock();
-            st.queues
-                .get_mut("t")
-                .unwrap()
-                .get_mut(&0)
+            st.topics
+                .partition_mut(&TopicPartition::new("t", 0))
                 .unwrap()
                 .batches
                 .pop_front()
@@ -1451,7 +1522,7 @@ mod tests {
             .await
             .unwrap();
         let st = inner.lock();
-        let reused = &st.queues["t"][&1].batches[0];
+        let reused = &st.topics["t"][&1].batches[0];
         assert_eq!(reused.reserved, 4096);
         assert_eq!(
             reused.builder.buffer_ptr(),
@@ -1483,11 +1554,11 @@ mod tests {
             settle(&inner, b, Err(Error::Timeout("expired".into())));
         }
         assert!(
-            inner.lock().queues["t"][&0].in_flight,
+            inner.lock().topics["t"][&0].in_flight,
             "the batch sent in the same pass is still in flight"
         );
         settle(&inner, ready.into_iter().next().unwrap(), Ok((0, -1)));
-        assert!(!inner.lock().queues["t"][&0].in_flight);
+        assert!(!inner.lock().topics["t"][&0].in_flight);
         assert_eq!(inner.pool.available(), 33_554_432);
     }
 
