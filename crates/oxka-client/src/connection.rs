@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
@@ -271,32 +271,25 @@ impl Connection {
         header.correlation_id = cid;
         header.client_id = Some(self.client_id.clone());
         let hv = key.request_header_version(version);
-        let mut buf = FrameBuf::new(shared, 256);
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, hv)
-            .map_err(|e| Error::Protocol(format!("encoding {key:?} header: {e}")))?;
-        req.encode(&mut buf, version)
-            .map_err(|e| Error::Protocol(format!("encoding {key:?} v{version}: {e}")))?;
-        if let Some(frame) = buf.finish() {
-            return Ok((frame, cid));
-        }
-        // the codec went back over a shared batch: encode it plainly
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, hv)
-            .map_err(|e| Error::Protocol(format!("encoding {key:?} header: {e}")))?;
-        req.encode(&mut buf, version)
-            .map_err(|e| Error::Protocol(format!("encoding {key:?} v{version}: {e}")))?;
-        let len = (buf.len() - 4) as i32;
-        buf[0..4].copy_from_slice(&len.to_be_bytes());
-        Ok((
-            Frame {
-                parts: vec![buf.freeze()],
-            },
-            cid,
-        ))
+        let encode = |shared: &[Bytes]| -> Result<Option<Frame>> {
+            let mut buf = FrameBuf::new(shared, 256);
+            buf.put_i32(0);
+            header
+                .encode(&mut buf, hv)
+                .map_err(|e| Error::Protocol(format!("encoding {key:?} header: {e}")))?;
+            req.encode(&mut buf, version)
+                .map_err(|e| Error::Protocol(format!("encoding {key:?} v{version}: {e}")))?;
+            Ok(buf.finish())
+        };
+        // `None`: the codec went back over a shared batch; without shared
+        // batches nothing is spliced and the plain encoding always finishes
+        let frame = match encode(shared)? {
+            Some(f) => f,
+            None => encode(&[])?.ok_or_else(|| {
+                Error::Protocol(format!("encoding {key:?} v{version}: frame too short"))
+            })?,
+        };
+        Ok((frame, cid))
     }
 
     /// Sends at an explicit version.

@@ -207,16 +207,7 @@ impl BatchBuilder {
 
     /// A builder whose buffer holds `capacity` bytes before it grows.
     pub fn with_capacity(capacity: usize) -> BatchBuilder {
-        let mut buf = BytesMut::with_capacity(capacity.max(BATCH_HEADER_SIZE));
-        buf.resize(BATCH_HEADER_SIZE, 0);
-        BatchBuilder {
-            buf,
-            records_len: 0,
-            count: 0,
-            base_timestamp: 0,
-            max_timestamp: -1,
-            sealed: false,
-        }
+        BatchBuilder::with_buffer(BytesMut::with_capacity(capacity.max(BATCH_HEADER_SIZE)))
     }
 
     /// A builder writing into `buf` (cleared), e.g. a pooled buffer.
