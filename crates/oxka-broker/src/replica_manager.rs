@@ -76,6 +76,7 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,

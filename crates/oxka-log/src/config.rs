@@ -31,6 +31,13 @@ pub struct LogConfig {
     pub flush_interval_ms: u64,
     /// `log.message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a create
+    /// time may be (Kafka's default: no limit).
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a create
+    /// time may be (Kafka 4's default: one hour, KIP-1030), so a producer
+    /// with a wrong clock cannot pin a segment against time retention.
+    pub message_timestamp_after_max_ms: i64,
     /// `message.max.bytes`: largest accepted batch, header included.
     pub max_message_bytes: u32,
     /// `compression.type` (with the `compression.*.level` settings): the
@@ -66,6 +73,8 @@ impl Default for LogConfig {
             flush_interval_messages: u64::MAX,
             flush_interval_ms: u64::MAX,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
             max_message_bytes: 1_048_588,
             compression: BrokerCompression::Producer,
             compact: false,

@@ -45,6 +45,19 @@ pub enum LogError {
     /// Well-formed bytes whose content is not acceptable (Kafka's INVALID_RECORD).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A create time outside `message.timestamp.before/after.max.ms` of the
+    /// broker's clock (Kafka's INVALID_TIMESTAMP).
+    #[error("Timestamp {timestamp} of message with offset {offset_delta} is out of range. The timestamp should be within [{low}, {high}]")]
+    InvalidTimestamp {
+        /// The offending create time.
+        timestamp: i64,
+        /// Its record's offset delta within the batch.
+        offset_delta: i32,
+        /// The accepted range, inclusive.
+        low: i64,
+        /// See `low`.
+        high: i64,
+    },
     /// A fetch or truncation outside `[log_start, log_end]` (Kafka's OFFSET_OUT_OF_RANGE).
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {

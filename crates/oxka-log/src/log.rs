@@ -399,7 +399,7 @@ impl Log {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<LogAppendInfo, LogError> {
-        let mut validated = self.validate_for_append(records)?;
+        let mut validated = self.validate_for_append(records, now_ms)?;
         self.recompress(records, &mut validated)?;
         self.append_validated(
             AppendRecords::InPlace(records),
@@ -423,7 +423,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
-        let mut validated = self.validate_for_append(&records)?;
+        let mut validated = self.validate_for_append(&records, now_ms)?;
         let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let rewrites = self.config.compression.codec().is_some()
             || append_time
@@ -451,13 +451,43 @@ impl Log {
     /// Every check an append makes before touching anything: the log is
     /// online, every batch is whole and valid within `max.message.bytes`,
     /// and a compacted topic's records all have keys.
-    fn validate_for_append(&self, records: &[u8]) -> Result<Vec<ValidatedBatch>, LogError> {
+    fn validate_for_append(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<ValidatedBatch>, LogError> {
         self.check_online()?;
         let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
         if self.config.compact {
             crate::cleaner::check_keys_present(records, &validated)?;
         }
+        if self.config.message_timestamp_type == TimestampType::CreateTime {
+            self.check_timestamps(&validated, now_ms)?;
+        }
         Ok(validated)
+    }
+
+    /// Kafka's create-time bounds: every record's timestamp (but
+    /// `NO_TIMESTAMP`) within `[now - before.max.ms, now + after.max.ms]`.
+    fn check_timestamps(&self, validated: &[ValidatedBatch], now_ms: i64) -> Result<(), LogError> {
+        let low = now_ms.saturating_sub(self.config.message_timestamp_before_max_ms);
+        let high = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
+        for b in validated.iter().filter_map(|v| v.timestamp_bounds) {
+            let bad = if b.min.0 < low {
+                b.min
+            } else if b.max.0 > high {
+                b.max
+            } else {
+                continue;
+            };
+            return Err(LogError::InvalidTimestamp {
+                timestamp: bad.0,
+                offset_delta: bad.1,
+                low,
+                high,
+            });
+        }
+        Ok(())
     }
 
     /// Assigns offsets to validated batches, checks them against the

@@ -14,6 +14,8 @@ use crate::error::LogError;
 
 /// Position of `baseOffset` (i64).
 pub const BASE_OFFSET_OFFSET: usize = 0;
+/// A record without a timestamp (Kafka's `RecordBatch.NO_TIMESTAMP`).
+pub const NO_TIMESTAMP: i64 = -1;
 /// Position of `batchLength` (i32): bytes that follow this field.
 pub const BATCH_LENGTH_OFFSET: usize = 8;
 /// Position of `partitionLeaderEpoch` (i32); outside the CRC so the broker can set it.
@@ -334,6 +336,19 @@ pub struct ValidatedBatch {
     pub max_record_timestamp: i64,
     /// Offset delta of the first record carrying `max_record_timestamp`.
     pub offset_delta_of_max_timestamp: i32,
+    /// The earliest and the latest record timestamp other than
+    /// `NO_TIMESTAMP` (-1), each with the offset delta of a record carrying
+    /// it: what `message.timestamp.before/after.max.ms` are checked against.
+    pub timestamp_bounds: Option<TimestampBounds>,
+}
+
+/// See [`ValidatedBatch::timestamp_bounds`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampBounds {
+    /// (timestamp, offset delta) of the earliest record.
+    pub min: (i64, i32),
+    /// (timestamp, offset delta) of the latest record.
+    pub max: (i64, i32),
 }
 
 /// Fully validates every batch of `buf`: framing, magic, CRC, codec and
@@ -367,13 +382,14 @@ pub fn validate_batches_detailed(
         }
         let batch = &rest[..size];
         verify_crc(&header, batch)?;
-        let (max_ts, delta_of_max) = validate_batch_records(&header, batch)?;
+        let (max_ts, delta_of_max, bounds) = validate_batch_records(&header, batch)?;
         out.push(ValidatedBatch {
             header,
             position: pos,
             size,
             max_record_timestamp: max_ts,
             offset_delta_of_max_timestamp: delta_of_max,
+            timestamp_bounds: bounds,
         });
         pos += size;
     }
@@ -381,11 +397,12 @@ pub fn validate_batches_detailed(
 }
 
 /// Checks the record count, offset deltas and record framing; returns the
-/// largest record timestamp and the offset delta of its first occurrence.
+/// largest record timestamp and the offset delta of its first occurrence,
+/// and the batch's timestamp bounds.
 fn validate_batch_records(
     header: &RecordBatchHeader,
     batch: &[u8],
-) -> Result<(i64, i32), LogError> {
+) -> Result<(i64, i32, Option<TimestampBounds>), LogError> {
     let count = header.records_count;
     if count <= 0 {
         return Err(LogError::CorruptRecord(format!(
@@ -401,6 +418,7 @@ fn validate_batch_records(
     }
     let mut max_ts = -1i64;
     let mut delta_of_max = 0i32;
+    let mut bounds: Option<TimestampBounds> = None;
     let mut seen = 0i32;
     visit_records(header, batch, |r| {
         if r.offset_delta != seen {
@@ -416,6 +434,16 @@ fn validate_batch_records(
             max_ts = ts;
             delta_of_max = r.offset_delta;
         }
+        if ts != NO_TIMESTAMP {
+            let at = (ts, r.offset_delta);
+            let b = bounds.get_or_insert(TimestampBounds { min: at, max: at });
+            if ts < b.min.0 {
+                b.min = at;
+            }
+            if ts > b.max.0 {
+                b.max = at;
+            }
+        }
         seen += 1;
         Ok(())
     })?;
@@ -424,7 +452,7 @@ fn validate_batch_records(
             "batch declares {count} records but holds {seen}"
         )));
     }
-    Ok((max_ts, delta_of_max))
+    Ok((max_ts, delta_of_max, bounds))
 }
 
 /// One record, borrowing from the (possibly decompressed) batch payload.

@@ -641,3 +641,75 @@ fn stray_files_are_cleaned_on_open() {
     assert!(!dir.path().join("00000000000000000005.index").exists());
     assert!(!dir.path().join("00000000000000000000.log.deleted").exists());
 }
+
+/// Kafka's create-time bounds (KIP-937, KIP-1030 defaults): one hour into
+/// the future, any age; `NO_TIMESTAMP` records and LogAppendTime topics
+/// are not checked; nothing of a refused append is written.
+#[test]
+fn create_times_outside_the_configured_bounds_are_refused() {
+    let now = 10_000_000_000;
+    let hour = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default());
+    for ts in [1, now - 100 * hour, now, now + hour] {
+        log.append_as_leader(&mut simple_batch(2, 10, ts), 0, now)
+            .unwrap_or_else(|e| panic!("{ts}: {e}"));
+    }
+    let leo = log.log_end_offset();
+    // one good batch and one a second too far ahead: all or nothing
+    let mut both = simple_batch(1, 10, now);
+    both.extend_from_slice(&simple_batch(3, 10, now + hour + 1));
+    let err = log.append_as_leader(&mut both, 0, now).unwrap_err();
+    match &err {
+        LogError::InvalidTimestamp {
+            timestamp,
+            low,
+            high,
+            ..
+        } => assert_eq!(
+            (*timestamp, *low, *high),
+            (now + hour + 1, now - i64::MAX, now + hour)
+        ),
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(err.to_string().contains("is out of range"), "{err}");
+    assert_eq!(log.log_end_offset(), leo);
+    // the shared (copy-free) append path checks the same
+    let err = log
+        .append_shared_as_leader(simple_batch(1, 10, now + 2 * hour).freeze(), 0, now)
+        .unwrap_err();
+    assert!(matches!(err, LogError::InvalidTimestamp { .. }), "{err:?}");
+    // no timestamp at all: accepted
+    log.append_as_leader(&mut simple_batch(1, 10, -1), 0, now)
+        .unwrap();
+
+    // a topic bounding the past too
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        message_timestamp_before_max_ms: hour,
+        message_timestamp_after_max_ms: 0,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config.clone());
+    let err = log
+        .append_as_leader(&mut simple_batch(1, 10, now - hour - 1), 0, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, LogError::InvalidTimestamp { timestamp, low, high, .. }
+            if timestamp == now - hour - 1 && low == now - hour && high == now),
+        "{err:?}"
+    );
+    log.append_as_leader(&mut simple_batch(1, 10, now - hour), 0, now)
+        .unwrap();
+    // LogAppendTime: the broker's clock replaces the producer's, no check
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            message_timestamp_type: TimestampType::LogAppendTime,
+            ..config
+        },
+    );
+    log.append_as_leader(&mut simple_batch(1, 10, now + 100 * hour), 0, now)
+        .unwrap();
+}

@@ -392,6 +392,60 @@ async fn oversized_record_is_rejected_not_stored() {
     assert_eq!((lo, hi), (0, 0));
 }
 
+/// Kafka 4's `message.timestamp.after.max.ms` (one hour by default): a
+/// producer clock far ahead gets INVALID_TIMESTAMP and nothing is stored;
+/// a topic may allow more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_time_hours_ahead_is_refused() {
+    let b = TestBroker::start();
+    let strict = unique("ts-strict");
+    let lenient = unique("ts-lenient");
+    create_topic(&b, &strict, 1, &[]).await;
+    create_topic(
+        &b,
+        &lenient,
+        1,
+        &[("message.timestamp.after.max.ms", "86400000")],
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let ahead = now + 2 * 3_600_000;
+    let p = producer(&b, &[]);
+    let err = p
+        .send(
+            FutureRecord::<(), _>::to(&strict)
+                .payload("from the future")
+                .timestamp(ahead),
+            TIMEOUT,
+        )
+        .await
+        .expect_err("two hours ahead");
+    assert!(
+        matches!(
+            err.0,
+            KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTimestamp)
+        ),
+        "{err:?}"
+    );
+    let (lo, hi) = consumer(&b).fetch_watermarks(&strict, 0, TIMEOUT).unwrap();
+    assert_eq!((lo, hi), (0, 0));
+    // an old timestamp is fine (no before.max.ms by default), as is the
+    // future on the lenient topic
+    for (topic, ts) in [(&strict, 1_000), (&lenient, ahead)] {
+        p.send(
+            FutureRecord::<(), _>::to(topic).payload("ok").timestamp(ts),
+            TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{topic} at {ts}: {e:?}"));
+    }
+    let got = consume_all(&b, &lenient, 1, 1);
+    assert_eq!(got[0].timestamp, Some(ahead));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn log_append_time_topic_stamps_batches() {
     let b = TestBroker::start();

@@ -534,6 +534,16 @@ impl KafkaConfig {
                 Some(v) if v.eq_ignore_ascii_case("LogAppendTime") => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
             },
+            message_timestamp_before_max_ms: num(
+                "message.timestamp.before.max.ms",
+                d.message_timestamp_before_max_ms,
+            )
+            .max(0),
+            message_timestamp_after_max_ms: num(
+                "message.timestamp.after.max.ms",
+                d.message_timestamp_after_max_ms,
+            )
+            .max(0),
             max_message_bytes: num("max.message.bytes", d.max_message_bytes as i64)
                 .clamp(0, i32::MAX as i64) as u32,
             compression: {
