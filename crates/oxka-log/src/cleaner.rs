@@ -70,6 +70,7 @@ use crate::record_batch::{
     TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
 };
 use crate::segment::{segment_file, with_suffix, LogSegment, LOG_SUFFIX};
+use crate::txn_index::AbortedTxn;
 use crate::TimestampType;
 
 /// Suffix of a cleaned segment that is not yet committed (Kafka's).
@@ -898,6 +899,15 @@ struct LogSnapshot {
     config: LogConfig,
     log_start: i64,
     active_base: i64,
+    /// The first offset of the earliest open transaction: its records may
+    /// still be aborted, so nothing from here on is cleaned (Kafka bounds
+    /// cleaning by the last stable offset the same way).
+    first_unstable: Option<i64>,
+    /// The aborted transactions of the sealed segments: their records
+    /// must not stand for their keys in the offset map, or a committed
+    /// value would be cleaned away in favour of one no read_committed
+    /// consumer can see.
+    aborted: Vec<AbortedTxn>,
     /// Sealed segments, oldest first.
     segments: Vec<SegmentInfo>,
 }
@@ -912,6 +922,8 @@ impl LogSnapshot {
             config: log.config().clone(),
             log_start: log.log_start_offset(),
             active_base,
+            first_unstable: log.first_unstable_offset(),
+            aborted: log.collect_aborted_transactions(log.log_start_offset(), active_base),
             segments: segs
                 .range(..active_base)
                 .map(|(&base, s)| SegmentInfo {
@@ -926,19 +938,39 @@ impl LogSnapshot {
         }
     }
 
-    /// The first offset the cleaner may not touch: the active segment, or
-    /// the first dirty segment holding records younger than
-    /// `min.compaction.lag.ms`.
+    /// The first offset the cleaner may not touch: the active segment, the
+    /// first dirty segment holding records younger than
+    /// `min.compaction.lag.ms`, or the segment holding the start of the
+    /// earliest open transaction.
     fn first_uncleanable(&self, first_dirty: i64, now_ms: i64) -> i64 {
         let lag = self.config.min_compaction_lag_ms;
-        if lag <= 0 {
-            return self.active_base;
-        }
-        self.segments
-            .iter()
-            .filter(|s| s.next_offset > first_dirty)
-            .find(|s| s.max_timestamp > now_ms.saturating_sub(lag))
-            .map_or(self.active_base, |s| s.base)
+        let by_lag = if lag <= 0 {
+            self.active_base
+        } else {
+            self.segments
+                .iter()
+                .filter(|s| s.next_offset > first_dirty)
+                .find(|s| s.max_timestamp > now_ms.saturating_sub(lag))
+                .map_or(self.active_base, |s| s.base)
+        };
+        let by_txn = self.first_unstable.map_or(self.active_base, |u| {
+            self.segments
+                .iter()
+                .find(|s| s.next_offset > u)
+                .map_or(self.active_base, |s| s.base)
+        });
+        by_lag.min(by_txn)
+    }
+
+    /// Whether `h` holds records of an aborted transaction.
+    fn is_aborted(&self, h: &RecordBatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.iter().any(|a| {
+                a.producer_id == h.producer_id
+                    && a.first_offset <= h.base_offset
+                    && h.base_offset <= a.last_offset
+            })
     }
 
     /// (clean bytes, dirty bytes) for the dirty ratio.
@@ -1139,7 +1171,11 @@ impl Cleaner {
                 }
                 outcome.stats.bytes_read += buf.len() as u64;
                 self.throttler.maybe_throttle(buf.len() as u64, stop);
-                if h.last_offset() < first_dirty || h.is_control() || h.records_count <= 0 {
+                if h.last_offset() < first_dirty
+                    || h.is_control()
+                    || h.records_count <= 0
+                    || snap.is_aborted(&h)
+                {
                     continue;
                 }
                 let count = h.records_count as usize;

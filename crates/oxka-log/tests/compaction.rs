@@ -718,3 +718,88 @@ fn appends_proceed_while_cleaning() {
     }
     assert_eq!(log.lock().log_end_offset(), 3300);
 }
+
+fn txn_append(log: &mut Log, pid: i64, seq: i32, key: &str, value: &str, now: i64) -> i64 {
+    let mut b: BytesMut = RecordBatchBuilder::new()
+        .producer(pid, 0, seq)
+        .transactional(true)
+        .record(Some(key.as_bytes()), Some(value.as_bytes()), now)
+        .build();
+    log.append_as_leader(&mut b, 0, now)
+        .expect("transactional append")
+        .first_offset
+}
+
+/// Records of aborted transactions never stand for their key in the
+/// offset map, and an open transaction is not cleaned: otherwise the
+/// committed value would be cleaned away for one that read_committed
+/// consumers never see (the committed offsets of a group whose later
+/// transaction aborted, in `__consumer_offsets`).
+#[test]
+fn aborted_and_open_transactions_never_displace_committed_values() {
+    let now = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Mutex::new(Log::open(dir.path(), tp(), config(1 << 20), 0, 0, now).unwrap());
+    let (committed, aborted_at, open_at) = {
+        let mut l = log.lock();
+        let committed = txn_append(&mut l, 1, 0, "k", "committed", now);
+        l.append_txn_marker(1, 0, 0, true, 0, now).unwrap();
+        let aborted_at = txn_append(&mut l, 2, 0, "k", "aborted", now);
+        l.append_txn_marker(2, 0, 0, false, 0, now).unwrap();
+        l.roll_now(now).unwrap();
+        let open_at = txn_append(&mut l, 3, 0, "k", "open", now);
+        l.roll_now(now).unwrap();
+        append(&mut l, &[(9, Some(1))], 0, now).unwrap();
+        (committed, aborted_at, open_at)
+    };
+    // cleans until a pass makes no progress (an open transaction stops it
+    // short of the active segment)
+    let clean = |log: &Mutex<Log>| {
+        let mut c = cleaner(1 << 20);
+        let stop = AtomicBool::new(false);
+        let mut first_dirty = 0;
+        loop {
+            let next = c
+                .clean(log, first_dirty, now, &stop)
+                .unwrap()
+                .next_dirty_offset;
+            if next == first_dirty {
+                return next;
+            }
+            first_dirty = next;
+        }
+    };
+    assert_eq!(clean(&log), open_at, "stopped at the open transaction");
+    let offsets = |log: &Mutex<Log>| -> Vec<i64> {
+        read_all(&log.lock())
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(b"k".as_slice()))
+            .map(|r| r.offset)
+            .collect()
+    };
+    // the committed value stays beside the aborted one (which hides
+    // nothing from read_committed readers, who skip it by the index)
+    assert_eq!(offsets(&log), vec![committed, aborted_at, open_at]);
+
+    // the open transaction aborts too: the committed value still stands
+    {
+        let mut l = log.lock();
+        l.append_txn_marker(3, 0, 0, false, 0, now).unwrap();
+        l.roll_now(now).unwrap();
+        append(&mut l, &[(9, Some(2))], 0, now).unwrap();
+    }
+    clean(&log);
+    assert_eq!(offsets(&log), vec![committed, aborted_at, open_at]);
+
+    // a later committed value does replace it
+    let newer = {
+        let mut l = log.lock();
+        let newer = txn_append(&mut l, 4, 0, "k", "newer", now);
+        l.append_txn_marker(4, 0, 0, true, 0, now).unwrap();
+        l.roll_now(now).unwrap();
+        append(&mut l, &[(9, Some(3))], 0, now).unwrap();
+        newer
+    };
+    clean(&log);
+    assert_eq!(offsets(&log), vec![newer]);
+}
