@@ -450,7 +450,8 @@ impl Log {
 
     /// Every check an append makes before touching anything: the log is
     /// online, every batch is whole and valid within `max.message.bytes`,
-    /// and a compacted topic's records all have keys.
+    /// a compacted topic's records all have keys, and create times are
+    /// within the topic's bounds.
     fn validate_for_append(
         &self,
         records: &[u8],
