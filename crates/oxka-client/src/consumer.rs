@@ -899,6 +899,26 @@ impl Consumer {
             .collect()
     }
 
+    /// The positions of `tps` only: what is committed before giving them up.
+    fn offsets_of(&self, tps: &[TopicPartition]) -> BTreeMap<TopicPartition, i64> {
+        self.current_offsets()
+            .into_iter()
+            .filter(|(tp, _)| tps.contains(tp))
+            .collect()
+    }
+
+    /// (revoked, added) going from the current assignment to `new`.
+    fn assignment_change(
+        &self,
+        new: &BTreeSet<TopicPartition>,
+    ) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+        let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
+        (
+            old.difference(new).cloned().collect(),
+            new.difference(&old).cloned().collect(),
+        )
+    }
+
     fn commit_identity(&self) -> (i32, String) {
         if !self.subscribed() {
             (-1, String::new())
@@ -1161,18 +1181,12 @@ impl Consumer {
             }
             let new: BTreeSet<TopicPartition> =
                 decode_assignment(&sresp.assignment)?.into_iter().collect();
-            let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
-            let revoked: Vec<TopicPartition> = old.difference(&new).cloned().collect();
-            let added: Vec<TopicPartition> = new.difference(&old).cloned().collect();
+            let (revoked, added) = self.assignment_change(&new);
             if !revoked.is_empty() {
                 // Cooperative: give these up now, then rebalance again so
                 // their new owner can take them.
                 if self.cfg.auto_commit {
-                    let offs: BTreeMap<_, _> = self
-                        .current_offsets()
-                        .into_iter()
-                        .filter(|(tp, _)| revoked.contains(tp))
-                        .collect();
+                    let offs = self.offsets_of(&revoked);
                     if let Err(e) = commit_offsets(
                         &conn,
                         &group,
@@ -1355,17 +1369,11 @@ impl Consumer {
                 new.extend(ps.iter().map(|p| TopicPartition::new(t.name.clone(), *p)));
             }
         }
-        let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
-        let revoked: Vec<TopicPartition> = old.difference(&new).cloned().collect();
-        let added: Vec<TopicPartition> = new.difference(&old).cloned().collect();
+        let (revoked, added) = self.assignment_change(&new);
         if !revoked.is_empty() {
             // Stop fetching and commit before the heartbeat that omits them.
             if self.cfg.auto_commit {
-                let offs: BTreeMap<_, _> = self
-                    .current_offsets()
-                    .into_iter()
-                    .filter(|(tp, _)| revoked.contains(tp))
-                    .collect();
+                let offs = self.offsets_of(&revoked);
                 if let Err(e) = self.commit_sync(Some(offs)).await {
                     tracing::warn!(error = %e, "commit before revocation failed");
                 }

@@ -38,7 +38,10 @@ impl Frame {
 
 /// An encoding target that keeps `shared` batches by reference.
 pub(crate) struct FrameBuf<'a> {
+    /// Best given in the order the codec writes them: each is then found
+    /// at `next`, without a search.
     shared: &'a [Bytes],
+    next: usize,
     /// The codec's own bytes, all of them, in order.
     mem: BytesMut,
     /// (position in `mem` where it goes, the batch).
@@ -54,6 +57,7 @@ impl<'a> FrameBuf<'a> {
     pub fn new(shared: &'a [Bytes], capacity: usize) -> FrameBuf<'a> {
         FrameBuf {
             shared,
+            next: 0,
             mem: BytesMut::with_capacity(capacity),
             splices: Vec::new(),
             spliced_len: 0,
@@ -108,13 +112,16 @@ unsafe impl BufMut for FrameBuf<'_> {
 
     fn put_slice(&mut self, src: &[u8]) {
         if src.len() >= SHARE_MIN {
-            if let Some(b) = self
-                .shared
-                .iter()
-                .find(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())
-            {
-                self.splices.push((self.mem.len(), b.clone()));
+            let is = |b: &Bytes| b.as_ptr() == src.as_ptr() && b.len() == src.len();
+            let found = match self.shared.get(self.next) {
+                Some(b) if is(b) => Some(self.next),
+                _ => self.shared.iter().position(is),
+            };
+            if let Some(i) = found {
+                let b = self.shared[i].clone();
+                self.next = i + 1;
                 self.spliced_len += b.len();
+                self.splices.push((self.mem.len(), b));
                 return;
             }
         }

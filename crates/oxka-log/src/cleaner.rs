@@ -906,8 +906,8 @@ struct LogSnapshot {
     /// The aborted transactions of the sealed segments: their records
     /// must not stand for their keys in the offset map, or a committed
     /// value would be cleaned away in favour of one no read_committed
-    /// consumer can see.
-    aborted: Vec<AbortedTxn>,
+    /// consumer can see. By producer id: (first offset, marker offset).
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
     /// Sealed segments, oldest first.
     segments: Vec<SegmentInfo>,
 }
@@ -923,7 +923,9 @@ impl LogSnapshot {
             log_start: log.log_start_offset(),
             active_base,
             first_unstable: log.first_unstable_offset(),
-            aborted: log.collect_aborted_transactions(log.log_start_offset(), active_base),
+            aborted: aborted_by_producer(
+                log.collect_aborted_transactions(log.log_start_offset(), active_base),
+            ),
             segments: segs
                 .range(..active_base)
                 .map(|(&base, s)| SegmentInfo {
@@ -966,10 +968,10 @@ impl LogSnapshot {
     fn is_aborted(&self, h: &RecordBatchHeader) -> bool {
         h.is_transactional()
             && !h.is_control()
-            && self.aborted.iter().any(|a| {
-                a.producer_id == h.producer_id
-                    && a.first_offset <= h.base_offset
-                    && h.base_offset <= a.last_offset
+            && self.aborted.get(&h.producer_id).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(first, last)| first <= h.base_offset && h.base_offset <= last)
             })
     }
 
@@ -986,6 +988,18 @@ impl LogSnapshot {
         }
         (clean, dirty)
     }
+}
+
+/// Aborted transactions by producer: a batch is looked up by its own
+/// producer's ranges only.
+fn aborted_by_producer(aborted: Vec<AbortedTxn>) -> HashMap<i64, Vec<(i64, i64)>> {
+    let mut by: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for a in aborted {
+        by.entry(a.producer_id)
+            .or_default()
+            .push((a.first_offset, a.last_offset));
+    }
+    by
 }
 
 /// Result of cleaning one log.

@@ -220,25 +220,9 @@ async fn acks_zero_and_one_and_seek() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_members_split_partitions_and_commit() {
     let b = broker();
-    let admin = Admin::new(&cfg(&b)).unwrap();
-    let topic = unique("grp");
+    let topic = common::topic_with_40_records(&b, "grp").await;
     let group = unique("g");
-    admin
-        .create_topic(NewTopic::new(&topic, 4, 1))
-        .await
-        .unwrap();
-    let producer = Producer::new(&cfg(&b)).unwrap();
-    for i in 0..40 {
-        producer
-            .enqueue(
-                ProducerRecord::new(&topic)
-                    .partition(i % 4)
-                    .value(format!("{i}")),
-            )
-            .await
-            .unwrap();
-    }
-    producer.flush().await.unwrap();
+    let admin = Admin::new(&cfg(&b)).unwrap();
 
     for assignor in ["range", "cooperative-sticky"] {
         let group = format!("{group}-{assignor}");

@@ -145,24 +145,7 @@ async fn kip848_group_splits_partitions() {
         "group.initial.rebalance.delay.ms=0",
         "group.consumer.heartbeat.interval.ms=300",
     ]);
-    let admin = Admin::new(&cfg(&b)).unwrap();
-    let topic = unique("k848");
-    admin
-        .create_topic(NewTopic::new(&topic, 4, 1))
-        .await
-        .unwrap();
-    let producer = Producer::new(&cfg(&b)).unwrap();
-    for i in 0..40 {
-        producer
-            .enqueue(
-                ProducerRecord::new(&topic)
-                    .partition(i % 4)
-                    .value(format!("{i}")),
-            )
-            .await
-            .unwrap();
-    }
-    producer.flush().await.unwrap();
+    let topic = common::topic_with_40_records(&b, "k848").await;
 
     let group = unique("kg");
     let mut cc = cfg(&b);

@@ -14,6 +14,21 @@ use crate::replica_manager::ReplicaManager;
 /// How much of an internal topic's log a replay reads at once.
 const REPLAY_CHUNK: usize = 1 << 20;
 
+/// The data records of a replayed batch at or after `pos` (none for a
+/// control batch); `None` if the batch does not decode.
+pub(crate) fn replayed_records(
+    h: &RecordBatchHeader,
+    raw: &[u8],
+    pos: i64,
+) -> Option<impl Iterator<Item = oxka_log::record_batch::Record>> {
+    let recs = if h.is_control() {
+        Vec::new()
+    } else {
+        oxka_log::record_batch::decode_records(raw).ok()?
+    };
+    Some(recs.into_iter().filter(move |r| r.offset >= pos))
+}
+
 /// Replays one partition of a coordinator's internal topic
 /// (`__consumer_offsets`, `__transaction_state`) from its log start to its
 /// end in bounded chunks, calling `visit(header, raw, chunk_start)` for every

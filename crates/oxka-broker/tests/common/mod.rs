@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use oxka_broker::network::ConnectionInfo;
@@ -87,19 +87,7 @@ pub fn frame<Req: Encodable>(key: ApiKey, version: i16, req: &Req) -> Vec<u8> {
 
 /// Sends one request and decodes the response.
 pub fn call<Req: Encodable, Resp: Decodable>(key: ApiKey, version: i16, req: &Req) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(42)
-        .with_client_id(Some(StrBytes::from_static_str("test")));
-    let mut frame = BytesMut::new();
-    header
-        .encode(&mut frame, key.request_header_version(version))
-        .expect("header encodes");
-    let mut body = BytesMut::new();
-    req.encode(&mut body, version).expect("request encodes");
-    frame.put_slice(&body);
-    match run(frame.to_vec()) {
+    match run(frame(key, version, req)) {
         Outcome::Respond(resp) => {
             // a Fetch frame's records are read from their files here
             let bytes = resp.to_bytes().expect("file-backed records readable");

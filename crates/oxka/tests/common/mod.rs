@@ -134,3 +134,30 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A new 4-partition topic holding the values "0".."39", partition
+/// `i % 4`, written with our own client; returns its name.
+pub async fn topic_with_40_records(b: &TestBroker, prefix: &str) -> String {
+    use oxka_client::admin::NewTopic;
+    use oxka_client::{Admin, ClientConfig, Producer, ProducerRecord};
+    let cfg = ClientConfig::with_bootstrap(b.bootstrap());
+    let topic = unique(prefix);
+    Admin::new(&cfg)
+        .expect("admin")
+        .create_topic(NewTopic::new(&topic, 4, 1))
+        .await
+        .expect("create topic");
+    let producer = Producer::new(&cfg).expect("producer");
+    for i in 0..40 {
+        producer
+            .enqueue(
+                ProducerRecord::new(&topic)
+                    .partition(i % 4)
+                    .value(format!("{i}")),
+            )
+            .await
+            .expect("enqueue");
+    }
+    producer.flush().await.expect("flush");
+    topic
+}

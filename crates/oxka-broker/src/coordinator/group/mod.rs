@@ -26,7 +26,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use oxka_log::builder::RecordBatchBuilder;
-use oxka_log::record_batch::decode_records;
 use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
@@ -772,15 +771,8 @@ impl GroupCoordinator {
             return Ok(results);
         }
         for (_, topic, partition, v) in accepted {
-            g.offsets.insert(
-                (topic, partition),
-                OffsetAndMetadata {
-                    offset: v.offset,
-                    leader_epoch: v.leader_epoch,
-                    metadata: v.metadata,
-                    commit_timestamp: v.commit_timestamp,
-                },
-            );
+            g.offsets
+                .insert((topic, partition), OffsetAndMetadata::from(v));
         }
         Ok(results)
     }
@@ -1028,17 +1020,11 @@ impl GroupCoordinator {
                     self.load_txn_batch(p, n, h, raw, &mut offs);
                     return;
                 }
-                if h.is_control() {
-                    return;
-                }
-                let Ok(recs) = decode_records(raw) else {
+                let Some(recs) = super::replayed_records(h, raw, pos) else {
                     bad += 1;
                     return;
                 };
                 for r in recs {
-                    if r.offset < pos {
-                        continue;
-                    }
                     let Some(key) = r.key.as_deref() else {
                         continue;
                     };
@@ -1054,15 +1040,7 @@ impl GroupCoordinator {
                                     entry.remove(&(topic, partition));
                                 }
                                 Some(Ok(v)) => {
-                                    entry.insert(
-                                        (topic, partition),
-                                        OffsetAndMetadata {
-                                            offset: v.offset,
-                                            leader_epoch: v.leader_epoch,
-                                            metadata: v.metadata,
-                                            commit_timestamp: v.commit_timestamp,
-                                        },
-                                    );
+                                    entry.insert((topic, partition), OffsetAndMetadata::from(v));
                                 }
                                 Some(Err(_)) => bad += 1,
                             }

@@ -75,6 +75,17 @@ pub struct OffsetCommitValue {
     pub commit_timestamp: i64,
 }
 
+impl From<OffsetCommitValue> for super::offsets::OffsetAndMetadata {
+    fn from(v: OffsetCommitValue) -> Self {
+        super::offsets::OffsetAndMetadata {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp: v.commit_timestamp,
+        }
+    }
+}
+
 /// `GroupMetadataValue.MemberMetadata`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberMetadataValue {

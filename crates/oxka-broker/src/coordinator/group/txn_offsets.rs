@@ -185,12 +185,7 @@ impl GroupCoordinator {
                 producer_id,
                 group_id,
                 (topic, partition),
-                OffsetAndMetadata {
-                    offset: v.offset,
-                    leader_epoch: v.leader_epoch,
-                    metadata: v.metadata,
-                    commit_timestamp: v.commit_timestamp,
-                },
+                OffsetAndMetadata::from(v),
             );
         }
         Ok(results)
@@ -265,12 +260,7 @@ impl GroupCoordinator {
                     h.producer_id,
                     &group,
                     (topic, partition),
-                    OffsetAndMetadata {
-                        offset: v.offset,
-                        leader_epoch: v.leader_epoch,
-                        metadata: v.metadata,
-                        commit_timestamp: v.commit_timestamp,
-                    },
+                    OffsetAndMetadata::from(v),
                 );
             }
         }

@@ -37,7 +37,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use oxka_log::builder::RecordBatchBuilder;
-use oxka_log::record_batch::decode_records;
 use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
@@ -944,17 +943,11 @@ impl TransactionCoordinator {
         for p in 0..topic.partitions.len() as i32 {
             let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, p);
             bad += super::replay_partition(&self.replica_manager, &tp, |h, raw, pos| {
-                if h.is_control() {
-                    return;
-                }
-                let Ok(recs) = decode_records(raw) else {
+                let Some(recs) = super::replayed_records(h, raw, pos) else {
                     bad += 1;
                     return;
                 };
                 for r in recs {
-                    if r.offset < pos {
-                        continue;
-                    }
                     let Some(Ok(id)) = r.key.as_deref().map(decode_key) else {
                         bad += 1;
                         continue;
