@@ -28,6 +28,22 @@ pub enum BrokerError {
     },
 }
 
+impl BrokerError {
+    /// The process exit code for a failed start: 2 when the operator must
+    /// change something (a dir locked by another broker or belonging to
+    /// another node or cluster), as for an invalid config; 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BrokerError::Log(
+                oxka_log::LogError::DirLocked { .. }
+                | oxka_log::LogError::InconsistentNodeId { .. }
+                | oxka_log::LogError::InconsistentClusterId { .. },
+            ) => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// Everything a request handler may touch.
 pub struct BrokerState {
     pub config: Arc<KafkaConfig>,

@@ -89,6 +89,15 @@ pub enum LogError {
         /// The cluster id recorded in this dir.
         found: String,
     },
+    /// Another process holds the dir's `.lock`: two brokers on one dir
+    /// would overwrite each other's records, so startup refuses.
+    #[error("log dir {path} is in use by another process{}: refusing to start (Kafka's .lock)", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    DirLocked {
+        /// The locked directory.
+        path: PathBuf,
+        /// The holder's pid, as it wrote it in the lock file.
+        holder: Option<u32>,
+    },
     /// A metadata or checkpoint file that cannot be parsed.
     #[error("malformed file {path}: {reason}")]
     MalformedFile {

@@ -10,6 +10,7 @@
 pub mod builder;
 pub mod cleaner;
 mod config;
+mod dir_lock;
 mod error;
 mod fileio;
 mod index;
@@ -22,6 +23,7 @@ mod segment;
 pub mod txn_index;
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
+pub use dir_lock::{DirLock, LOCK_FILE};
 pub use error::LogError;
 pub use fileio::FileRegion;
 pub use log::Log;

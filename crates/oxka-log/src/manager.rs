@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::{LogConfig, TopicPartition};
+use crate::dir_lock::DirLock;
 use crate::error::{IoContext, LogError};
 use crate::fileio::sync_dir;
 use crate::log::Log;
@@ -38,6 +39,8 @@ struct LogEntry {
 /// Owns every partition log of one broker.
 pub struct LogManager {
     dirs: Vec<PathBuf>,
+    /// Held for the manager's life: no other process touches these dirs.
+    _locks: Vec<DirLock>,
     cluster_id: String,
     logs: RwLock<HashMap<TopicPartition, LogEntry>>,
     /// When each log next needs a retention pass (see
@@ -211,9 +214,14 @@ impl LogManager {
         default_config: LogConfig,
         now_ms: i64,
     ) -> Result<LogManager, LogError> {
+        // Every dir is locked before anything in any of them is read or
+        // written, so a refused start leaves the running broker's files alone.
+        let locks = log_dirs
+            .iter()
+            .map(|d| DirLock::acquire(d))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut effective_cluster_id: Option<String> = None;
         for dir in log_dirs {
-            fs::create_dir_all(dir).ctx(dir)?;
             let stored = Self::load_or_create_meta(dir, node_id, cluster_id)?;
             match &effective_cluster_id {
                 None => effective_cluster_id = Some(stored),
@@ -286,6 +294,7 @@ impl LogManager {
         }
         Ok(LogManager {
             dirs: log_dirs.to_vec(),
+            _locks: locks,
             cluster_id: effective_cluster_id.unwrap_or_else(|| cluster_id.to_string()),
             logs: RwLock::new(logs),
             retention_due: Mutex::new(RetentionSchedule::default()),

@@ -85,7 +85,7 @@ pub fn run(args: BrokerArgs) -> i32 {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("error: {e}");
-                return 1;
+                return e.exit_code();
             }
         };
         let listeners: Vec<String> = broker

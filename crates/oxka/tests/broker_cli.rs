@@ -70,3 +70,71 @@ fn config_file_is_read_and_override_wins() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("some.unknown.key"), "unknown keys warn: {err}");
 }
+
+/// Kafka's `.lock`: a second broker on a live broker's data dir refuses to
+/// start (exit 2, naming the dir and the holder) without touching its files,
+/// so the first broker's acknowledged records stay as they were.
+#[test]
+fn a_second_broker_on_the_same_data_dir_is_refused_before_touching_it() {
+    let b = TestBroker::start();
+    let topic = common::unique("locked");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", b.bootstrap())
+            .create()
+            .unwrap();
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::<(), _>::to(&topic).payload("first broker's"),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .expect("acknowledged");
+    });
+    let snapshot = |dir: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = snapshot(b.data_path());
+    let mut second = Command::new(TestBroker::binary())
+        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(b.data_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run oxka");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while second.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("the second broker started on a data dir in use");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&b.data_path().display().to_string()) && err.contains("pid"),
+        "the message names the dir and the holder: {err}"
+    );
+    assert_eq!(
+        before,
+        snapshot(b.data_path()),
+        "the refused start changed the live broker's files"
+    );
+}
