@@ -287,10 +287,7 @@ impl Controller {
         }
         let mut next = (*current).clone();
         next.upsert(topic.clone());
-        self.commit(next)?;
-        self.replica_manager
-            .apply_topic(&topic, &self.config)
-            .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
+        self.prepare_then_commit(&topic, 0, next)?;
         tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "created topic");
         Ok(topic)
     }
@@ -531,11 +528,35 @@ impl Controller {
             }));
         let mut next = (*current).clone();
         next.upsert(updated.clone());
-        self.commit(next)?;
-        self.replica_manager
-            .apply_topic(&updated, &self.config)
-            .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
-        Ok(())
+        self.prepare_then_commit(&updated, existing, next)
+    }
+
+    /// Opens the logs of `topic`'s partitions from `first_new` on, then
+    /// persists `next`: a topic is never in the metadata without its logs.
+    /// If either step fails (descriptors or disk exhausted), the new
+    /// partitions' logs are removed again and the image stays as it was,
+    /// so the client gets the storage error and nothing is half-created.
+    fn prepare_then_commit(
+        &self,
+        topic: &TopicInfo,
+        first_new: i32,
+        next: MetadataImage,
+    ) -> Result<(), ApiError> {
+        let result = self
+            .replica_manager
+            .apply_topic(topic, &self.config)
+            .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))
+            .and_then(|()| self.commit(next));
+        if let Err(e) = &result {
+            tracing::error!(topic = %topic.name, error = %e.message, "cannot create partitions; rolling back");
+            let new: Vec<_> = (first_new..topic.partitions.len() as i32)
+                .map(|p| TopicPartition::new(topic.name.clone(), p))
+                .collect();
+            if let Err(e) = self.replica_manager.remove_partitions(&new) {
+                tracing::error!(topic = %topic.name, error = %e, "cannot remove the logs of a failed creation; the next start removes them");
+            }
+        }
+        result
     }
 }
 
@@ -617,6 +638,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A creation whose logs cannot all be opened (here a file squats on
+    /// partition 5's directory; in production, descriptors or disk run
+    /// out) answers the storage error and leaves nothing behind: no topic
+    /// in the metadata, no partition directory, and the same creation
+    /// works once the cause is gone. Before, the topic was committed first
+    /// and stayed listed with unopened partitions.
+    #[test]
+    fn a_creation_that_cannot_open_its_logs_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = start(dir.path());
+        let squatter = dir.path().join("orders-5");
+        std::fs::write(&squatter, b"not a directory").unwrap();
+        let spec = CreateTopicSpec {
+            name: "orders".into(),
+            num_partitions: 10,
+            replication_factor: 1,
+            assignments: vec![],
+            configs: BTreeMap::new(),
+        };
+        let err = c.create_topic(&spec, false).unwrap_err();
+        assert_eq!(err.code, ResponseError::KafkaStorageError, "{}", err.message);
+        assert!(c.image().topic("orders").is_none());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "partition dirs left behind: {left:?}");
+        drop(c);
+        let c = start(dir.path());
+        assert!(c.image().topic("orders").is_none(), "not committed either");
+        std::fs::remove_file(&squatter).unwrap();
+        c.create_topic(&spec, false).unwrap();
+        // adding partitions follows the same rule
+        std::fs::write(dir.path().join("orders-12"), b"x").unwrap();
+        let err = c.create_partitions("orders", 14, None, false).unwrap_err();
+        assert_eq!(err.code, ResponseError::KafkaStorageError);
+        assert_eq!(c.image().topic("orders").unwrap().partitions.len(), 10);
+        assert!(!dir.path().join("orders-10").exists());
+        assert!(c
+            .replica_manager
+            .get_partition(&TopicPartition::new("orders", 9))
+            .is_some());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod coordinator;
 pub mod handlers;
+pub mod limits;
 pub mod metadata;
 pub mod network;
 pub mod replica_manager;

@@ -188,20 +188,27 @@ impl ReplicaManager {
 
     /// Stops hosting every partition of `topic` and deletes their logs.
     pub fn remove_topic(&self, topic: &str) -> Result<(), LogError> {
-        let removed: Vec<TopicPartition> = {
+        let hosted: Vec<TopicPartition> = self
+            .partitions
+            .read()
+            .keys()
+            .filter(|tp| tp.topic == topic)
+            .cloned()
+            .collect();
+        self.remove_partitions(&hosted)
+    }
+
+    /// Stops hosting `partitions` and deletes their logs, also logs that
+    /// were created but never hosted (a creation that failed half-way).
+    pub fn remove_partitions(&self, partitions: &[TopicPartition]) -> Result<(), LogError> {
+        {
             let mut parts = self.partitions.write();
-            let keys: Vec<_> = parts
-                .keys()
-                .filter(|tp| tp.topic == topic)
-                .cloned()
-                .collect();
-            for k in &keys {
-                parts.remove(k);
+            for tp in partitions {
+                parts.remove(tp);
             }
-            keys
-        };
-        for tp in removed {
-            self.log_manager.delete_log(&tp)?;
+        }
+        for tp in partitions {
+            self.log_manager.delete_log(tp)?;
         }
         Ok(())
     }

@@ -98,6 +98,14 @@ impl Broker {
     /// Opens (and recovers) the logs, loads metadata and binds the listeners.
     pub async fn start(config: KafkaConfig) -> Result<Broker, BrokerError> {
         let config = Arc::new(config);
+        let limits = crate::limits::raise_file_limit();
+        tracing::info!(
+            soft_before = limits.soft_before,
+            soft = limits.soft,
+            hard = limits.hard,
+            segment_file_budget = limits.segment_file_budget,
+            "open file limit (RLIMIT_NOFILE)"
+        );
         let default_log = config.log_config(&Default::default());
         let log_manager = {
             let config = config.clone();

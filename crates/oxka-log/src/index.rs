@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, LogError};
 use crate::fileio::{read_exact_at, write_all_at};
+use crate::open_files::LazyFile;
 
 /// Bytes per offset index entry: relative offset u32, position u32.
 pub const OFFSET_INDEX_ENTRY_SIZE: usize = 8;
@@ -38,7 +39,8 @@ fn read_all(file: &File, path: &Path) -> Result<Vec<u8>, LogError> {
 #[derive(Debug)]
 pub(crate) struct OffsetIndex {
     path: PathBuf,
-    file: File,
+    /// Open only while in use (see `open_files`); the entries are in memory.
+    file: LazyFile,
     base_offset: i64,
     /// (relative offset of a batch's last record, file position of the batch)
     entries: Vec<(u32, u32)>,
@@ -48,7 +50,7 @@ pub(crate) struct OffsetIndex {
 impl OffsetIndex {
     /// Creates an empty index, discarding any file at `path`.
     pub fn create(path: &Path, base_offset: i64, max_index_size: u32) -> Result<Self, LogError> {
-        let file = open_rw(path, true)?;
+        let file = LazyFile::from_open(path, open_rw(path, true)?);
         Ok(OffsetIndex {
             path: path.to_path_buf(),
             file,
@@ -69,8 +71,8 @@ impl OffsetIndex {
         if !path.exists() {
             return Ok(None);
         }
-        let file = open_rw(path, false)?;
-        let raw = read_all(&file, path)?;
+        let raw = read_all(&open_rw(path, false)?, path)?;
+        let file = LazyFile::closed(path);
         if raw.len() % OFFSET_INDEX_ENTRY_SIZE != 0 {
             return Ok(None);
         }
@@ -147,7 +149,7 @@ impl OffsetIndex {
         buf[..4].copy_from_slice(&rel.to_be_bytes());
         buf[4..].copy_from_slice(&position.to_be_bytes());
         let at = (self.entries.len() * OFFSET_INDEX_ENTRY_SIZE) as u64;
-        write_all_at(&self.file, &buf, at).ctx(&self.path)?;
+        write_all_at(&*self.file.get().ctx(&self.path)?, &buf, at).ctx(&self.path)?;
         self.entries.push((rel, position));
         Ok(())
     }
@@ -159,12 +161,13 @@ impl OffsetIndex {
             .partition_point(|&(rel, _)| self.base_offset + i64::from(rel) < offset);
         self.entries.truncate(keep);
         self.file
-            .set_len((keep * OFFSET_INDEX_ENTRY_SIZE) as u64)
+            .get()
+            .and_then(|f| f.set_len((keep * OFFSET_INDEX_ENTRY_SIZE) as u64))
             .ctx(&self.path)
     }
 
     pub fn flush(&self) -> Result<(), LogError> {
-        self.file.sync_data().ctx(&self.path)
+        self.file.get().and_then(|f| f.sync_data()).ctx(&self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -172,7 +175,13 @@ impl OffsetIndex {
     }
 
     pub fn set_path(&mut self, path: PathBuf) {
+        self.file.set_path(path.clone());
         self.path = path;
+    }
+
+    /// Closes the file until the next write (a rolled segment's index).
+    pub fn close(&self) {
+        self.file.close();
     }
 }
 
@@ -181,7 +190,8 @@ impl OffsetIndex {
 #[derive(Debug)]
 pub(crate) struct TimeIndex {
     path: PathBuf,
-    file: File,
+    /// Open only while in use (see `open_files`); the entries are in memory.
+    file: LazyFile,
     base_offset: i64,
     /// (max timestamp seen so far, relative offset of the batch that first had it)
     entries: Vec<(i64, u32)>,
@@ -190,7 +200,7 @@ pub(crate) struct TimeIndex {
 
 impl TimeIndex {
     pub fn create(path: &Path, base_offset: i64, max_index_size: u32) -> Result<Self, LogError> {
-        let file = open_rw(path, true)?;
+        let file = LazyFile::from_open(path, open_rw(path, true)?);
         Ok(TimeIndex {
             path: path.to_path_buf(),
             file,
@@ -209,8 +219,8 @@ impl TimeIndex {
         if !path.exists() {
             return Ok(None);
         }
-        let file = open_rw(path, false)?;
-        let raw = read_all(&file, path)?;
+        let raw = read_all(&open_rw(path, false)?, path)?;
+        let file = LazyFile::closed(path);
         if raw.len() % TIME_INDEX_ENTRY_SIZE != 0 {
             return Ok(None);
         }
@@ -283,7 +293,7 @@ impl TimeIndex {
         buf[..8].copy_from_slice(&ts.to_be_bytes());
         buf[8..].copy_from_slice(&rel.to_be_bytes());
         let at = (self.entries.len() * TIME_INDEX_ENTRY_SIZE) as u64;
-        write_all_at(&self.file, &buf, at).ctx(&self.path)?;
+        write_all_at(&*self.file.get().ctx(&self.path)?, &buf, at).ctx(&self.path)?;
         self.entries.push((ts, rel));
         Ok(())
     }
@@ -297,12 +307,13 @@ impl TimeIndex {
             .unwrap_or(self.entries.len());
         self.entries.truncate(keep);
         self.file
-            .set_len((keep * TIME_INDEX_ENTRY_SIZE) as u64)
+            .get()
+            .and_then(|f| f.set_len((keep * TIME_INDEX_ENTRY_SIZE) as u64))
             .ctx(&self.path)
     }
 
     pub fn flush(&self) -> Result<(), LogError> {
-        self.file.sync_data().ctx(&self.path)
+        self.file.get().and_then(|f| f.sync_data()).ctx(&self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -310,7 +321,13 @@ impl TimeIndex {
     }
 
     pub fn set_path(&mut self, path: PathBuf) {
+        self.file.set_path(path.clone());
         self.path = path;
+    }
+
+    /// Closes the file until the next write (a rolled segment's index).
+    pub fn close(&self) {
+        self.file.close();
     }
 }
 

@@ -694,6 +694,7 @@ impl Log {
     /// recover the active segment.
     fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
         let new_base = self.log_end_offset;
+        let sealed = self.active_segment().base_offset();
         self.active_segment_mut().seal_time_index()?;
         self.add_segment(new_base, now_ms)?;
         // Kafka snapshots producer state at every roll, so recovery only
@@ -703,6 +704,9 @@ impl Log {
             if seg.base_offset() < new_base {
                 seg.flush()?;
             }
+        }
+        if let Some(seg) = self.segments.get(&sealed) {
+            seg.close_files();
         }
         sync_dir(&self.dir).ctx(&self.dir)?;
         self.dir_dirty = false;

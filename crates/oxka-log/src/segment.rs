@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::error::{IoContext, LogError};
 use crate::fileio::{read_exact_at, write_all_at, write_all_vectored_at, FileRegion};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::open_files::LazyFile;
 use crate::record_batch::{
     check_batch_integrity, visit_records, RecordBatchHeader, BATCH_OVERHEAD, MAGIC_V2,
 };
@@ -45,9 +46,10 @@ pub(crate) struct AppendBatch {
 pub(crate) struct LogSegment {
     base_offset: i64,
     log_path: PathBuf,
-    /// Shared with the [`FileRegion`]s of reads still being sent, which
-    /// keep the file open after the segment is removed.
-    log: Arc<File>,
+    /// Open only while in use (see `open_files`); the [`FileRegion`]s of
+    /// reads still being sent hold their own handle, which keeps the file
+    /// readable after the segment is closed or removed.
+    log: LazyFile,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -104,7 +106,7 @@ impl LogSegment {
             .truncate(true)
             .open(&log_path)
             .ctx(&log_path)?;
-        let log = Arc::new(log);
+        let log = LazyFile::from_open(&log_path, log);
         let offset_index = OffsetIndex::create(&path(INDEX_SUFFIX), base_offset, max_index_size)?;
         let time_index = TimeIndex::create(&path(TIME_INDEX_SUFFIX), base_offset, max_index_size)?;
         Ok(LogSegment {
@@ -144,8 +146,8 @@ impl LogSegment {
             .write(true)
             .open(&log_path)
             .ctx(&log_path)?;
-        let log = Arc::new(log);
         let size = log.metadata().ctx(&log_path)?.len();
+        let log = LazyFile::from_open(&log_path, log);
         let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
         let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
         let loaded = if recover {
@@ -185,6 +187,7 @@ impl LogSegment {
         };
         if trusted && seg.load_tail()? {
             seg.load_rolling_timestamp()?;
+            seg.close_files();
             return Ok((seg, false));
         }
         if trusted {
@@ -194,6 +197,7 @@ impl LogSegment {
         // Validated data may still sit only in the page cache of a crashed
         // process; it is synced before the recovery point moves past it.
         seg.dirty = true;
+        seg.close_files();
         Ok((seg, truncated))
     }
 
@@ -268,7 +272,7 @@ impl LogSegment {
             if self.size - pos < BATCH_OVERHEAD as u64 {
                 break;
             }
-            read_exact_at(&self.log, &mut header_buf, pos).ctx(&self.log_path)?;
+            read_exact_at(&*self.data()?, &mut header_buf, pos).ctx(&self.log_path)?;
             let Ok(h) = RecordBatchHeader::parse(&header_buf) else {
                 break;
             };
@@ -277,7 +281,7 @@ impl LogSegment {
                 break;
             }
             let mut batch = vec![0u8; size];
-            read_exact_at(&self.log, &mut batch, pos).ctx(&self.log_path)?;
+            read_exact_at(&*self.data()?, &mut batch, pos).ctx(&self.log_path)?;
             if check_batch_integrity(&batch).is_err() {
                 break;
             }
@@ -308,7 +312,7 @@ impl LogSegment {
                 file_bytes = self.size,
                 "truncating invalid or torn data at the end of segment"
             );
-            self.log.set_len(pos).ctx(&self.log_path)?;
+            self.data()?.set_len(pos).ctx(&self.log_path)?;
             self.size = pos;
             self.dirty = true;
         }
@@ -355,11 +359,11 @@ impl LogSegment {
         let len: usize = pieces.iter().map(|p| p.len()).sum();
         debug_assert_eq!(len, batches.iter().map(|b| b.size).sum::<usize>());
         let written = match pieces {
-            [one] => write_all_at(&self.log, one, start),
-            _ => write_all_vectored_at(&self.log, pieces, start),
+            [one] => write_all_at(&*self.data()?, one, start),
+            _ => write_all_vectored_at(&*self.data()?, pieces, start),
         };
         if let Err(e) = written {
-            self.log.set_len(start).ctx(&self.log_path)?;
+            self.data()?.set_len(start).ctx(&self.log_path)?;
             return Err(LogError::io(&self.log_path, e));
         }
         self.dirty = true;
@@ -413,7 +417,7 @@ impl LogSegment {
             return Ok(None);
         }
         let mut buf = [0u8; BATCH_OVERHEAD];
-        read_exact_at(&self.log, &mut buf, pos).ctx(&self.log_path)?;
+        read_exact_at(&*self.data()?, &mut buf, pos).ctx(&self.log_path)?;
         RecordBatchHeader::parse(&buf).map(Some)
     }
 
@@ -444,7 +448,7 @@ impl LogSegment {
         let len =
             usize::try_from(len).map_err(|_| LogError::CorruptRecord("read too large".into()))?;
         let mut buf = vec![0u8; len];
-        read_exact_at(&self.log, &mut buf, pos).ctx(&self.log_path)?;
+        read_exact_at(&*self.data()?, &mut buf, pos).ctx(&self.log_path)?;
         Ok(buf)
     }
 
@@ -503,7 +507,7 @@ impl LogSegment {
             // 2 GiB, so the length fits every platform's usize
             let len = usize::try_from(end - start)
                 .map_err(|_| LogError::CorruptRecord("read too large".into()))?;
-            Some(FileRegion::new(Arc::clone(&self.log), start, len))
+            Some(FileRegion::new(self.data()?, start, len))
         } else {
             None
         };
@@ -575,7 +579,7 @@ impl LogSegment {
         let Some((_, pos)) = self.translate_offset(offset)? else {
             return Ok(());
         };
-        self.log.set_len(pos).ctx(&self.log_path)?;
+        self.data()?.set_len(pos).ctx(&self.log_path)?;
         self.size = pos;
         self.dirty = true;
         self.recover()?;
@@ -600,16 +604,31 @@ impl LogSegment {
             return Ok(());
         }
         self.seal_time_index()?;
-        self.log.sync_data().ctx(&self.log_path)?;
+        self.data()?.sync_data().ctx(&self.log_path)?;
         self.offset_index.flush()?;
         self.time_index.flush()?;
         self.dirty = false;
         Ok(())
     }
 
+    /// The open data file (opened again if the open-file budget closed it).
+    fn data(&self) -> Result<Arc<File>, LogError> {
+        self.log.get().ctx(&self.log_path)
+    }
+
+    /// Closes the segment's three files until their next use: a segment
+    /// that is no longer written (rolled, or loaded at start-up) costs no
+    /// descriptors while nobody reads it.
+    pub fn close_files(&self) {
+        self.log.close();
+        self.offset_index.close();
+        self.time_index.close();
+    }
+
     /// Points the segment at its files after the directory was renamed.
     pub fn relocate(&mut self, dir: &Path) {
         self.log_path = segment_file(dir, self.base_offset, LOG_SUFFIX);
+        self.log.set_path(self.log_path.clone());
         self.offset_index
             .set_path(segment_file(dir, self.base_offset, INDEX_SUFFIX));
         self.time_index
@@ -647,6 +666,7 @@ impl LogSegment {
         let time = rename(self.time_index.path())?;
         self.time_index.set_path(time);
         self.log_path = rename(&self.log_path)?;
+        self.log.set_path(self.log_path.clone());
         Ok(())
     }
 
@@ -657,8 +677,7 @@ impl LogSegment {
         if self.max_timestamp_so_far >= 0 {
             return self.max_timestamp_so_far;
         }
-        self.log
-            .metadata()
+        fs::metadata(&self.log_path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
