@@ -660,7 +660,12 @@ mod tests {
             configs: BTreeMap::new(),
         };
         let err = c.create_topic(&spec, false).unwrap_err();
-        assert_eq!(err.code, ResponseError::KafkaStorageError, "{}", err.message);
+        assert_eq!(
+            err.code,
+            ResponseError::KafkaStorageError,
+            "{}",
+            err.message
+        );
         assert!(c.image().topic("orders").is_none());
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -28,11 +28,11 @@ pub use dir_lock::{DirLock, LOCK_FILE};
 pub use error::LogError;
 pub use fileio::FileRegion;
 pub use log::Log;
-pub use open_files::{open_file_budget, open_file_count, set_open_file_budget};
 pub use manager::{
     LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, META_PROPERTIES_FILE,
     RECOVERY_POINT_CHECKPOINT_FILE, RETENTION_PASS_MIN_INTERVAL_MS,
 };
+pub use open_files::{open_file_budget, open_file_count, set_open_file_budget};
 pub use record_batch::{Compression, RecordBatchHeader};
 pub use retention::{RetentionConfig, RetentionSummary};
 

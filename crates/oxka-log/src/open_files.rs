@@ -222,7 +222,10 @@ mod tests {
         }
         let open = files.iter().filter(|f| f.is_open()).count();
         set_open_file_budget(before);
-        assert!(open <= 16, "{open} of this test's files open with a budget of 16");
+        assert!(
+            open <= 16,
+            "{open} of this test's files open with a budget of 16"
+        );
         // every file still works after being closed for the budget
         for f in &files {
             f.get().unwrap();

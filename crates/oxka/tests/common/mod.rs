@@ -14,6 +14,8 @@ pub struct TestBroker {
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) to start the broker with.
+    fd_limit: Option<u32>,
 }
 
 fn free_port() -> u16 {
@@ -35,6 +37,21 @@ impl TestBroker {
             data_dir: tempfile::tempdir().expect("temp dir"),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            fd_limit: None,
+        };
+        b.spawn();
+        b
+    }
+
+    /// A broker whose soft and hard descriptor limits are both `limit`
+    /// (with `prlimit`), so it cannot raise them.
+    pub fn start_with_fd_limit(limit: u32, extra: &[&str]) -> TestBroker {
+        let mut b = TestBroker {
+            port: free_port(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            fd_limit: Some(limit),
         };
         b.spawn();
         b
@@ -53,7 +70,16 @@ impl TestBroker {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(Self::binary());
+        let mut cmd = match self.fd_limit {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(Self::binary());
+                c
+            }
+            None => Command::new(Self::binary()),
+        };
         cmd.arg("broker")
             .arg("--listen")
             .arg(self.bootstrap())
