@@ -251,22 +251,9 @@ impl ReplicaManager {
                 ));
             }
         }
-        let info = {
-            let mut log = partition.log.lock();
-            let segments_before = log.num_segments();
-            let info = log
-                .append_shared_as_leader(records, partition.leader_epoch(), now_ms)
-                .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
-            partition.maybe_increment_high_watermark(log.log_end_offset());
-            if log.num_segments() != segments_before {
-                // a roll closed a segment: time retention can act on it
-                // once its newest record expires
-                self.log_manager.schedule_retention_check_for(tp, &log);
-            }
-            info
-        };
-        self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
-        Ok(info)
+        self.append_with(tp, |log, epoch| {
+            log.append_shared_as_leader(records, epoch, now_ms)
+        })
     }
 
     /// DeleteRecords on one partition: raises the log start offset to
@@ -338,11 +325,20 @@ impl ReplicaManager {
                 format!("This server does not host {tp}"),
             )
         })?;
+        let storage_error = |e: LogError| AppendError::new(log_error_code(&e), e.to_string());
+        self.log_manager
+            .check_free_space(tp)
+            .map_err(storage_error)?;
         let info = {
             let mut log = partition.log.lock();
             let segments_before = log.num_segments();
-            let info = f(&mut log, partition.leader_epoch())
-                .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+            let info = f(&mut log, partition.leader_epoch()).map_err(|e| {
+                if matches!(e, LogError::WriteFailed { .. }) {
+                    // likely a full disk: stop writes now, not at the next tick
+                    self.log_manager.refresh_free_space();
+                }
+                storage_error(e)
+            })?;
             partition.maybe_increment_high_watermark(log.log_end_offset());
             if log.num_segments() != segments_before {
                 self.log_manager.schedule_retention_check_for(tp, &log);

@@ -123,6 +123,12 @@ impl Broker {
             .map_err(|e| BrokerError::Metadata(e.into()))??
         };
         let log_manager = Arc::new(log_manager);
+        log_manager.set_min_free_bytes(
+            config
+                .value("log.dir.min.free.bytes")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+        );
         let replica_manager = Arc::new(ReplicaManager::new(config.node_id, log_manager.clone()));
         let controller = Arc::new(
             Controller::start(config.clone(), replica_manager.clone())
@@ -292,7 +298,11 @@ fn spawn_background_jobs(
                 }
                 _ = flush.tick() => {
                     let lm = lm.clone();
-                    match tokio::task::spawn_blocking(move || lm.flush_dirty(now_ms())).await {
+                    let flushed = tokio::task::spawn_blocking(move || {
+                        lm.refresh_free_space();
+                        lm.flush_dirty(now_ms())
+                    });
+                    match flushed.await {
                         Ok(Err(e)) => tracing::error!(error = %e, "flushing logs failed"),
                         Err(e) => tracing::error!(error = %e, "flush task failed"),
                         Ok(Ok(())) => {}

@@ -98,6 +98,27 @@ pub enum LogError {
         /// The holder's pid, as it wrote it in the lock file.
         holder: Option<u32>,
     },
+    /// A write failed and was undone (the file cut back to where it was),
+    /// so the log is unchanged and stays readable; typically a full disk.
+    #[error("write to {path} failed and was undone: {source}")]
+    WriteFailed {
+        /// The segment file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The log dir's free space is below `log.dir.min.free.bytes`: writes
+    /// are refused (reads go on) until space comes back.
+    #[error("log dir {dir} has {free} bytes free, below the minimum of {min}: writes are refused until space is freed")]
+    LowDiskSpace {
+        /// The log dir.
+        dir: PathBuf,
+        /// Free bytes when last measured.
+        free: u64,
+        /// The configured minimum.
+        min: u64,
+    },
     /// A metadata or checkpoint file that cannot be parsed.
     #[error("malformed file {path}: {reason}")]
     MalformedFile {
@@ -137,7 +158,11 @@ impl LogError {
     pub fn is_io(&self) -> bool {
         matches!(
             self,
-            LogError::Io(_) | LogError::IoPath { .. } | LogError::LogOffline(_)
+            LogError::Io(_)
+                | LogError::IoPath { .. }
+                | LogError::LogOffline(_)
+                | LogError::WriteFailed { .. }
+                | LogError::LowDiskSpace { .. }
         )
     }
 

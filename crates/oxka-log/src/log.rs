@@ -584,12 +584,21 @@ impl Log {
                 self.active_segment_mut().append_vectored(&pieces, &batches)
             }
         };
-        if let Err(e) = written {
-            // Memory and disk may now disagree (Kafka takes the whole log
-            // dir offline on an I/O error); refuse further use.
-            tracing::error!(tp = %self.tp, error = %e, "append failed; taking the log offline");
-            self.offline = true;
-            return Err(e);
+        match written {
+            Ok(()) => {}
+            // Undone cleanly (a full disk): the log is as it was, keeps
+            // serving reads and takes writes again once there is space.
+            Err(e @ LogError::WriteFailed { .. }) => {
+                tracing::error!(tp = %self.tp, error = %e, "append failed");
+                return Err(e);
+            }
+            Err(e) => {
+                // Memory and disk may now disagree (Kafka takes the whole
+                // log dir offline on an I/O error); refuse further use.
+                tracing::error!(tp = %self.tp, error = %e, "append failed; taking the log offline");
+                self.offline = true;
+                return Err(e);
+            }
         }
         self.log_end_offset = next;
         self.apply_producer_update(producer_update, next, false)?;
@@ -906,15 +915,30 @@ impl Log {
         if self.offline {
             return Ok(());
         }
-        self.flush_for_shutdown()
+        self.flush_for_shutdown().map(|_| ())
     }
 
     /// What [`Log::close`] does, for logs shared behind a lock.
-    pub fn flush_for_shutdown(&mut self) -> Result<(), LogError> {
+    ///
+    /// Returns false when the records are synced but an index entry, a
+    /// recovery point or the producer snapshot could not be written (a
+    /// full disk): nothing is lost, but the next start must recover the
+    /// log rather than trust those files. An error means records may not
+    /// have reached the disk.
+    pub fn flush_for_shutdown(&mut self) -> Result<bool, LogError> {
         self.check_online()?;
-        self.active_segment_mut().seal_time_index()?;
-        self.flush()?;
-        self.snapshot_producer_state()
+        for seg in self.segments.values().filter(|s| s.is_dirty()) {
+            seg.sync_data()?;
+        }
+        let complete = self
+            .active_segment_mut()
+            .seal_time_index()
+            .and_then(|()| self.flush())
+            .and_then(|()| self.snapshot_producer_state());
+        if let Err(e) = &complete {
+            tracing::error!(tp = %self.tp, error = %e, "records synced, but not their indexes or producer snapshot: the next start recovers this log");
+        }
+        Ok(complete.is_ok())
     }
 
     /// Whether an earlier I/O error or a deletion took the log offline.

@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,10 @@ pub struct LogManager {
     /// When each log next needs a retention pass (see
     /// [`LogManager::run_due_retention`]).
     retention_due: Mutex<RetentionSchedule>,
+    /// `log.dir.min.free.bytes`: below it a dir takes no writes (0: never).
+    min_free_bytes: AtomicU64,
+    /// Per dir, free bytes at the last measurement.
+    free_bytes: Vec<AtomicU64>,
 }
 
 /// How long after a scheduled pass removed segments of a log the next
@@ -295,6 +300,8 @@ impl LogManager {
         Ok(LogManager {
             dirs: log_dirs.to_vec(),
             _locks: locks,
+            min_free_bytes: AtomicU64::new(0),
+            free_bytes: log_dirs.iter().map(|_| AtomicU64::new(u64::MAX)).collect(),
             cluster_id: effective_cluster_id.unwrap_or_else(|| cluster_id.to_string()),
             logs: RwLock::new(logs),
             retention_due: Mutex::new(RetentionSchedule::default()),
@@ -425,6 +432,55 @@ impl LogManager {
         ));
         log.rename_dir_for_delete(&doomed)?;
         log.delete_in_place()
+    }
+
+    /// Sets `log.dir.min.free.bytes` and measures every dir at once.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.min_free_bytes.store(bytes, Ordering::Relaxed);
+        self.refresh_free_space();
+    }
+
+    /// Measures the free space of every log dir (the broker calls this
+    /// every second and after a failed write). A dir below the minimum
+    /// takes no writes but keeps serving reads; it takes writes again by
+    /// itself once space is freed. Crossings are logged.
+    pub fn refresh_free_space(&self) {
+        let min = self.min_free_bytes.load(Ordering::Relaxed);
+        for (dir, slot) in self.dirs.iter().zip(&self.free_bytes) {
+            let free = match rustix::fs::statvfs(dir) {
+                Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot measure free space");
+                    continue;
+                }
+            };
+            let before = slot.swap(free, Ordering::Relaxed);
+            if free < min && before >= min {
+                tracing::error!(dir = %dir.display(), free, min, "log dir is low on space: refusing writes, serving reads");
+            } else if free >= min && before < min {
+                tracing::warn!(dir = %dir.display(), free, min, "log dir has space again: taking writes");
+            }
+        }
+    }
+
+    /// Refuses a write to `tp` while its dir is below the free-space minimum.
+    pub fn check_free_space(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        let min = self.min_free_bytes.load(Ordering::Relaxed);
+        if min == 0 {
+            return Ok(());
+        }
+        let Some(index) = self.logs.read().get(tp).map(|e| e.dir_index) else {
+            return Ok(());
+        };
+        let free = self.free_bytes[index].load(Ordering::Relaxed);
+        if free < min {
+            return Err(LogError::LowDiskSpace {
+                dir: self.dirs[index].clone(),
+                free,
+                min,
+            });
+        }
+        Ok(())
     }
 
     /// Writes the recovery-point and log-start-offset checkpoints of every dir.
@@ -605,18 +661,30 @@ impl LogManager {
         let mut first_err = None;
         for (tp, dir_index, log) in self.logs_with_dirs() {
             let mut log = log.lock();
-            if let Err(e) = log.flush_for_shutdown() {
-                tracing::error!(%tp, error = %e, "flush at shutdown failed");
-                failed_dirs[dir_index] = true;
-                first_err.get_or_insert(e);
+            match log.flush_for_shutdown() {
+                Ok(true) => {}
+                Ok(false) => failed_dirs[dir_index] = true,
+                Err(e) => {
+                    tracing::error!(%tp, error = %e, "flush at shutdown failed");
+                    failed_dirs[dir_index] = true;
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        self.checkpoint()?;
+        // The data is flushed; a checkpoint that cannot be written (a full
+        // disk) only means the next start recovers the whole log, so it
+        // costs the clean-shutdown marker, not a failed shutdown.
+        if self.checkpoint().is_err() {
+            tracing::error!("checkpoints not written: the next start recovers every log");
+            return first_err.map_or(Ok(()), Err);
+        }
         for (dir, failed) in self.dirs.iter().zip(failed_dirs) {
             if failed {
                 continue;
             }
-            write_atomically(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+            if let Err(e) = write_atomically(&dir.join(CLEAN_SHUTDOWN_FILE), b"") {
+                tracing::error!(dir = %dir.display(), error = %e, "clean-shutdown marker not written: the next start recovers every log");
+            }
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -363,8 +363,13 @@ impl LogSegment {
             _ => write_all_vectored_at(&*self.data()?, pieces, start),
         };
         if let Err(e) = written {
+            // Shrinking needs no space: on a full disk this still works
+            // and leaves the segment exactly as it was.
             self.data()?.set_len(start).ctx(&self.log_path)?;
-            return Err(LogError::io(&self.log_path, e));
+            return Err(LogError::WriteFailed {
+                path: self.log_path.clone(),
+                source: e,
+            });
         }
         self.dirty = true;
         self.size = start + len as u64;
@@ -603,12 +608,19 @@ impl LogSegment {
         if !self.dirty {
             return Ok(());
         }
+        // The records first: indexes can be rebuilt from them, not the
+        // other way round (on a full disk the index entry may not fit).
+        self.sync_data()?;
         self.seal_time_index()?;
-        self.data()?.sync_data().ctx(&self.log_path)?;
         self.offset_index.flush()?;
         self.time_index.flush()?;
         self.dirty = false;
         Ok(())
+    }
+
+    /// Forces the records to disk (not the indexes).
+    pub fn sync_data(&self) -> Result<(), LogError> {
+        self.data()?.sync_data().ctx(&self.log_path)
     }
 
     /// The open data file (opened again if the open-file budget closed it).

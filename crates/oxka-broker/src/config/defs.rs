@@ -354,6 +354,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How often the flusher checks logs."
     ),
     def!(
+        "log.dir.min.free.bytes",
+        Long,
+        Some("67108864"),
+        Validator::AtLeast(0),
+        "oxka: a log dir with less free space takes no writes (KAFKA_STORAGE_ERROR, retriable) and keeps serving reads, until space is freed; 0 disables the check."
+    ),
+    def!(
         "log.flush.offset.checkpoint.interval.ms",
         Int,
         Some("60000"),

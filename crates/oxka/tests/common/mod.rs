@@ -16,6 +16,8 @@ pub struct TestBroker {
     extra: Vec<String>,
     /// `RLIMIT_NOFILE` (soft and hard) to start the broker with.
     fd_limit: Option<u32>,
+    /// Where the data goes: `data_dir` unless the test chose a place.
+    data: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -38,7 +40,9 @@ impl TestBroker {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             fd_limit: None,
+            data: PathBuf::new(),
         };
+        b.data = b.data_dir.path().to_path_buf();
         b.spawn();
         b
     }
@@ -52,6 +56,22 @@ impl TestBroker {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             fd_limit: Some(limit),
+            data: PathBuf::new(),
+        };
+        b.data = b.data_dir.path().to_path_buf();
+        b.spawn();
+        b
+    }
+
+    /// A broker whose data goes to `data` (e.g. on a small file system).
+    pub fn start_in(data: &Path, extra: &[&str]) -> TestBroker {
+        let mut b = TestBroker {
+            port: free_port(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            fd_limit: None,
+            data: data.to_path_buf(),
         };
         b.spawn();
         b
@@ -62,7 +82,7 @@ impl TestBroker {
     }
 
     pub fn data_path(&self) -> &Path {
-        self.data_dir.path()
+        &self.data
     }
 
     pub fn binary() -> PathBuf {
@@ -84,7 +104,7 @@ impl TestBroker {
             .arg("--listen")
             .arg(self.bootstrap())
             .arg("--data-dir")
-            .arg(self.data_dir.path())
+            .arg(&self.data)
             .arg("--log-level")
             .arg("warn");
         for o in &self.extra {
