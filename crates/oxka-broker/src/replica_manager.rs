@@ -333,6 +333,9 @@ impl ReplicaManager {
             let mut log = partition.log.lock();
             let segments_before = log.num_segments();
             let info = f(&mut log, partition.leader_epoch()).map_err(|e| {
+                if e.is_io() {
+                    tracing::error!(partition = %tp, error = %e, "append failed");
+                }
                 if matches!(e, LogError::WriteFailed { .. }) {
                     // likely a full disk: stop writes now, not at the next tick
                     self.log_manager.refresh_free_space();

@@ -216,7 +216,7 @@ impl Broker {
                             }
                             Err(e) => {
                                 // EMFILE and friends: back off instead of spinning
-                                tracing::warn!(error = %e, "accept failed");
+                                tracing::error!(error = %e, "accept failed");
                                 tokio::time::sleep(Duration::from_millis(100)).await;
                             }
                         },

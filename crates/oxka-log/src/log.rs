@@ -588,10 +588,7 @@ impl Log {
             Ok(()) => {}
             // Undone cleanly (a full disk): the log is as it was, keeps
             // serving reads and takes writes again once there is space.
-            Err(e @ LogError::WriteFailed { .. }) => {
-                tracing::error!(tp = %self.tp, error = %e, "append failed");
-                return Err(e);
-            }
+            Err(e @ LogError::WriteFailed { .. }) => return Err(e),
             Err(e) => {
                 // Memory and disk may now disagree (Kafka takes the whole
                 // log dir offline on an I/O error); refuse further use.

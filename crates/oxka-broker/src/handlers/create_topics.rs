@@ -24,48 +24,88 @@ pub async fn handle(
     for t in &req.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let result = CreatableTopicResult::default()
-                .with_name(t.name.clone())
-                .with_num_partitions(-1)
-                .with_replication_factor(-1);
-            if seen.get(&name).copied().unwrap_or(0) > 1 {
-                return result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(s(format!("Create topics request from client contains multiple entries for topic {name}"))));
-            }
-            let mut configs = BTreeMap::new();
-            for c in &t.configs {
-                match &c.value {
-                    Some(v) => {
-                        configs.insert(c.name.to_string(), v.to_string());
-                    }
-                    None => {
-                        return result
-                            .with_error_code(ResponseError::InvalidConfig.code())
-                            .with_error_message(Some(s(format!("Null value not supported for topic config {}", c.name.as_str()))));
-                    }
+    // Requests are checked one by one; the valid ones are created with
+    // one metadata write, off the async runtime (files and fsyncs).
+    let mut results = Vec::with_capacity(req.topics.len());
+    let mut specs = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        if seen.get(&name).copied().unwrap_or(0) > 1 {
+            results.push(Err(result
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(s(format!(
+                    "Create topics request from client contains multiple entries for topic {name}"
+                ))))));
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        let mut null_config = None;
+        for c in &t.configs {
+            match &c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
                 }
+                None => null_config = Some(c.name.to_string()),
             }
-            let spec = CreateTopicSpec {
-                name,
-                num_partitions: t.num_partitions,
-                replication_factor: t.replication_factor,
-                assignments: t
-                    .assignments
-                    .iter()
-                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
-                    .collect(),
-                configs,
+        }
+        if let Some(key) = null_config {
+            results.push(Err(result
+                .with_error_code(ResponseError::InvalidConfig.code())
+                .with_error_message(Some(s(format!(
+                    "Null value not supported for topic config {key}"
+                ))))));
+            continue;
+        }
+        specs.push(CreateTopicSpec {
+            name,
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
+            configs,
+        });
+        results.push(Ok(result));
+    }
+    let controller = state.controller.clone();
+    let validate_only = req.validate_only;
+    let created =
+        tokio::task::spawn_blocking(move || controller.create_topics(&specs, validate_only))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "topic creation task failed");
+                Vec::new()
+            });
+    let mut created = created.into_iter();
+    let results = results
+        .into_iter()
+        .map(|r| {
+            let result = match r {
+                Err(done) => return done,
+                Ok(result) => result,
             };
-            match state.controller.create_topic(&spec, req.validate_only) {
+            let Some(outcome) = created.next() else {
+                return result.with_error_code(ResponseError::UnknownServerError.code());
+            };
+            match outcome {
                 Ok(topic) => {
                     let mut r = result
-                        .with_topic_id(if req.validate_only { uuid::Uuid::nil() } else { topic.id })
+                        .with_topic_id(if validate_only {
+                            uuid::Uuid::nil()
+                        } else {
+                            topic.id
+                        })
                         .with_num_partitions(topic.partitions.len() as i32)
                         .with_replication_factor(topic.replication_factor());
                     if ctx.version >= 5 {
@@ -73,7 +113,8 @@ pub async fn handle(
                             TOPIC_CONFIGS
                                 .iter()
                                 .map(|d| {
-                                    let (value, source) = state.config.topic_value(&topic.configs, d);
+                                    let (value, source) =
+                                        state.config.topic_value(&topic.configs, d);
                                     CreatableTopicConfigs::default()
                                         .with_name(s(d.def.name))
                                         .with_value(value.map(s))

@@ -196,7 +196,7 @@ fn read_all(
                     Err(e) => {
                         errored = true;
                         if !matches!(e, LogError::OffsetOutOfRange { .. }) {
-                            tracing::warn!(partition = %tp, error = %e, "fetch read failed");
+                            tracing::error!(partition = %tp, error = %e, "fetch read failed");
                         }
                         with_error(base, log_error_code(&e))
                     }
