@@ -38,9 +38,9 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .ctx(&path)?;
-        match file.try_lock() {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
+            Err(rustix::io::Errno::WOULDBLOCK) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim().parse::<u32>().ok();
@@ -49,7 +49,7 @@ impl DirLock {
                     holder,
                 });
             }
-            Err(fs::TryLockError::Error(e)) => return Err(LogError::io(&path, e)),
+            Err(e) => return Err(LogError::io(&path, e.into())),
         }
         // Best effort: the pid only improves the other process's message.
         let pid = std::process::id().to_string();
