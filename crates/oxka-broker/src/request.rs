@@ -47,8 +47,14 @@ impl RequestSlot {
 }
 
 /// The APIs oxka implements and the versions it advertises: every version
-/// Kafka 4.x accepts that the codec supports. Nothing is listed that has no
-/// handler.
+/// Kafka 4.x accepts that the codec supports, and the older ones Kafka 3.9
+/// still accepted (KIP-896 removed them in 4.0) where no old message format
+/// is involved: ListOffsets v0, OffsetCommit v0–1, OffsetFetch v0,
+/// DescribeConfigs v0, CreateTopics v0–1, DeleteTopics v0 (restored in the
+/// vendored codec, see vendor/README.md), so that clients pinned to them
+/// (Debian's sarama 1.22) keep working. Produce below v3 and Fetch below v4
+/// stay out (message formats v0/v1). Nothing is listed that has no handler;
+/// README.md's API table is checked against this list by a test.
 pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::Produce,
     ApiKey::Fetch,

@@ -805,6 +805,59 @@ impl Log {
         Ok(None)
     }
 
+    /// ListOffsets v0's answer (Kafka's `legacyFetchOffsetsBefore`): up to
+    /// `max_num_offsets` segment start offsets, newest first. The candidates
+    /// are every segment's base offset (not below the log start), stamped
+    /// with the segment file's modification time, plus the log end offset
+    /// stamped `now_ms` when the active segment holds data. Latest (-1)
+    /// starts from the last candidate, earliest (-2) from the first, a
+    /// timestamp from the newest candidate stamped at or before it. Clients
+    /// of that era read segment boundaries this way; the granularity is
+    /// whole segments by design.
+    pub fn legacy_offsets_before(
+        &self,
+        timestamp: i64,
+        max_num_offsets: i32,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, LogError> {
+        self.check_online()?;
+        let mut candidates: Vec<(i64, i64)> = self
+            .segments
+            .values()
+            .map(|seg| {
+                (
+                    seg.base_offset().max(self.log_start_offset),
+                    seg.last_modified_ms(),
+                )
+            })
+            .collect();
+        if self
+            .segments
+            .values()
+            .next_back()
+            .is_some_and(|s| s.size() > 0)
+        {
+            candidates.push((self.log_end_offset(), now_ms));
+        }
+        let start = match timestamp {
+            -1 => candidates.len().checked_sub(1),
+            -2 => (!candidates.is_empty()).then_some(0),
+            ts => candidates.iter().rposition(|(_, modified)| *modified <= ts),
+        };
+        let Some(start) = start else {
+            return Ok(Vec::new());
+        };
+        let take = usize::try_from(max_num_offsets).unwrap_or(0).min(start + 1);
+        let mut out: Vec<i64> = candidates[..=start]
+            .iter()
+            .rev()
+            .take(take)
+            .map(|(o, _)| *o)
+            .collect();
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(out)
+    }
+
     /// KIP-734: the (offset, timestamp) of the first record carrying the
     /// largest timestamp.
     pub fn max_timestamp_and_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
