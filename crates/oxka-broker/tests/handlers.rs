@@ -153,3 +153,59 @@ fn acks_zero_gets_no_response_and_a_failure_closes_the_connection() {
     let resp: ListOffsetsResponse = call(ApiKey::ListOffsets, 7, &req);
     assert_eq!(resp.topics[0].partitions[0].offset, 2);
 }
+
+/// KIP-430: the operations a client may perform, only when asked (else
+/// INT32_MIN); without an authorizer every operation of the resource type,
+/// as Kafka without `authorizer.class.name` reports.
+#[test]
+fn authorized_operations_only_when_requested() {
+    const TOPIC_OPS: i32 = 3576; // READ..ALTER_CONFIGS without CLUSTER_ACTION
+    const CLUSTER_OPS: i32 = 8096;
+    const GROUP_OPS: i32 = 3400;
+    create("authz", 1);
+    let topic = |include: bool| {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(StrBytes::from_static_str("authz"))))]))
+            .with_include_cluster_authorized_operations(include)
+            .with_include_topic_authorized_operations(include);
+        let md: MetadataResponse = call(ApiKey::Metadata, 10, &req);
+        (
+            md.topics[0].topic_authorized_operations,
+            md.cluster_authorized_operations,
+        )
+    };
+    assert_eq!(topic(true), (TOPIC_OPS, CLUSTER_OPS));
+    assert_eq!(topic(false), (i32::MIN, i32::MIN));
+
+    let cluster = |include: bool| {
+        let req =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(include);
+        let resp: DescribeClusterResponse = call(ApiKey::DescribeCluster, 1, &req);
+        resp.cluster_authorized_operations
+    };
+    assert_eq!(cluster(true), CLUSTER_OPS);
+    assert_eq!(cluster(false), i32::MIN);
+
+    // an unknown group is described without error (Dead) before v6, with
+    // GROUP_ID_NOT_FOUND from v6 on: only the former carries operations.
+    // (The harness does not run the serve loop that loads the coordinator.)
+    static LOADED: std::sync::Once = std::sync::Once::new();
+    LOADED.call_once(|| {
+        common::state()
+            .group_coordinator
+            .load()
+            .expect("groups load")
+    });
+    let group = |version: i16, include: bool| {
+        let req = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_static_str("authz-group"))])
+            .with_include_authorized_operations(include);
+        let resp: DescribeGroupsResponse = call(ApiKey::DescribeGroups, version, &req);
+        resp.groups[0].authorized_operations
+    };
+    assert_eq!(group(5, true), GROUP_OPS);
+    assert_eq!(group(5, false), i32::MIN);
+    assert_eq!(group(6, true), i32::MIN);
+}
