@@ -200,3 +200,30 @@ def test_authorized_operations_with_confluent_admin(bootstrap):
         AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE,
         AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS}
     a.delete_topics([name])[name].result(30)
+
+
+def test_per_record_errors_fail_exactly_the_invalid_records(bootstrap):
+    """KIP-467: a batch with keyless records for a compacted topic is
+    refused whole, and the response names the keyless records; librdkafka
+    then reports INVALID_RECORD for those and _INVALID_DIFFERENT_RECORD for
+    the others of the batch."""
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    name = f"py-kip467-{time.monotonic_ns()}"
+    a.create_topics([NewTopic(name, 1, 1, config={"cleanup.policy": "compact"})])[name].result(30)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1000, "retries": 0})
+    reports = {}
+
+    def report(i):
+        return lambda err, msg: reports.__setitem__(i, err)
+
+    for i, key in enumerate([b"k0", None, b"k2", None]):
+        p.produce(name, key=key, value=b"v", partition=0, on_delivery=report(i))
+    assert p.flush(30) == 0
+    codes = [reports[i].code() for i in range(4)]
+    assert codes == [KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD,
+                     KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD], reports
+    # nothing of the batch was stored
+    lo, hi = Consumer({"bootstrap.servers": bootstrap, "group.id": name}).get_watermark_offsets(
+        TopicPartition(name, 0), timeout=10)
+    assert (lo, hi) == (0, 0)
+    a.delete_topics([name])[name].result(30)

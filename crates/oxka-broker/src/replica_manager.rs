@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use oxka_log::{LogAppendInfo, LogError, LogManager, TopicPartition};
+use oxka_log::{LogAppendInfo, LogError, LogManager, RecordError, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -58,13 +58,32 @@ impl Partition {
 pub struct AppendError {
     pub error: ResponseError,
     pub message: String,
+    /// The records refused one by one (KIP-467), by index within their
+    /// batch; empty when the whole append failed for another reason.
+    pub record_errors: Vec<RecordError>,
 }
 
 impl AppendError {
-    fn new(error: ResponseError, message: impl Into<String>) -> Self {
+    pub(crate) fn new(error: ResponseError, message: impl Into<String>) -> Self {
         AppendError {
             error,
             message: message.into(),
+            record_errors: Vec::new(),
+        }
+    }
+
+    /// A storage error, with the records it names.
+    fn from_log(e: LogError) -> Self {
+        let error = log_error_code(&e);
+        let message = e.to_string();
+        let record_errors = match e {
+            LogError::InvalidRecords(records) => records,
+            _ => Vec::new(),
+        };
+        AppendError {
+            error,
+            message,
+            record_errors,
         }
     }
 }
@@ -76,6 +95,7 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidRecords(_) => ResponseError::InvalidRecord,
         LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
@@ -249,7 +269,7 @@ impl ReplicaManager {
             let segments_before = log.num_segments();
             let info = log
                 .append_shared_as_leader(records, partition.leader_epoch(), now_ms)
-                .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+                .map_err(AppendError::from_log)?;
             partition.maybe_increment_high_watermark(log.log_end_offset());
             if log.num_segments() != segments_before {
                 // a roll closed a segment: time retention can act on it
@@ -291,7 +311,7 @@ impl ReplicaManager {
             ));
         }
         log.increment_log_start_offset(target)
-            .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+            .map_err(AppendError::from_log)?;
         Ok(log.log_start_offset())
     }
 
@@ -334,8 +354,7 @@ impl ReplicaManager {
         let info = {
             let mut log = partition.log.lock();
             let segments_before = log.num_segments();
-            let info = f(&mut log, partition.leader_epoch())
-                .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+            let info = f(&mut log, partition.leader_epoch()).map_err(AppendError::from_log)?;
             partition.maybe_increment_high_watermark(log.log_end_offset());
             if log.num_segments() != segments_before {
                 self.log_manager.schedule_retention_check_for(tp, &log);

@@ -209,3 +209,56 @@ fn authorized_operations_only_when_requested() {
     assert_eq!(group(5, false), i32::MIN);
     assert_eq!(group(6, true), i32::MIN);
 }
+
+/// KIP-467: keyless records for a compacted topic are refused with the
+/// batch, as INVALID_RECORD naming each of them (index in the batch and
+/// Kafka's message) in `record_errors` (v8+), with Kafka's summary as the
+/// partition's error message.
+#[test]
+fn produce_names_the_invalid_records() {
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("kip467")))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("cleanup.policy"))
+                .with_value(Some(StrBytes::from_static_str("compact")))]),
+    ]);
+    let created: CreateTopicsResponse = call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(created.topics[0].error_code, 0);
+    let batch = oxka_log::builder::RecordBatchBuilder::new()
+        .record(None, Some(b"a"), 1)
+        .record(Some(b"k"), Some(b"b"), 1)
+        .record(None, Some(b"c"), 1)
+        .build();
+    let produce = |version: i16| {
+        let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("kip467")))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_records(Some(batch.clone().freeze()))]),
+        ]);
+        let resp: ProduceResponse = call(ApiKey::Produce, version, &req);
+        resp.responses[0].partition_responses[0].clone()
+    };
+    let p = produce(9);
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+    let why = "Compacted topic cannot accept message without key in topic partition kip467-0";
+    let named: Vec<(i32, Option<&str>)> = p
+        .record_errors
+        .iter()
+        .map(|r| (r.batch_index, r.batch_index_error_message.as_deref()))
+        .collect();
+    assert_eq!(named, vec![(0, Some(why)), (2, Some(why))]);
+    let message = p.error_message.as_deref().unwrap_or_default();
+    assert!(
+        message
+            .starts_with("One or more records have been rejected due to 2 record errors in total"),
+        "{message}"
+    );
+    // v7 has no record errors: the partition error alone
+    let p = produce(7);
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+    assert!(p.record_errors.is_empty());
+}

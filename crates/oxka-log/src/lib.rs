@@ -22,7 +22,7 @@ mod segment;
 pub mod txn_index;
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
-pub use error::LogError;
+pub use error::{LogError, RecordError};
 pub use fileio::FileRegion;
 pub use log::Log;
 pub use manager::{

@@ -460,7 +460,7 @@ impl Log {
         self.check_online()?;
         let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
         if self.config.compact {
-            crate::cleaner::check_keys_present(records, &validated)?;
+            crate::cleaner::check_keys_present(&self.tp, records, &validated)?;
         }
         if self.config.message_timestamp_type == TimestampType::CreateTime {
             self.check_timestamps(&validated, now_ms)?;
