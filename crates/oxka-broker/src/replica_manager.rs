@@ -72,13 +72,17 @@ impl AppendError {
         }
     }
 
-    /// A storage error, with the records it names.
+    /// A storage error, with the records it names (and, for timestamps,
+    /// Kafka's summary as the message: the records carry the details).
     fn from_log(e: LogError) -> Self {
         let error = log_error_code(&e);
-        let message = e.to_string();
-        let record_errors = match e {
-            LogError::InvalidRecords(records) => records,
-            _ => Vec::new(),
+        let (message, record_errors) = match e {
+            LogError::InvalidRecords(ref records) => (e.to_string(), records.clone()),
+            LogError::InvalidTimestamp { record_errors, .. } => (
+                "One or more records have been rejected due to invalid timestamp".to_string(),
+                record_errors,
+            ),
+            e => (e.to_string(), Vec::new()),
         };
         AppendError {
             error,

@@ -262,3 +262,53 @@ fn produce_names_the_invalid_records() {
     assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
     assert!(p.record_errors.is_empty());
 }
+
+/// KIP-467 for create times out of `message.timestamp.after.max.ms`: the
+/// records at fault named, Kafka's summary as the message.
+#[test]
+fn produce_names_the_records_with_invalid_timestamps() {
+    create("kip467-ts", 1);
+    let now = oxka_broker::server::now_ms();
+    let ahead = now + 3 * 3_600_000;
+    let batch = oxka_log::builder::RecordBatchBuilder::new()
+        .record(Some(b"a"), Some(b"a"), now)
+        .record(Some(b"b"), Some(b"b"), ahead)
+        .record(Some(b"c"), Some(b"c"), now)
+        .record(Some(b"d"), Some(b"d"), ahead)
+        .build();
+    let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("kip467-ts")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_records(Some(batch.freeze()))
+            ]),
+    ]);
+    let resp: ProduceResponse = call(ApiKey::Produce, 11, &req);
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidTimestamp.code());
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    let named: Vec<(i32, String)> = p
+        .record_errors
+        .iter()
+        .map(|r| {
+            (
+                r.batch_index,
+                r.batch_index_error_message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert_eq!((named[0].0, named[1].0), (1, 3));
+    assert!(
+        named[0].1.starts_with(&format!(
+            "Timestamp {ahead} of message with offset 1 is out of range"
+        )),
+        "{named:?}"
+    );
+}

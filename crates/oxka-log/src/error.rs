@@ -67,6 +67,9 @@ pub enum LogError {
         low: i64,
         /// See `low`.
         high: i64,
+        /// Every out-of-range record of the batch (KIP-467), the one above
+        /// included, so that the client fails exactly those.
+        record_errors: Vec<RecordError>,
     },
     /// A fetch or truncation outside `[log_start, log_end]` (Kafka's OFFSET_OUT_OF_RANGE).
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]

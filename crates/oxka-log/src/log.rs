@@ -463,17 +463,27 @@ impl Log {
             crate::cleaner::check_keys_present(&self.tp, records, &validated)?;
         }
         if self.config.message_timestamp_type == TimestampType::CreateTime {
-            self.check_timestamps(&validated, now_ms)?;
+            self.check_timestamps(records, &validated, now_ms)?;
         }
         Ok(validated)
     }
 
     /// Kafka's create-time bounds: every record's timestamp (but
     /// `NO_TIMESTAMP`) within `[now - before.max.ms, now + after.max.ms]`.
-    fn check_timestamps(&self, validated: &[ValidatedBatch], now_ms: i64) -> Result<(), LogError> {
+    /// The batch bounds find a batch at fault; its records are then read to
+    /// name every one out of range (KIP-467), with Kafka's message.
+    fn check_timestamps(
+        &self,
+        records: &[u8],
+        validated: &[ValidatedBatch],
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let low = now_ms.saturating_sub(self.config.message_timestamp_before_max_ms);
         let high = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
-        for b in validated.iter().filter_map(|v| v.timestamp_bounds) {
+        for v in validated {
+            let Some(b) = v.timestamp_bounds else {
+                continue;
+            };
             let bad = if b.min.0 < low {
                 b.min
             } else if b.max.0 > high {
@@ -481,11 +491,29 @@ impl Log {
             } else {
                 continue;
             };
+            let batch = &records[v.position..v.position + v.size];
+            let mut record_errors = Vec::new();
+            let mut index = 0i32;
+            crate::record_batch::visit_records(&v.header, batch, |r| {
+                let ts = r.timestamp(&v.header);
+                if ts != crate::record_batch::NO_TIMESTAMP && (ts < low || ts > high) {
+                    record_errors.push(crate::error::RecordError {
+                        batch_index: index,
+                        message: format!(
+                            "Timestamp {ts} of message with offset {} is out of range. The timestamp should be within [{low}, {high}]",
+                            v.header.base_offset.wrapping_add(i64::from(r.offset_delta))
+                        ),
+                    });
+                }
+                index += 1;
+                Ok(())
+            })?;
             return Err(LogError::InvalidTimestamp {
                 timestamp: bad.0,
                 offset_delta: bad.1,
                 low,
                 high,
+                record_errors,
             });
         }
         Ok(())
