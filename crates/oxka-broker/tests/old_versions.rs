@@ -225,10 +225,13 @@ fn metadata_v0_empty_topic_list_means_all_topics() {
             resp.i16();
             resp.i32();
             resp.i32();
-            let replicas = resp.i32();
-            (0..replicas).for_each(|_| drop(resp.i32()));
-            let isr = resp.i32();
-            (0..isr).for_each(|_| drop(resp.i32()));
+            for _ in 0..2 {
+                // replicas, then the ISR
+                let n = resp.i32();
+                for _ in 0..n {
+                    resp.i32();
+                }
+            }
         }
         names.push((name, partitions));
     }
