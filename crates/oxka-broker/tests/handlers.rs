@@ -208,6 +208,33 @@ fn authorized_operations_only_when_requested() {
     assert_eq!(group(5, true), GROUP_OPS);
     assert_eq!(group(5, false), i32::MIN);
     assert_eq!(group(6, true), i32::MIN);
+
+    // a KIP-848 group: ConsumerGroupDescribe, same rule
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("authz-848")))
+        .with_member_id(StrBytes::from_string(uuid::Uuid::new_v4().to_string()))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("authz"))]))
+        .with_topic_partitions(Some(vec![]));
+    let joined: ConsumerGroupHeartbeatResponse = call(ApiKey::ConsumerGroupHeartbeat, 0, &join);
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    let consumer_group = |id: &'static str, include: bool| {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str(id))])
+            .with_include_authorized_operations(include);
+        let resp: ConsumerGroupDescribeResponse = call(ApiKey::ConsumerGroupDescribe, 0, &req);
+        (
+            resp.groups[0].error_code,
+            resp.groups[0].authorized_operations,
+        )
+    };
+    assert_eq!(consumer_group("authz-848", true), (0, GROUP_OPS));
+    assert_eq!(consumer_group("authz-848", false), (0, i32::MIN));
+    assert_eq!(
+        consumer_group("authz-none", true),
+        (ResponseError::GroupIdNotFound.code(), i32::MIN)
+    );
 }
 
 /// KIP-467: keyless records for a compacted topic are refused with the
