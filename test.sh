@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every oxka test on this machine, installing what it needs first:
 #   cmake (librdkafka is built from source for the rdkafka integration tests),
-#   a Python venv with kafka-python and confluent-kafka, kcat.
+#   a Python venv with kafka-python and confluent-kafka, kcat, Go and
+#   Debian's sarama 1.22 (golang-github-shopify-sarama-dev).
 # Then: cargo fmt/clippy checks, unit + integration tests (cargo test),
-# the Python client tests, and the shared conformance suite's areas that
-# the implemented issues cover.
+# the Python client tests, the sarama 1.22 test, and the shared
+# conformance suite's areas that the implemented issues cover.
 #
 #   ./test.sh              everything
 #   ./test.sh --quick      cargo tests only
@@ -57,6 +58,12 @@ fi
 
 say "Python client tests (kafka-python, confluent-kafka)"
 OXKA_BIN="$TARGET/debug/oxka" "$VENV/bin/python" -m pytest -c tests/python/pytest.ini tests/python -q
+
+say "sarama 1.22 (request versions Kafka 4.0 removed, KIP-896)"
+command -v go >/dev/null || { say "installing Go"; apt_install golang-go; }
+[ -d /usr/share/gocode/src/github.com/Shopify/sarama ] \
+    || { say "installing Debian's sarama 1.22"; apt_install golang-github-shopify-sarama-dev; }
+tests/sarama/run.sh "$TARGET/debug/oxka"
 
 CONFORMANCE="$ROOT/../shared/conformance"
 if [ -x "$CONFORMANCE/run.sh" ]; then

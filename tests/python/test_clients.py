@@ -163,3 +163,67 @@ def test_kill_9_keeps_acknowledged_records(broker):
     broker.start()
     got = ck_read_all(broker.bootstrap, name, [0], len(acked))
     assert [(m.offset(), m.value()) for m in got] == sorted(acked)
+
+
+def test_authorized_operations_with_confluent_admin(bootstrap):
+    """KIP-430: librdkafka's admin asks for the operations it may perform
+    (describe_cluster/describe_topics/describe_consumer_groups with
+    include_authorized_operations); without an authorizer Kafka reports
+    every operation of the resource type."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    name = f"py-authz-{time.monotonic_ns()}"
+    a.create_topics([NewTopic(name, 1, 1)])[name].result(30)
+
+    cluster = a.describe_cluster(include_authorized_operations=True).result(30)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE, AclOperation.CLUSTER_ACTION, AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE, AclOperation.ALTER,
+        AclOperation.DESCRIBE}
+    assert not a.describe_cluster().result(30).authorized_operations
+
+    topic = a.describe_topics(TopicCollection([name]),
+                              include_authorized_operations=True)[name].result(30)
+    assert set(topic.authorized_operations) == {
+        AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE,
+        AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS}
+
+    # a classic group with a committed offset (Empty): DescribeGroups
+    group = f"py-authz-group-{time.monotonic_ns()}"
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    c.commit(offsets=[TopicPartition(name, 0, 0)], asynchronous=False)
+    c.close()
+    g = a.describe_consumer_groups([group], include_authorized_operations=True)[group].result(30)
+    assert set(g.authorized_operations) == {
+        AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE,
+        AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS}
+    a.delete_topics([name])[name].result(30)
+
+
+def test_per_record_errors_fail_exactly_the_invalid_records(bootstrap):
+    """KIP-467: a batch with keyless records for a compacted topic is
+    refused whole, and the response names the keyless records; librdkafka
+    then reports INVALID_RECORD for those and _INVALID_DIFFERENT_RECORD for
+    the others of the batch."""
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    name = f"py-kip467-{time.monotonic_ns()}"
+    a.create_topics([NewTopic(name, 1, 1, config={"cleanup.policy": "compact"})])[name].result(30)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1000, "retries": 0})
+    reports = {}
+
+    def report(i):
+        return lambda err, msg: reports.__setitem__(i, err)
+
+    for i, key in enumerate([b"k0", None, b"k2", None]):
+        p.produce(name, key=key, value=b"v", partition=0, on_delivery=report(i))
+    assert p.flush(30) == 0
+    codes = [reports[i].code() for i in range(4)]
+    assert codes == [KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD,
+                     KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD], reports
+    # nothing of the batch was stored
+    lo, hi = Consumer({"bootstrap.servers": bootstrap, "group.id": name}).get_watermark_offsets(
+        TopicPartition(name, 0), timeout=10)
+    assert (lo, hi) == (0, 0)
+    a.delete_topics([name])[name].result(30)

@@ -6,6 +6,7 @@
 //! the [`controller::Controller`] (topic metadata). [`server::Broker`] wires
 //! it together and owns start-up and shutdown.
 
+pub mod authorizer;
 pub mod config;
 pub mod controller;
 pub mod coordinator;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use oxka_log::{LogAppendInfo, LogError, LogManager, TopicPartition};
+use oxka_log::{LogAppendInfo, LogError, LogManager, RecordError, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -58,13 +58,36 @@ impl Partition {
 pub struct AppendError {
     pub error: ResponseError,
     pub message: String,
+    /// The records refused one by one (KIP-467), by index within their
+    /// batch; empty when the whole append failed for another reason.
+    pub record_errors: Vec<RecordError>,
 }
 
 impl AppendError {
-    fn new(error: ResponseError, message: impl Into<String>) -> Self {
+    pub(crate) fn new(error: ResponseError, message: impl Into<String>) -> Self {
         AppendError {
             error,
             message: message.into(),
+            record_errors: Vec::new(),
+        }
+    }
+
+    /// A storage error, with the records it names (and, for timestamps,
+    /// Kafka's summary as the message: the records carry the details).
+    fn from_log(e: LogError) -> Self {
+        let error = log_error_code(&e);
+        let (message, record_errors) = match e {
+            LogError::InvalidRecords(ref records) => (e.to_string(), records.clone()),
+            LogError::InvalidTimestamp { record_errors, .. } => (
+                "One or more records have been rejected due to invalid timestamp".to_string(),
+                record_errors,
+            ),
+            e => (e.to_string(), Vec::new()),
+        };
+        AppendError {
+            error,
+            message,
+            record_errors,
         }
     }
 }
@@ -76,6 +99,7 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidRecords(_) => ResponseError::InvalidRecord,
         LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
@@ -285,7 +309,7 @@ impl ReplicaManager {
             ));
         }
         log.increment_log_start_offset(target)
-            .map_err(|e| AppendError::new(log_error_code(&e), e.to_string()))?;
+            .map_err(AppendError::from_log)?;
         Ok(log.log_start_offset())
     }
 
@@ -325,10 +349,9 @@ impl ReplicaManager {
                 format!("This server does not host {tp}"),
             )
         })?;
-        let storage_error = |e: LogError| AppendError::new(log_error_code(&e), e.to_string());
         self.log_manager
             .check_free_space(tp)
-            .map_err(storage_error)?;
+            .map_err(AppendError::from_log)?;
         let info = {
             let mut log = partition.log.lock();
             let segments_before = log.num_segments();
@@ -340,7 +363,7 @@ impl ReplicaManager {
                     // likely a full disk: stop writes now, not at the next tick
                     self.log_manager.refresh_free_space();
                 }
-                storage_error(e)
+                AppendError::from_log(e)
             })?;
             partition.maybe_increment_high_watermark(log.log_end_offset());
             if log.num_segments() != segments_before {

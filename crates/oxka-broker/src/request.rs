@@ -47,8 +47,14 @@ impl RequestSlot {
 }
 
 /// The APIs oxka implements and the versions it advertises: every version
-/// Kafka 4.x accepts that the codec supports. Nothing is listed that has no
-/// handler.
+/// Kafka 4.x accepts that the codec supports, and the older ones Kafka 3.9
+/// still accepted (KIP-896 removed them in 4.0) where no old message format
+/// is involved: ListOffsets v0, OffsetCommit v0–1, OffsetFetch v0,
+/// DescribeConfigs v0, CreateTopics v0–1, DeleteTopics v0 (restored in the
+/// vendored codec, see vendor/README.md), so that clients pinned to them
+/// (Debian's sarama 1.22) keep working. Produce below v3 and Fetch below v4
+/// stay out (message formats v0/v1). Nothing is listed that has no handler;
+/// README.md's API table is checked against this list by a test.
 pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::Produce,
     ApiKey::Fetch,
@@ -412,4 +418,59 @@ pub fn encode_response<Resp: Encodable>(
     header.encode(&mut buf, header_version)?;
     resp.encode(&mut buf, version)?;
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md's "Kafka APIs" table: API name → (min, max) as written.
+    fn readme_table() -> Vec<(String, (i16, i16))> {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Kafka APIs\n")
+            .nth(1)
+            .expect("README has a Kafka APIs section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        section
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let (name, versions) = (cells.get(1)?, cells.get(2)?);
+                let range = versions.split_whitespace().next()?;
+                let (min, max) = range.split_once('–').unwrap_or((range, range));
+                Some((name.to_string(), (min.parse().ok()?, max.parse().ok()?)))
+            })
+            .collect()
+    }
+
+    /// Users read the README's table to know what oxka speaks: it must say
+    /// exactly what ApiVersions advertises.
+    #[test]
+    fn readme_api_table_matches_advertised_versions() {
+        let table = readme_table();
+        let advertised: Vec<(String, (i16, i16))> = SUPPORTED_APIS
+            .iter()
+            .map(|k| {
+                let range = supported_versions(*k).expect("supported");
+                (format!("{k:?}"), range)
+            })
+            .collect();
+        for (name, range) in &advertised {
+            let row = table.iter().find(|(n, _)| n == name);
+            assert_eq!(
+                row.map(|(_, r)| r),
+                Some(range),
+                "README's row for {name} (advertised {}–{})",
+                range.0,
+                range.1
+            );
+        }
+        for (name, _) in &table {
+            assert!(
+                advertised.iter().any(|(n, _)| n == name),
+                "README lists {name}, which is not advertised"
+            );
+        }
+    }
 }

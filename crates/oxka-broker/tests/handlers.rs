@@ -153,3 +153,189 @@ fn acks_zero_gets_no_response_and_a_failure_closes_the_connection() {
     let resp: ListOffsetsResponse = call(ApiKey::ListOffsets, 7, &req);
     assert_eq!(resp.topics[0].partitions[0].offset, 2);
 }
+
+/// KIP-430: the operations a client may perform, only when asked (else
+/// INT32_MIN); without an authorizer every operation of the resource type,
+/// as Kafka without `authorizer.class.name` reports.
+#[test]
+fn authorized_operations_only_when_requested() {
+    const TOPIC_OPS: i32 = 3576; // READ..ALTER_CONFIGS without CLUSTER_ACTION
+    const CLUSTER_OPS: i32 = 8096;
+    const GROUP_OPS: i32 = 3400;
+    create("authz", 1);
+    let topic = |include: bool| {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(StrBytes::from_static_str("authz"))))]))
+            .with_include_cluster_authorized_operations(include)
+            .with_include_topic_authorized_operations(include);
+        let md: MetadataResponse = call(ApiKey::Metadata, 10, &req);
+        (
+            md.topics[0].topic_authorized_operations,
+            md.cluster_authorized_operations,
+        )
+    };
+    assert_eq!(topic(true), (TOPIC_OPS, CLUSTER_OPS));
+    assert_eq!(topic(false), (i32::MIN, i32::MIN));
+
+    let cluster = |include: bool| {
+        let req =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(include);
+        let resp: DescribeClusterResponse = call(ApiKey::DescribeCluster, 1, &req);
+        resp.cluster_authorized_operations
+    };
+    assert_eq!(cluster(true), CLUSTER_OPS);
+    assert_eq!(cluster(false), i32::MIN);
+
+    // an unknown group is described without error (Dead) before v6, with
+    // GROUP_ID_NOT_FOUND from v6 on: only the former carries operations.
+    // (The harness does not run the serve loop that loads the coordinator.)
+    static LOADED: std::sync::Once = std::sync::Once::new();
+    LOADED.call_once(|| {
+        common::state()
+            .group_coordinator
+            .load()
+            .expect("groups load")
+    });
+    let group = |version: i16, include: bool| {
+        let req = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_static_str("authz-group"))])
+            .with_include_authorized_operations(include);
+        let resp: DescribeGroupsResponse = call(ApiKey::DescribeGroups, version, &req);
+        resp.groups[0].authorized_operations
+    };
+    assert_eq!(group(5, true), GROUP_OPS);
+    assert_eq!(group(5, false), i32::MIN);
+    assert_eq!(group(6, true), i32::MIN);
+
+    // a KIP-848 group: ConsumerGroupDescribe, same rule
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("authz-848")))
+        .with_member_id(StrBytes::from_string(uuid::Uuid::new_v4().to_string()))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("authz"))]))
+        .with_topic_partitions(Some(vec![]));
+    let joined: ConsumerGroupHeartbeatResponse = call(ApiKey::ConsumerGroupHeartbeat, 0, &join);
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    let consumer_group = |id: &'static str, include: bool| {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str(id))])
+            .with_include_authorized_operations(include);
+        let resp: ConsumerGroupDescribeResponse = call(ApiKey::ConsumerGroupDescribe, 0, &req);
+        (
+            resp.groups[0].error_code,
+            resp.groups[0].authorized_operations,
+        )
+    };
+    assert_eq!(consumer_group("authz-848", true), (0, GROUP_OPS));
+    assert_eq!(consumer_group("authz-848", false), (0, i32::MIN));
+    assert_eq!(
+        consumer_group("authz-none", true),
+        (ResponseError::GroupIdNotFound.code(), i32::MIN)
+    );
+}
+
+/// KIP-467: keyless records for a compacted topic are refused with the
+/// batch, as INVALID_RECORD naming each of them (index in the batch and
+/// Kafka's message) in `record_errors` (v8+), with Kafka's summary as the
+/// partition's error message.
+#[test]
+fn produce_names_the_invalid_records() {
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("kip467")))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("cleanup.policy"))
+                .with_value(Some(StrBytes::from_static_str("compact")))]),
+    ]);
+    let created: CreateTopicsResponse = call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(created.topics[0].error_code, 0);
+    let batch = oxka_log::builder::RecordBatchBuilder::new()
+        .record(None, Some(b"a"), 1)
+        .record(Some(b"k"), Some(b"b"), 1)
+        .record(None, Some(b"c"), 1)
+        .build();
+    let produce = |version: i16| {
+        let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("kip467")))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_records(Some(batch.clone().freeze()))]),
+        ]);
+        let resp: ProduceResponse = call(ApiKey::Produce, version, &req);
+        resp.responses[0].partition_responses[0].clone()
+    };
+    let p = produce(9);
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+    let why = "Compacted topic cannot accept message without key in topic partition kip467-0";
+    let named: Vec<(i32, Option<&str>)> = p
+        .record_errors
+        .iter()
+        .map(|r| (r.batch_index, r.batch_index_error_message.as_deref()))
+        .collect();
+    assert_eq!(named, vec![(0, Some(why)), (2, Some(why))]);
+    let message = p.error_message.as_deref().unwrap_or_default();
+    assert!(
+        message
+            .starts_with("One or more records have been rejected due to 2 record errors in total"),
+        "{message}"
+    );
+    // v7 has no record errors: the partition error alone
+    let p = produce(7);
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+    assert!(p.record_errors.is_empty());
+}
+
+/// KIP-467 for create times out of `message.timestamp.after.max.ms`: the
+/// records at fault named, Kafka's summary as the message.
+#[test]
+fn produce_names_the_records_with_invalid_timestamps() {
+    create("kip467-ts", 1);
+    let now = oxka_broker::server::now_ms();
+    let ahead = now + 3 * 3_600_000;
+    let batch = oxka_log::builder::RecordBatchBuilder::new()
+        .record(Some(b"a"), Some(b"a"), now)
+        .record(Some(b"b"), Some(b"b"), ahead)
+        .record(Some(b"c"), Some(b"c"), now)
+        .record(Some(b"d"), Some(b"d"), ahead)
+        .build();
+    let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("kip467-ts")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_records(Some(batch.freeze()))
+            ]),
+    ]);
+    let resp: ProduceResponse = call(ApiKey::Produce, 11, &req);
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidTimestamp.code());
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    let named: Vec<(i32, String)> = p
+        .record_errors
+        .iter()
+        .map(|r| {
+            (
+                r.batch_index,
+                r.batch_index_error_message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert_eq!((named[0].0, named[1].0), (1, 3));
+    assert!(
+        named[0].1.starts_with(&format!(
+            "Timestamp {ahead} of message with offset 1 is out of range"
+        )),
+        "{named:?}"
+    );
+}

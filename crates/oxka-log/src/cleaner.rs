@@ -57,7 +57,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{BrokerCompression, LogConfig, TopicPartition};
-use crate::error::{IoContext, LogError};
+use crate::error::{IoContext, LogError, RecordError};
 use crate::fileio::sync_dir;
 use crate::log::Log;
 use crate::manager::LogManager;
@@ -160,8 +160,10 @@ impl Default for CleanerConfig {
 
 /// Kafka refuses records without a key in compacted topics (INVALID_RECORD):
 /// the cleaner could never deduplicate them. Control batches carry their own
-/// keys and are not checked.
+/// keys and are not checked. As Kafka's LogValidator, every keyless record
+/// of the first batch that has any is named (KIP-467), in record order.
 pub(crate) fn check_keys_present(
+    tp: &TopicPartition,
     records: &[u8],
     validated: &[ValidatedBatch],
 ) -> Result<(), LogError> {
@@ -170,15 +172,23 @@ pub(crate) fn check_keys_present(
             continue;
         }
         let batch = &records[v.position..v.position + v.size];
+        let mut errors = Vec::new();
+        let mut index = 0i32;
         visit_records(&v.header, batch, |r| {
             if r.key.is_none() {
-                Err(LogError::InvalidRecord(
-                    "compacted topic cannot accept a record without a key".into(),
-                ))
-            } else {
-                Ok(())
+                errors.push(RecordError {
+                    batch_index: index,
+                    message: format!(
+                        "Compacted topic cannot accept message without key in topic partition {tp}"
+                    ),
+                });
             }
+            index += 1;
+            Ok(())
         })?;
+        if !errors.is_empty() {
+            return Err(LogError::InvalidRecords(errors));
+        }
     }
     Ok(())
 }

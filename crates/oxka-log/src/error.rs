@@ -45,6 +45,16 @@ pub enum LogError {
     /// Well-formed bytes whose content is not acceptable (Kafka's INVALID_RECORD).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Records of one batch refused one by one (KIP-467), e.g. keyless
+    /// records in a compacted topic: INVALID_RECORD naming each record, so
+    /// that the client fails exactly those and the rest of the batch with a
+    /// retriable error. The message is Kafka's.
+    #[error(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: {}",
+        .0.len(),
+        RecordError::list(&.0[..(.0.len().min(3))])
+    )]
+    InvalidRecords(Vec<RecordError>),
     /// A create time outside `message.timestamp.before/after.max.ms` of the
     /// broker's clock (Kafka's INVALID_TIMESTAMP).
     #[error("Timestamp {timestamp} of message with offset {offset_delta} is out of range. The timestamp should be within [{low}, {high}]")]
@@ -57,6 +67,9 @@ pub enum LogError {
         low: i64,
         /// See `low`.
         high: i64,
+        /// Every out-of-range record of the batch (KIP-467), the one above
+        /// included, so that the client fails exactly those.
+        record_errors: Vec<RecordError>,
     },
     /// A fetch or truncation outside `[log_start, log_end]` (Kafka's OFFSET_OUT_OF_RANGE).
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
@@ -150,6 +163,33 @@ pub enum LogError {
     /// TRANSACTION_COORDINATOR_FENCED.
     #[error("transaction coordinator fenced: {0}")]
     TransactionCoordinatorFenced(String),
+}
+
+/// One refused record of a batch (Kafka's `ProduceResponse.RecordError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's index within its batch.
+    pub batch_index: i32,
+    /// Why it was refused.
+    pub message: String,
+}
+
+impl RecordError {
+    /// Kafka's rendering of a list of record errors (Java's `List.toString`
+    /// of `RecordError(batchIndex=.., message='..')`), as its error message
+    /// quotes them.
+    fn list(errors: &[RecordError]) -> String {
+        let items: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "RecordError(batchIndex={}, message='{}')",
+                    e.batch_index, e.message
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(", "))
+    }
 }
 
 impl LogError {

@@ -25,7 +25,7 @@ pub mod txn_index;
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
 pub use dir_lock::{DirLock, LOCK_FILE};
-pub use error::LogError;
+pub use error::{LogError, RecordError};
 pub use fileio::FileRegion;
 pub use log::Log;
 pub use manager::{

@@ -460,20 +460,30 @@ impl Log {
         self.check_online()?;
         let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
         if self.config.compact {
-            crate::cleaner::check_keys_present(records, &validated)?;
+            crate::cleaner::check_keys_present(&self.tp, records, &validated)?;
         }
         if self.config.message_timestamp_type == TimestampType::CreateTime {
-            self.check_timestamps(&validated, now_ms)?;
+            self.check_timestamps(records, &validated, now_ms)?;
         }
         Ok(validated)
     }
 
     /// Kafka's create-time bounds: every record's timestamp (but
     /// `NO_TIMESTAMP`) within `[now - before.max.ms, now + after.max.ms]`.
-    fn check_timestamps(&self, validated: &[ValidatedBatch], now_ms: i64) -> Result<(), LogError> {
+    /// The batch bounds find a batch at fault; its records are then read to
+    /// name every one out of range (KIP-467), with Kafka's message.
+    fn check_timestamps(
+        &self,
+        records: &[u8],
+        validated: &[ValidatedBatch],
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let low = now_ms.saturating_sub(self.config.message_timestamp_before_max_ms);
         let high = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
-        for b in validated.iter().filter_map(|v| v.timestamp_bounds) {
+        for v in validated {
+            let Some(b) = v.timestamp_bounds else {
+                continue;
+            };
             let bad = if b.min.0 < low {
                 b.min
             } else if b.max.0 > high {
@@ -481,11 +491,29 @@ impl Log {
             } else {
                 continue;
             };
+            let batch = &records[v.position..v.position + v.size];
+            let mut record_errors = Vec::new();
+            let mut index = 0i32;
+            crate::record_batch::visit_records(&v.header, batch, |r| {
+                let ts = r.timestamp(&v.header);
+                if ts != crate::record_batch::NO_TIMESTAMP && (ts < low || ts > high) {
+                    record_errors.push(crate::error::RecordError {
+                        batch_index: index,
+                        message: format!(
+                            "Timestamp {ts} of message with offset {} is out of range. The timestamp should be within [{low}, {high}]",
+                            v.header.base_offset.wrapping_add(i64::from(r.offset_delta))
+                        ),
+                    });
+                }
+                index += 1;
+                Ok(())
+            })?;
             return Err(LogError::InvalidTimestamp {
                 timestamp: bad.0,
                 offset_delta: bad.1,
                 low,
                 high,
+                record_errors,
             });
         }
         Ok(())
@@ -813,6 +841,59 @@ impl Log {
             }
         }
         Ok(None)
+    }
+
+    /// ListOffsets v0's answer (Kafka's `legacyFetchOffsetsBefore`): up to
+    /// `max_num_offsets` segment start offsets, newest first. The candidates
+    /// are every segment's base offset (not below the log start), stamped
+    /// with the segment file's modification time, plus the log end offset
+    /// stamped `now_ms` when the active segment holds data. Latest (-1)
+    /// starts from the last candidate, earliest (-2) from the first, a
+    /// timestamp from the newest candidate stamped at or before it. Clients
+    /// of that era read segment boundaries this way; the granularity is
+    /// whole segments by design.
+    pub fn legacy_offsets_before(
+        &self,
+        timestamp: i64,
+        max_num_offsets: i32,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, LogError> {
+        self.check_online()?;
+        let mut candidates: Vec<(i64, i64)> = self
+            .segments
+            .values()
+            .map(|seg| {
+                (
+                    seg.base_offset().max(self.log_start_offset),
+                    seg.last_modified_ms(),
+                )
+            })
+            .collect();
+        if self
+            .segments
+            .values()
+            .next_back()
+            .is_some_and(|s| s.size() > 0)
+        {
+            candidates.push((self.log_end_offset(), now_ms));
+        }
+        let start = match timestamp {
+            -1 => candidates.len().checked_sub(1),
+            -2 => (!candidates.is_empty()).then_some(0),
+            ts => candidates.iter().rposition(|(_, modified)| *modified <= ts),
+        };
+        let Some(start) = start else {
+            return Ok(Vec::new());
+        };
+        let take = usize::try_from(max_num_offsets).unwrap_or(0).min(start + 1);
+        let mut out: Vec<i64> = candidates[..=start]
+            .iter()
+            .rev()
+            .take(take)
+            .map(|(o, _)| *o)
+            .collect();
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(out)
     }
 
     /// KIP-734: the (offset, timestamp) of the first record carrying the

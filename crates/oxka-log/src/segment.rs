@@ -697,6 +697,18 @@ impl LogSegment {
             .unwrap_or(self.created_ms)
     }
 
+    /// The data file's modification time (Kafka's `lastModified`), read
+    /// from the path so that it needs no open descriptor; the creation time
+    /// when the file system cannot tell.
+    pub fn last_modified_ms(&self) -> i64 {
+        std::fs::metadata(&self.log_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .unwrap_or(self.created_ms)
+    }
+
     /// Renames the segment's files to `<name>.deleted` (Kafka's
     /// asynchronous delete) and returns the new paths. Startup removes
     /// such files, so a crash before they are unlinked leaks nothing.

@@ -490,11 +490,34 @@ fn null_key_is_rejected_in_compacted_log_only() {
     let mut batch = RecordBatchBuilder::new()
         .record(Some(b"k"), Some(b"v"), 1)
         .record(None, Some(b"no key"), 1)
+        .record(Some(b"k2"), Some(b"v"), 1)
+        .record(None, Some(b"no key either"), 1)
         .build();
     let err = log
         .append_as_leader(&mut batch, 0, 1)
         .expect_err("null key");
-    assert!(matches!(err, LogError::InvalidRecord(_)), "{err}");
+    // KIP-467: every keyless record named by its index in the batch, with
+    // Kafka's messages
+    let why = format!(
+        "Compacted topic cannot accept message without key in topic partition {}",
+        tp()
+    );
+    let LogError::InvalidRecords(records) = &err else {
+        panic!("{err:?}");
+    };
+    let named: Vec<(i32, &str)> = records
+        .iter()
+        .map(|r| (r.batch_index, r.message.as_str()))
+        .collect();
+    assert_eq!(named, vec![(1, why.as_str()), (3, why.as_str())]);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "One or more records have been rejected due to 2 record errors in total, and only \
+             showing the first three errors at most: [RecordError(batchIndex=1, message='{why}'), \
+             RecordError(batchIndex=3, message='{why}')]"
+        )
+    );
     assert_eq!(log.log_end_offset(), 0);
     // Compressed batches are checked too.
     let mut batch = RecordBatchBuilder::new()
@@ -503,7 +526,7 @@ fn null_key_is_rejected_in_compacted_log_only() {
         .build();
     assert!(matches!(
         log.append_as_leader(&mut batch, 0, 1),
-        Err(LogError::InvalidRecord(_))
+        Err(LogError::InvalidRecords(r)) if r.len() == 1 && r[0].batch_index == 0
     ));
     // Tombstones with keys are fine.
     let mut batch = RecordBatchBuilder::new()

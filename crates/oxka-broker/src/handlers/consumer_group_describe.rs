@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::authorizer::{authorized_operations, ResourceType};
 use crate::coordinator::group::assignor;
 use crate::metadata::MetadataImage;
 use crate::request::RequestContext;
@@ -41,7 +42,7 @@ pub async fn handle(
     req: ConsumerGroupDescribeRequest,
 ) -> Option<ConsumerGroupDescribeResponse> {
     let image = state.controller.image();
-    let groups = req
+    let mut groups: Vec<DescribedGroup> = req
         .group_ids
         .iter()
         .map(|id| {
@@ -89,5 +90,12 @@ pub async fn handle(
             }
         })
         .collect();
+    // as Kafka: only for groups described without error
+    if req.include_authorized_operations {
+        for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+            g.authorized_operations =
+                authorized_operations(ctx.conn, ResourceType::Group, g.group_id.0.as_str());
+        }
+    }
     Some(ConsumerGroupDescribeResponse::default().with_groups(groups))
 }

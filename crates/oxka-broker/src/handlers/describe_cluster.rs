@@ -5,6 +5,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{advertised_endpoint, s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::authorizer::{authorized_operations, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -24,6 +25,10 @@ pub async fn handle(
             resp.with_error_code(ResponseError::MismatchedEndpointType.code())
                 .with_error_message(Some(s("This broker serves the broker endpoint type only."))),
         );
+    }
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations =
+            authorized_operations(ctx.conn, ResourceType::Cluster, "");
     }
     let (host, port) = advertised_endpoint(state, ctx.conn);
     resp.controller_id = BrokerId(state.config.node_id);

@@ -1,5 +1,6 @@
 //! DescribeConfigs for topics and brokers: every known config with its
-//! value, source, type and (on request) synonyms and documentation.
+//! value, source, type and (on request) synonyms and documentation; v0
+//! (Kafka 3.9 still took it) has only an is-default flag for the source.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -8,7 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::s;
-use crate::config::{ConfigSynonym, DescribedConfig, TOPIC_CONFIGS};
+use crate::config::{ConfigSource, ConfigSynonym, DescribedConfig, TOPIC_CONFIGS};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -55,6 +56,10 @@ pub async fn handle(
                                 .with_value(e.value.map(s))
                                 .with_read_only(e.read_only)
                                 .with_config_source(e.source as i8)
+                                // v0 has no source, only this flag: set
+                                // as Kafka 1.x set it (the generated
+                                // schemas of later Kafka left it false)
+                                .with_is_default(e.source == ConfigSource::DefaultConfig)
                                 .with_config_type(e.def.ty.wire_code());
                             if req.include_synonyms {
                                 c.synonyms = e.synonyms.into_iter().map(synonym).collect();

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::authorizer::{authorized_operations, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -15,7 +16,7 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: DescribeGroupsRequest,
 ) -> Option<DescribeGroupsResponse> {
-    let groups = req
+    let mut groups: Vec<DescribedGroup> = req
         .groups
         .iter()
         .map(|id| {
@@ -71,5 +72,12 @@ pub async fn handle(
             }
         })
         .collect();
+    // KIP-430, as Kafka: only for groups described without error
+    if ctx.version >= 3 && req.include_authorized_operations {
+        for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+            g.authorized_operations =
+                authorized_operations(ctx.conn, ResourceType::Group, g.group_id.0.as_str());
+        }
+    }
     Some(DescribeGroupsResponse::default().with_groups(groups))
 }

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734),
-//! earliest local (-4) and the first offset at or after a timestamp.
+//! earliest local (-4) and the first offset at or after a timestamp; v0's
+//! list of segment boundaries (`max_num_offsets`, `old_style_offsets`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -9,14 +10,17 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use oxka_log::TopicPartition;
 
 use crate::replica_manager::log_error_code;
+use crate::replica_manager::Partition;
 use crate::request::RequestContext;
-use crate::server::BrokerState;
+use crate::server::{now_ms, BrokerState};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// The replica id of an ordinary client (brokers send their own id).
+const CONSUMER_REPLICA_ID: i32 = -1;
 
 pub async fn handle(
     state: &BrokerState,
@@ -24,6 +28,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let read_committed = req.isolation_level == 1;
+    let from_consumer = req.replica_id.0 == CONSUMER_REPLICA_ID;
     let topics = req
         .topics
         .into_iter()
@@ -38,9 +43,25 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if ctx.version == 0 && p.timestamp < EARLIEST {
+                        // v0 knows only latest and earliest among the
+                        // negative timestamps (Kafka answers the same)
+                        return resp.with_error_code(ResponseError::UnsupportedVersion.code());
+                    }
                     let Some(partition) = state.replica_manager.get_partition(&tp) else {
                         return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if ctx.version == 0 {
+                        return match legacy(
+                            &partition,
+                            p.timestamp,
+                            p.max_num_offsets,
+                            from_consumer,
+                        ) {
+                            Ok(offsets) => resp.with_old_style_offsets(offsets),
+                            Err(e) => resp.with_error_code(e.code()),
+                        };
+                    }
                     // the field exists from v4 on; the codec refuses it before
                     let epoch = if ctx.version >= 4 {
                         partition.leader_epoch()
@@ -85,4 +106,27 @@ pub async fn handle(
         })
         .collect();
     Some(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// v0: segment boundaries before the timestamp (see
+/// `Log::legacy_offsets_before`). A consumer never sees an offset past the
+/// high watermark: those are replaced by the high watermark, as Kafka does.
+fn legacy(
+    partition: &Partition,
+    timestamp: i64,
+    max_num_offsets: i32,
+    from_consumer: bool,
+) -> Result<Vec<i64>, ResponseError> {
+    let hw = partition.high_watermark();
+    let offsets = partition
+        .log
+        .lock()
+        .legacy_offsets_before(timestamp, max_num_offsets, now_ms())
+        .map_err(|e| log_error_code(&e))?;
+    if !from_consumer || offsets.iter().all(|o| *o <= hw) {
+        return Ok(offsets);
+    }
+    Ok(std::iter::once(hw)
+        .chain(offsets.into_iter().skip_while(|o| *o > hw))
+        .collect())
 }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use uuid::Uuid;
 
 use super::{advertised_endpoint, s, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::authorizer::{authorized_operations, ResourceType};
 use crate::controller::CreateTopicSpec;
 use crate::metadata::{validate_topic_name, TopicInfo};
 use crate::request::RequestContext;
@@ -41,7 +42,7 @@ pub async fn handle(
     };
     let allow_create = state.config.auto_create_topics_enable
         && (ctx.version < 4 || req.allow_auto_topic_creation);
-    let topics = match requested {
+    let mut topics: Vec<MetadataResponseTopic> = match requested {
         None => state
             .controller
             .image()
@@ -59,13 +60,29 @@ pub async fn handle(
             })
             .collect(),
     };
+    // v8+ (KIP-430): for every topic of the answer, errors included, as
+    // Kafka does; the cluster's only up to v10 (v11 moved it to
+    // DescribeCluster, KIP-700)
+    if req.include_topic_authorized_operations {
+        for t in &mut topics {
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+            t.topic_authorized_operations =
+                authorized_operations(ctx.conn, ResourceType::Topic, name);
+        }
+    }
+    let cluster_operations =
+        if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+            authorized_operations(ctx.conn, ResourceType::Cluster, "")
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
     Some(
         MetadataResponse::default()
             .with_brokers(brokers)
             .with_cluster_id(Some(s(state.cluster_id.clone())))
             .with_controller_id(BrokerId(state.config.node_id))
             .with_topics(topics)
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+            .with_cluster_authorized_operations(cluster_operations),
     )
 }
 

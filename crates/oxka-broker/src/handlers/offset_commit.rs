@@ -1,5 +1,8 @@
-//! OffsetCommit (v2–9): member commits checked against the generation,
-//! simple (generation -1) commits for groups without members.
+//! OffsetCommit (v0–9): member commits checked against the generation,
+//! simple (generation -1) commits for groups without members. v0 carries
+//! no generation or member id, so it is always a simple commit (Kafka 3.9
+//! wrote v0 commits to ZooKeeper; here they go to the coordinator like any
+//! other); v1 may carry a commit timestamp per partition.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -29,6 +32,8 @@ pub async fn handle(
                     -1
                 },
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                // v1 only; the codec gives -1 (now) for the other versions
+                commit_timestamp: p.commit_timestamp,
             })
         })
         .collect();

@@ -1,4 +1,5 @@
-//! OffsetFetch: one group (v1–7) or several (v8+). Partitions without a
+//! OffsetFetch: one group (v0–7; v0 reads the same offsets as v1, Kafka 3.9
+//! read ZooKeeper for it) or several (v8+). Partitions without a
 //! commit answer offset -1 with no error, as Kafka does. With
 //! `require_stable` (v7+) a partition whose transactional offset commit is
 //! still pending answers UNSTABLE_OFFSET_COMMIT (the client retries).

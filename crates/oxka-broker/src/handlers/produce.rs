@@ -1,7 +1,10 @@
-//! Produce: validate and append each partition's record batches as leader.
+//! Produce: validate and append each partition's record batches as leader;
+//! records refused one by one are named in `record_errors` (KIP-467).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use oxka_log::TopicPartition;
 
@@ -85,7 +88,20 @@ pub async fn handle(
                                 ),
                             Err(e) => {
                                 tracing::debug!(partition = %tp, error = %e.message, "produce rejected");
+                                // KIP-467 (v8+): the refused records by
+                                // index, so that the client fails exactly
+                                // those (the codec drops them before v8)
+                                let record_errors = e
+                                    .record_errors
+                                    .into_iter()
+                                    .map(|r| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(r.batch_index)
+                                            .with_batch_index_error_message(Some(s(r.message)))
+                                    })
+                                    .collect();
                                 partition_error(p.index, e.error, e.message)
+                                    .with_record_errors(record_errors)
                             }
                         }
                     }

@@ -35,6 +35,7 @@ pub async fn handle(
                 offset: p.committed_offset,
                 leader_epoch: p.committed_leader_epoch,
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                commit_timestamp: -1,
             })
         })
         .collect();

@@ -145,6 +145,10 @@ pub struct CommitEntry {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// The commit time OffsetCommit v1 lets the client choose (the base of
+    /// the offset's retention); -1, as every other version sends: the
+    /// coordinator's clock.
+    pub commit_timestamp: i64,
 }
 
 /// A group as DescribeGroups reports it.
@@ -750,7 +754,11 @@ impl GroupCoordinator {
                     offset: e.offset,
                     leader_epoch: e.leader_epoch,
                     metadata: md,
-                    commit_timestamp: now,
+                    commit_timestamp: if e.commit_timestamp == -1 {
+                        now
+                    } else {
+                        e.commit_timestamp
+                    },
                 };
                 records.push((
                     CoordinatorKey::OffsetCommit {
@@ -1298,6 +1306,7 @@ mod tests {
                     offset: o,
                     leader_epoch: 4,
                     metadata: Some(md.into()),
+                    commit_timestamp: -1,
                 }],
             )
             .unwrap();
@@ -1347,6 +1356,7 @@ mod tests {
                         offset: 1,
                         leader_epoch: -1,
                         metadata: None,
+                        commit_timestamp: -1,
                     }],
                 )
                 .unwrap();

@@ -876,7 +876,7 @@ impl TransactionCoordinator {
                         "Transactional produce to {tp} by producer {pid} epoch {epoch}, which is not part of its ongoing transaction"
                     ),
                 };
-                crate::replica_manager::AppendError { error, message }
+                crate::replica_manager::AppendError::new(error, message)
             })
     }
 
