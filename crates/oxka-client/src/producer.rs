@@ -1801,24 +1801,42 @@ mod tests {
         let p = one_record_batches(&[], 5).await;
         let inner = p.inner().clone();
         let mut sent = drain(&inner, 3).into_iter();
-        let (b0, b1, b2) = (sent.next().unwrap(), sent.next().unwrap(), sent.next().unwrap());
+        let (b0, b1, b2) = (
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+        );
         // answered out of order: 2 and 1 come back (say OUT_OF_ORDER after
         // a failure of 0), 0 is still in flight
         requeue(&inner, b2);
         requeue(&inner, b1);
         let no_backoff = |inner: &Inner| {
             let mut st = inner.lock();
-            let q = st.topics.partition_mut(&TopicPartition::new("t", 0)).unwrap();
+            let q = st
+                .topics
+                .partition_mut(&TopicPartition::new("t", 0))
+                .unwrap();
             for b in q.batches.iter_mut() {
                 b.retry_at = None;
             }
             q.batches.iter().map(|b| b.seq).collect::<Vec<_>>()
         };
-        assert_eq!(no_backoff(&inner), [1, 2, -1, -1], "sent ones first, in order");
-        assert!(drain(&inner, 2).is_empty(), "a retry waits while 0 is in flight");
+        assert_eq!(
+            no_backoff(&inner),
+            [1, 2, -1, -1],
+            "sent ones first, in order"
+        );
+        assert!(
+            drain(&inner, 2).is_empty(),
+            "a retry waits while 0 is in flight"
+        );
         settle(&inner, b0, Ok((0, -1)));
         let again = drain(&inner, 3);
-        assert_eq!(again.iter().map(|b| b.seq).collect::<Vec<_>>(), [1], "alone");
+        assert_eq!(
+            again.iter().map(|b| b.seq).collect::<Vec<_>>(),
+            [1],
+            "alone"
+        );
         settle(&inner, again.into_iter().next().unwrap(), Ok((1, -1)));
         let again = drain(&inner, 1);
         assert_eq!(again.iter().map(|b| b.seq).collect::<Vec<_>>(), [2]);
@@ -1829,7 +1847,11 @@ mod tests {
         let p = one_record_batches(&[], 5).await;
         let inner = p.inner().clone();
         let mut sent = drain(&inner, 3).into_iter();
-        let (b0, b1, b2) = (sent.next().unwrap(), sent.next().unwrap(), sent.next().unwrap());
+        let (b0, b1, b2) = (
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+        );
         acknowledged(&inner, &b0);
         settle(&inner, b0, Ok((0, -1)));
         // 1 refused (INVALID_RECORD, say); 2 comes back OUT_OF_ORDER: its
@@ -1846,7 +1868,13 @@ mod tests {
             assert_eq!(base_sequence(&q.batches[0]), 1);
             assert_eq!(q.next_seq, 2, "the next new batch follows it");
         }
-        inner.lock().topics.partition_mut(&TopicPartition::new("t", 0)).unwrap().batches[0].retry_at = None;
+        inner
+            .lock()
+            .topics
+            .partition_mut(&TopicPartition::new("t", 0))
+            .unwrap()
+            .batches[0]
+            .retry_at = None;
         let again = drain(&inner, 1);
         assert_eq!(again[0].seq, 1);
         settle(&inner, again.into_iter().next().unwrap(), Ok((1, -1)));

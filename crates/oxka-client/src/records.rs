@@ -620,8 +620,14 @@ mod tests {
         let sealed = b.build(7, 0, 10, Compression::None).unwrap();
         let kept = sealed.clone(); // shared: the function must copy
         let moved = with_base_sequence(sealed, 3).unwrap();
-        assert_eq!(&moved[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4], &3i32.to_be_bytes());
-        assert_eq!(&kept[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4], &10i32.to_be_bytes());
+        assert_eq!(
+            &moved[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4],
+            &3i32.to_be_bytes()
+        );
+        assert_eq!(
+            &kept[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4],
+            &10i32.to_be_bytes()
+        );
         let d = decode_batches(&moved).expect("valid CRC");
         assert_eq!(d[0].records.len(), 1);
         assert!(with_base_sequence(Bytes::from_static(b"short"), 1).is_err());

@@ -77,7 +77,13 @@ fn config_file_is_read_and_override_wins() {
 fn log_level_aliases_and_no_colour_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(TestBroker::binary())
-        .args(["broker", "--listen", "127.0.0.1:0", "--log-level", "warning"])
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warning",
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("d"))
         .args(["--override", "some.unknown.key=1"])
@@ -100,7 +106,13 @@ fn log_level_aliases_and_no_colour_off_a_terminal() {
     assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
 
     let out = Command::new(TestBroker::binary())
-        .args(["broker", "--listen", "127.0.0.1:0", "--log-level", "verbose"])
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "verbose",
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("e"))
         .output()

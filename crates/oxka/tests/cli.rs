@@ -473,7 +473,11 @@ fn a_closed_stdout_ends_the_command_quietly() {
             "--output {output}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -671,7 +675,13 @@ fn consume_gives_up_on_a_dead_broker_after_its_timeout() {
     produce_lines(&b, &topic, 0..3);
     let mut c = Running::start(
         &b,
-        &["consume", &topic, "--from-beginning", "--timeout-ms", "5000"],
+        &[
+            "consume",
+            &topic,
+            "--from-beginning",
+            "--timeout-ms",
+            "5000",
+        ],
     );
     c.take(3);
     b.kill9();
@@ -721,7 +731,13 @@ fn produce_and_perf_produce_auto_create_the_topic() {
     ok(&oxka_stdin(&b, &["produce", &topic], Some(b"x\ny\n")));
     let out = ok(&oxka(
         &b,
-        &["consume", &topic, "--from-beginning", "--timeout-ms", "1000"],
+        &[
+            "consume",
+            &topic,
+            "--from-beginning",
+            "--timeout-ms",
+            "1000",
+        ],
     ));
     assert_eq!(out, "x\ny\n");
     let perf = unique("cli-auto-perf");
@@ -740,7 +756,10 @@ fn produce_and_perf_produce_auto_create_the_topic() {
             "-1",
         ],
     ));
-    let d = json(&oxka(&b, &["topics", "describe", &perf, "--output", "json"]));
+    let d = json(&oxka(
+        &b,
+        &["topics", "describe", &perf, "--output", "json"],
+    ));
     assert!(!d["partitions"].as_array().unwrap().is_empty());
     // with auto-creation off the command says what to do
     let off = TestBroker::start_with(&["auto.create.topics.enable=false"]);
@@ -761,17 +780,32 @@ fn help_forms_negative_numbers_and_plain_errors() {
     let topic = unique("cli-forms");
     ok(&oxka(&b, &["topics", "create", &topic, "-p", "1"]));
     let help = ok(&oxka(&b, &["configs", "set", "--help"]));
-    assert!(help.contains("oxka configs set orders retention.ms="), "{help}");
-    ok(&oxka(&b, &["configs", "set", &topic, "retention.ms=86400000"]));
+    assert!(
+        help.contains("oxka configs set orders retention.ms="),
+        "{help}"
+    );
+    ok(&oxka(
+        &b,
+        &["configs", "set", &topic, "retention.ms=86400000"],
+    ));
     ok(&oxka(
         &b,
         &["configs", "set", "--topic", &topic, "segment.ms=3600000"],
     ));
     ok(&oxka(
         &b,
-        &["configs", "set", &topic, "--add-config", "cleanup.policy=compact"],
+        &[
+            "configs",
+            "set",
+            &topic,
+            "--add-config",
+            "cleanup.policy=compact",
+        ],
     ));
-    let c = json(&oxka(&b, &["configs", "describe", &topic, "--output", "json"]));
+    let c = json(&oxka(
+        &b,
+        &["configs", "describe", &topic, "--output", "json"],
+    ));
     for (k, v) in [
         ("retention.ms", "86400000"),
         ("segment.ms", "3600000"),
@@ -797,7 +831,15 @@ fn help_forms_negative_numbers_and_plain_errors() {
     let group = unique("forms");
     ok(&oxka(
         &b,
-        &["consume", &topic, "--group", &group, "--from-beginning", "-n", "6"],
+        &[
+            "consume",
+            &topic,
+            "--group",
+            &group,
+            "--from-beginning",
+            "-n",
+            "6",
+        ],
     ));
     let plan = json(&oxka(
         &b,
@@ -838,7 +880,15 @@ fn kip848_groups_in_the_cli() {
     let classic = unique("classic");
     ok(&oxka(
         &b,
-        &["consume", &topic, "--group", &classic, "--from-beginning", "-n", "1"],
+        &[
+            "consume",
+            &topic,
+            "--group",
+            &classic,
+            "--from-beginning",
+            "-n",
+            "1",
+        ],
     ));
     let group = unique("kip848");
     let mut c = Running::start(
@@ -868,7 +918,12 @@ fn kip848_groups_in_the_cli() {
         "{d}"
     );
     let table = ok(&oxka(&b, &["groups", "describe", &group]));
-    for col in ["CURRENT-EPOCH", "TARGET-ASSIGNMENT", "Consumer", &format!("{topic}:0,1")] {
+    for col in [
+        "CURRENT-EPOCH",
+        "TARGET-ASSIGNMENT",
+        "Consumer",
+        &format!("{topic}:0,1"),
+    ] {
         assert!(table.contains(col), "{col}: {table}");
     }
     let list = json(&oxka(&b, &["groups", "list", "--output", "json"]));
@@ -882,7 +937,10 @@ fn kip848_groups_in_the_cli() {
     assert_eq!(type_of(&group), Some("Consumer".into()), "{list}");
     assert_eq!(type_of(&classic), Some("Classic".into()), "{list}");
     let table = ok(&oxka(&b, &["groups", "list"]));
-    assert!(table.contains("TYPE") && table.contains("PROTOCOL"), "{table}");
+    assert!(
+        table.contains("TYPE") && table.contains("PROTOCOL"),
+        "{table}"
+    );
 
     let reset = [
         "groups",

@@ -46,9 +46,10 @@ async fn read_all(b: &TestBroker, topic: &str, expect: usize) -> Vec<String> {
         if recs.is_empty() && out.len() >= expect {
             quiet += 1;
         }
-        out.extend(recs.into_iter().map(|r| {
-            String::from_utf8(r.value.expect("value").to_vec()).expect("utf-8")
-        }));
+        out.extend(
+            recs.into_iter()
+                .map(|r| String::from_utf8(r.value.expect("value").to_vec()).expect("utf-8")),
+        );
     }
     out
 }
@@ -131,7 +132,9 @@ async fn a_refused_batch_leaves_no_gap_for_the_batches_after_it() {
     }
     producer.close().await.expect("close");
     assert!(
-        failed.iter().any(|(i, e)| *i == BAD && e.contains("INVALID_TIMESTAMP")),
+        failed
+            .iter()
+            .any(|(i, e)| *i == BAD && e.contains("INVALID_TIMESTAMP")),
         "{failed:?}"
     );
     // only the refused batch (about ten records of 1 KiB) failed

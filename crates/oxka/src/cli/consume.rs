@@ -224,9 +224,7 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
         {
             break match backoff.last.take() {
                 // the broker was still unreachable when the time ran out
-                Some(e) => Err(CliError::Failed(format!(
-                    "{e}; gave up after --timeout-ms"
-                ))),
+                Some(e) => Err(CliError::Failed(format!("{e}; gave up after --timeout-ms"))),
                 None => Ok(()),
             };
         }
