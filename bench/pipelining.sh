@@ -2,7 +2,8 @@
 # `oxka perf produce` with default producer properties (Kafka's: acks=all,
 # idempotence, batch.size 16384, linger 5 ms, 5 in flight) on one
 # partition, for two builds of the client side by side, with kcat
-# (librdkafka) at the same batch.size as the baseline (issue 11 §3,
+# (librdkafka) at the same batch.size as the baseline, with idempotence (as
+# ours) and without (librdkafka's default) (issue 11 §3,
 # pipelining per partition; see docs/performance.md).
 #
 #   bench/pipelining.sh BEFORE AFTER     two `oxka` binaries (release)
@@ -59,23 +60,25 @@ perf() {
 
 head -c $((SIZE - 1)) /dev/zero | tr '\0' 'x' >"$WORK/line"
 { yes "$(cat "$WORK/line")" || true; } | head -n "$N" >"$WORK/lines"
+# kcat16k IDEMPOTENCE -> MiB/s; acks=all, linger 5 ms as Kafka's defaults
 kcat16k() {
     local t0 t1
     t0=$(now)
     timeout 300 kcat -P -b "$B" -t t -p 0 -X batch.size=16384 -X linger.ms=5 \
-        -X enable.idempotence=true -X acks=all <"$WORK/lines"
+        -X enable.idempotence="$1" -X acks=all <"$WORK/lines"
     t1=$(now)
     calc "$N * $SIZE / ($t1 - $t0) / 1048576" 2
 }
 
 declare -A RUNS
 for r in $(seq 1 "$ROUNDS"); do
-    for tool in before after kcat; do
+    for tool in before after kcat kcat-no-idempotence; do
         fresh_broker
         case $tool in
             before) v=$(perf "$BEFORE") ;;
             after) v=$(perf "$AFTER") ;;
-            kcat) v=$(kcat16k) ;;
+            kcat) v=$(kcat16k true) ;;
+            kcat-no-idempotence) v=$(kcat16k false) ;;
         esac
         echo "round $r $tool: $v MiB/s (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
         RUNS[$tool]="${RUNS[$tool]:-} $v"
@@ -83,7 +86,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo "| client | median MiB/s | runs |"
 echo "|---|---|---|"
-for tool in before after kcat; do
+for tool in before after kcat kcat-no-idempotence; do
     med=$(printf '%s\n' ${RUNS[$tool]} | sort -g | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
     echo "| $tool | $med | $(echo ${RUNS[$tool]} | sed 's/ /, /g') |"
 done
