@@ -12,6 +12,18 @@ use common::{unique, TestBroker};
 use oxka_client::admin::NewTopic;
 use oxka_client::{Admin, ClientConfig, Consumer, Producer, ProducerRecord, TopicPartition};
 
+/// A broker, with the client's logs on the test's output (RUST_LOG, e.g.
+/// `oxka_client=debug` shows the retries).
+fn broker() -> TestBroker {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .with_test_writer()
+        .try_init();
+    TestBroker::start()
+}
+
 /// Small batches, no linger: many batches, so several are in flight.
 fn producer_cfg(b: &TestBroker) -> ClientConfig {
     let mut cfg = ClientConfig::with_bootstrap(b.bootstrap());
@@ -60,7 +72,7 @@ fn value(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_kept_and_nothing_duplicated_through_a_broker_restart() {
-    let mut b = TestBroker::start();
+    let mut b = broker();
     let topic = one_partition_topic(&b, "pipe-restart").await;
     let producer = Producer::new(&producer_cfg(&b)).expect("producer");
     const N: usize = 30_000;
@@ -104,7 +116,7 @@ async fn order_kept_and_nothing_duplicated_through_a_broker_restart() {
 /// records fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_batch_leaves_no_gap_for_the_batches_after_it() {
-    let b = TestBroker::start();
+    let b = broker();
     let topic = one_partition_topic(&b, "pipe-refused").await;
     let producer = Producer::new(&producer_cfg(&b)).expect("producer");
     const N: usize = 5_000;
