@@ -652,12 +652,20 @@ fn consume_survives_a_broker_restart() {
         b.restart();
         n += 5;
         produce_lines(&b, &topic, (n - 5)..n);
-        let after = c.take(5);
-        assert_eq!(
-            after,
-            ((n - 5)..n).map(|i| format!("m{i}")).collect::<Vec<_>>(),
-            "group {group:?}"
+        // up to the last new record; a group member may re-read what it
+        // had not committed yet (at least once), but nothing is skipped
+        let last = format!("m{}", n - 1);
+        let mut after = Vec::new();
+        while after.last() != Some(&last) {
+            after.extend(c.take(1));
+        }
+        assert!(
+            after.ends_with(&((n - 5)..n).map(|i| format!("m{i}")).collect::<Vec<_>>()),
+            "group {group:?}: {after:?}"
         );
+        if group.is_none() {
+            assert_eq!(after.len(), 5, "{after:?}");
+        }
         assert!(
             c.child.try_wait().expect("try_wait").is_none(),
             "the consumer exited"
