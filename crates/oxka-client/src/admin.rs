@@ -51,6 +51,20 @@ pub enum ConfigResource {
     Broker(String),
 }
 
+/// As error messages name it: "topic `orders`", "broker 1", "the
+/// cluster-wide broker defaults".
+impl std::fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigResource::Topic(t) => write!(f, "topic `{t}`"),
+            ConfigResource::Broker(b) if b.is_empty() => {
+                write!(f, "the cluster-wide broker defaults")
+            }
+            ConfigResource::Broker(b) => write!(f, "broker {b}"),
+        }
+    }
+}
+
 impl ConfigResource {
     fn kind(&self) -> i8 {
         match self {
@@ -108,12 +122,47 @@ pub struct ClusterDescription {
     pub brokers: Vec<crate::BrokerInfo>,
 }
 
-/// A consumer group as ListGroups returns it.
+/// Which group protocol a group runs, as Kafka's tools name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupType {
+    /// JoinGroup/SyncGroup (any protocol type: consumer, connect, ...).
+    Classic,
+    /// KIP-848's ConsumerGroupHeartbeat protocol.
+    Consumer,
+    /// A type this client does not know (share, streams, ...).
+    Other,
+}
+
+impl GroupType {
+    fn parse(s: &str) -> GroupType {
+        match s.to_ascii_lowercase().as_str() {
+            "classic" => GroupType::Classic,
+            "consumer" => GroupType::Consumer,
+            _ => GroupType::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for GroupType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GroupType::Classic => "Classic",
+            GroupType::Consumer => "Consumer",
+            GroupType::Other => "Unknown",
+        })
+    }
+}
+
+/// A group as ListGroups returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
     pub group_id: String,
+    /// The classic protocol type (`consumer`, `connect`, or empty for a
+    /// group that only commits offsets); `consumer` for KIP-848 groups.
     pub protocol_type: String,
     pub state: String,
+    /// From ListGroups v5; a broker without it has classic groups only.
+    pub group_type: GroupType,
     pub coordinator: i32,
 }
 
@@ -126,18 +175,27 @@ pub struct MemberDescription {
     pub client_host: String,
     /// Decoded from the consumer protocol assignment (empty if not a consumer group).
     pub assignment: Vec<TopicPartition>,
+    /// KIP-848 groups: the member's epoch and the assignment it is moving
+    /// to; `None` for classic groups.
+    pub member_epoch: Option<i32>,
+    pub target_assignment: Option<Vec<TopicPartition>>,
 }
 
-/// A consumer group as DescribeGroups returns it.
+/// A group as DescribeGroups (classic) or ConsumerGroupDescribe (KIP-848)
+/// returns it.
 #[derive(Debug, Clone)]
 pub struct GroupDescription {
     pub group_id: String,
     pub state: String,
+    pub group_type: GroupType,
     pub protocol_type: String,
-    /// The assignor in use (`range`, `cooperative-sticky`, ...).
+    /// The assignor in use (`range`, `cooperative-sticky`, `uniform`, ...).
     pub protocol: String,
     pub coordinator: i32,
     pub members: Vec<MemberDescription>,
+    /// KIP-848 groups: the group epoch and the epoch of its target
+    /// assignment.
+    pub epochs: Option<(i32, i32)>,
 }
 
 /// Which offset ListOffsets should find.
@@ -337,7 +395,7 @@ impl Admin {
         let mut out = Vec::new();
         for res in resp.results {
             check(res.error_code, res.error_message.as_ref(), || {
-                format!("describing configs of {resource:?}")
+                format!("describing configs of {resource}")
             })?;
             for c in res.configs {
                 out.push(ConfigEntry {
@@ -388,7 +446,7 @@ impl Admin {
         };
         for r in resp.responses {
             check(r.error_code, r.error_message.as_ref(), || {
-                format!("altering configs of {resource:?}")
+                format!("altering configs of {resource}")
             })?;
         }
         Ok(())
@@ -431,12 +489,9 @@ impl Admin {
         let m = self.cluster.refresh(None).await?;
         let mut out = Vec::new();
         for id in m.brokers.keys() {
-            let resp = self
-                .cluster
-                .conn_to_broker(*id)
-                .await?
-                .send(ListGroupsRequest::default())
-                .await?;
+            let conn = self.cluster.conn_to_broker(*id).await?;
+            let typed = conn.version_for(ApiKey::ListGroups)? >= 5;
+            let resp = conn.send(ListGroupsRequest::default()).await?;
             check(resp.error_code, None, || {
                 format!("listing groups on broker {id}")
             })?;
@@ -444,6 +499,11 @@ impl Admin {
                 group_id: g.group_id.0.to_string(),
                 protocol_type: g.protocol_type.to_string(),
                 state: g.group_state.to_string(),
+                group_type: if typed {
+                    GroupType::parse(&g.group_type)
+                } else {
+                    GroupType::Classic
+                },
                 coordinator: *id,
             }));
         }
@@ -451,9 +511,17 @@ impl Admin {
         Ok(out)
     }
 
-    /// Describes one group (state, members, assignments).
+    /// Describes one group (state, members, assignments): as Java's admin
+    /// client, ConsumerGroupDescribe first (KIP-848 groups), DescribeGroups
+    /// when the coordinator answers that it is no consumer group (or lacks
+    /// the API).
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         let (node, conn) = self.cluster.find_coordinator(group).await?;
+        if conn.supports(ApiKey::ConsumerGroupDescribe) {
+            if let Some(d) = describe_consumer_group(&conn, node, group).await? {
+                return Ok(d);
+            }
+        }
         let mut req = DescribeGroupsRequest::default();
         req.groups = vec![GroupId(sb(group))];
         let resp = conn.send(req).await?;
@@ -469,6 +537,8 @@ impl Admin {
         Ok(GroupDescription {
             group_id: g.group_id.0.to_string(),
             state: g.group_state.to_string(),
+            group_type: GroupType::Classic,
+            epochs: None,
             protocol_type: g.protocol_type.to_string(),
             protocol: g.protocol_data.to_string(),
             coordinator: node,
@@ -485,6 +555,8 @@ impl Admin {
                     } else {
                         Vec::new()
                     },
+                    member_epoch: None,
+                    target_assignment: None,
                 })
                 .collect(),
         })
@@ -614,6 +686,65 @@ impl Admin {
         }
         Ok(out)
     }
+}
+
+/// ConsumerGroupDescribe for one group; `None` when the coordinator says
+/// it is not a KIP-848 group (GROUP_ID_NOT_FOUND, as Kafka answers for
+/// classic and unknown groups), so the caller asks DescribeGroups.
+async fn describe_consumer_group(
+    conn: &crate::connection::Connection,
+    node: i32,
+    group: &str,
+) -> Result<Option<GroupDescription>> {
+    let mut req = ConsumerGroupDescribeRequest::default();
+    req.group_ids = vec![GroupId(sb(group))];
+    let resp = conn.send(req).await?;
+    let g = resp
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol("ConsumerGroupDescribe returned no group".into()))?;
+    if g.error_code == KafkaCode::GROUP_ID_NOT_FOUND {
+        return Ok(None);
+    }
+    check(g.error_code, g.error_message.as_ref(), || {
+        format!("describing group `{group}`")
+    })?;
+    let tps = |a: &consumer_group_describe_response::Assignment| -> Vec<TopicPartition> {
+        let mut v: Vec<TopicPartition> = a
+            .topic_partitions
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(t.topic_name.0.to_string(), *p))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    Ok(Some(GroupDescription {
+        group_id: g.group_id.0.to_string(),
+        state: g.group_state.to_string(),
+        group_type: GroupType::Consumer,
+        protocol_type: "consumer".into(),
+        protocol: g.assignor_name.to_string(),
+        coordinator: node,
+        epochs: Some((g.group_epoch, g.assignment_epoch)),
+        members: g
+            .members
+            .iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                assignment: tps(&m.assignment),
+                member_epoch: Some(m.member_epoch),
+                target_assignment: Some(tps(&m.target_assignment)),
+            })
+            .collect(),
+    }))
 }
 
 pub(crate) fn leader_of(m: &Metadata, tp: &TopicPartition) -> Result<i32> {

@@ -47,7 +47,7 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::SyncGroup => 5,
         ApiKey::Heartbeat => 4,
         ApiKey::LeaveGroup => 5,
-        ApiKey::ListGroups => 4,
+        ApiKey::ListGroups => 5,
         ApiKey::DescribeGroups => 5,
         ApiKey::DeleteGroups => 2,
         ApiKey::CreateTopics => 7,
@@ -225,17 +225,25 @@ impl Connection {
     }
 
     /// Sends `req`, whose encoding contains the `shared` batches, without
-    /// copying them (see `frame`), and waits for its response.
-    pub async fn send_sharing<R: Request>(&self, req: R, shared: &[Bytes]) -> Result<R::Response> {
+    /// copying them (see `frame`), and waits for its response. `turn` is
+    /// dropped as soon as the request is queued for the writer, so a caller
+    /// holding a lock in turn order puts its requests on the wire in that
+    /// order.
+    pub async fn send_sharing_queued<R: Request, T>(
+        &self,
+        req: R,
+        shared: &[Bytes],
+        turn: T,
+    ) -> Result<R::Response> {
         let key = api_key_of::<R>()?;
         let v = self.version_for(key)?;
         let (frame, cid) = self.encode(&req, key, v, shared)?;
-        self.exchange(key, v, frame, cid, self.request_timeout)
+        self.exchange(key, v, frame, cid, self.request_timeout, turn)
             .await
     }
 
     /// Sends a request for which the broker sends no response (acks=0
-    /// produce); `shared` as for [`Connection::send_sharing`].
+    /// produce); `shared` as for [`Connection::send_sharing_queued`].
     pub async fn send_no_response<R: Request>(&self, req: R, shared: &[Bytes]) -> Result<()> {
         let key = api_key_of::<R>()?;
         let v = self.version_for(key)?;
@@ -319,17 +327,19 @@ impl Connection {
     ) -> Result<R::Response> {
         let key = api_key_of::<R>()?;
         let (frame, cid) = self.encode(&req, key, version, &[])?;
-        self.exchange(key, version, frame, cid, timeout).await
+        self.exchange(key, version, frame, cid, timeout, ()).await
     }
 
-    /// Queues an encoded request and decodes its response.
-    async fn exchange<Resp: Decodable>(
+    /// Queues an encoded request and decodes its response; `turn` is
+    /// dropped once the request is queued.
+    async fn exchange<Resp: Decodable, T>(
         &self,
         key: ApiKey,
         version: i16,
         frame: Frame,
         cid: i32,
         timeout: Duration,
+        turn: T,
     ) -> Result<Resp> {
         if !self.is_alive() {
             return Err(self.disconnected("connection closed"));
@@ -349,6 +359,7 @@ impl Connection {
             })
             .await
             .map_err(|_| self.disconnected("connection closed"))?;
+        drop(turn);
         let mut body = match tokio::time::timeout(timeout, reply_rx).await {
             Err(_) => {
                 // A late answer would now carry an unknown id: drop the

@@ -7,16 +7,28 @@
 //!   instead of growing without bound, and a batch never grows.
 //! - Batching: a batch is sent when it reaches `batch.size`, when its
 //!   oldest record has waited `linger.ms`, or on `flush`.
-//! - Ordering: at most one batch per partition is in flight. Retries
-//!   therefore never reorder records within a partition, and with
-//!   idempotence the broker sees sequence numbers strictly in order, without
-//!   the client-side sequence rewinding Java needs for 5 in-flight batches.
-//!   `max.in.flight.requests.per.connection` bounds requests per broker,
-//!   each carrying batches for many partitions.
+//! - Pipelining: as Java's producer, up to
+//!   `max.in.flight.requests.per.connection` batches of a partition are in
+//!   flight at once (one per request; the same number bounds requests per
+//!   broker). Requests to a broker are queued on its connection in the
+//!   order the sender drained them, and the broker handles a connection's
+//!   requests in order, so batches arrive in sequence order.
+//! - Ordering with idempotence: the broker accepts only the next sequence.
+//!   When a batch fails retriably, the batches sent after it come back
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER, which is then retriable too (their
+//!   sequence is not the next one the broker acknowledged); all go back to
+//!   the queue in sequence order, and a batch sent before is re-sent only
+//!   when nothing of its partition is in flight, so retries go one at a
+//!   time, in order (Java's Sender and TransactionManager do the same).
+//!   A batch the broker refuses for good leaves a gap: the later batches
+//!   of its partition are renumbered (Java's
+//!   `adjustSequencesDueToFailedBatch`). DUPLICATE_SEQUENCE_NUMBER means
+//!   the broker already has the batch: success.
+//! - Without idempotence Kafka's rule holds: a retry may reorder a
+//!   partition's records unless `max.in.flight.requests.per.connection=1`.
 //! - Retries: retriable errors (leader moved, broker unreachable) requeue
-//!   the batch in front of its partition's queue after `retry.backoff.ms`
-//!   with the same sequence number, until `delivery.timeout.ms` since the
-//!   record was queued.
+//!   the batch after `retry.backoff.ms` with the same sequence number,
+//!   until `delivery.timeout.ms` since the record was queued.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -305,9 +317,17 @@ struct Batch {
     /// Bytes of `buffer.memory` this batch's buffer holds.
     reserved: usize,
     attempts: u32,
-    /// Sealed bytes; kept across retries so the sequence never changes.
+    /// Sealed bytes; kept across retries so the sequence only changes
+    /// when an earlier batch's failure leaves a gap.
     sealed: Option<Bytes>,
-    /// Sent and not yet answered: its partition counts as in flight.
+    /// Its base sequence once sealed (-1 without idempotence).
+    seq: i32,
+    /// Its place among its partition's sealed batches: retries go back
+    /// into the queue in this order.
+    order: u64,
+    /// How many of its partition's sequence gaps it has been renumbered for.
+    gaps_seen: usize,
+    /// Sent and not yet answered: counts in its partition's in-flight batches.
     in_flight: bool,
     retry_at: Option<Instant>,
 }
@@ -350,8 +370,59 @@ impl Drop for Batch {
 #[derive(Default)]
 struct PartQueue {
     batches: VecDeque<Batch>,
-    in_flight: bool,
+    /// Batches sent and not yet answered (at most max.in.flight).
+    in_flight: usize,
     next_seq: i32,
+    /// The sequence after the highest one acknowledged: the broker's next
+    /// expected sequence as far as this producer knows.
+    acked_next: i32,
+    /// Batches sealed so far (`Batch::order`).
+    sealed: u64,
+    /// Sequence gaps left by batches refused for good, as (base sequence,
+    /// records): batches sent after them are renumbered when they return.
+    /// Cleared whenever nothing is in flight (nothing left to renumber).
+    gaps: Vec<(i32, i32)>,
+}
+
+impl PartQueue {
+    /// Puts a batch that was sent back into the queue, before the batches
+    /// never sent and among the other returned ones in drain order.
+    fn insert_in_order(&mut self, b: Batch) {
+        let at = self
+            .batches
+            .iter()
+            .position(|x| x.sealed.is_none() || x.order > b.order)
+            .unwrap_or(self.batches.len());
+        self.batches.insert(at, b);
+    }
+
+    /// Renumbers a sealed batch for the gaps recorded since it was
+    /// numbered (only those before its sequence).
+    fn renumber(&self, b: &mut Batch) {
+        if b.seq < 0 || b.gaps_seen >= self.gaps.len() {
+            b.gaps_seen = self.gaps.len();
+            return;
+        }
+        let shift: i32 = self.gaps[b.gaps_seen..]
+            .iter()
+            .filter(|(start, _)| *start < b.seq)
+            .map(|(_, n)| *n)
+            .sum();
+        b.gaps_seen = self.gaps.len();
+        if shift == 0 {
+            return;
+        }
+        let seq = b.seq.wrapping_sub(shift) & i32::MAX;
+        if let Some(sealed) = b.sealed.take() {
+            match crate::records::with_base_sequence(sealed, seq) {
+                Ok(bytes) => {
+                    b.sealed = Some(bytes);
+                    b.seq = seq;
+                }
+                Err(e) => tracing::error!(error = %e, "renumbering a batch"),
+            }
+        }
+    }
 }
 
 /// One topic's partition queues and its sticky partition.
@@ -443,6 +514,7 @@ struct Inner {
     wake: Notify,
     idle: Notify,
     per_broker: Mutex<HashMap<i32, Arc<Semaphore>>>,
+    send_order: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
     sender_started: AtomicBool,
     /// `State::closing`, readable without the lock: a send to a closing
     /// producer fails at once instead of waiting for buffer memory.
@@ -455,6 +527,15 @@ impl Inner {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// Whose turn it is to queue a request on broker `id`'s connection.
+    fn broker_order(&self, id: i32) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = match self.send_order.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(id).or_default().clone()
     }
 
     fn broker_slots(&self, id: i32) -> Arc<Semaphore> {
@@ -483,7 +564,13 @@ impl Inner {
         st.outstanding = st.outstanding.saturating_sub(records);
         if let Some(q) = st.topics.partition_mut(tp) {
             if was_in_flight {
-                q.in_flight = false;
+                q.in_flight = q.in_flight.saturating_sub(1);
+            }
+            if q.in_flight == 0 {
+                q.gaps.clear();
+                for b in q.batches.iter_mut() {
+                    b.gaps_seen = 0;
+                }
             }
         }
         let idle = st.outstanding == 0;
@@ -554,6 +641,7 @@ impl Producer {
             wake: Notify::new(),
             idle: Notify::new(),
             per_broker: Mutex::new(HashMap::new()),
+            send_order: Mutex::new(HashMap::new()),
             sender_started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
@@ -777,6 +865,9 @@ fn append_record(
             reserved: need,
             attempts: 0,
             sealed: None,
+            seq: -1,
+            order: 0,
+            gaps_seen: 0,
             in_flight: false,
             retry_at: None,
         });
@@ -1002,7 +1093,7 @@ fn collect_ready(
     for q in st.topics.queues_mut() {
         // delivery.timeout.ms bounds a record's whole life, retries and
         // leaderless waits included.
-        while !q.in_flight
+        while q.in_flight == 0
             && q.batches
                 .front()
                 .is_some_and(|b| now.duration_since(b.created) >= cfg.delivery_timeout)
@@ -1011,10 +1102,15 @@ fn collect_ready(
                 expired.push(b);
             }
         }
-        if q.in_flight {
+        if q.in_flight >= cfg.max_in_flight {
             continue;
         }
         let Some(b) = q.batches.front() else { continue };
+        // a batch sent before goes again only alone: every earlier one of
+        // its partition is answered, so it reaches the broker in order
+        if b.sealed.is_some() && q.in_flight > 0 {
+            continue;
+        }
         let linger_due = b.created + cfg.linger;
         let is_ready = match b.retry_at {
             Some(t) if t > now => {
@@ -1039,13 +1135,17 @@ fn collect_ready(
         let Some(mut b) = q.batches.pop_front() else {
             continue;
         };
-        q.in_flight = true;
+        q.in_flight += 1;
         b.in_flight = true;
         if b.sealed.is_none() {
             let seq = if idempotent { q.next_seq } else { -1 };
             if idempotent {
                 q.next_seq = q.next_seq.wrapping_add(b.builder.count()) & i32::MAX;
             }
+            b.seq = seq;
+            b.order = q.sealed;
+            q.sealed += 1;
+            b.gaps_seen = q.gaps.len();
             to_seal.push((b, seq));
         } else {
             ready.push(b);
@@ -1054,8 +1154,9 @@ fn collect_ready(
     let exit = st.closing && st.outstanding == 0 && to_seal.is_empty();
     drop(st);
     // Sealing (the CRC, compression) runs without the lock, so sends to
-    // other partitions, and to this one, go on meanwhile. The partition is
-    // in flight: no later batch of it takes a sequence until this ends.
+    // other partitions go on meanwhile. Batches of one partition are
+    // sealed here in sequence order within one pass, and the next pass
+    // starts after this one's are dispatched.
     for (mut b, seq) in to_seal {
         match b.builder.build(pid, epoch, seq, cfg.compression) {
             Ok(bytes) => {
@@ -1065,11 +1166,9 @@ fn collect_ready(
             Err(e) => {
                 tracing::error!(error = %e, "sealing a batch");
                 if idempotent {
-                    // nothing went out with this sequence: give it back
-                    let mut st = inner.lock();
-                    if let Some(q) = st.topics.partition_mut(&b.tp) {
-                        q.next_seq = seq;
-                    }
+                    // nothing went out with this sequence: a gap for the
+                    // batches numbered after it
+                    refused_for_good(inner, &b);
                 }
                 expired.push(b);
             }
@@ -1105,6 +1204,7 @@ async fn dispatch(inner: &Arc<Inner>, ready: Vec<Batch>) -> bool {
     }
     for (leader, batches) in by_leader {
         let slots = inner.broker_slots(leader);
+        let order = inner.broker_order(leader);
         let mut chunk: Vec<Batch> = Vec::new();
         let mut chunk_size = 0;
         let mut chunks = Vec::new();
@@ -1129,9 +1229,12 @@ async fn dispatch(inner: &Arc<Inner>, ready: Vec<Batch>) -> bool {
                 }
                 continue;
             };
+            // Held until the request is queued on the connection: requests
+            // to one broker leave in the order they were drained here.
+            let turn = order.clone().lock_owned().await;
             let inner = inner.clone();
             tokio::spawn(async move {
-                produce_request(&inner, leader, chunk).await;
+                produce_request(&inner, leader, chunk, turn).await;
                 drop(permit);
             });
         }
@@ -1143,7 +1246,6 @@ fn requeue(inner: &Inner, mut b: Batch) {
     // Always push the next attempt out by the backoff: a partition without
     // a leader must not spin the sender.
     b.retry_at = Some(Instant::now() + inner.cluster.cfg.retry_backoff);
-    b.in_flight = false;
     let mut st = inner.lock();
     let q = st
         .topics
@@ -1151,11 +1253,75 @@ fn requeue(inner: &Inner, mut b: Batch) {
         .partitions
         .entry(b.tp.partition)
         .or_default();
-    q.in_flight = false;
-    q.batches.push_front(b);
+    if b.in_flight {
+        q.in_flight = q.in_flight.saturating_sub(1);
+        b.in_flight = false;
+    }
+    q.renumber(&mut b);
+    q.insert_in_order(b);
 }
 
-async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
+/// The broker answered this (sealed, idempotent) batch with success:
+/// its sequence is the broker's.
+fn acknowledged(inner: &Inner, b: &Batch) {
+    if b.seq < 0 {
+        return;
+    }
+    let mut st = inner.lock();
+    if let Some(q) = st.topics.partition_mut(&b.tp) {
+        let next = b.seq.wrapping_add(b.builder.count()) & i32::MAX;
+        // sequences wrap at 2^31: ahead means less than half way round
+        let ahead = next.wrapping_sub(q.acked_next) & i32::MAX;
+        if ahead > 0 && ahead < 1 << 30 {
+            q.acked_next = next;
+        }
+    }
+}
+
+/// Whether the broker's OUT_OF_ORDER_SEQUENCE_NUMBER for `b` only means an
+/// earlier batch of its partition is unresolved (failed and being retried,
+/// or refused and renumbered): `b` is then retried in its turn. When `b`
+/// is the very next sequence, the broker lost the producer's state and the
+/// error stands (Java bumps the epoch then; not done here).
+fn out_of_order_is_retriable(inner: &Inner, b: &Batch) -> bool {
+    let st = inner.lock();
+    let acked_next = st
+        .topics
+        .position(&b.tp.topic)
+        .and_then(|i| st.topics.list[i].partitions.get(&b.tp.partition))
+        .map_or(0, |q| q.acked_next);
+    b.seq >= 0 && b.seq != acked_next
+}
+
+/// A sealed idempotent batch the broker refused for good (nothing of it
+/// was written): the batches numbered after it move down by its size,
+/// those queued now, those in flight when they come back.
+fn refused_for_good(inner: &Inner, b: &Batch) {
+    if b.seq < 0 {
+        return;
+    }
+    let n = b.builder.count();
+    let mut st = inner.lock();
+    let Some(q) = st.topics.partition_mut(&b.tp) else {
+        return;
+    };
+    q.gaps.push((b.seq, n));
+    q.next_seq = q.next_seq.wrapping_sub(n) & i32::MAX;
+    let mut batches = std::mem::take(&mut q.batches);
+    for x in batches.iter_mut().filter(|x| x.sealed.is_some()) {
+        q.renumber(x);
+    }
+    q.batches = batches;
+}
+
+/// Sends one request; `turn` is released once it is queued on the
+/// connection (see `dispatch`).
+async fn produce_request(
+    inner: &Arc<Inner>,
+    leader: i32,
+    batches: Vec<Batch>,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+) {
     let cfg = &inner.cfg;
     let mut req = ProduceRequest::default();
     req.acks = cfg.acks;
@@ -1182,9 +1348,11 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
     let result = async {
         let conn = inner.cluster.conn_to_broker(leader).await?;
         if cfg.acks == 0 {
-            conn.send_no_response(req, &shared).await.map(|_| None)
+            let sent = conn.send_no_response(req, &shared).await.map(|_| None);
+            drop(turn);
+            sent
         } else {
-            conn.send_sharing(req, &shared).await.map(Some)
+            conn.send_sharing_queued(req, &shared, turn).await.map(Some)
         }
     }
     .await;
@@ -1223,12 +1391,15 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
             (Some(e), _) => (Some(Error::Protocol(e.to_string())), e.is_retriable()),
             (None, Some((0, base, t, _)))
             | (None, Some((KafkaCode::DUPLICATE_SEQUENCE_NUMBER, base, t, _))) => {
+                acknowledged(inner, &b);
                 settle(inner, b, Ok((*base, *t)));
                 continue;
             }
             (None, Some((code, _, _, msg))) => {
                 let e = Error::kafka(*code, msg.clone(), format!("producing to {tp}"));
-                let r = e.is_retriable();
+                let r = e.is_retriable()
+                    || (*code == KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                        && out_of_order_is_retriable(inner, &b));
                 if matches!(
                     *code,
                     KafkaCode::NOT_LEADER_OR_FOLLOWER
@@ -1258,6 +1429,10 @@ async fn produce_request(inner: &Arc<Inner>, leader: i32, batches: Vec<Batch>) {
                 Error::Protocol(m) if !retriable || !in_time => Error::Timeout(m),
                 e => e,
             };
+            if matches!(err, Error::Kafka { .. }) {
+                // the broker answered: nothing of the batch was written
+                refused_for_good(inner, &b);
+            }
             settle(inner, b, Err(err));
         }
     }
@@ -1556,13 +1731,155 @@ mod tests {
         for b in expired {
             settle(&inner, b, Err(Error::Timeout("expired".into())));
         }
-        assert!(
+        assert_eq!(
             inner.lock().topics["t"][&0].in_flight,
+            1,
             "the batch sent in the same pass is still in flight"
         );
         settle(&inner, ready.into_iter().next().unwrap(), Ok((0, -1)));
-        assert!(!inner.lock().topics["t"][&0].in_flight);
+        assert_eq!(inner.lock().topics["t"][&0].in_flight, 0);
         assert_eq!(inner.pool.available(), 33_554_432);
+    }
+
+    /// An offline producer with `n` one-record batches queued for
+    /// partition 0 of `t`.
+    async fn one_record_batches(extra: &[(&str, &str)], n: usize) -> Producer {
+        let mut cfg = vec![("batch.size", "80"), ("retry.backoff.ms", "1")];
+        cfg.extend_from_slice(extra);
+        let p = offline(&cfg);
+        for i in 0..n {
+            p.enqueue(
+                ProducerRecord::new("t")
+                    .partition(0)
+                    .value(format!("{i:040}")),
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(p.inner().lock().topics["t"][&0].batches.len(), n);
+        p
+    }
+
+    /// Drains as the sender does, one batch per partition per pass.
+    fn drain(inner: &Inner, passes: usize) -> Vec<Batch> {
+        let mut out = Vec::new();
+        for _ in 0..passes {
+            let (ready, _, expired, _) = collect_ready(inner, true);
+            assert!(expired.is_empty());
+            out.extend(ready);
+        }
+        out
+    }
+
+    fn base_sequence(b: &Batch) -> i32 {
+        let s = b.sealed.as_ref().expect("sealed");
+        i32::from_be_bytes([s[53], s[54], s[55], s[56]])
+    }
+
+    #[tokio::test]
+    async fn batches_of_one_partition_pipeline_up_to_max_in_flight() {
+        let p = one_record_batches(&[("max.in.flight.requests.per.connection", "3")], 6).await;
+        let inner = p.inner().clone();
+        let sent = drain(&inner, 5);
+        let seqs: Vec<i32> = sent.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, [0, 1, 2], "three in flight, in sequence order");
+        assert_eq!(sent.iter().map(base_sequence).collect::<Vec<_>>(), seqs);
+        assert_eq!(inner.lock().topics["t"][&0].in_flight, 3);
+        // one answered: one more goes
+        let mut sent = sent.into_iter();
+        settle(&inner, sent.next().unwrap(), Ok((0, -1)));
+        let next = drain(&inner, 2);
+        assert_eq!(next.iter().map(|b| b.seq).collect::<Vec<_>>(), [3]);
+        // with max.in.flight 1, one at a time (Kafka's rule for order
+        // without idempotence)
+        let p = one_record_batches(&[("max.in.flight.requests.per.connection", "1")], 3).await;
+        assert_eq!(drain(p.inner(), 3).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn returned_batches_go_again_in_sequence_order_one_at_a_time() {
+        let p = one_record_batches(&[], 5).await;
+        let inner = p.inner().clone();
+        let mut sent = drain(&inner, 3).into_iter();
+        let (b0, b1, b2) = (
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+        );
+        // answered out of order: 2 and 1 come back (say OUT_OF_ORDER after
+        // a failure of 0), 0 is still in flight
+        requeue(&inner, b2);
+        requeue(&inner, b1);
+        let no_backoff = |inner: &Inner| {
+            let mut st = inner.lock();
+            let q = st
+                .topics
+                .partition_mut(&TopicPartition::new("t", 0))
+                .unwrap();
+            for b in q.batches.iter_mut() {
+                b.retry_at = None;
+            }
+            q.batches.iter().map(|b| b.seq).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            no_backoff(&inner),
+            [1, 2, -1, -1],
+            "sent ones first, in order"
+        );
+        assert!(
+            drain(&inner, 2).is_empty(),
+            "a retry waits while 0 is in flight"
+        );
+        settle(&inner, b0, Ok((0, -1)));
+        let again = drain(&inner, 3);
+        assert_eq!(
+            again.iter().map(|b| b.seq).collect::<Vec<_>>(),
+            [1],
+            "alone"
+        );
+        settle(&inner, again.into_iter().next().unwrap(), Ok((1, -1)));
+        let again = drain(&inner, 1);
+        assert_eq!(again.iter().map(|b| b.seq).collect::<Vec<_>>(), [2]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_for_good_renumbers_the_ones_after_it() {
+        let p = one_record_batches(&[], 5).await;
+        let inner = p.inner().clone();
+        let mut sent = drain(&inner, 3).into_iter();
+        let (b0, b1, b2) = (
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+        );
+        acknowledged(&inner, &b0);
+        settle(&inner, b0, Ok((0, -1)));
+        // 1 refused (INVALID_RECORD, say); 2 comes back OUT_OF_ORDER: its
+        // sequence is not the next the broker expects, so it is retriable
+        assert!(out_of_order_is_retriable(&inner, &b2));
+        assert!(!out_of_order_is_retriable(&inner, &b1), "1 is the next one");
+        refused_for_good(&inner, &b1);
+        settle(&inner, b1, Err(Error::kafka(87, None, "producing")));
+        requeue(&inner, b2);
+        {
+            let st = inner.lock();
+            let q = &st.topics["t"][&0];
+            assert_eq!(q.batches[0].seq, 1, "renumbered into the gap");
+            assert_eq!(base_sequence(&q.batches[0]), 1);
+            assert_eq!(q.next_seq, 2, "the next new batch follows it");
+        }
+        inner
+            .lock()
+            .topics
+            .partition_mut(&TopicPartition::new("t", 0))
+            .unwrap()
+            .batches[0]
+            .retry_at = None;
+        let again = drain(&inner, 1);
+        assert_eq!(again[0].seq, 1);
+        settle(&inner, again.into_iter().next().unwrap(), Ok((1, -1)));
+        let fresh = drain(&inner, 1);
+        assert_eq!(fresh.iter().map(|b| b.seq).collect::<Vec<_>>(), [2]);
     }
 
     #[test]
@@ -1592,6 +1909,9 @@ mod tests {
             reserved: 0,
             attempts: 0,
             sealed: None,
+            seq: -1,
+            order: 0,
+            gaps_seen: 0,
             in_flight: false,
             retry_at: None,
         }

@@ -343,6 +343,30 @@ impl BatchBuilder {
     }
 }
 
+/// Where a v2 batch header holds the base sequence.
+const BASE_SEQUENCE_OFFSET: usize = 53;
+
+/// A sealed batch with another base sequence (and its CRC recomputed):
+/// what an idempotent producer re-sends after an earlier batch of the
+/// partition failed for good and left a gap in the sequence (Java's
+/// producer renumbers the same way). Copies only if the bytes are shared.
+pub fn with_base_sequence(sealed: Bytes, base_sequence: i32) -> Result<Bytes> {
+    if sealed.len() < BATCH_HEADER_SIZE {
+        return Err(Error::Records(format!(
+            "a sealed batch of {} bytes has no header",
+            sealed.len()
+        )));
+    }
+    let mut buf = sealed
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    buf[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(buf.freeze())
+}
+
 /// Block size of snappy-java's `SnappyOutputStream` (what Kafka writes).
 const XERIAL_BLOCK: usize = 32 * 1024;
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
@@ -588,6 +612,26 @@ fn get_bytes(r: &mut &[u8]) -> Result<Option<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_batch_takes_another_sequence_with_a_valid_crc() {
+        let mut b = BatchBuilder::new();
+        b.push(None, Some(b"v"), &[], 1);
+        let sealed = b.build(7, 0, 10, Compression::None).unwrap();
+        let kept = sealed.clone(); // shared: the function must copy
+        let moved = with_base_sequence(sealed, 3).unwrap();
+        assert_eq!(
+            &moved[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4],
+            &3i32.to_be_bytes()
+        );
+        assert_eq!(
+            &kept[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4],
+            &10i32.to_be_bytes()
+        );
+        let d = decode_batches(&moved).expect("valid CRC");
+        assert_eq!(d[0].records.len(), 1);
+        assert!(with_base_sequence(Bytes::from_static(b"short"), 1).is_err());
+    }
 
     #[test]
     fn round_trip_every_codec() {

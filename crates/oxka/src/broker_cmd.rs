@@ -21,7 +21,8 @@ pub struct BrokerArgs {
     /// Shorthand for `--override log.dirs=DIR`.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info`, `debug`, `oxka_broker=debug` (or RUST_LOG).
+    /// Log level: trace, debug, info, warn (warning), error, off; or
+    /// TARGET=LEVEL directives, e.g. `info,oxka_broker=debug` (RUST_LOG wins).
     #[arg(long, default_value = "info")]
     log_level: String,
 }
@@ -47,11 +48,13 @@ fn collect_props(args: &BrokerArgs) -> Result<BTreeMap<String, String>, String> 
 }
 
 pub fn run(args: BrokerArgs) -> i32 {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log_level.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+    match crate::logging::filter_from_env(&args.log_level) {
+        Ok(f) => crate::logging::init(f),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
     let props = match collect_props(&args) {
         Ok(p) => p,
         Err(e) => {

@@ -2,6 +2,7 @@
 
 mod broker_cmd;
 mod cli;
+mod logging;
 
 use clap::{Parser, Subcommand};
 

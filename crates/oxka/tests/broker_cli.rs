@@ -138,3 +138,55 @@ fn a_second_broker_on_the_same_data_dir_is_refused_before_touching_it() {
         "the refused start changed the live broker's files"
     );
 }
+
+/// `--log-level warning` (log4j's and syslog's spelling) logs warnings, in
+/// plain text when stderr is not a terminal; an unknown level is refused.
+#[test]
+fn log_level_aliases_and_no_colour_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(TestBroker::binary())
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warning",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .args(["--override", "some.unknown.key=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(line.contains("started"), "{line}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("some.unknown.key"), "warnings logged: {err}");
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+
+    let out = Command::new(TestBroker::binary())
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "verbose",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("e"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a log level"), "{err}");
+    assert!(!dir.path().join("e").exists());
+}

@@ -39,7 +39,7 @@ pub async fn run(args: ClusterArgs) -> CliResult {
                 }));
                 return Ok(());
             }
-            println!("CLUSTER\n=======");
+            outln!("CLUSTER\n=======");
             print_table(
                 &["CLUSTER-ID", "CONTROLLER", "TOPICS", "PARTITIONS"],
                 &[vec![
@@ -49,7 +49,7 @@ pub async fn run(args: ClusterArgs) -> CliResult {
                     partitions.to_string(),
                 ]],
             );
-            println!("\nBROKERS\n=======");
+            outln!("\nBROKERS\n=======");
             let rows: Vec<Vec<String>> = c
                 .brokers
                 .iter()

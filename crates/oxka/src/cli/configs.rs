@@ -57,22 +57,48 @@ pub enum ConfigsCmd {
         #[arg(long)]
         overrides_only: bool,
     },
-    /// Set configs: `oxka configs set orders retention.ms=86400000`.
+    /// Set configs: `oxka configs set orders retention.ms=86400000 [KEY=VALUE...]`
+    /// (or `--set KEY=VALUE`, repeatable; Kafka's `--add-config` spelling works too).
     Set {
         #[command(flatten)]
         entity: Entity,
-        /// key=value pairs.
-        #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1.., required = true)]
+        /// KEY=VALUE pairs after the name.
+        #[arg(value_name = "KEY=VALUE")]
+        items: Vec<String>,
+        /// A KEY=VALUE pair (repeatable).
+        #[arg(long = "set", alias = "add-config", value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
-    /// Remove config overrides (back to defaults).
+    /// Remove config overrides (back to defaults): `oxka configs delete orders retention.ms [KEY...]`
+    /// (or `--delete KEY`, repeatable; Kafka's `--delete-config` spelling works too).
     Delete {
         #[command(flatten)]
         entity: Entity,
-        /// Keys to remove.
-        #[arg(long = "delete", value_name = "KEY", num_args = 1.., required = true)]
+        /// Keys after the name.
+        #[arg(value_name = "KEY")]
+        items: Vec<String>,
+        /// A key to remove (repeatable).
+        #[arg(long = "delete", alias = "delete-config", value_name = "KEY")]
         keys: Vec<String>,
     },
+}
+
+impl Entity {
+    /// With `--topic` or `--broker` naming the entity, the first positional
+    /// word is an item too (`oxka configs set --broker 1 k=v`).
+    fn with_items(mut self, mut items: Vec<String>, flagged: Vec<String>) -> (Entity, Vec<String>) {
+        if self.topic.is_some() || self.broker.is_some() {
+            if let Some(n) = self.name.take() {
+                if self.topic.as_deref() == Some(n.as_str()) {
+                    // `oxka configs set orders --topic orders ...`
+                } else {
+                    items.insert(0, n);
+                }
+            }
+        }
+        items.extend(flagged);
+        (self, items)
+    }
 }
 
 pub async fn run(args: ConfigsArgs) -> CliResult {
@@ -117,17 +143,42 @@ pub async fn run(args: ConfigsArgs) -> CliResult {
             }
             Ok(())
         }
-        ConfigsCmd::Set { entity, pairs } => {
+        ConfigsCmd::Set {
+            entity,
+            items,
+            pairs,
+        } => {
+            let (entity, pairs) = entity.with_items(items, pairs);
             let res = entity.resource()?;
-            let ops: Vec<AlterConfigOp> = parse_kv(&pairs, "--set")?
+            if pairs.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to set: oxka configs set NAME KEY=VALUE [KEY=VALUE...]".into(),
+                ));
+            }
+            let ops: Vec<AlterConfigOp> = parse_kv(&pairs, "config")?
                 .into_iter()
                 .map(|(k, v)| AlterConfigOp::Set(k, v))
                 .collect();
             admin.incremental_alter_configs(&res, &ops).await?;
             done(output, &res, ops.len())
         }
-        ConfigsCmd::Delete { entity, keys } => {
+        ConfigsCmd::Delete {
+            entity,
+            items,
+            keys,
+        } => {
+            let (entity, keys) = entity.with_items(items, keys);
             let res = entity.resource()?;
+            if keys.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to delete: oxka configs delete NAME KEY [KEY...]".into(),
+                ));
+            }
+            if let Some(k) = keys.iter().find(|k| k.contains('=')) {
+                return Err(CliError::Usage(format!(
+                    "`{k}`: delete takes keys, not KEY=VALUE"
+                )));
+            }
             let ops: Vec<AlterConfigOp> = keys.into_iter().map(AlterConfigOp::Delete).collect();
             admin.incremental_alter_configs(&res, &ops).await?;
             done(output, &res, ops.len())
@@ -143,7 +194,7 @@ fn done(output: Output, res: &ConfigResource, n: usize) -> CliResult {
     if output == Output::Json {
         print_json(&json!({kind: name, "changed": n}));
     } else {
-        println!("Updated {n} config(s) of {kind} {name}");
+        outln!("Updated {n} config(s) of {kind} {name}");
     }
     Ok(())
 }

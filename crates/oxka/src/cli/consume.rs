@@ -6,6 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use oxka_client::admin::OffsetSpec;
 use oxka_client::{Consumer, ConsumerRecord, TopicPartition};
 use serde_json::json;
 
@@ -29,16 +30,18 @@ pub struct ConsumeArgs {
     /// Start at the earliest offset (default: the end).
     #[arg(long, conflicts_with_all = ["offset", "timestamp"])]
     from_beginning: bool,
-    /// Start at this offset in every selected partition.
-    #[arg(long, conflicts_with = "timestamp")]
-    offset: Option<i64>,
+    /// Start at this offset in every selected partition: N, `earliest`,
+    /// `latest`, or -N for N records before the end (as kcat's `-o -N`).
+    #[arg(long, conflicts_with = "timestamp", allow_hyphen_values = true)]
+    offset: Option<String>,
     /// Start at the first record at/after this time (epoch ms or RFC 3339).
     #[arg(long)]
     timestamp: Option<String>,
     /// Exit after this many records.
     #[arg(short = 'n', long, alias = "num")]
     max_messages: Option<u64>,
-    /// Exit when no record arrives for this long (ms).
+    /// Exit when no record arrives for this long (ms); also bounds how long
+    /// an unreachable broker is retried (default: for ever, as kcat).
     #[arg(long)]
     timeout_ms: Option<u64>,
     /// Output format: %t topic, %p partition, %o offset, %k key, %v value,
@@ -125,6 +128,7 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
         return Err(CliError::Usage("--partition needs a single topic".into()));
     }
     let start_ts = args.timestamp.as_deref().map(parse_timestamp).transpose()?;
+    let start_offset = args.offset.as_deref().map(parse_offset).transpose()?;
     let mut cfg = args.opts.client_config()?;
     cfg.set("allow.auto.create.topics", "false");
     if args.read_committed {
@@ -168,9 +172,26 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
             cfg.remove("group.id");
             let mut c = Consumer::new(&cfg).map_err(|e| CliError::Usage(e.to_string()))?;
             c.assign(all.clone())?;
-            if let Some(o) = args.offset {
-                for tp in &all {
-                    c.seek(tp, o)?;
+            if let Some(o) = start_offset {
+                match o {
+                    Start::At(o) => {
+                        for tp in &all {
+                            c.seek(tp, o)?;
+                        }
+                    }
+                    Start::Earliest => c.seek_to_beginning(&all).await?,
+                    Start::Latest => c.seek_to_end(&all).await?,
+                    Start::BeforeEnd(n) => {
+                        let lo = admin.list_offsets(&all, OffsetSpec::Earliest).await?;
+                        let hi = admin.list_offsets(&all, OffsetSpec::Latest).await?;
+                        for tp in &all {
+                            let (l, h) = (
+                                lo.get(tp).copied().unwrap_or(0),
+                                hi.get(tp).copied().unwrap_or(0),
+                            );
+                            c.seek(tp, h.saturating_sub(n).max(l))?;
+                        }
+                    }
                 }
             } else if let Some(ts) = start_ts {
                 c.seek_to_timestamp(&all, ts).await?;
@@ -189,8 +210,10 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
     let mut last_record = Instant::now();
     let mut buf = Vec::with_capacity(1 << 16);
     let mut committed_exact = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let mut stopped_by: Option<i32> = None;
+    let mut backoff = Backoff::default();
     let result: CliResult = loop {
         if args.max_messages.is_some_and(|m| count >= m) {
             break Ok(());
@@ -199,14 +222,36 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
             .timeout_ms
             .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
         {
-            break Ok(());
+            break match backoff.last.take() {
+                // the broker was still unreachable when the time ran out
+                Some(e) => Err(CliError::Failed(format!("{e}; gave up after --timeout-ms"))),
+                None => Ok(()),
+            };
         }
         let records = tokio::select! {
             r = consumer.poll(Duration::from_millis(500)) => r,
-            _ = &mut ctrl_c => break Ok(()),
+            code = &mut stop => {
+                stopped_by = Some(code);
+                break Ok(());
+            }
         };
         let records = match records {
-            Ok(r) => r,
+            Ok(r) => {
+                backoff.reset();
+                r
+            }
+            // A broker restarting or unreachable: wait and poll again, as
+            // kcat and Kafka's console consumer do, within --timeout-ms.
+            Err(e) if retriable(&e) => {
+                let wait = backoff.next(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    code = &mut stop => {
+                        stopped_by = Some(code);
+                        break Ok(());
+                    }
+                }
+            }
             Err(e) => break Err(e.into()),
         };
         if !records.is_empty() {
@@ -259,6 +304,87 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
         consumer.close().await
     };
     result?;
+    if let Some(code) = stopped_by {
+        // stopped by a signal, after a clean close: the shell's code for
+        // it, as Kafka's console consumer (the JVM) exits
+        return Err(CliError::Signal(code));
+    }
     closed?;
     Ok(())
+}
+
+/// Where `--offset` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    At(i64),
+    Earliest,
+    Latest,
+    /// This many records before the end.
+    BeforeEnd(i64),
+}
+
+fn parse_offset(s: &str) -> CliResult<Start> {
+    match s.trim() {
+        "earliest" | "beginning" => Ok(Start::Earliest),
+        "latest" | "end" => Ok(Start::Latest),
+        n => match n.parse::<i64>() {
+            Ok(o) if o >= 0 => Ok(Start::At(o)),
+            Ok(o) => Ok(Start::BeforeEnd(o.saturating_neg())),
+            Err(_) => Err(CliError::Usage(format!(
+                "--offset `{s}`: expected an offset, -N (N before the end), earliest or latest"
+            ))),
+        },
+    }
+}
+
+/// Errors a broker restart produces; the consumer reconnects on the next
+/// poll.
+fn retriable(e: &oxka_client::Error) -> bool {
+    e.is_retriable() || matches!(e, oxka_client::Error::NoBrokers(_))
+}
+
+/// Waits between polls that failed: 100 ms doubling to 5 s; says once on
+/// stderr that it is retrying, and again when the error changes.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    last: Option<String>,
+}
+
+impl Backoff {
+    fn next(&mut self, e: &oxka_client::Error) -> Duration {
+        let msg = e.to_string();
+        if self.last.as_deref() != Some(msg.as_str()) {
+            eprintln!("warning: {msg}; retrying");
+            self.last = Some(msg);
+        }
+        self.failures += 1;
+        Duration::from_millis(100u64 << self.failures.min(6)).min(Duration::from_secs(5))
+    }
+
+    fn reset(&mut self) {
+        if self.failures > 0 {
+            eprintln!("reconnected");
+        }
+        self.failures = 0;
+        self.last = None;
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, systemd,
+/// container stop) with the exit code a shell reports for a process the
+/// signal ended: 130 or 143.
+async fn stop_signal() -> i32 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = term.recv() => 143,
+                _ = tokio::signal::ctrl_c() => 130,
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    130
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::{ArgGroup, Args, Subcommand};
-use oxka_client::admin::OffsetSpec;
+use oxka_client::admin::{GroupType, MemberDescription, OffsetSpec};
 use oxka_client::{Admin, TopicPartition};
 use serde_json::json;
 
@@ -45,9 +45,11 @@ pub enum GroupsCmd {
         to_earliest: bool,
         #[arg(long)]
         to_latest: bool,
-        #[arg(long, value_name = "OFFSET")]
+        /// Clamped into the partition's range, as Kafka's tool does.
+        #[arg(long, value_name = "OFFSET", allow_negative_numbers = true)]
         to_offset: Option<i64>,
-        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        /// Move by N (negative: back), from the committed offset.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         shift_by: Option<i64>,
         /// Epoch ms or YYYY-MM-DDTHH:MM:SS[.sss][Z|+HH:MM] (UTC if no zone).
         #[arg(long, value_name = "TIMESTAMP")]
@@ -77,21 +79,28 @@ pub async fn run(args: GroupsArgs) -> CliResult {
             if output == Output::Json {
                 print_json(&json!(groups
                     .iter()
-                    .map(|g| json!({"group": g.group_id, "state": g.state, "protocol_type": g.protocol_type, "coordinator": g.coordinator}))
+                    .map(|g| json!({"group": g.group_id, "state": g.state, "type": g.group_type.to_string(), "protocol_type": g.protocol_type, "coordinator": g.coordinator}))
                     .collect::<Vec<_>>()));
             } else {
+                // TYPE and PROTOCOL as Kafka's kafka-groups.sh shows them:
+                // the group protocol (Classic, Consumer) and the classic
+                // protocol type (consumer, connect, or empty)
                 let rows: Vec<Vec<String>> = groups
                     .iter()
                     .map(|g| {
                         vec![
                             g.group_id.clone(),
                             g.state.clone(),
+                            g.group_type.to_string(),
                             g.protocol_type.clone(),
                             g.coordinator.to_string(),
                         ]
                     })
                     .collect();
-                print_table(&["GROUP", "STATE", "TYPE", "COORDINATOR"], &rows);
+                print_table(
+                    &["GROUP", "STATE", "TYPE", "PROTOCOL", "COORDINATOR"],
+                    &rows,
+                );
             }
             Ok(())
         }
@@ -109,7 +118,7 @@ pub async fn run(args: GroupsArgs) -> CliResult {
                     json_out.push(d.to_json());
                 } else {
                     if i > 0 {
-                        println!();
+                        outln!();
                     }
                     d.print();
                 }
@@ -202,10 +211,32 @@ struct PartitionLag {
 struct Described {
     group: String,
     state: String,
+    group_type: GroupType,
     protocol: String,
     coordinator: i32,
-    members: usize,
+    /// KIP-848 groups: group epoch, target assignment epoch.
+    epochs: Option<(i32, i32)>,
+    members: Vec<MemberDescription>,
     partitions: Vec<PartitionLag>,
+}
+
+/// `topic:0,1;other:2` as Kafka's tool shows an assignment.
+fn assignment_text(tps: &[TopicPartition]) -> String {
+    if tps.is_empty() {
+        return "-".into();
+    }
+    let mut by_topic: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for tp in tps {
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push(tp.partition.to_string());
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, ps)| format!("{t}:{}", ps.join(",")))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 impl Described {
@@ -218,12 +249,30 @@ impl Described {
     }
 
     fn to_json(&self) -> serde_json::Value {
+        let tps_json = |tps: &[TopicPartition]| -> serde_json::Value {
+            json!(tps
+                .iter()
+                .map(|tp| json!({"topic": tp.topic, "partition": tp.partition}))
+                .collect::<Vec<_>>())
+        };
         json!({
             "group": self.group,
             "state": self.state,
+            "type": self.group_type.to_string(),
             "assignor": self.protocol,
             "coordinator": self.coordinator,
-            "members": self.members,
+            "group_epoch": self.epochs.map(|e| e.0),
+            "target_assignment_epoch": self.epochs.map(|e| e.1),
+            "members": self.members.len(),
+            "member_details": self.members.iter().map(|m| json!({
+                "member_id": m.member_id,
+                "instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "host": m.client_host,
+                "member_epoch": m.member_epoch,
+                "assignment": tps_json(&m.assignment),
+                "target_assignment": m.target_assignment.as_deref().map(tps_json),
+            })).collect::<Vec<_>>(),
             "total_lag": self.total_lag(),
             "partitions": self.partitions.iter().map(|p| json!({
                 "topic": p.tp.topic,
@@ -239,29 +288,69 @@ impl Described {
     }
 
     fn print(&self) {
-        print_table(
-            &[
-                "GROUP",
-                "COORDINATOR",
-                "STATE",
-                "ASSIGNOR",
-                "MEMBERS",
-                "TOTAL-LAG",
-            ],
-            &[vec![
-                self.group.clone(),
-                self.coordinator.to_string(),
-                self.state.clone(),
-                self.protocol.clone(),
-                self.members.to_string(),
-                self.total_lag().to_string(),
-            ]],
-        );
+        let mut headers = vec![
+            "GROUP",
+            "COORDINATOR",
+            "STATE",
+            "TYPE",
+            "ASSIGNOR",
+            "MEMBERS",
+            "TOTAL-LAG",
+        ];
+        let mut row = vec![
+            self.group.clone(),
+            self.coordinator.to_string(),
+            self.state.clone(),
+            self.group_type.to_string(),
+            self.protocol.clone(),
+            self.members.len().to_string(),
+            self.total_lag().to_string(),
+        ];
+        if let Some((group_epoch, target_epoch)) = self.epochs {
+            headers.extend(["GROUP-EPOCH", "TARGET-ASSIGNMENT-EPOCH"]);
+            row.extend([group_epoch.to_string(), target_epoch.to_string()]);
+        }
+        print_table(&headers, &[row]);
+        if self.epochs.is_some() && !self.members.is_empty() {
+            // KIP-848 members as kafka-consumer-groups.sh --members --verbose
+            // shows them: where each stands and where it is going
+            let target = self.epochs.map_or(-1, |e| e.1);
+            let rows: Vec<Vec<String>> = self
+                .members
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.member_id.clone(),
+                        m.client_host.clone(),
+                        m.client_id.clone(),
+                        m.assignment.len().to_string(),
+                        m.member_epoch.map_or_else(|| "-".into(), |e| e.to_string()),
+                        assignment_text(&m.assignment),
+                        target.to_string(),
+                        assignment_text(m.target_assignment.as_deref().unwrap_or_default()),
+                    ]
+                })
+                .collect();
+            outln!();
+            print_table(
+                &[
+                    "MEMBER-ID",
+                    "HOST",
+                    "CLIENT-ID",
+                    "#PARTITIONS",
+                    "CURRENT-EPOCH",
+                    "CURRENT-ASSIGNMENT",
+                    "TARGET-EPOCH",
+                    "TARGET-ASSIGNMENT",
+                ],
+                &rows,
+            );
+        }
         if self.partitions.is_empty() {
-            println!("\n(no committed offsets and no assigned partitions)");
+            outln!("\n(no committed offsets and no assigned partitions)");
             return;
         }
-        println!();
+        outln!();
         let dash = || "-".to_string();
         let rows: Vec<Vec<String>> = self
             .partitions
@@ -326,9 +415,11 @@ async fn describe(admin: &Admin, group: &str) -> CliResult<Described> {
     Ok(Described {
         group: group.to_string(),
         state: d.state,
+        group_type: d.group_type,
         protocol: d.protocol,
         coordinator: d.coordinator,
-        members: d.members.len(),
+        epochs: d.epochs,
+        members: d.members,
         partitions: all
             .into_iter()
             .map(|tp| PartitionLag {
@@ -416,7 +507,19 @@ async fn reset_offsets(
                 d.state
             )));
         }
-        admin.alter_group_offsets(group, &plan).await?;
+        admin
+            .alter_group_offsets(group, &plan)
+            .await
+            .map_err(|e| match e.kafka_code().map(|c| c.name()).as_deref() {
+                // a member joined since the check above: the coordinator
+                // refuses a commit from outside the group
+                Some("UNKNOWN_MEMBER_ID" | "ILLEGAL_GENERATION" | "STALE_MEMBER_EPOCH") => {
+                    CliError::Failed(format!(
+                        "group `{group}` is not empty any more ({e}); offsets can only be reset while it has no members\nhint: stop its consumers, then run this again"
+                    ))
+                }
+                _ => CliError::from(e),
+            })?;
     }
     if output == Output::Json {
         print_json(&json!({

@@ -7,6 +7,17 @@
 //!   diagnostics and progress on stderr, progress only on a terminal;
 //! - every error says what failed and, where we can tell, what to do.
 
+/// `println!`, but exits quietly when stdout is closed (see
+/// [`util::write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::util::write_stdout(b"\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::util::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
 pub mod cluster;
 pub mod configs;
 pub mod consume;
@@ -57,6 +68,9 @@ pub enum CliError {
     Usage(String),
     /// The operation failed (exit 1).
     Failed(String),
+    /// Stopped cleanly by a signal: exit with the shell's code for it
+    /// (128 + the signal's number), nothing printed.
+    Signal(i32),
 }
 
 impl From<Error> for CliError {
@@ -135,11 +149,13 @@ pub fn run<F>(fut: F) -> i32
 where
     F: std::future::Future<Output = CliResult>,
 {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+    match crate::logging::filter_from_env("warn") {
+        Ok(f) => crate::logging::init(f),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -151,7 +167,10 @@ where
             return 1;
         }
     };
-    match rt.block_on(fut) {
+    let result = rt.block_on(fut);
+    // A blocking stdin reader left behind must not keep the process alive.
+    rt.shutdown_background();
+    match result {
         Ok(()) => 0,
         Err(CliError::Usage(m)) => {
             eprintln!("error: {m}");
@@ -161,5 +180,6 @@ where
             eprintln!("error: {m}");
             1
         }
+        Err(CliError::Signal(code)) => code,
     }
 }

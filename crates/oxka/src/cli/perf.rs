@@ -272,7 +272,7 @@ impl Stats {
     fn print_window(&mut self, verb: &str) {
         let secs = self.window_start.elapsed().as_secs_f64().max(1e-9);
         let n = self.window_count.max(1) as f64;
-        println!(
+        outln!(
             "{} records {verb}, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
             self.window_count,
             self.window_count as f64 / secs,
@@ -313,7 +313,7 @@ impl Stats {
                 }
                 print_json(&v);
             }
-            Output::Text => println!(
+            Output::Text => outln!(
                 "{} records {verb}, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.3} ms 50th, {:.3} ms 95th, {:.3} ms 99th, {:.3} ms 99.9th.",
                 self.count, rps, mbps, avg, ms(self.max_us), p(0.50), p(0.95), p(0.99), p(0.999)
             ),
@@ -431,9 +431,9 @@ async fn produce(a: ProducePerfArgs) -> CliResult {
         &a.producer_props,
         "--producer-props",
     )?;
-    // Fail fast on a missing topic rather than measure auto-creation.
-    partitions_of(&cfg, &a.topic).await?;
     let producer = Producer::new(&cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+    // The topic exists (auto-created if need be) before the clock starts.
+    super::produce::await_topic(&producer, &a.topic).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(ACK_WINDOW);
     let collector = spawn_collector(rx, Duration::from_millis(a.reporting_interval));
     let sent = send_all(
@@ -543,9 +543,9 @@ async fn consume(a: ConsumePerfArgs) -> CliResult {
         })),
         Output::Text => {
             if !a.hide_header {
-                println!("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec");
+                outln!("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec");
             }
-            println!(
+            outln!(
                 "{}, {}, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
                 format_timestamp(start_ms),
                 format_timestamp(end_ms),
@@ -558,7 +558,7 @@ async fn consume(a: ConsumePerfArgs) -> CliResult {
                 mb / fetch,
                 count as f64 / fetch,
             );
-            println!(
+            outln!(
                 "{count} records received, {:.1} records/sec ({:.2} MB/sec).",
                 count as f64 / total,
                 mb / total
@@ -687,13 +687,13 @@ async fn e2e(a: E2eArgs) -> CliResult {
             "p999_ms": p(0.999),
         })),
         Output::Text => {
-            println!(
+            outln!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec) offered.",
                 acks.stats.count,
                 acks.stats.count as f64 / secs,
                 acks.stats.bytes as f64 / MB / secs
             );
-            println!(
+            outln!(
                 "{got} records received, end-to-end {avg:.2} ms avg latency, {:.2} ms max latency, {:.3} ms 50th, {:.3} ms 95th, {:.3} ms 99th, {:.3} ms 99.9th.",
                 ms(max_us), p(0.50), p(0.95), p(0.99), p(0.999)
             );

@@ -73,10 +73,7 @@ pub async fn run(args: ProduceArgs) -> CliResult {
         cfg.set("linger.ms", l.to_string());
     }
     let producer = Producer::new(&cfg).map_err(|e| CliError::Usage(e.to_string()))?;
-    // Fail fast (and clearly) if the topic does not exist, instead of
-    // relying on auto-creation.
-    let admin = oxka_client::Admin::new(&cfg)?;
-    admin.describe_topic(&topic).await?;
+    await_topic(&producer, &topic).await?;
 
     let (reader, total): (Box<dyn Read + Send>, u64) = match &args.file {
         Some(p) => {
@@ -123,8 +120,17 @@ pub async fn run(args: ProduceArgs) -> CliResult {
     let mut first_error: Option<String> = None;
     let mut failed = 0u64;
     let sep = args.key_separator.as_deref().map(str::as_bytes);
+    // Why reading stopped early (the line at fault), reported once what
+    // was queued before it is acknowledged.
+    let mut stopped: Option<String> = None;
     while let Some(line) = rx.recv().await {
-        let line = line.map_err(|e| CliError::Failed(format!("reading input: {e}")))?;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                stopped = Some(format!("reading line {}: {e}", line_no + 1));
+                break;
+            }
+        };
         line_no += 1;
         bytes_in += line.len() as u64 + 1;
         let mut rec = ProducerRecord::new(&topic);
@@ -135,10 +141,13 @@ pub async fn run(args: ProduceArgs) -> CliResult {
                     rec.value = Some(Bytes::copy_from_slice(&line[i + sep.len()..]));
                 }
                 None => {
-                    return Err(CliError::Failed(format!(
-                        "line {line_no} has no key separator {:?}; {sent} record(s) were sent before it",
+                    // Stop reading; what was queued is still delivered (and
+                    // awaited) below before the line is reported.
+                    stopped = Some(format!(
+                        "line {line_no} has no key separator `{}`",
                         String::from_utf8_lossy(sep)
-                    )))
+                    ));
+                    break;
                 }
             },
             None => rec.value = Some(Bytes::from(line)),
@@ -147,7 +156,13 @@ pub async fn run(args: ProduceArgs) -> CliResult {
             rec = rec.header(k.clone(), v.clone());
         }
         rec.partition = args.partition;
-        pending.push_back(producer.enqueue(rec).await?);
+        match producer.enqueue(rec).await {
+            Ok(f) => pending.push_back(f),
+            Err(e) => {
+                stopped = Some(format!("line {line_no}: {}", explain(&e)));
+                break;
+            }
+        }
         sent += 1;
         while pending.len() >= WINDOW {
             if let Some(f) = pending.pop_front() {
@@ -159,7 +174,12 @@ pub async fn run(args: ProduceArgs) -> CliResult {
         }
         progress.update(bytes_in, sent);
     }
-    let _ = reader_task.await;
+    drop(rx);
+    if stopped.is_none() {
+        let _ = reader_task.await;
+    }
+    // else the reader may wait on stdin for ever: left behind (the runtime
+    // shuts down without waiting for it)
     for f in pending {
         if let Err(e) = f.await {
             failed += 1;
@@ -173,11 +193,38 @@ pub async fn run(args: ProduceArgs) -> CliResult {
     } else if std::io::stderr().is_terminal() {
         eprintln!("produced {} record(s) to {topic}", sent - failed);
     }
+    if let Some(why) = stopped {
+        return Err(CliError::Failed(format!(
+            "{why}: stopped there; the {} record(s) before it were acknowledged{}",
+            sent - failed,
+            match &first_error {
+                Some(e) => format!(", {failed} failed (first: {e})"),
+                None => String::new(),
+            }
+        )));
+    }
     match first_error {
         Some(e) => Err(CliError::Failed(format!(
             "{failed} of {sent} record(s) failed; first: {e}"
         ))),
         None => Ok(()),
+    }
+}
+
+/// How long the CLI waits for a topic to exist (the broker auto-creating
+/// it) before saying so: a typo should not hang for `max.block.ms`.
+const TOPIC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until `topic` has partitions. The producer's metadata requests
+/// allow auto-creation, as Java's producer's do, so a broker with
+/// `auto.create.topics.enable=true` (Kafka's default) creates it.
+pub async fn await_topic(producer: &Producer, topic: &str) -> CliResult<i32> {
+    match tokio::time::timeout(TOPIC_WAIT, producer.partitions(topic)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(CliError::Failed(format!(
+            "topic `{topic}` does not exist and the broker did not create it within {TOPIC_WAIT:?}\nhint: create it with `oxka topics create {topic}` (or set auto.create.topics.enable=true on the broker)"
+        ))),
     }
 }
 

@@ -211,7 +211,7 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                 }));
                 return Ok(());
             }
-            println!("SUMMARY\n=======");
+            outln!("SUMMARY\n=======");
             print_table(
                 &["NAME", "ID", "PARTITIONS", "REPLICAS", "INTERNAL"],
                 &[vec![
@@ -225,9 +225,9 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                     t.internal.to_string(),
                 ]],
             );
-            println!("\nCONFIGS\n=======");
+            outln!("\nCONFIGS\n=======");
             if configs.is_empty() {
-                println!("(all defaults; --all-configs shows them)");
+                outln!("(all defaults; --all-configs shows them)");
             } else {
                 let rows: Vec<Vec<String>> = configs
                     .iter()
@@ -241,7 +241,7 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                     .collect();
                 print_table(&["KEY", "VALUE", "SOURCE"], &rows);
             }
-            println!("\nPARTITIONS\n==========");
+            outln!("\nPARTITIONS\n==========");
             let fmt_ids = |v: &[i32]| {
                 format!(
                     "[{}]",
@@ -313,7 +313,7 @@ pub async fn run(args: TopicsArgs) -> CliResult {
             if output == Output::Json {
                 print_json(&json!({"topic": name, "altered": true}));
             } else {
-                println!("Altered topic {name}");
+                outln!("Altered topic {name}");
             }
             Ok(())
         }

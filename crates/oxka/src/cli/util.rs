@@ -32,13 +32,36 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     for r in rows {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    write_stdout(out.as_bytes());
 }
 
 /// Pretty JSON on stdout.
 pub fn print_json(v: &serde_json::Value) {
     let s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
-    println!("{s}");
+    outln!("{s}");
+}
+
+/// Writes to stdout. When the reader has gone away (`| head -1`, `| true`)
+/// the process exits at once with status 0, as a Unix tool killed by
+/// SIGPIPE stops, but without the failure status `set -o pipefail` would
+/// report: the output was not wanted any more, nothing failed. (`print!`
+/// panics on EPIPE instead; SIGPIPE itself stays ignored because the
+/// client's sockets use `writev`, which would raise it when a broker
+/// closes a connection.) Any other write error is reported and exits 1.
+pub fn write_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|_| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the process for a failed write to stdout (see [`write_stdout`]).
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to stdout: {e}");
+    std::process::exit(1);
 }
 
 /// One name from a positional argument or its `--flag` twin (Kafka's scripts).
