@@ -27,9 +27,11 @@ use tokio::sync::{mpsc, watch};
 use crate::request::{self, Outcome};
 use crate::server::BrokerState;
 
+mod quotas;
 pub mod response;
 mod send;
 
+pub use quotas::{ConnectionGuard, ConnectionQuotas, TooManyConnections};
 pub use response::{Response, ResponseChunk};
 
 /// Responses waiting for the socket; beyond this the handler waits.
