@@ -1103,6 +1103,88 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Validator::None,
         Some("unclean.leader.election.enable")
     ),
+    tdef!(
+        "max.decompressed.message.bytes",
+        Int,
+        Some("2147483639"),
+        Validator::Between(1, 2147483639),
+        Some("max.decompressed.message.bytes")
+    ),
+    // Kafka 4.x topic configs for features oxka does not have (tiered
+    // storage, replication throttling, the dead-letter queue of KIP-1191):
+    // accepted, stored and described with Kafka's defaults so that tools
+    // copying a topic's whole config work; only `remote.storage.enable=true`
+    // is refused (see `KafkaConfig::validate_topic_configs`).
+    tdef!(
+        "errors.deadletterqueue.group.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
+    tdef!(
+        "follower.replication.throttled.replicas",
+        List,
+        Some(""),
+        Validator::ThrottledReplicas,
+        None
+    ),
+    tdef!(
+        "leader.replication.throttled.replicas",
+        List,
+        Some(""),
+        Validator::ThrottledReplicas,
+        None
+    ),
+    tdef!(
+        "local.retention.bytes",
+        Long,
+        Some("-2"),
+        Validator::AtLeast(-2),
+        Some("log.local.retention.bytes")
+    ),
+    tdef!(
+        "local.retention.ms",
+        Long,
+        Some("-2"),
+        Validator::AtLeast(-2),
+        Some("log.local.retention.ms")
+    ),
+    tdef!(
+        "remote.copy.lag.bytes",
+        Long,
+        Some("-1"),
+        Validator::AtLeast(-1),
+        Some("log.remote.copy.lag.bytes")
+    ),
+    tdef!(
+        "remote.copy.lag.ms",
+        Long,
+        Some("0"),
+        Validator::AtLeast(-1),
+        Some("log.remote.copy.lag.ms")
+    ),
+    tdef!(
+        "remote.log.copy.disable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
+    tdef!(
+        "remote.log.delete.on.disable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
+    tdef!(
+        "remote.storage.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
 ];
 
 /// A broker config of Kafka's table: one oxka acts on, or an inert one.

@@ -339,15 +339,29 @@ pub fn validate_broker_configs(
             not_dynamic.join(", ")
         )));
     }
-    let per_broker: Vec<&str> = configs
+    // Kafka's SslConfigs.RECONFIGURABLE_CONFIGS: dynamic only in their
+    // `listener.name.<l>.` form.
+    const LISTENER_ONLY: &[&str] = &[
+        "ssl.keystore.type",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.truststore.type",
+        "ssl.truststore.location",
+        "ssl.truststore.password",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.key",
+        "ssl.truststore.certificates",
+    ];
+    let unprefixed: Vec<&str> = configs
         .keys()
-        .filter(|k| is_per_broker(k))
+        .filter(|k| LISTENER_ONLY.contains(&k.as_str()))
         .map(String::as_str)
         .collect();
-    if cluster_default && !per_broker.is_empty() {
+    if !unprefixed.is_empty() {
         return Err(AlterConfigError::InvalidRequest(format!(
-            "Cannot update these configs at default cluster level, broker id must be specified: {}",
-            per_broker.join(",")
+            "These security configs can be dynamically updated only per-listener using the listener prefix: Set({})",
+            unprefixed.join(", ")
         )));
     }
     for (k, v) in configs {
@@ -363,6 +377,17 @@ pub fn validate_broker_configs(
             super::security::check_limit(k, Some(v.clone()))
                 .map_err(|e| AlterConfigError::InvalidConfig(e.to_string()))?;
         }
+    }
+    let per_broker: Vec<&str> = configs
+        .keys()
+        .filter(|k| is_per_broker(k))
+        .map(String::as_str)
+        .collect();
+    if cluster_default && !per_broker.is_empty() {
+        return Err(AlterConfigError::InvalidRequest(format!(
+            "Cannot update these configs at default cluster level, broker id must be specified: Set({})",
+            per_broker.join(", ")
+        )));
     }
     Ok(())
 }

@@ -505,6 +505,16 @@ impl KafkaConfig {
                 defs::topic_def(k).ok_or_else(|| format!("Unknown topic config name: {k}"))?;
             def.def.validate(v)?;
         }
+        // Kafka's answer when tiered storage is disabled on the broker,
+        // which it always is in oxka.
+        if overrides
+            .get("remote.storage.enable")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            return Err("Tiered Storage functionality is disabled in the broker. \
+                 Topic cannot be configured with remote log storage."
+                .to_string());
+        }
         Ok(())
     }
 
