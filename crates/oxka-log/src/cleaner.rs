@@ -62,7 +62,7 @@ use crate::fileio::sync_dir;
 use crate::log::Log;
 use crate::manager::LogManager;
 use crate::record_batch::{
-    check_batch_integrity, compress, decompress, read_varint, read_varlong, visit_records,
+    check_batch_integrity, compress, decompress, read_varint, read_varlong, visit_record_meta,
     write_varint, write_varlong, Compression, RecordBatchHeader, ValidatedBatch, ATTRIBUTES_OFFSET,
     BATCH_LENGTH_OFFSET, BATCH_OVERHEAD, COMPRESSION_CODEC_MASK, CONTROL_FLAG_MASK, CRC_OFFSET,
     DELETE_HORIZON_FLAG_MASK, FIRST_TIMESTAMP_OFFSET, LOG_OVERHEAD, MAGIC_V2,
@@ -170,8 +170,8 @@ pub(crate) fn check_keys_present(
             continue;
         }
         let batch = &records[v.position..v.position + v.size];
-        visit_records(&v.header, batch, |r| {
-            if r.key.is_none() {
+        visit_record_meta(&v.header, batch, u32::MAX, |r| {
+            if r.key_is_null {
                 Err(LogError::InvalidRecord(
                     "compacted topic cannot accept a record without a key".into(),
                 ))

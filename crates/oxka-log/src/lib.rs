@@ -17,6 +17,7 @@ mod log;
 mod manager;
 pub mod producer_state;
 pub mod record_batch;
+mod record_stream;
 mod retention;
 mod segment;
 pub mod txn_index;

@@ -582,6 +582,11 @@ impl KafkaConfig {
             min_compaction_lag_ms: num("min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
             max_compaction_lag_ms: num("max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
             delete_retention_ms: num("delete.retention.ms", d.delete_retention_ms).max(0),
+            max_decompressed_message_bytes: num(
+                "max.decompressed.message.bytes",
+                i64::from(d.max_decompressed_message_bytes),
+            )
+            .clamp(1, i64::from(u32::MAX)) as u32,
         }
     }
 }
