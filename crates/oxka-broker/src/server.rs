@@ -38,6 +38,8 @@ pub struct BrokerState {
     pub txn_coordinator: Arc<TransactionCoordinator>,
     /// `queued.max.requests`: requests handled at once across connections.
     pub request_slots: Arc<Semaphore>,
+    /// `queued.max.request.bytes`: request bytes read and held at once.
+    pub request_memory: Arc<crate::network::MemoryPool>,
     /// `max.connections`, `max.connections.per.ip(.overrides)`.
     pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
     pub idle_timeout_ms: u64,
@@ -135,6 +137,13 @@ impl Broker {
             cluster_id: log_manager.cluster_id().to_string(),
             request_slots: Arc::new(Semaphore::new(config.queued_max_requests.max(1))),
             connection_quotas: crate::network::ConnectionQuotas::new(config.clone()),
+            request_memory: crate::network::MemoryPool::from_config(
+                config
+                    .value("queued.max.request.bytes")
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .unwrap_or(-1),
+                config.socket_request_max_bytes,
+            ),
             config,
             controller,
             replica_manager,
