@@ -556,7 +556,16 @@ where
     F: FnMut(&RecordView<'_>) -> Result<(), LogError>,
 {
     let payload = &batch[RECORDS_OFFSET.min(batch.len())..];
-    let mut records = RecordStream::new(header.compression()?, payload, MAX_DECOMPRESSED_BYTES)?;
+    let codec = header.compression()?;
+    if codec == Compression::None {
+        // already in memory: parsed in place
+        let mut pos = 0;
+        while pos < payload.len() {
+            f(&parse_record(payload, &mut pos)?)?;
+        }
+        return Ok(());
+    }
+    let mut records = RecordStream::new(codec, payload, MAX_DECOMPRESSED_BYTES)?;
     while let Some(rec) = records.next_record()? {
         f(&rec)?;
     }
@@ -577,7 +586,22 @@ where
     F: FnMut(&RecordMeta) -> Result<(), LogError>,
 {
     let payload = &batch[RECORDS_OFFSET.min(batch.len())..];
-    let mut records = RecordStream::new(header.compression()?, payload, max_record_bytes as usize)?;
+    let codec = header.compression()?;
+    if codec == Compression::None {
+        // already in memory: parsed in place, the fast path of produce
+        let mut pos = 0;
+        while pos < payload.len() {
+            let r = parse_record(payload, &mut pos)?;
+            f(&RecordMeta {
+                offset_delta: r.offset_delta,
+                timestamp_delta: r.timestamp_delta,
+                key_is_null: r.key.is_none(),
+                value_is_null: r.value.is_none(),
+            })?;
+        }
+        return Ok(());
+    }
+    let mut records = RecordStream::new(codec, payload, max_record_bytes as usize)?;
     while let Some(meta) = records.next_meta()? {
         f(&meta)?;
     }

@@ -192,7 +192,6 @@ pub struct RecordStream<'a> {
     max_record_bytes: usize,
     /// One record's bytes for [`Self::next_record`], reused.
     record: Vec<u8>,
-    skip: Vec<u8>,
 }
 
 impl<'a> RecordStream<'a> {
@@ -208,7 +207,6 @@ impl<'a> RecordStream<'a> {
             consumed: 0,
             max_record_bytes,
             record: Vec::new(),
-            skip: Vec::new(),
         })
     }
 
@@ -258,17 +256,21 @@ impl<'a> RecordStream<'a> {
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
-    /// Discards `n` bytes through a bounded scratch buffer.
+    /// Discards `n` bytes, a buffer's worth at a time.
     fn skip(&mut self, mut n: usize) -> Result<(), LogError> {
         self.count(n)?;
-        self.skip.resize(CHUNK.min(n.max(1)), 0);
         while n > 0 {
-            let want = n.min(self.skip.len());
-            let mut buf = std::mem::take(&mut self.skip);
-            let r = self.reader.read_exact(&mut buf[..want]);
-            self.skip = buf;
-            r.map_err(|e| io_error(self.codec, e))?;
-            n -= want;
+            let available = self
+                .reader
+                .fill_buf()
+                .map_err(|e| io_error(self.codec, e))?
+                .len();
+            if available == 0 {
+                return Err(corrupt("record runs past the end of the batch"));
+            }
+            let k = available.min(n);
+            self.reader.consume(k);
+            n -= k;
         }
         Ok(())
     }
