@@ -7,6 +7,8 @@ Attacks (each on a fresh broker and data dir, so each peak is its own):
   idle     start, one ApiVersions, nothing else (the baseline)
   bomb     8 connections in parallel each produce one gzip batch of about
            255 KiB that inflates to 255 MiB (one record of zeros)
+  recompress  the same bombs to a topic with compression.type=lz4, so the
+           broker re-encodes each batch
   partial  40 connections each declare a 100 MiB request
            (socket.request.max.bytes) and send 16 MiB of it, then stall
 
@@ -107,8 +109,10 @@ def recv_exact(sock, n):
     return bytes(buf)
 
 
-def create_topic(addr, name):
-    body = (struct.pack(">i", 1) + string(name) + struct.pack(">ihii", 1, 1, 0, 0)
+def create_topic(addr, name, configs=()):
+    body = (struct.pack(">i", 1) + string(name) + struct.pack(">ihi", 1, 1, 0)
+            + struct.pack(">i", len(configs))
+            + b"".join(string(k) + string(v) for k, v in configs)
             + struct.pack(">ib", 30000, 0))
     with socket.create_connection(addr, timeout=60) as s:
         s.sendall(request(19, 2, 1, body))
@@ -180,8 +184,8 @@ def attack_idle(b):
     return "served" if b.alive() else "not served"
 
 
-def attack_bomb(b):
-    create_topic(b.addr, "bombs")
+def attack_bomb(b, configs=()):
+    create_topic(b.addr, "bombs", configs)
     batch = gzip_bomb_batch(255 * MIB)
     codes = []
     threads = [threading.Thread(target=lambda: codes.append(produce(b.addr, "bombs", batch)))
@@ -191,6 +195,10 @@ def attack_bomb(b):
     for t in threads:
         t.join()
     return f"batch {len(batch) // 1024} KiB on the wire; error codes {sorted(codes)}"
+
+
+def attack_recompress(b):
+    return attack_bomb(b, [("compression.type", "lz4")])
 
 
 def attack_partial(b):
@@ -222,7 +230,8 @@ def attack_partial(b):
     return f"{full}/{conns} connections could send {sent // MIB} MiB, the rest were throttled"
 
 
-ATTACKS = {"idle": attack_idle, "bomb": attack_bomb, "partial": attack_partial}
+ATTACKS = {"idle": attack_idle, "bomb": attack_bomb, "recompress": attack_recompress,
+           "partial": attack_partial}
 
 
 def main():
@@ -235,7 +244,7 @@ def main():
         try:
             outcome = ATTACKS[name](b)
             alive = b.alive()
-            print(f"{name:8} VmHWM {b.hwm():8.1f} MiB  {outcome}; "
+            print(f"{name:10} VmHWM {b.hwm():8.1f} MiB  {outcome}; "
                   f"{'still serving' if alive else 'NOT serving'}", flush=True)
         finally:
             b.stop()
