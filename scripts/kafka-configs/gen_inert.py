@@ -2,11 +2,17 @@
 """Generates crates/oxka-broker/src/config/defs/inert.rs from the output of
 Dump.java (Kafka's own broker config table: names, types, defaults,
 validators, dynamic update modes), leaving out internal configs and the keys
-oxka acts on (BROKER_CONFIGS in defs.rs).
+oxka acts on (BROKER_CONFIGS in defs.rs). Run it again whenever a key moves
+into BROKER_CONFIGS (a unit test in defs.rs fails until then):
+
+    python3 scripts/kafka-configs/gen_inert.py > crates/oxka-broker/src/config/defs/inert.rs
+
+kafka-4.4.0-configs.tsv is Dump.java's output for Kafka 4.4.0; for another
+Kafka version:
 
     CP=$(ls /path/to/kafka-jars/*.jar | tr '\\n' :)
-    javac -cp "$CP" Dump.java && java -cp "$CP:." Dump > dump.tsv
-    python3 gen_inert.py dump.tsv > ../../crates/oxka-broker/src/config/defs/inert.rs
+    javac -cp "$CP" Dump.java && java -cp "$CP:." Dump > kafka-X-configs.tsv
+    python3 gen_inert.py kafka-X-configs.tsv > ...
 """
 import re
 import sys
@@ -72,7 +78,8 @@ def rust_str(s):
 
 
 rows = []
-for line in open(sys.argv[1]):
+TSV = sys.argv[1] if len(sys.argv) > 1 else f"{HERE}/kafka-4.4.0-configs.tsv"
+for line in open(TSV):
     p = line.rstrip("\n").split("\t")
     if p[0] != "BROKER" or p[6] == "true" or p[1] in used:
         continue

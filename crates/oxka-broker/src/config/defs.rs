@@ -1202,9 +1202,12 @@ pub fn inert_def(name: &str) -> Option<&'static InertConfig> {
 
 /// Every broker config of Kafka's table, the ones oxka acts on first.
 pub fn all_broker_defs() -> impl Iterator<Item = &'static ConfigDef> {
-    BROKER_CONFIGS
-        .iter()
-        .chain(INERT_BROKER_CONFIGS.iter().map(|i| &i.def))
+    BROKER_CONFIGS.iter().chain(
+        INERT_BROKER_CONFIGS
+            .iter()
+            .map(|i| &i.def)
+            .filter(|d| !BROKER_CONFIGS.iter().any(|b| b.name == d.name)),
+    )
 }
 
 pub fn topic_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -1234,6 +1237,20 @@ mod tests {
         assert!(b.validate("yes").is_err());
         let n = broker_def("node.id").unwrap();
         assert!(n.validate("99999999999").is_err());
+    }
+
+    /// A key oxka starts acting on moves into `BROKER_CONFIGS`; the
+    /// generated table must then be regenerated without it
+    /// (`scripts/kafka-configs/gen_inert.py`).
+    #[test]
+    fn no_key_is_both_used_and_inert() {
+        for d in BROKER_CONFIGS {
+            assert!(
+                inert_def(d.name).is_none(),
+                "{} is in BROKER_CONFIGS and in the generated inert table: run scripts/kafka-configs/gen_inert.py",
+                d.name
+            );
+        }
     }
 
     #[test]
