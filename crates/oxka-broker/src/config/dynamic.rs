@@ -335,7 +335,7 @@ pub fn validate_broker_configs(
         .collect();
     if !not_dynamic.is_empty() {
         return Err(AlterConfigError::InvalidRequest(format!(
-            "Cannot update these configs dynamically: Set({})",
+            "Cannot update these configs dynamically: [{}]",
             not_dynamic.join(", ")
         )));
     }
@@ -360,7 +360,7 @@ pub fn validate_broker_configs(
         .collect();
     if !unprefixed.is_empty() {
         return Err(AlterConfigError::InvalidRequest(format!(
-            "These security configs can be dynamically updated only per-listener using the listener prefix: Set({})",
+            "These security configs can be dynamically updated only per-listener using the listener prefix: [{}]",
             unprefixed.join(", ")
         )));
     }
@@ -385,7 +385,7 @@ pub fn validate_broker_configs(
         .collect();
     if cluster_default && !per_broker.is_empty() {
         return Err(AlterConfigError::InvalidRequest(format!(
-            "Cannot update these configs at default cluster level, broker id must be specified: Set({})",
+            "Cannot update these configs at default cluster level, broker id must be specified: [{}]",
             per_broker.join(", ")
         )));
     }
