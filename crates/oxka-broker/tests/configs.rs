@@ -273,3 +273,38 @@ fn remote_storage_enable_is_refused_as_kafka_does_without_tiered_storage() {
     );
     assert_eq!(code, ResponseError::InvalidConfig.code());
 }
+
+/// `max.decompressed.message.bytes` on a topic: a compressed record over
+/// it is INVALID_RECORD (what Kafka 4.4 answers), one within it is stored.
+#[test]
+fn max_decompressed_message_bytes_applies_to_produce() {
+    assert_eq!(
+        create(
+            "small-records",
+            &[("max.decompressed.message.bytes", "512")]
+        )
+        .0,
+        0
+    );
+    let produce = |batch: Vec<u8>| -> i16 {
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(s("small-records")))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch.into())),
+                ])]);
+        let resp: ProduceResponse = call(ApiKey::Produce, 9, &req);
+        resp.responses[0].partition_responses[0].error_code
+    };
+    let now = oxka_broker::server::now_ms();
+    use oxka_log::builder::RecordBatchBuilder;
+    assert_eq!(
+        produce(RecordBatchBuilder::gzip_zeros_batch(4096, now)),
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(produce(RecordBatchBuilder::gzip_zeros_batch(100, now)), 0);
+}
