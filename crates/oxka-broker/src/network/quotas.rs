@@ -95,7 +95,9 @@ impl ConnectionQuotas {
         })
     }
 
-    /// Returns once the broker is below `max.connections`.
+    /// Returns once the broker is below `max.connections`: when a
+    /// connection closes, or at the latest a second later (a raised
+    /// dynamic limit frees room without any connection closing).
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.freed.notified();
@@ -104,7 +106,7 @@ impl ConnectionQuotas {
             if self.counts.lock().total < limit(&self.config, "max.connections") {
                 return;
             }
-            notified.await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), notified).await;
         }
     }
 
