@@ -459,9 +459,12 @@ impl Controller {
                 let empty = BTreeMap::new();
                 let old = current.broker_configs.get(name).unwrap_or(&empty);
                 let configs = edit(old)?;
-                dynamic::validate_broker_configs(&configs)?;
+                dynamic::validate_broker_configs(&configs, name.is_empty())?;
                 if validate_only || configs == *old {
                     return Ok(());
+                }
+                for k in configs.keys() {
+                    dynamic::note_no_effect(k);
                 }
                 let mut next = (*current).clone();
                 if configs.is_empty() {

@@ -7,7 +7,9 @@
 //! sends responses so that reading and handling the next request overlaps
 //! with writing the last response. Memory per connection is bounded: a frame
 //! is only buffered as its bytes arrive, up to `socket.request.max.bytes`,
-//! and at most `RESPONSE_QUEUE` responses wait for the writer.
+//! and at most `RESPONSE_QUEUE` responses wait for the writer. Across
+//! connections, `queued.max.request.bytes` bounds the requests being read
+//! and handled (`network/memory_pool`).
 //!
 //! A response is a [`Response`]: encoded bytes plus, for Fetch, regions of
 //! segment files that the writer sends with `sendfile` (`network/send.rs`),
@@ -27,9 +29,13 @@ use tokio::sync::{mpsc, watch};
 use crate::request::{self, Outcome};
 use crate::server::BrokerState;
 
+mod memory_pool;
+mod quotas;
 pub mod response;
 mod send;
 
+pub use memory_pool::{MemoryPool, Reservation};
+pub use quotas::{ConnectionGuard, ConnectionQuotas, TooManyConnections};
 pub use response::{Response, ResponseChunk};
 
 /// Responses waiting for the socket; beyond this the handler waits.
@@ -53,10 +59,14 @@ pub enum FrameError {
 }
 
 /// Reads one size-prefixed frame; `Ok(None)` on a clean EOF between frames.
+/// The frame's declared size is reserved from `pool` before its body is
+/// read; the reservation comes back with the frame and must live until the
+/// request has been handled.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
-) -> Result<Option<BytesMut>, FrameError> {
+    pool: &Arc<MemoryPool>,
+) -> Result<Option<(BytesMut, Reservation)>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -82,6 +92,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if size < 8 {
         return Err(FrameError::TooSmall(size));
     }
+    let reservation = pool.reserve(size).await;
     let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
     while buf.len() < size {
         let want = (size - buf.len()).min(READ_CHUNK);
@@ -91,7 +102,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             return Err(FrameError::Truncated);
         }
     }
-    Ok(Some(buf))
+    Ok(Some((buf, reservation)))
 }
 
 pub struct ConnectionInfo {
@@ -128,7 +139,7 @@ pub async fn serve_connection(
         let frame = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            r = tokio::time::timeout(idle, read_frame(&mut reader, max)) => match r {
+            r = tokio::time::timeout(idle, read_frame(&mut reader, max, &state.request_memory)) => match r {
                 Err(_) => {
                     tracing::debug!(peer = %info.peer, "closing idle connection");
                     break;
@@ -144,8 +155,12 @@ pub async fn serve_connection(
         let Ok(permit) = state.request_slots.clone().acquire_owned().await else {
             break;
         };
+        let (frame, reservation) = frame;
         let slot = request::RequestSlot::new(permit);
-        match request::handle_frame_in_slot(&state, &info, &slot, frame.freeze()).await {
+        let outcome = request::handle_frame_in_slot(&state, &info, &slot, frame.freeze()).await;
+        // the request's bytes are no longer held
+        drop(reservation);
+        match outcome {
             Outcome::Respond(resp) => {
                 if tx.send(resp).await.is_err() {
                     break;
@@ -168,7 +183,8 @@ mod tests {
 
     async fn frame(bytes: &[u8], max: usize) -> Result<Option<BytesMut>, FrameError> {
         let mut r = bytes;
-        read_frame(&mut r, max).await
+        let pool = MemoryPool::new(usize::MAX);
+        Ok(read_frame(&mut r, max, &pool).await?.map(|(f, _)| f))
     }
 
     #[tokio::test]

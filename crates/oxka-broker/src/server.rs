@@ -54,6 +54,10 @@ pub struct BrokerState {
     pub txn_coordinator: Arc<TransactionCoordinator>,
     /// `queued.max.requests`: requests handled at once across connections.
     pub request_slots: Arc<Semaphore>,
+    /// `queued.max.request.bytes`: request bytes read and held at once.
+    pub request_memory: Arc<crate::network::MemoryPool>,
+    /// `max.connections`, `max.connections.per.ip(.overrides)`.
+    pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
     pub idle_timeout_ms: u64,
     /// Flips to true when the broker is stopping; long polls end early.
     pub shutdown: watch::Receiver<bool>,
@@ -162,6 +166,14 @@ impl Broker {
         let state = Arc::new(BrokerState {
             cluster_id: log_manager.cluster_id().to_string(),
             request_slots: Arc::new(Semaphore::new(config.queued_max_requests.max(1))),
+            connection_quotas: crate::network::ConnectionQuotas::new(config.clone()),
+            request_memory: crate::network::MemoryPool::from_config(
+                config
+                    .value("queued.max.request.bytes")
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .unwrap_or(-1),
+                config.socket_request_max_bytes,
+            ),
             config,
             controller,
             replica_manager,
@@ -199,18 +211,32 @@ impl Broker {
             shutdown_tx,
         } = self;
         let mut connections = JoinSet::new();
-        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<tokio::net::TcpStream>(64);
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(
+            tokio::net::TcpStream,
+            crate::network::ConnectionGuard,
+        )>(64);
         let mut acceptors = JoinSet::new();
         for listener in listeners {
             let tx = conn_tx.clone();
             let mut shutdown = state.shutdown.clone();
+            let quotas = state.connection_quotas.clone();
             acceptors.spawn(async move {
                 loop {
                     tokio::select! {
                         _ = shutdown.changed() => break,
-                        r = listener.accept() => match r {
-                            Ok((stream, _)) => {
-                                if tx.send(stream).await.is_err() {
+                        r = async {
+                            quotas.wait_for_room().await;
+                            listener.accept().await
+                        } => match r {
+                            Ok((stream, peer)) => {
+                                let guard = match quotas.register(peer.ip()) {
+                                    Ok(g) => g,
+                                    Err(e) => {
+                                        tracing::info!(%peer, "closing connection: {e}");
+                                        continue;
+                                    }
+                                };
+                                if tx.send((stream, guard)).await.is_err() {
                                     break;
                                 }
                             }
@@ -236,10 +262,13 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                Some(stream) = conn_rx.recv() => {
+                Some((stream, guard)) = conn_rx.recv() => {
                     let st = state.clone();
                     let shutdown = state.shutdown.clone();
-                    connections.spawn(crate::network::serve_connection(st, stream, shutdown));
+                    connections.spawn(async move {
+                        crate::network::serve_connection(st, stream, shutdown).await;
+                        drop(guard);
+                    });
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }

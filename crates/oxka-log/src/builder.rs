@@ -182,7 +182,11 @@ impl RecordBatchBuilder {
             encode_record(&mut body, r, i as i32, r.timestamp.wrapping_sub(first_ts));
         }
         let payload = self.compress(&body)?;
+        Ok(self.wrap(&payload, self.records.len() as i32, first_ts, max_ts))
+    }
 
+    /// A batch around an already encoded (and compressed) `payload`.
+    fn wrap(&self, payload: &[u8], count: i32, first_ts: i64, max_ts: i64) -> Vec<u8> {
         let mut attributes = i16::from(self.compression.id());
         if self.timestamp_type == TimestampType::LogAppendTime {
             attributes |= TIMESTAMP_TYPE_MASK;
@@ -193,7 +197,6 @@ impl RecordBatchBuilder {
         if self.control {
             attributes |= CONTROL_FLAG_MASK;
         }
-        let count = self.records.len() as i32;
         let mut out = Vec::with_capacity(BATCH_OVERHEAD + payload.len());
         out.extend_from_slice(&self.base_offset.to_be_bytes());
         let batch_length = (BATCH_OVERHEAD - LOG_OVERHEAD + payload.len()) as i32;
@@ -209,10 +212,45 @@ impl RecordBatchBuilder {
         out.extend_from_slice(&self.producer_epoch.to_be_bytes());
         out.extend_from_slice(&self.base_sequence.to_be_bytes());
         out.extend_from_slice(&count.to_be_bytes());
-        out.extend_from_slice(&payload);
+        out.extend_from_slice(payload);
         let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
         out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-        Ok(out)
+        out
+    }
+
+    /// A gzip batch of one keyed record whose value is `value_len` zero
+    /// bytes, compressed as a stream (the value is never held): a
+    /// decompression bomb for tests and the memory benchmark (a few hundred
+    /// KiB for hundreds of MiB).
+    pub fn gzip_zeros_batch(value_len: usize, timestamp: i64) -> Vec<u8> {
+        let mut head = Vec::new();
+        head.push(0u8);
+        write_varlong(&mut head, 0);
+        write_varint(&mut head, 0);
+        write_nullable(&mut head, Some(b"k"));
+        write_varint(&mut head, value_len as i32);
+        let mut record = Vec::new();
+        write_varint(&mut record, (head.len() + value_len + 1) as i32);
+        record.extend_from_slice(&head);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = value_len;
+        let write = |enc: &mut flate2::write::GzEncoder<Vec<u8>>, b: &[u8]| {
+            io::Write::write_all(enc, b).unwrap_or_else(|e| panic!("in-memory gzip: {e}"))
+        };
+        write(&mut enc, &record);
+        while left > 0 {
+            let n = left.min(zeros.len());
+            write(&mut enc, &zeros[..n]);
+            left -= n;
+        }
+        write(&mut enc, &[0]); // no headers
+        let payload = enc
+            .finish()
+            .unwrap_or_else(|e| panic!("in-memory gzip: {e}"));
+        RecordBatchBuilder::new()
+            .compression(Compression::Gzip)
+            .wrap(&payload, 1, timestamp, timestamp)
     }
 
     fn compress(&self, body: &[u8]) -> io::Result<Vec<u8>> {

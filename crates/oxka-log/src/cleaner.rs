@@ -62,11 +62,11 @@ use crate::fileio::sync_dir;
 use crate::log::Log;
 use crate::manager::LogManager;
 use crate::record_batch::{
-    check_batch_integrity, compress, decompress, read_varint, read_varlong, visit_records,
-    write_varint, write_varlong, Compression, RecordBatchHeader, ValidatedBatch, ATTRIBUTES_OFFSET,
-    BATCH_LENGTH_OFFSET, BATCH_OVERHEAD, COMPRESSION_CODEC_MASK, CONTROL_FLAG_MASK, CRC_OFFSET,
-    DELETE_HORIZON_FLAG_MASK, FIRST_TIMESTAMP_OFFSET, LOG_OVERHEAD, MAGIC_V2,
-    MAX_DECOMPRESSED_BYTES, MAX_TIMESTAMP_OFFSET, RECORDS_COUNT_OFFSET, RECORDS_OFFSET,
+    check_batch_integrity, compress, decompress, read_varint, read_varlong, visit_record_meta,
+    visit_records, write_varint, write_varlong, Compression, RecordBatchHeader, ValidatedBatch,
+    ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, BATCH_OVERHEAD, COMPRESSION_CODEC_MASK,
+    CONTROL_FLAG_MASK, CRC_OFFSET, DELETE_HORIZON_FLAG_MASK, FIRST_TIMESTAMP_OFFSET, LOG_OVERHEAD,
+    MAGIC_V2, MAX_DECOMPRESSED_BYTES, MAX_TIMESTAMP_OFFSET, RECORDS_COUNT_OFFSET, RECORDS_OFFSET,
     TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
 };
 use crate::segment::{segment_file, with_suffix, LogSegment, LOG_SUFFIX};
@@ -174,8 +174,8 @@ pub(crate) fn check_keys_present(
         let batch = &records[v.position..v.position + v.size];
         let mut errors = Vec::new();
         let mut index = 0i32;
-        visit_records(&v.header, batch, |r| {
-            if r.key.is_none() {
+        visit_record_meta(&v.header, batch, u32::MAX, |r| {
+            if r.key_is_null {
                 errors.push(RecordError {
                     batch_index: index,
                     message: format!(
@@ -1182,7 +1182,6 @@ impl Cleaner {
         outcome: &mut CleanOutcome,
     ) -> Result<i64, CleanerError> {
         let mut buf = Vec::new();
-        let mut spans = Vec::new();
         for seg in snap
             .segments
             .iter()
@@ -1214,27 +1213,21 @@ impl Cleaner {
                     tracing::debug!(tp = %snap.tp, offset = h.base_offset, "offset map full; cleaning in several passes");
                     return Ok(h.base_offset);
                 }
-                let codec = h.compression()?;
-                let payload = &buf[RECORDS_OFFSET..];
-                let decompressed;
-                let records = if codec == Compression::None {
-                    payload
-                } else {
-                    decompressed = decompress(codec, payload, MAX_DECOMPRESSED_BYTES)?;
-                    &decompressed[..]
-                };
-                record_spans(records, &mut spans)?;
-                for r in &spans {
+                // one record at a time: a compressed batch is not
+                // inflated whole to read its keys
+                let map = &mut self.map;
+                let mapped = &mut outcome.stats.records_mapped;
+                visit_records(&h, &buf, |r| {
                     let offset = h.base_offset + i64::from(r.offset_delta);
-                    if offset < first_dirty {
-                        continue;
+                    if offset >= first_dirty {
+                        if let Some(key) = r.key {
+                            // Cannot fail: capacity was checked for the batch.
+                            map.put(key, offset);
+                            *mapped += 1;
+                        }
                     }
-                    if let Some((ks, ke)) = r.key {
-                        // Cannot fail: capacity was checked for the batch.
-                        self.map.put(&records[ks..ke], offset);
-                        outcome.stats.records_mapped += 1;
-                    }
-                }
+                    Ok(())
+                })?;
             }
         }
         Ok(uncleanable)

@@ -61,6 +61,9 @@ pub struct LogConfig {
     /// `delete.retention.ms`: how long a tombstone survives after the
     /// cleaner first saw it, so consumers can observe the delete.
     pub delete_retention_ms: i64,
+    /// `max.decompressed.message.bytes`: the largest record a compressed
+    /// batch may hold (INVALID_RECORD above it).
+    pub max_decompressed_message_bytes: u32,
 }
 
 impl Default for LogConfig {
@@ -83,6 +86,8 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             delete_retention_ms: 86_400_000,
+            max_decompressed_message_bytes:
+                crate::record_batch::DEFAULT_MAX_DECOMPRESSED_RECORD_BYTES,
         }
     }
 }

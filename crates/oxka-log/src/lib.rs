@@ -19,6 +19,7 @@ mod manager;
 mod open_files;
 pub mod producer_state;
 pub mod record_batch;
+mod record_stream;
 mod retention;
 mod segment;
 pub mod txn_index;

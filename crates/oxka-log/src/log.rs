@@ -12,7 +12,7 @@ use crate::fileio::sync_dir;
 use crate::producer_state::{AppendOrigin, Checked, ProducerStateManager};
 use crate::record_batch::{
     recompress_batch, set_base_offset, set_max_timestamp, set_partition_leader_epoch,
-    validate_batches_detailed, RecordBatchHeader, ValidatedBatch, BATCH_OVERHEAD,
+    validate_batches_limited, RecordBatchHeader, ValidatedBatch, BATCH_OVERHEAD,
 };
 use crate::retention::{PendingDeletes, RetentionConfig};
 use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
@@ -458,7 +458,11 @@ impl Log {
         now_ms: i64,
     ) -> Result<Vec<ValidatedBatch>, LogError> {
         self.check_online()?;
-        let validated = validate_batches_detailed(records, Some(self.config.max_message_bytes))?;
+        let validated = validate_batches_limited(
+            records,
+            Some(self.config.max_message_bytes),
+            self.config.max_decompressed_message_bytes,
+        )?;
         if self.config.compact {
             crate::cleaner::check_keys_present(&self.tp, records, &validated)?;
         }

@@ -7,10 +7,12 @@
 //! fields the broker owns (base offset, leader epoch, max timestamp) are
 //! patched in place.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use crate::config::{BrokerCompression, TimestampType};
 use crate::error::LogError;
+pub use crate::record_stream::RecordMeta;
+use crate::record_stream::RecordStream;
 
 /// Position of `baseOffset` (i64).
 pub const BASE_OFFSET_OFFSET: usize = 0;
@@ -62,14 +64,21 @@ pub const CONTROL_FLAG_MASK: i16 = 0x20;
 /// Attribute bit 6.
 pub const DELETE_HORIZON_FLAG_MASK: i16 = 0x40;
 
-/// Upper bound on a decompressed payload; without one a tiny compressed
-/// batch could make the broker allocate without limit.
+/// Upper bound on a batch's decompressed payload (oxka's, CORRUPT_MESSAGE
+/// above it). Validation streams through a payload without holding it
+/// (`record_stream`), so this bounds work and what the cleaner may have to
+/// hold for one batch, not what a request costs.
 pub const MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
+
+/// Kafka's default `max.decompressed.message.bytes`: the largest record a
+/// compressed batch may hold.
+pub const DEFAULT_MAX_DECOMPRESSED_RECORD_BYTES: u32 = 2_147_483_639;
 
 /// Magic prefix of snappy-java's `SnappyOutputStream`, which Kafka's Java
 /// client uses.
 pub(crate) const XERIAL_SNAPPY_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
-const SNAPPY_FRAME_MAGIC: [u8; 10] = [0xff, 0x06, 0x00, 0x00, b's', b'N', b'a', b'P', b'p', b'Y'];
+pub(crate) const SNAPPY_FRAME_MAGIC: [u8; 10] =
+    [0xff, 0x06, 0x00, 0x00, b's', b'N', b'a', b'P', b'p', b'Y'];
 
 /// Compression codec of a batch (attribute bits 0-2).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -366,6 +375,17 @@ pub fn validate_batches_detailed(
     buf: &[u8],
     max_batch_bytes: Option<u32>,
 ) -> Result<Vec<ValidatedBatch>, LogError> {
+    validate_batches_limited(buf, max_batch_bytes, DEFAULT_MAX_DECOMPRESSED_RECORD_BYTES)
+}
+
+/// Like [`validate_batches_detailed`], additionally refusing a compressed
+/// record larger than `max_record_bytes` (`max.decompressed.message.bytes`,
+/// INVALID_RECORD as Kafka answers).
+pub fn validate_batches_limited(
+    buf: &[u8],
+    max_batch_bytes: Option<u32>,
+    max_record_bytes: u32,
+) -> Result<Vec<ValidatedBatch>, LogError> {
     if buf.is_empty() {
         return Err(LogError::CorruptRecord("empty record set".into()));
     }
@@ -382,7 +402,8 @@ pub fn validate_batches_detailed(
         }
         let batch = &rest[..size];
         verify_crc(&header, batch)?;
-        let (max_ts, delta_of_max, bounds) = validate_batch_records(&header, batch)?;
+        let (max_ts, delta_of_max, bounds) =
+            validate_batch_records(&header, batch, max_record_bytes)?;
         out.push(ValidatedBatch {
             header,
             position: pos,
@@ -402,6 +423,7 @@ pub fn validate_batches_detailed(
 fn validate_batch_records(
     header: &RecordBatchHeader,
     batch: &[u8],
+    max_record_bytes: u32,
 ) -> Result<(i64, i32, Option<TimestampBounds>), LogError> {
     let count = header.records_count;
     if count <= 0 {
@@ -420,7 +442,12 @@ fn validate_batch_records(
     let mut delta_of_max = 0i32;
     let mut bounds: Option<TimestampBounds> = None;
     let mut seen = 0i32;
-    visit_records(header, batch, |r| {
+    visit_record_meta(header, batch, max_record_bytes, |r| {
+        if seen >= count {
+            return Err(LogError::CorruptRecord(format!(
+                "batch declares {count} records but holds more"
+            )));
+        }
         if r.offset_delta != seen {
             return Err(LogError::CorruptRecord(format!(
                 "record {seen} has offset delta {}",
@@ -521,26 +548,62 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, LogError> {
     Ok(out)
 }
 
-/// Calls `f` for every record of `batch`, decompressing the payload when
-/// the batch is compressed; fails if the payload does not consist of
-/// exactly whole records.
+/// Calls `f` for every record of `batch`, decompressing the payload as a
+/// stream (one record in memory at a time); fails if the payload does not
+/// consist of exactly whole records.
 pub fn visit_records<F>(header: &RecordBatchHeader, batch: &[u8], mut f: F) -> Result<(), LogError>
 where
     F: FnMut(&RecordView<'_>) -> Result<(), LogError>,
 {
     let payload = &batch[RECORDS_OFFSET.min(batch.len())..];
     let codec = header.compression()?;
-    let decompressed;
-    let records = if codec == Compression::None {
-        payload
-    } else {
-        decompressed = decompress(codec, payload, MAX_DECOMPRESSED_BYTES)?;
-        &decompressed[..]
-    };
-    let mut pos = 0;
-    while pos < records.len() {
-        let rec = parse_record(records, &mut pos)?;
+    if codec == Compression::None {
+        // already in memory: parsed in place
+        let mut pos = 0;
+        while pos < payload.len() {
+            f(&parse_record(payload, &mut pos)?)?;
+        }
+        return Ok(());
+    }
+    let mut records = RecordStream::new(codec, payload, MAX_DECOMPRESSED_BYTES)?;
+    while let Some(rec) = records.next_record()? {
         f(&rec)?;
+    }
+    Ok(())
+}
+
+/// Calls `f` with the framing of every record of `batch` (offset and
+/// timestamp deltas, null key or value), skipping the records' bytes: the
+/// memory used does not depend on how large the batch decompresses.
+/// A compressed record over `max_record_bytes` is INVALID_RECORD.
+pub fn visit_record_meta<F>(
+    header: &RecordBatchHeader,
+    batch: &[u8],
+    max_record_bytes: u32,
+    mut f: F,
+) -> Result<(), LogError>
+where
+    F: FnMut(&RecordMeta) -> Result<(), LogError>,
+{
+    let payload = &batch[RECORDS_OFFSET.min(batch.len())..];
+    let codec = header.compression()?;
+    if codec == Compression::None {
+        // already in memory: parsed in place, the fast path of produce
+        let mut pos = 0;
+        while pos < payload.len() {
+            let r = parse_record(payload, &mut pos)?;
+            f(&RecordMeta {
+                offset_delta: r.offset_delta,
+                timestamp_delta: r.timestamp_delta,
+                key_is_null: r.key.is_none(),
+                value_is_null: r.value.is_none(),
+            })?;
+        }
+        return Ok(());
+    }
+    let mut records = RecordStream::new(codec, payload, max_record_bytes as usize)?;
+    while let Some(meta) = records.next_meta()? {
+        f(&meta)?;
     }
     Ok(())
 }
@@ -628,7 +691,7 @@ fn read_nullable_bytes<'a>(
 
 /// Parses one record at `*pos`, requiring its fields to fill exactly the
 /// length its prefix declares.
-fn parse_record<'a>(buf: &'a [u8], pos: &mut usize) -> Result<RecordView<'a>, LogError> {
+pub(crate) fn parse_record<'a>(buf: &'a [u8], pos: &mut usize) -> Result<RecordView<'a>, LogError> {
     let len = read_varint(buf, pos)?;
     if len <= 0 {
         return Err(LogError::CorruptRecord(format!(
@@ -677,92 +740,10 @@ fn parse_record<'a>(buf: &'a [u8], pos: &mut usize) -> Result<RecordView<'a>, Lo
     })
 }
 
-/// Reads `r` to the end, failing once more than `limit` bytes come out.
-fn read_limited(r: impl Read, limit: usize, codec: &str) -> Result<Vec<u8>, LogError> {
-    let mut out = Vec::new();
-    r.take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            LogError::CorruptRecord(format!("{codec} payload cannot be decompressed: {e}"))
-        })?;
-    if out.len() > limit {
-        return Err(LogError::CorruptRecord(format!(
-            "{codec} payload decompresses to more than {limit} bytes"
-        )));
-    }
-    Ok(out)
-}
-
-/// Decompresses a batch payload.
+/// Decompresses a whole batch payload, failing beyond `limit` bytes
+/// (for the callers that need it whole; validation streams instead).
 pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u8>, LogError> {
-    match codec {
-        Compression::None => Ok(data.to_vec()),
-        Compression::Gzip => read_limited(flate2::read::MultiGzDecoder::new(data), limit, "gzip"),
-        Compression::Snappy => decompress_snappy(data, limit),
-        Compression::Lz4 => read_limited(lz4_flex::frame::FrameDecoder::new(data), limit, "lz4"),
-        Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| {
-                LogError::CorruptRecord(format!("zstd payload cannot be decompressed: {e}"))
-            })?;
-            read_limited(dec, limit, "zstd")
-        }
-    }
-}
-
-/// Clients disagree on snappy framing: the Java client writes snappy-java's
-/// xerial stream, librdkafka writes one raw block, some write the official
-/// framing format. Accepting all three is what makes the broker usable by
-/// every client.
-fn decompress_snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, LogError> {
-    if data.starts_with(&XERIAL_SNAPPY_MAGIC) {
-        // 8-byte magic, then version and compatible-version (i32 each),
-        // then blocks of (i32 BE compressed length, raw snappy block).
-        let mut pos = 16;
-        if data.len() < pos {
-            return Err(corrupt("truncated xerial snappy header"));
-        }
-        let mut out = Vec::new();
-        let mut dec = snap::raw::Decoder::new();
-        while pos < data.len() {
-            if data.len() - pos < 4 {
-                return Err(corrupt("truncated xerial snappy block length"));
-            }
-            let len = be_i32(data, pos);
-            pos += 4;
-            if len < 0 || len as usize > data.len() - pos {
-                return Err(corrupt("xerial snappy block runs past the payload"));
-            }
-            let block = &data[pos..pos + len as usize];
-            pos += len as usize;
-            let n = snap::raw::decompress_len(block)
-                .map_err(|e| LogError::CorruptRecord(format!("snappy block is invalid: {e}")))?;
-            if out.len().saturating_add(n) > limit {
-                return Err(LogError::CorruptRecord(format!(
-                    "snappy payload decompresses to more than {limit} bytes"
-                )));
-            }
-            let start = out.len();
-            out.resize(start + n, 0);
-            let written = dec
-                .decompress(block, &mut out[start..])
-                .map_err(|e| LogError::CorruptRecord(format!("snappy block is invalid: {e}")))?;
-            out.truncate(start + written);
-        }
-        Ok(out)
-    } else if data.starts_with(&SNAPPY_FRAME_MAGIC) {
-        read_limited(snap::read::FrameDecoder::new(data), limit, "snappy")
-    } else {
-        let n = snap::raw::decompress_len(data)
-            .map_err(|e| LogError::CorruptRecord(format!("snappy payload is invalid: {e}")))?;
-        if n > limit {
-            return Err(LogError::CorruptRecord(format!(
-                "snappy payload decompresses to more than {limit} bytes"
-            )));
-        }
-        snap::raw::Decoder::new()
-            .decompress_vec(data)
-            .map_err(|e| LogError::CorruptRecord(format!("snappy payload is invalid: {e}")))
-    }
+    crate::record_stream::read_to_end_limited(codec, data, limit)
 }
 
 /// Block size of snappy-java's `SnappyOutputStream` (what Kafka writes).
@@ -774,26 +755,55 @@ const XERIAL_SNAPPY_BLOCK_SIZE: usize = 32 * 1024;
 /// and no checksums (`KafkaLZ4BlockOutputStream`), zstd as a plain frame.
 /// `target` also carries the level; `Producer` leaves `data` as is.
 pub fn compress(target: BrokerCompression, data: &[u8]) -> io::Result<Vec<u8>> {
+    compress_stream(target, &mut &data[..], data.len() / 2 + 64)
+}
+
+/// [`compress`] reading its input as a stream, so recompressing a batch
+/// never holds its decompressed records whole; `capacity` is a first guess
+/// of the output size.
+pub fn compress_stream(
+    target: BrokerCompression,
+    input: &mut dyn io::Read,
+    capacity: usize,
+) -> io::Result<Vec<u8>> {
     match target {
-        BrokerCompression::Producer | BrokerCompression::Uncompressed => Ok(data.to_vec()),
+        BrokerCompression::Producer | BrokerCompression::Uncompressed => {
+            let mut out = Vec::with_capacity(capacity);
+            io::copy(input, &mut out)?;
+            Ok(out)
+        }
         BrokerCompression::Gzip { level } => {
             let level = BrokerCompression::effective_gzip_level(level);
             let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(data.len() / 2 + 64),
+                Vec::with_capacity(capacity),
                 flate2::Compression::new(level),
             );
-            enc.write_all(data)?;
+            io::copy(input, &mut enc)?;
             enc.finish()
         }
         BrokerCompression::Snappy => {
-            let mut out = Vec::with_capacity(data.len() / 2 + 64);
+            let mut out = Vec::with_capacity(capacity);
             out.extend_from_slice(&XERIAL_SNAPPY_MAGIC);
             out.extend_from_slice(&1i32.to_be_bytes());
             out.extend_from_slice(&1i32.to_be_bytes());
             let mut enc = snap::raw::Encoder::new();
             let mut block = vec![0u8; snap::raw::max_compress_len(XERIAL_SNAPPY_BLOCK_SIZE)];
-            for chunk in data.chunks(XERIAL_SNAPPY_BLOCK_SIZE) {
-                let n = enc.compress(chunk, &mut block).map_err(io::Error::other)?;
+            let mut chunk = vec![0u8; XERIAL_SNAPPY_BLOCK_SIZE];
+            loop {
+                // a whole block unless the input ends
+                let mut filled = 0;
+                while filled < chunk.len() {
+                    match input.read(&mut chunk[filled..])? {
+                        0 => break,
+                        n => filled += n,
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                let n = enc
+                    .compress(&chunk[..filled], &mut block)
+                    .map_err(io::Error::other)?;
                 out.extend_from_slice(&(n as i32).to_be_bytes());
                 out.extend_from_slice(&block[..n]);
             }
@@ -805,15 +815,18 @@ pub fn compress(target: BrokerCompression, data: &[u8]) -> io::Result<Vec<u8>> {
             info.block_mode = lz4_flex::frame::BlockMode::Independent;
             info.block_checksums = false;
             info.content_checksum = false;
-            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(
-                info,
-                Vec::with_capacity(data.len() / 2 + 64),
-            );
-            enc.write_all(data)?;
+            let mut enc =
+                lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::with_capacity(capacity));
+            io::copy(input, &mut enc)?;
             enc.finish().map_err(io::Error::other)
         }
         BrokerCompression::Zstd { level } => {
-            zstd::bulk::compress(data, BrokerCompression::effective_zstd_level(level))
+            let mut enc = zstd::stream::write::Encoder::new(
+                Vec::with_capacity(capacity),
+                BrokerCompression::effective_zstd_level(level),
+            )?;
+            io::copy(input, &mut enc)?;
+            enc.finish()
         }
     }
 }
@@ -842,14 +855,9 @@ pub fn recompress_batch(
         return Ok(None);
     }
     let payload = &batch[RECORDS_OFFSET..];
-    let decompressed;
-    let records = if source == Compression::None {
-        payload
-    } else {
-        decompressed = decompress(source, payload, MAX_DECOMPRESSED_BYTES)?;
-        &decompressed[..]
-    };
-    let new_payload = compress(target, records).map_err(|e| {
+    let mut records =
+        crate::record_stream::payload_reader(source, payload)?.take(MAX_DECOMPRESSED_BYTES as u64);
+    let new_payload = compress_stream(target, &mut records, payload.len()).map_err(|e| {
         LogError::CorruptRecord(format!("records cannot be compressed with {codec:?}: {e}"))
     })?;
     let batch_length =

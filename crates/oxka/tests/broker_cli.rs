@@ -190,3 +190,127 @@ fn log_level_aliases_and_no_colour_off_a_terminal() {
     assert!(err.contains("not a log level"), "{err}");
     assert!(!dir.path().join("e").exists());
 }
+
+/// Settings that ask for protection (TLS, SASL, ACLs) or a limit oxka does
+/// not give stop start-up with exit code 2, naming the key, before
+/// anything is written; they used to be logged as unknown and ignored.
+#[test]
+fn protection_oxka_cannot_give_stops_start_up() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "listeners=INTERNAL://127.0.0.1:0",
+                "listener.security.protocol.map=INTERNAL:SASL_SSL",
+            ],
+            "listener.security.protocol.map",
+        ),
+        (&["listeners=SSL://127.0.0.1:0"], "listeners"),
+        (
+            &["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
+            "authorizer.class.name",
+        ),
+        (
+            &["security.inter.broker.protocol=SASL_SSL"],
+            "security.inter.broker.protocol",
+        ),
+        (
+            &["max.connection.creation.rate=10"],
+            "max.connection.creation.rate",
+        ),
+        (
+            &["listener.name.plaintext.max.connections=10"],
+            "listener.name.plaintext.max.connections",
+        ),
+    ];
+    for (overrides, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut cmd = Command::new(TestBroker::binary());
+        cmd.args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data);
+        for o in *overrides {
+            cmd.args(["--override", o]);
+        }
+        let out = cmd.output().expect("run oxka");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{overrides:?}: {err}");
+        assert!(
+            err.contains(key) && err.contains("not support"),
+            "{overrides:?}: {err}"
+        );
+        assert!(!data.exists(), "{overrides:?}: nothing may be written");
+    }
+}
+
+/// `ssl.*` / `sasl.*` settings are inert with PLAINTEXT listeners (as in
+/// Kafka): the broker starts and says they have no effect.
+#[test]
+fn inert_security_settings_start_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(TestBroker::binary())
+        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("d"))
+        .args([
+            "--override",
+            "sasl.enabled.mechanisms=PLAIN",
+            "--override",
+            "ssl.keystore.location=/nonexistent.jks",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(line.contains("started"), "{line}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sasl.enabled.mechanisms") && err.contains("no effect"),
+        "{err}"
+    );
+}
+
+/// `max.connections.per.ip`: a connection over the limit is closed at once
+/// (Kafka's connection quota), the ones within it are served.
+#[test]
+fn max_connections_per_ip_closes_the_extra_connection() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let b = TestBroker::start_with(&["max.connections.per.ip=1"]);
+    // ApiVersions v0, correlation id 7, client id "t"
+    let req: &[u8] = &[0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 7, 0, 1, b't'];
+    // A connection that got a response, or None if the broker closed it.
+    let served = || -> Option<TcpStream> {
+        let mut c = TcpStream::connect(b.bootstrap()).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        c.write_all(req).ok()?;
+        let mut size = [0u8; 4];
+        c.read_exact(&mut size).ok()?;
+        Some(c)
+    };
+    // the start-up probe's connection may still count for a moment
+    let until_served = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(c) = served() {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "never served");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let first = until_served();
+    assert!(
+        served().is_none(),
+        "a second connection from one address is closed"
+    );
+    drop(first);
+    until_served();
+}

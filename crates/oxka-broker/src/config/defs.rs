@@ -12,6 +12,7 @@ pub enum ConfigType {
     Long,
     Double,
     List,
+    Class,
     Password,
 }
 
@@ -25,6 +26,7 @@ impl ConfigType {
             ConfigType::Long => 5,
             ConfigType::Double => 6,
             ConfigType::List => 7,
+            ConfigType::Class => 8,
             ConfigType::Password => 9,
         }
     }
@@ -40,7 +42,34 @@ pub enum Validator {
     /// A comma-separated list whose every item is one of these.
     ListOf(&'static [&'static str]),
     RatioBetween(f64, f64),
+    /// Kafka's non-empty string / list validators.
+    NonEmpty,
+    /// `max.connections.per.ip.overrides`: `host:count,...`.
+    HostCounts,
+    /// `leader/follower.replication.throttled.replicas`: `*` or
+    /// `partition:broker,...`.
+    ThrottledReplicas,
 }
+
+/// Kafka's dynamic update modes (`DynamicBrokerConfig`): read-only configs
+/// need a restart; per-broker ones may be set for one node only;
+/// cluster-wide ones for one node or as the cluster default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    ReadOnly,
+    PerBroker,
+    ClusterWide,
+}
+
+/// A Kafka broker config oxka stores and describes but does not act on.
+#[derive(Debug, Clone, Copy)]
+pub struct InertConfig {
+    pub def: ConfigDef,
+    pub mode: UpdateMode,
+}
+
+mod inert;
+pub use inert::INERT_BROKER_CONFIGS;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigDef {
@@ -106,7 +135,9 @@ impl ConfigDef {
                 }
                 None
             }
-            ConfigType::String | ConfigType::List | ConfigType::Password => None,
+            ConfigType::String | ConfigType::List | ConfigType::Class | ConfigType::Password => {
+                None
+            }
         };
         match (self.validator, n) {
             (Validator::AtLeast(min), Some(n)) if n < min => Err(format!(
@@ -125,6 +156,40 @@ impl ConfigDef {
                     self.name,
                     allowed.join(", ")
                 ))
+            }
+            (Validator::NonEmpty, _) if v.is_empty() => {
+                Err(format!("value for '{}' must not be empty", self.name))
+            }
+            (Validator::HostCounts, _) => {
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let ok = item.rsplit_once(':').is_some_and(|(h, n)| {
+                        !h.trim().is_empty() && n.trim().parse::<u32>().is_ok()
+                    });
+                    if !ok {
+                        return Err(format!(
+                            "value '{value}' for '{}': '{item}' is not of the form host:count",
+                            self.name
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (Validator::ThrottledReplicas, _) => {
+                if v == "*" {
+                    return Ok(());
+                }
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let ok = item.split_once(':').is_some_and(|(p, b)| {
+                        p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+                    });
+                    if !ok {
+                        return Err(format!(
+                            "value '{value}' for '{}' must be '*' or a list of partitionId:brokerId",
+                            self.name
+                        ));
+                    }
+                }
+                Ok(())
             }
             (Validator::ListOf(allowed), _) => {
                 for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -215,10 +280,66 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def!(
         "listener.security.protocol.map",
-        List,
-        Some("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+        String,
+        Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"),
         Validator::None,
-        "Security protocol of each listener name."
+        "Security protocol of each listener name; only PLAINTEXT is served yet (a client listener mapped to another protocol stops start-up)."
+    ),
+    def!(
+        "security.inter.broker.protocol",
+        String,
+        Some("PLAINTEXT"),
+        Validator::OneOf(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
+        "Protocol between brokers; anything but PLAINTEXT stops start-up (not supported yet)."
+    ),
+    def!(
+        "authorizer.class.name",
+        String,
+        Some(""),
+        Validator::None,
+        "Authorizer; a non-empty value stops start-up (ACLs are not supported yet)."
+    ),
+    def!(
+        "max.connections",
+        Int,
+        Some("2147483647"),
+        Validator::AtLeast(0),
+        "Connections the broker serves at once; at the limit it stops accepting until one closes."
+    ),
+    def!(
+        "max.connections.per.ip",
+        Int,
+        Some("2147483647"),
+        Validator::AtLeast(0),
+        "Connections one address may hold; a connection over it is closed at once."
+    ),
+    def!(
+        "max.connections.per.ip.overrides",
+        String,
+        Some(""),
+        Validator::HostCounts,
+        "Per-address exceptions to max.connections.per.ip: host:count,..."
+    ),
+    def!(
+        "max.connection.creation.rate",
+        Int,
+        Some("2147483647"),
+        Validator::AtLeast(0),
+        "Connection creation rate limit; any other value than the default stops start-up (not enforced yet)."
+    ),
+    def!(
+        "queued.max.request.bytes",
+        Long,
+        Some("-1"),
+        Validator::None,
+        "Bytes of requests read and held at once across connections; -1 means oxka's bound (see README)."
+    ),
+    def!(
+        "max.decompressed.message.bytes",
+        Int,
+        Some("2147483639"),
+        Validator::Between(1, 2147483639),
+        "Largest decompressed record a compressed batch may hold (INVALID_RECORD above it)."
     ),
     def!(
         "inter.broker.listener.name",
@@ -989,10 +1110,111 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Validator::None,
         Some("unclean.leader.election.enable")
     ),
+    tdef!(
+        "max.decompressed.message.bytes",
+        Int,
+        Some("2147483639"),
+        Validator::Between(1, 2147483639),
+        Some("max.decompressed.message.bytes")
+    ),
+    // Kafka 4.x topic configs for features oxka does not have (tiered
+    // storage, replication throttling, the dead-letter queue of KIP-1191):
+    // accepted, stored and described with Kafka's defaults so that tools
+    // copying a topic's whole config work; only `remote.storage.enable=true`
+    // is refused (see `KafkaConfig::validate_topic_configs`).
+    tdef!(
+        "errors.deadletterqueue.group.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
+    tdef!(
+        "follower.replication.throttled.replicas",
+        List,
+        Some(""),
+        Validator::ThrottledReplicas,
+        None
+    ),
+    tdef!(
+        "leader.replication.throttled.replicas",
+        List,
+        Some(""),
+        Validator::ThrottledReplicas,
+        None
+    ),
+    tdef!(
+        "local.retention.bytes",
+        Long,
+        Some("-2"),
+        Validator::AtLeast(-2),
+        Some("log.local.retention.bytes")
+    ),
+    tdef!(
+        "local.retention.ms",
+        Long,
+        Some("-2"),
+        Validator::AtLeast(-2),
+        Some("log.local.retention.ms")
+    ),
+    tdef!(
+        "remote.copy.lag.bytes",
+        Long,
+        Some("-1"),
+        Validator::AtLeast(-1),
+        Some("log.remote.copy.lag.bytes")
+    ),
+    tdef!(
+        "remote.copy.lag.ms",
+        Long,
+        Some("0"),
+        Validator::AtLeast(-1),
+        Some("log.remote.copy.lag.ms")
+    ),
+    tdef!(
+        "remote.log.copy.disable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
+    tdef!(
+        "remote.log.delete.on.disable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
+    tdef!(
+        "remote.storage.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        None
+    ),
 ];
 
+/// A broker config of Kafka's table: one oxka acts on, or an inert one.
 pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
-    BROKER_CONFIGS.iter().find(|d| d.name == name)
+    BROKER_CONFIGS
+        .iter()
+        .find(|d| d.name == name)
+        .or_else(|| inert_def(name).map(|i| &i.def))
+}
+
+/// A Kafka broker config oxka does not act on.
+pub fn inert_def(name: &str) -> Option<&'static InertConfig> {
+    INERT_BROKER_CONFIGS.iter().find(|d| d.def.name == name)
+}
+
+/// Every broker config of Kafka's table, the ones oxka acts on first.
+pub fn all_broker_defs() -> impl Iterator<Item = &'static ConfigDef> {
+    BROKER_CONFIGS.iter().chain(
+        INERT_BROKER_CONFIGS
+            .iter()
+            .map(|i| &i.def)
+            .filter(|d| !BROKER_CONFIGS.iter().any(|b| b.name == d.name)),
+    )
 }
 
 pub fn topic_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -1024,9 +1246,23 @@ mod tests {
         assert!(n.validate("99999999999").is_err());
     }
 
+    /// A key oxka starts acting on moves into `BROKER_CONFIGS`; the
+    /// generated table must then be regenerated without it
+    /// (`scripts/kafka-configs/gen_inert.py`).
+    #[test]
+    fn no_key_is_both_used_and_inert() {
+        for d in BROKER_CONFIGS {
+            assert!(
+                inert_def(d.name).is_none(),
+                "{} is in BROKER_CONFIGS and in the generated inert table: run scripts/kafka-configs/gen_inert.py",
+                d.name
+            );
+        }
+    }
+
     #[test]
     fn every_default_is_valid() {
-        for d in BROKER_CONFIGS {
+        for d in all_broker_defs() {
             if let Some(v) = d.default {
                 d.validate(v).unwrap_or_else(|e| panic!("{e}"));
             }

@@ -10,12 +10,16 @@ use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
 
-use super::defs::{self, ConfigDef, ConfigType};
+use super::defs::{self, ConfigDef, ConfigType, UpdateMode};
 
-/// Broker configs Kafka lets AlterConfigs change without a restart
-/// (`DynamicBrokerConfig.AllDynamicConfigs` restricted to the ones oxka
-/// knows): the topic-default synonyms (`DynamicLogConfig`), the cleaner's
-/// knobs (`LogCleaner.ReconfigurableConfigs`) and the thread pools.
+/// Broker configs oxka acts on that Kafka lets AlterConfigs change without
+/// a restart (`DynamicBrokerConfig.ALL_DYNAMIC_CONFIGS`): the topic-default
+/// synonyms (`DynamicLogConfig`), the cleaner's knobs, the thread pools and
+/// the connection quotas. Inert configs carry Kafka's mode in their table.
+/// Kafka's dynamic `listeners` and `listener.security.protocol.map`
+/// (per-broker) and `producer.id.expiration.ms` stay read-only here: oxka
+/// reads them at start-up only, and accepting a change it does not apply
+/// would be a lie.
 pub static DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.segment.bytes",
     "log.roll.ms",
@@ -51,11 +55,40 @@ pub static DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.cleaner.backoff.ms",
     "num.io.threads",
     "num.network.threads",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "max.connection.creation.rate",
+    "max.decompressed.message.bytes",
 ];
 
 /// Whether AlterConfigs may change broker config `name` at run time.
 pub fn is_dynamic(name: &str) -> bool {
     DYNAMIC_BROKER_CONFIGS.contains(&name)
+        || defs::inert_def(name).is_some_and(|i| i.mode != UpdateMode::ReadOnly)
+}
+
+/// Whether `name` may only be set for one broker, not as the cluster
+/// default (Kafka's per-broker mode).
+pub fn is_per_broker(name: &str) -> bool {
+    defs::inert_def(name).is_some_and(|i| i.mode == UpdateMode::PerBroker)
+}
+
+/// Logs, once per key and process, that a Kafka config oxka does not act
+/// on was set: stored and described, but without effect.
+pub fn note_no_effect(name: &str) {
+    static SEEN: parking_lot::Mutex<Option<std::collections::HashSet<String>>> =
+        parking_lot::Mutex::new(None);
+    if defs::inert_def(name).is_none() {
+        return;
+    }
+    if SEEN
+        .lock()
+        .get_or_insert_with(Default::default)
+        .insert(name.to_string())
+    {
+        tracing::warn!("config '{name}' is stored but has no effect in oxka");
+    }
 }
 
 /// Kafka's `brokerConfigSynonyms`: the broker configs that set the same
@@ -291,7 +324,10 @@ pub fn apply_legacy(
 
 /// Checks a dynamic broker config map: every name known, changeable at run
 /// time, and its value valid (as Kafka's `DynamicBrokerConfig.validate`).
-pub fn validate_broker_configs(configs: &BTreeMap<String, String>) -> Result<(), AlterConfigError> {
+pub fn validate_broker_configs(
+    configs: &BTreeMap<String, String>,
+    cluster_default: bool,
+) -> Result<(), AlterConfigError> {
     let not_dynamic: Vec<&str> = configs
         .keys()
         .filter(|k| defs::broker_def(k).is_some() && !is_dynamic(k))
@@ -299,8 +335,33 @@ pub fn validate_broker_configs(configs: &BTreeMap<String, String>) -> Result<(),
         .collect();
     if !not_dynamic.is_empty() {
         return Err(AlterConfigError::InvalidRequest(format!(
-            "Cannot update these configs dynamically: Set({})",
+            "Cannot update these configs dynamically: [{}]",
             not_dynamic.join(", ")
+        )));
+    }
+    // Kafka's SslConfigs.RECONFIGURABLE_CONFIGS: dynamic only in their
+    // `listener.name.<l>.` form.
+    const LISTENER_ONLY: &[&str] = &[
+        "ssl.keystore.type",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.truststore.type",
+        "ssl.truststore.location",
+        "ssl.truststore.password",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.key",
+        "ssl.truststore.certificates",
+    ];
+    let unprefixed: Vec<&str> = configs
+        .keys()
+        .filter(|k| LISTENER_ONLY.contains(&k.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unprefixed.is_empty() {
+        return Err(AlterConfigError::InvalidRequest(format!(
+            "These security configs can be dynamically updated only per-listener using the listener prefix: [{}]",
+            unprefixed.join(", ")
         )));
     }
     for (k, v) in configs {
@@ -312,6 +373,21 @@ pub fn validate_broker_configs(configs: &BTreeMap<String, String>) -> Result<(),
                 "Invalid value {v} for configuration {k}: {reason}"
             ))
         })?;
+        if k == "max.connection.creation.rate" {
+            super::security::check_limit(k, Some(v.clone()))
+                .map_err(|e| AlterConfigError::InvalidConfig(e.to_string()))?;
+        }
+    }
+    let per_broker: Vec<&str> = configs
+        .keys()
+        .filter(|k| is_per_broker(k))
+        .map(String::as_str)
+        .collect();
+    if cluster_default && !per_broker.is_empty() {
+        return Err(AlterConfigError::InvalidRequest(format!(
+            "Cannot update these configs at default cluster level, broker id must be specified: [{}]",
+            per_broker.join(", ")
+        )));
     }
     Ok(())
 }
@@ -413,20 +489,20 @@ mod tests {
                 "compact,delete".to_string(),
             ),
         ]);
-        assert!(validate_broker_configs(&ok).is_ok());
+        assert!(validate_broker_configs(&ok, false).is_ok());
         let static_only = BTreeMap::from([("num.partitions".to_string(), "3".to_string())]);
         assert!(matches!(
-            validate_broker_configs(&static_only),
+            validate_broker_configs(&static_only, false),
             Err(AlterConfigError::InvalidRequest(m)) if m.contains("Cannot update these configs dynamically") && m.contains("num.partitions")
         ));
         let bad = BTreeMap::from([("log.segment.bytes".to_string(), "1".to_string())]);
         assert!(matches!(
-            validate_broker_configs(&bad),
+            validate_broker_configs(&bad, false),
             Err(AlterConfigError::InvalidRequest(m)) if m.contains("log.segment.bytes")
         ));
         let unknown = BTreeMap::from([("no.such".to_string(), "1".to_string())]);
         assert!(matches!(
-            validate_broker_configs(&unknown),
+            validate_broker_configs(&unknown, false),
             Err(AlterConfigError::InvalidConfig(_))
         ));
     }

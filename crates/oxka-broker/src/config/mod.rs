@@ -7,6 +7,7 @@
 
 pub mod defs;
 pub mod dynamic;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,14 @@ pub enum ConfigError {
         key: String,
         value: String,
         reason: String,
+    },
+    /// A setting that asks for protection or a limit oxka does not give
+    /// yet (see [`security`]): refused rather than silently ignored.
+    #[error("config '{key}' = '{value}' asks for {what}, which oxka does not support yet; remove the setting to start")]
+    Unsupported {
+        key: String,
+        value: String,
+        what: String,
     },
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -187,9 +196,13 @@ impl KafkaConfig {
             match defs::broker_def(&k) {
                 Some(def) => {
                     def.validate(&v).map_err(|reason| invalid(&k, &v, reason))?;
+                    if defs::inert_def(&k).is_some() {
+                        warnings.push(format!("config '{k}' has no effect in oxka"));
+                    }
                     explicit.insert(k, v);
                 }
                 None => {
+                    security::check_unknown_key(&k, &v)?;
                     warnings.push(format!("unknown config '{k}' ignored"));
                 }
             }
@@ -227,18 +240,7 @@ impl KafkaConfig {
         if cfg.listeners.is_empty() {
             return Err(invalid("listeners", &listeners_value, "no client listener"));
         }
-        for l in &cfg.listeners {
-            if l.name.starts_with("SSL") || l.name.starts_with("SASL") {
-                return Err(invalid(
-                    "listeners",
-                    &listeners_value,
-                    format!(
-                        "listener {} needs TLS/SASL, which oxka does not support yet",
-                        l.name
-                    ),
-                ));
-            }
-        }
+        security::check(&cfg)?;
         if let Some(adv) = cfg.value("advertised.listeners") {
             cfg.advertised_listeners = parse_listeners("advertised.listeners", &adv)?;
         }
@@ -406,8 +408,7 @@ impl KafkaConfig {
     /// (Kafka drops higher-priority synonyms of other names).
     pub fn describe_broker(&self, per_broker: bool) -> Vec<DescribedConfig> {
         let cluster_defaults = self.dynamic.get().cluster_default;
-        BROKER_CONFIGS
-            .iter()
+        defs::all_broker_defs()
             .filter(|d| per_broker || cluster_defaults.contains_key(d.name))
             .map(|d| {
                 let synonyms: Vec<ConfigSynonym> = self
@@ -504,6 +505,16 @@ impl KafkaConfig {
                 defs::topic_def(k).ok_or_else(|| format!("Unknown topic config name: {k}"))?;
             def.def.validate(v)?;
         }
+        // Kafka's answer when tiered storage is disabled on the broker,
+        // which it always is in oxka.
+        if overrides
+            .get("remote.storage.enable")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            return Err("Tiered Storage functionality is disabled in the broker. \
+                 Topic cannot be configured with remote log storage."
+                .to_string());
+        }
         Ok(())
     }
 
@@ -571,6 +582,11 @@ impl KafkaConfig {
             min_compaction_lag_ms: num("min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
             max_compaction_lag_ms: num("max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
             delete_retention_ms: num("delete.retention.ms", d.delete_retention_ms).max(0),
+            max_decompressed_message_bytes: num(
+                "max.decompressed.message.bytes",
+                i64::from(d.max_decompressed_message_bytes),
+            )
+            .clamp(1, i64::from(u32::MAX)) as u32,
         }
     }
 }

@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::s;
-use crate::config::{ConfigSource, ConfigSynonym, DescribedConfig, TOPIC_CONFIGS};
+use crate::config::{ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, TOPIC_CONFIGS};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -51,9 +51,13 @@ pub async fn handle(
                                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.def.name))
                         })
                         .map(|e| {
+                            // Kafka never shows a password's value.
+                            let sensitive = e.def.ty == ConfigType::Password;
+                            let value = if sensitive { None } else { e.value.map(s) };
                             let mut c = DescribeConfigsResourceResult::default()
                                 .with_name(s(e.def.name))
-                                .with_value(e.value.map(s))
+                                .with_value(value)
+                                .with_is_sensitive(sensitive)
                                 .with_read_only(e.read_only)
                                 .with_config_source(e.source as i8)
                                 // v0 has no source, only this flag: set
@@ -62,7 +66,16 @@ pub async fn handle(
                                 .with_is_default(e.source == ConfigSource::DefaultConfig)
                                 .with_config_type(e.def.ty.wire_code());
                             if req.include_synonyms {
-                                c.synonyms = e.synonyms.into_iter().map(synonym).collect();
+                                c.synonyms = e
+                                    .synonyms
+                                    .into_iter()
+                                    .map(|mut syn| {
+                                        if sensitive {
+                                            syn.value = None;
+                                        }
+                                        synonym(syn)
+                                    })
+                                    .collect();
                             }
                             if req.include_documentation && ctx.version >= 3 {
                                 c.documentation = Some(s(e.def.doc));
