@@ -276,3 +276,60 @@ fn kip848_group_reforms_after_broker_crash() {
         "resumed from the commits"
     );
 }
+
+/// Commits `offset` on partition 0 of `topic` and returns the result,
+/// retrying only while the restarted coordinator is not reachable yet
+/// (connection refused, loading): never on an epoch error.
+fn commit_once_reachable(c: &BaseConsumer, topic: &str, offset: i64) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("offset");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match c.commit(&tpl, CommitMode::Sync) {
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut,
+            )) if Instant::now() < deadline => {
+                let _ = c.poll(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// KIP-848: the coordinator keeps member epochs when it loads a group
+/// (Kafka's coordinator only restarts the members' timers), so the first
+/// commit after a broker restart, clean or crash, carries a valid epoch.
+#[test]
+fn kip848_first_commit_after_broker_restart_succeeds() {
+    let mut b = TestBroker::start_with(BROKER_OVERRIDES);
+    let topic = unique("k848-restart-commit");
+    create_topic(&b, &topic, 1);
+    produce(&b, &topic, 1, 4, "a");
+    let group = unique("g-k848-restart-commit");
+    let c = consumer(&b, &group, &topic);
+    let mut got = Consumed::new();
+    poll_until(&[&c], &mut got, JOIN_TIMEOUT, "records", |_, g| {
+        total(g) >= 4
+    });
+    for (round, crash) in [(1, false), (2, true)] {
+        if crash {
+            b.kill9();
+        } else {
+            assert_eq!(b.terminate(), Some(0), "clean shutdown");
+        }
+        b.start_again();
+        let r = commit_once_reachable(&c, &topic, round);
+        assert!(
+            r.is_ok(),
+            "first commit after {} failed: {r:?}",
+            if crash { "kill -9" } else { "SIGTERM" }
+        );
+    }
+}

@@ -227,6 +227,8 @@ pub struct ConsumerGroup {
 struct Changes {
     epoch: bool,
     target: bool,
+    /// The subscribed topics' metadata (`subscribed`) changed.
+    subscribed: bool,
     members: BTreeSet<String>,
     removed: BTreeSet<String>,
 }
@@ -344,6 +346,7 @@ impl ConsumerGroup {
         }
         if next != self.subscribed {
             self.subscribed = next;
+            self.changes.subscribed = true;
             true
         } else {
             false
@@ -886,13 +889,27 @@ impl ConsumerGroup {
         self.drop_member(id);
     }
 
-    /// After load: sessions restart now. The resolved subscriptions are
-    /// left empty on purpose: the first heartbeat resolves them, sees a
-    /// change and bumps the epoch, so metadata changed while the broker was
-    /// down is never missed (the sticky assignor keeps the assignment).
-    fn after_load(&mut self, now_ms: i64) {
+    /// After load, as Kafka's coordinator does when it loads a group:
+    /// sessions (and rebalance timeouts of members revoking) restart now,
+    /// and no epoch changes, so members keep committing with the epoch they
+    /// have. The subscribed topics are the ones last written (`subscribed`);
+    /// the first heartbeat compares them with the metadata and bumps the
+    /// epoch only if they differ. A log without that record (written
+    /// before oxka stored it) takes the current metadata as the last seen.
+    fn after_load(
+        &mut self,
+        subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
+        image: &MetadataImage,
+        now_ms: i64,
+    ) {
         for m in self.members.values_mut() {
             m.last_heartbeat_ms = now_ms;
+        }
+        match subscribed {
+            Some(s) => self.subscribed = s,
+            None => {
+                self.refresh_subscribed(image);
+            }
         }
     }
 }
@@ -993,6 +1010,15 @@ impl ConsumerGroup {
                 ),
             ));
         }
+        if ch.subscribed {
+            out.push((
+                CoordinatorKey::ConsumerGroupPartitionMetadata {
+                    group: group.clone(),
+                }
+                .encode(),
+                Some(ConsumerValue::PartitionMetadata(self.subscribed.clone()).encode()),
+            ));
+        }
         if ch.epoch {
             out.push((
                 CoordinatorKey::ConsumerGroupMetadata {
@@ -1041,6 +1067,13 @@ impl ConsumerGroup {
             None,
         ));
         out.push((
+            CoordinatorKey::ConsumerGroupPartitionMetadata {
+                group: group.clone(),
+            }
+            .encode(),
+            None,
+        ));
+        out.push((
             CoordinatorKey::ConsumerGroupMetadata {
                 group: group.clone(),
             }
@@ -1063,6 +1096,8 @@ impl ConsumerGroup {
             ),
         >,
         target: BTreeMap<String, Assignment>,
+        subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
+        image: &MetadataImage,
         now_ms: i64,
     ) -> ConsumerGroup {
         let mut g = ConsumerGroup::new(id, now_ms);
@@ -1094,7 +1129,7 @@ impl ConsumerGroup {
             .into_iter()
             .filter(|(m, _)| g.members.contains_key(m))
             .collect();
-        g.after_load(now_ms);
+        g.after_load(subscribed, image, now_ms);
         g.changes = Changes::default();
         g
     }

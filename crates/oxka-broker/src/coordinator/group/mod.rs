@@ -212,6 +212,8 @@ struct ConsumerReplay {
     members: BTreeMap<String, records::ConsumerMemberMetadataValue>,
     current: BTreeMap<String, records::CurrentMemberAssignmentValue>,
     target: BTreeMap<String, assignor::Assignment>,
+    /// The last `ConsumerGroupPartitionMetadata` (None: never written).
+    subscribed: Option<BTreeMap<String, (uuid::Uuid, i32)>>,
 }
 
 /// A member's record sets its entry; a tombstone (or a value of another
@@ -258,6 +260,13 @@ impl ConsumerReplay {
                     _ => None,
                 };
             }
+            (CoordinatorKey::ConsumerGroupPartitionMetadata { group }, v) => {
+                let r = all.entry(group).or_default();
+                r.subscribed = match v {
+                    Some(V::PartitionMetadata(t)) => Some(t),
+                    _ => None,
+                };
+            }
             (CoordinatorKey::ConsumerGroupTargetAssignmentMetadata { group }, v) => {
                 let r = all.entry(group).or_default();
                 r.assignment_epoch = match v {
@@ -291,7 +300,12 @@ impl ConsumerReplay {
         true
     }
 
-    fn into_group(mut self, id: &str, now_ms: i64) -> Option<ConsumerGroup> {
+    fn into_group(
+        mut self,
+        id: &str,
+        image: &crate::metadata::MetadataImage,
+        now_ms: i64,
+    ) -> Option<ConsumerGroup> {
         let epoch = self.epoch?;
         let members = std::mem::take(&mut self.members)
             .into_iter()
@@ -306,6 +320,8 @@ impl ConsumerReplay {
             self.assignment_epoch,
             members,
             self.target,
+            self.subscribed,
+            image,
             now_ms,
         ))
     }
@@ -1056,7 +1072,6 @@ impl GroupCoordinator {
                                 Some(Err(_)) => bad += 1,
                             }
                         }
-                        Ok(CoordinatorKey::ConsumerGroupPartitionMetadata { .. }) => {}
                         Ok(k) => {
                             if !ConsumerReplay::apply(&mut kip848, k, key, r.value.as_deref()) {
                                 bad += 1;
@@ -1079,6 +1094,7 @@ impl GroupCoordinator {
             );
         }
         let now = now_ms();
+        let image = self.controller.image();
         let mut groups = self.groups.lock();
         let mut ids: HashSet<String> = offs
             .iter()
@@ -1102,7 +1118,7 @@ impl GroupCoordinator {
                 None => Group::new(&id, now),
             };
             if let Some(r) = kip848.remove(&id) {
-                g.consumer = r.into_group(&id, now);
+                g.consumer = r.into_group(&id, &image, now);
             }
             g.offsets = offs.remove(&id).unwrap_or_default();
             groups.insert(id, g);
@@ -1390,5 +1406,98 @@ mod tests {
             .map(|g| g.group_id)
             .collect();
         assert_eq!(listed, vec!["g1".to_string()]);
+    }
+
+    fn create_topic(n: &Node, name: &str, partitions: i32) {
+        n.controller
+            .create_topic(
+                &CreateTopicSpec {
+                    name: name.into(),
+                    num_partitions: partitions,
+                    replication_factor: 1,
+                    assignments: vec![],
+                    configs: BTreeMap::new(),
+                },
+                false,
+            )
+            .unwrap();
+    }
+
+    fn member_commit(
+        c: &GroupCoordinator,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        c.commit_offsets(
+            group,
+            epoch,
+            member,
+            None,
+            vec![CommitEntry {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+        )
+    }
+
+    /// Kafka's coordinator reschedules timers when it loads a group and
+    /// changes no epoch: a member commits with the epoch it had before the
+    /// restart, before and after its first heartbeat.
+    #[test]
+    fn kip848_member_epochs_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let hb = |epoch: i32, owned: Option<assignor::Assignment>| HeartbeatParams {
+            member_id: "m1".into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: if epoch == 0 { 30_000 } else { -1 },
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
+            owned,
+            ..Default::default()
+        };
+        let epoch = {
+            let n = node(&cfg);
+            n.coordinator.load().unwrap();
+            create_topic(&n, "t", 2);
+            let o = n
+                .coordinator
+                .consumer_heartbeat("g", hb(0, Some(Default::default())));
+            assert_eq!(o.error, None);
+            let o = n
+                .coordinator
+                .consumer_heartbeat("g", hb(o.member_epoch, o.assignment.clone()));
+            assert_eq!(o.error, None);
+            assert_eq!(
+                member_commit(&n.coordinator, "g", "m1", o.member_epoch),
+                Ok(vec![None])
+            );
+            n.replica_manager.log_manager().shutdown().unwrap();
+            o.member_epoch
+        };
+        let n = node(&cfg);
+        n.coordinator.load().unwrap();
+        assert_eq!(
+            member_commit(&n.coordinator, "g", "m1", epoch),
+            Ok(vec![None]),
+            "commit before the first heartbeat after the restart"
+        );
+        let o = n.coordinator.consumer_heartbeat("g", hb(epoch, None));
+        assert_eq!(o.error, None);
+        assert_eq!(o.member_epoch, epoch, "loading bumped no epoch");
+        assert_eq!(
+            member_commit(&n.coordinator, "g", "m1", epoch),
+            Ok(vec![None]),
+            "commit after the first heartbeat after the restart"
+        );
+        // metadata that did change is still seen: the epoch moves on
+        create_topic(&n, "u", 1);
+        n.controller.create_partitions("t", 3, None, false).unwrap();
+        let o = n.coordinator.consumer_heartbeat("g", hb(epoch, None));
+        assert_eq!(o.error, None);
+        assert!(o.member_epoch > epoch, "a new partition bumps the epoch");
     }
 }
