@@ -691,36 +691,47 @@ impl GroupCoordinator {
             .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
     }
 
-    /// The classic generation checks of OffsetCommit.
-    fn validate_classic_commit(
-        g: &Group,
-        generation_id: i32,
+    /// Kafka's offset-commit validation (`OffsetMetadataManager`), shared
+    /// by OffsetCommit and TxnOffsetCommit: a group that does not exist
+    /// takes only commits without a generation (the caller then creates a
+    /// simple group); otherwise the group's own validator decides
+    /// (`ConsumerGroup` or `ClassicGroup.validateOffsetCommit`).
+    fn validate_offset_commit(
+        g: Option<&Group>,
         member_id: &str,
         instance: Option<&str>,
+        generation_id: i32,
+        transactional: bool,
+        api_version: i16,
     ) -> Result<(), ResponseError> {
-        match g.state {
-            GroupState::Dead => return Err(ResponseError::CoordinatorNotAvailable),
-            GroupState::Empty if generation_id < 0 => {}
-            GroupState::CompletingRebalance => return Err(ResponseError::RebalanceInProgress),
-            _ => {
-                if !g.members.contains_key(member_id) {
-                    return Err(ResponseError::UnknownMemberId);
-                }
-                if let Some(inst) = instance {
-                    if g.members
-                        .get(member_id)
-                        .and_then(|m| m.group_instance_id.as_deref())
-                        != Some(inst)
-                    {
-                        return Err(ResponseError::FencedInstanceId);
+        let Some(g) = g else {
+            return if generation_id < 0 {
+                Ok(())
+            } else if !transactional && api_version >= 9 {
+                // OffsetCommit v9+ names the missing group; older versions
+                // keep ILLEGAL_GENERATION for compatibility (as Kafka).
+                Err(ResponseError::GroupIdNotFound)
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        };
+        match &g.consumer {
+            Some(c) => c
+                .validate_commit(
+                    member_id,
+                    instance,
+                    generation_id,
+                    transactional,
+                    api_version,
+                )
+                .map_err(|e| match e {
+                    ResponseError::StaleMemberEpoch if transactional => {
+                        ResponseError::IllegalGeneration
                     }
-                }
-                if generation_id != g.generation_id {
-                    return Err(ResponseError::IllegalGeneration);
-                }
-            }
+                    e => e,
+                }),
+            None => g.validate_offset_commit(member_id, instance, generation_id, transactional),
         }
-        Ok(())
     }
 
     /// OffsetCommit. Returns the per-partition errors, or a group-level
@@ -732,25 +743,26 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         entries: Vec<CommitEntry>,
+        api_version: i16,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         self.ready(group_id)?;
         let now = now_ms();
         let mut groups = self.groups.lock();
-        if !groups.contains_key(group_id) {
-            if generation_id >= 0 || !member_id.is_empty() {
-                // a member commit for a group that does not exist
-                return Err(ResponseError::IllegalGeneration);
-            }
-            groups.insert(group_id.to_string(), Group::new(group_id, now));
-        }
-        let Some(g) = groups.get_mut(group_id) else {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        };
-        if let Some(c) = &g.consumer {
-            c.validate_commit(member_id, generation_id)?;
-        } else {
-            Self::validate_classic_commit(g, generation_id, member_id, instance)?;
-        }
+        Self::validate_offset_commit(
+            groups.get(group_id),
+            member_id,
+            instance,
+            generation_id,
+            false,
+            api_version,
+        )?;
+        let g = groups.entry(group_id.to_string()).or_insert_with(|| {
+            tracing::info!(
+                group = group_id,
+                "simple group created by a manual offset commit"
+            );
+            Group::new(group_id, now)
+        });
         let mut results = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
@@ -1315,6 +1327,7 @@ mod tests {
                     leader_epoch: 4,
                     metadata: Some(md.into()),
                 }],
+                9,
             )
             .unwrap();
         assert_eq!(r, vec![None]);
@@ -1364,6 +1377,7 @@ mod tests {
                         leader_epoch: -1,
                         metadata: None,
                     }],
+                    9,
                 )
                 .unwrap();
             assert_eq!(r, vec![Some(ResponseError::UnknownTopicOrPartition)]);
@@ -1441,6 +1455,7 @@ mod tests {
                 leader_epoch: -1,
                 metadata: None,
             }],
+            9,
         )
     }
 
