@@ -948,7 +948,7 @@ impl ConsumerGroup {
     /// the first heartbeat compares them with the metadata and bumps the
     /// epoch only if they differ. A log without that record (written
     /// before oxka stored it) takes the current metadata as the last seen.
-    fn after_load(
+    pub fn after_load(
         &mut self,
         subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
         image: &MetadataImage,
@@ -1135,7 +1135,8 @@ impl ConsumerGroup {
         out
     }
 
-    /// Rebuilds a group from its replayed records (last value per key).
+    /// Rebuilds a group from its replayed records (last value per key);
+    /// the caller then runs [`ConsumerGroup::after_load`].
     pub fn from_records(
         id: &str,
         epoch: i32,
@@ -1148,8 +1149,6 @@ impl ConsumerGroup {
             ),
         >,
         target: BTreeMap<String, Assignment>,
-        subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
-        image: &MetadataImage,
         now_ms: i64,
     ) -> ConsumerGroup {
         let mut g = ConsumerGroup::new(id, now_ms);
@@ -1181,7 +1180,6 @@ impl ConsumerGroup {
             .into_iter()
             .filter(|(m, _)| g.members.contains_key(m))
             .collect();
-        g.after_load(subscribed, image, now_ms);
         g.changes = Changes::default();
         g
     }

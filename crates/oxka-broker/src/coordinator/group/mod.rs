@@ -314,16 +314,16 @@ impl ConsumerReplay {
                 (m, (md, cur))
             })
             .collect();
-        Some(ConsumerGroup::from_records(
+        let mut g = ConsumerGroup::from_records(
             id,
             epoch,
             self.assignment_epoch,
             members,
             self.target,
-            self.subscribed,
-            image,
             now_ms,
-        ))
+        );
+        g.after_load(self.subscribed, image, now_ms);
+        Some(g)
     }
 }
 
