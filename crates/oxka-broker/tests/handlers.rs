@@ -153,3 +153,61 @@ fn acks_zero_gets_no_response_and_a_failure_closes_the_connection() {
     let resp: ListOffsetsResponse = call(ApiKey::ListOffsets, 7, &req);
     assert_eq!(resp.topics[0].partitions[0].offset, 2);
 }
+
+/// One OffsetCommit of offset 1 to partition 0 of `topic`; the error code.
+fn offset_commit(version: i16, group: &str, member: &str, epoch: i32, topic: &str) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(epoch)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    // the harness never runs the broker's serve loop, which loads the
+    // group coordinator
+    static LOADED: std::sync::Once = std::sync::Once::new();
+    LOADED.call_once(|| {
+        common::state()
+            .group_coordinator
+            .load()
+            .expect("groups load")
+    });
+    let resp: OffsetCommitResponse = call(ApiKey::OffsetCommit, version, &req);
+    resp.topics[0].partitions[0].error_code
+}
+
+/// Kafka's OffsetMetadataManager: a group that does not exist takes a
+/// commit without a generation whatever member id it carries (and becomes
+/// a simple group); with a generation it is GROUP_ID_NOT_FOUND from v9,
+/// ILLEGAL_GENERATION before.
+#[test]
+fn offset_commit_to_a_missing_group() {
+    assert_eq!(create("oc-missing", 1).error_code, 0);
+    let t = "oc-missing";
+    assert_eq!(offset_commit(9, "oc-new-1", "client-made-id", -1, t), 0);
+    assert_eq!(
+        offset_commit(9, "oc-new-1", "other-id", -1, t),
+        0,
+        "still empty"
+    );
+    assert_eq!(
+        offset_commit(9, "oc-new-2", "m", 3, t),
+        ResponseError::GroupIdNotFound.code()
+    );
+    assert_eq!(
+        offset_commit(8, "oc-new-3", "m", 3, t),
+        ResponseError::IllegalGeneration.code()
+    );
+    // the simple group has members no more than before: a member commit
+    // is refused as from an unknown member
+    assert_eq!(
+        offset_commit(8, "oc-new-1", "m", 3, t),
+        ResponseError::UnknownMemberId.code()
+    );
+}

@@ -333,3 +333,63 @@ fn kip848_first_commit_after_broker_restart_succeeds() {
         );
     }
 }
+
+/// A `group.protocol=consumer` client committing for manually assigned
+/// partitions (no subscription): its commits carry epoch -1 (and, from
+/// librdkafka 2.15, its own member id), which Kafka accepts while the
+/// group has no members, whether the group is new or a consumer group
+/// whose members have left.
+#[test]
+fn kip848_manual_assignment_commits() {
+    let b = TestBroker::start_with(BROKER_OVERRIDES);
+    let topic = unique("k848-manual");
+    create_topic(&b, &topic, 1);
+    produce(&b, &topic, 1, 4, "a");
+    let group = unique("g-k848-manual");
+    let manual: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", &group)
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+        .expect("partition");
+    manual.assign(&tpl).expect("assign");
+    let committed = |c: &BaseConsumer| {
+        c.committed(TIMEOUT)
+            .expect("committed")
+            .find_partition(&topic, 0)
+            .map(|e| e.offset())
+    };
+    assert_eq!(
+        commit_once_reachable(&manual, &topic, 2).map_err(|e| e.to_string()),
+        Ok(())
+    );
+    assert_eq!(committed(&manual), Some(Offset::Offset(2)));
+    // the group becomes a consumer group, then its only member leaves
+    {
+        let member = consumer(&b, &group, &topic);
+        let mut got = Consumed::new();
+        poll_until(&[&member], &mut got, JOIN_TIMEOUT, "records", |_, g| {
+            total(g) >= 2
+        });
+        member.unsubscribe();
+        let _ = member.poll(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    loop {
+        match commit_once_reachable(&manual, &topic, 3) {
+            Ok(()) => break,
+            // until the member's leave reaches the coordinator
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownMemberId))
+                if Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("commit to the emptied consumer group: {e}"),
+        }
+    }
+    assert_eq!(committed(&manual), Some(Offset::Offset(3)));
+}
