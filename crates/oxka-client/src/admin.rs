@@ -49,6 +49,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker by id (`""` = cluster-wide default for dynamic configs).
     Broker(String),
+    /// A group's configs (KIP-848), by group id.
+    Group(String),
 }
 
 impl ConfigResource {
@@ -56,12 +58,13 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(_) => 2,
             ConfigResource::Broker(_) => 4,
+            ConfigResource::Group(_) => 32,
         }
     }
 
     fn name(&self) -> &str {
         match self {
-            ConfigResource::Topic(n) | ConfigResource::Broker(n) => n,
+            ConfigResource::Topic(n) | ConfigResource::Broker(n) | ConfigResource::Group(n) => n,
         }
     }
 }

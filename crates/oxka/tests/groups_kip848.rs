@@ -393,3 +393,61 @@ fn kip848_manual_assignment_commits() {
     }
     assert_eq!(committed(&manual), Some(Offset::Offset(3)));
 }
+
+/// KIP-848 group configs set with IncrementalAlterConfigs (resource type
+/// GROUP) are kept across a clean restart and a crash, as topic configs.
+#[test]
+fn group_configs_survive_restarts() {
+    use oxka_client::admin::{Admin, AlterConfigOp, ConfigResource};
+    use oxka_client::config::ClientConfig as OxkaConfig;
+    let mut b = TestBroker::start();
+    let group = ConfigResource::Group(unique("g-configs"));
+    let admin = |b: &TestBroker| {
+        let mut c = OxkaConfig::new();
+        c.set("bootstrap.servers", b.bootstrap());
+        Admin::new(&c).expect("admin")
+    };
+    let value_of = |b: &TestBroker, key: &str| {
+        block_on(async {
+            let entries = admin(b)
+                .describe_configs(&group, &[key.to_string()])
+                .await
+                .expect("describe");
+            entries
+                .into_iter()
+                .find(|e| e.name == key)
+                .map(|e| (e.value, e.source))
+        })
+    };
+    block_on(async {
+        admin(&b)
+            .incremental_alter_configs(
+                &group,
+                &[
+                    AlterConfigOp::Set("consumer.heartbeat.interval.ms".into(), "7000".into()),
+                    AlterConfigOp::Set("consumer.session.timeout.ms".into(), "50000".into()),
+                ],
+            )
+            .await
+    })
+    .expect("alter");
+    let expect = Some((Some("7000".to_string()), "GROUP_CONFIG".to_string()));
+    assert_eq!(value_of(&b, "consumer.heartbeat.interval.ms"), expect);
+    assert_eq!(b.terminate(), Some(0));
+    b.start_again();
+    assert_eq!(
+        value_of(&b, "consumer.heartbeat.interval.ms"),
+        expect,
+        "after SIGTERM"
+    );
+    b.restart();
+    assert_eq!(
+        value_of(&b, "consumer.heartbeat.interval.ms"),
+        expect,
+        "after kill -9"
+    );
+    assert_eq!(
+        value_of(&b, "consumer.session.timeout.ms"),
+        Some((Some("50000".to_string()), "GROUP_CONFIG".to_string()))
+    );
+}

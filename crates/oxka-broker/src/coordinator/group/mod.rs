@@ -18,6 +18,7 @@ pub mod records;
 pub mod state;
 mod txn_offsets;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -347,6 +348,32 @@ impl GroupCoordinator {
         &self.cfg
     }
 
+    /// The KIP-848 settings of `group_id`: the broker's, with the group's
+    /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
+    /// overrides (KIP-848 group configs, in the metadata image) in place.
+    fn consumer_config(
+        &self,
+        image: &crate::metadata::MetadataImage,
+        group_id: &str,
+    ) -> Cow<'_, ConsumerConfig> {
+        let Some(overrides) = image.group_configs.get(group_id) else {
+            return Cow::Borrowed(&self.cfg.consumer);
+        };
+        let kafka = self.controller.config();
+        let get = |name: &str| {
+            crate::config::group::effective_int(Some(overrides), name, kafka)
+                .map(|v| v.clamp(1, i32::MAX.into()) as i32)
+        };
+        let mut c = self.cfg.consumer.clone();
+        if let Some(v) = get("consumer.session.timeout.ms") {
+            c.session_timeout_ms = v;
+        }
+        if let Some(v) = get("consumer.heartbeat.interval.ms") {
+            c.heartbeat_interval_ms = v;
+        }
+        Cow::Owned(c)
+    }
+
     /// Until the offsets topic is replayed, group APIs answer
     /// COORDINATOR_LOAD_IN_PROGRESS (clients retry).
     pub fn is_loading(&self) -> bool {
@@ -586,7 +613,8 @@ impl GroupCoordinator {
         let Some(c) = g.consumer.as_mut() else {
             return HeartbeatOutcome::error(ResponseError::CoordinatorNotAvailable, "");
         };
-        let out = c.heartbeat(p, &image, &self.cfg.consumer, now);
+        let cfg = self.consumer_config(&image, group_id);
+        let out = c.heartbeat(p, &image, &cfg, now);
         self.persist_consumer(g);
         out
     }
@@ -1151,7 +1179,8 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         for g in groups.values_mut() {
             if let Some(c) = g.consumer.as_mut() {
-                if c.tick(&image, &self.cfg.consumer, now) {
+                let cfg = self.consumer_config(&image, &g.id);
+                if c.tick(&image, &cfg, now) {
                     self.persist_consumer(g);
                 }
                 continue;
