@@ -1544,4 +1544,38 @@ mod tests {
         assert_eq!(o.error, None);
         assert!(o.member_epoch > epoch, "a new partition bumps the epoch");
     }
+
+    /// A group's configs (KIP-848) set its members' session timeout and
+    /// heartbeat interval; other groups keep the broker's.
+    #[test]
+    fn group_configs_override_the_consumer_timings() {
+        use crate::controller::ConfigTarget;
+        let dir = tempfile::tempdir().unwrap();
+        let n = node(&config(dir.path()));
+        n.controller
+            .alter_configs(&ConfigTarget::Group("g".into()), false, |_| {
+                Ok(BTreeMap::from([
+                    (
+                        "consumer.session.timeout.ms".to_string(),
+                        "50000".to_string(),
+                    ),
+                    (
+                        "consumer.heartbeat.interval.ms".to_string(),
+                        "6000".to_string(),
+                    ),
+                ]))
+            })
+            .unwrap();
+        let image = n.controller.image();
+        let g = n.coordinator.consumer_config(&image, "g");
+        assert_eq!(
+            (g.session_timeout_ms, g.heartbeat_interval_ms),
+            (50_000, 6000)
+        );
+        let other = n.coordinator.consumer_config(&image, "other");
+        assert_eq!(
+            (other.session_timeout_ms, other.heartbeat_interval_ms),
+            (45_000, 5000)
+        );
+    }
 }
