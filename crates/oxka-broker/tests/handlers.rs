@@ -284,6 +284,7 @@ fn group_configs_describe_alter_and_apply() {
     let g = "cfg-group";
     let all = describe_group(g).expect("a group need not exist");
     let names: Vec<&str> = all.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names.len(), 21, "Kafka 4.4's group configs: {names:?}");
     for k in [
         "consumer.session.timeout.ms",
         "consumer.heartbeat.interval.ms",
@@ -292,6 +293,9 @@ fn group_configs_describe_alter_and_apply() {
         "share.record.lock.duration.ms",
         "share.auto.offset.reset",
         "share.isolation.level",
+        "share.delivery.count.limit",
+        "streams.session.timeout.ms",
+        "errors.deadletterqueue.topic.name",
     ] {
         assert!(names.contains(&k), "{k} described: {names:?}");
     }
@@ -316,7 +320,7 @@ fn group_configs_describe_alter_and_apply() {
     assert_eq!(code, ResponseError::InvalidConfig.code());
     assert_eq!(
         msg.as_deref(),
-        Some("consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms")
+        Some("consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.")
     );
     let (code, msg) = alter_group(g, &[("no.such.key", 0, Some("1"))]);
     assert_eq!(code, ResponseError::InvalidConfig.code());

@@ -1,13 +1,14 @@
 //! Group configs (KIP-848): per-group overrides of the coordinator's
 //! settings, set with IncrementalAlterConfigs / AlterConfigs on resource
-//! type GROUP (32) and read with DescribeConfigs. Kafka 4.1's `GroupConfig`
-//! keys; a key's default is the broker config it overrides, and a value
-//! must lie within that broker config's `min`/`max` bounds. The overrides
-//! live in the metadata image (persisted like topic configs); the KIP-848
-//! coordinator reads `consumer.session.timeout.ms` and
-//! `consumer.heartbeat.interval.ms` from there for each group. The share
-//! and streams keys are stored and described only: oxka has neither share
-//! groups (KIP-932) nor streams groups (KIP-1071).
+//! type GROUP (32) and read with DescribeConfigs. The keys, defaults,
+//! checks and messages are Kafka 4.4's `GroupConfig` (checked against a
+//! running Kafka 4.4.0): most keys default to the broker config they
+//! override and must lie within that config's `min`/`max` bounds. The
+//! overrides live in the metadata image (persisted like topic configs);
+//! the KIP-848 coordinator reads `consumer.session.timeout.ms` and
+//! `consumer.heartbeat.interval.ms` from there for each group. The other
+//! keys are stored and described only: oxka has no share groups (KIP-932),
+//! streams groups (KIP-1071), dead-letter queues or assignment intervals.
 
 use std::collections::BTreeMap;
 
@@ -15,149 +16,274 @@ use super::defs::{ConfigDef, ConfigType, Validator};
 use super::dynamic::AlterConfigError;
 use super::{ConfigSource, ConfigSynonym, DescribedConfig, KafkaConfig};
 
-/// One group config: its definition, the broker config it defaults to, and
-/// the broker configs bounding it.
-pub struct GroupConfigDef {
-    /// `default` is Kafka's default of the broker config below.
-    pub def: ConfigDef,
-    pub broker_default: &'static str,
-    /// (broker config, its Kafka default) of the lower bound, if any.
-    pub min: Option<(&'static str, i64)>,
-    /// (broker config, its Kafka default) of the upper bound, if any.
-    pub max: Option<(&'static str, i64)>,
+/// A broker config bounding a group config: its name and Kafka's default.
+type BrokerBound = (&'static str, i64);
+
+/// What a value must satisfy beyond its type.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// An INT at least `at_least` (Kafka's `atLeast`, checked when the
+    /// value is parsed), then within the broker's bounds.
+    Int {
+        at_least: i64,
+        min: Option<BrokerBound>,
+        max: Option<BrokerBound>,
+    },
+    Bool,
+    OneOf(&'static [&'static str]),
+    /// `share.auto.offset.reset`: earliest, latest or by_duration:<ISO-8601>.
+    AutoOffsetReset,
+    /// `errors.deadletterqueue.topic.name`: not an internal (`__`) name.
+    DeadLetterTopic,
+    /// `streams.assignor.name`: one of the broker's streams assignors.
+    StreamsAssignor,
+    /// A LIST, any items.
+    List,
 }
 
-const fn int(
+/// One group config: its definition, the broker config it defaults to (if
+/// any) and its check.
+pub struct GroupConfigDef {
+    /// `default` is Kafka's default (of the broker config, if any).
+    pub def: ConfigDef,
+    pub broker_default: Option<&'static str>,
+    pub check: Check,
+}
+
+const fn def(
+    name: &'static str,
+    ty: ConfigType,
+    default: &'static str,
+    broker_default: Option<&'static str>,
+    check: Check,
+    doc: &'static str,
+) -> GroupConfigDef {
+    GroupConfigDef {
+        def: ConfigDef {
+            name,
+            ty,
+            default: Some(default),
+            validator: Validator::None,
+            doc,
+        },
+        broker_default,
+        check,
+    }
+}
+
+/// An INT within [min, max] of broker configs.
+const fn bounded(
     name: &'static str,
     default: &'static str,
     at_least: i64,
     broker_default: &'static str,
-    min: Option<(&'static str, i64)>,
-    max: Option<(&'static str, i64)>,
+    min: BrokerBound,
+    max: BrokerBound,
     doc: &'static str,
 ) -> GroupConfigDef {
-    GroupConfigDef {
-        def: ConfigDef {
-            name,
-            ty: ConfigType::Int,
-            default: Some(default),
-            validator: Validator::AtLeast(at_least),
-            doc,
+    def(
+        name,
+        ConfigType::Int,
+        default,
+        Some(broker_default),
+        Check::Int {
+            at_least,
+            min: Some(min),
+            max: Some(max),
         },
-        broker_default,
-        min,
-        max,
-    }
+        doc,
+    )
 }
 
-const fn string(
-    name: &'static str,
-    default: &'static str,
-    validator: Validator,
-    broker_default: &'static str,
-    doc: &'static str,
-) -> GroupConfigDef {
-    GroupConfigDef {
-        def: ConfigDef {
-            name,
-            ty: ConfigType::String,
-            default: Some(default),
-            validator,
-            doc,
-        },
-        broker_default,
-        min: None,
-        max: None,
-    }
-}
-
-/// Kafka 4.1's `GroupConfig` keys, in its order.
+/// Kafka 4.4's `GroupConfig` keys, in the order its checks run.
 pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
-    int(
+    bounded(
         "consumer.session.timeout.ms",
         "45000",
         1,
         "group.consumer.session.timeout.ms",
-        Some(("group.consumer.min.session.timeout.ms", 45_000)),
-        Some(("group.consumer.max.session.timeout.ms", 60_000)),
+        ("group.consumer.min.session.timeout.ms", 45_000),
+        ("group.consumer.max.session.timeout.ms", 60_000),
         "The timeout to detect client failures when using the consumer group protocol.",
     ),
-    int(
+    bounded(
         "consumer.heartbeat.interval.ms",
         "5000",
         1,
         "group.consumer.heartbeat.interval.ms",
-        Some(("group.consumer.min.heartbeat.interval.ms", 5_000)),
-        Some(("group.consumer.max.heartbeat.interval.ms", 15_000)),
+        ("group.consumer.min.heartbeat.interval.ms", 5_000),
+        ("group.consumer.max.heartbeat.interval.ms", 15_000),
         "The heartbeat interval given to the members of a consumer group.",
     ),
-    int(
+    bounded(
+        "consumer.assignment.interval.ms",
+        "1000",
+        0,
+        "group.consumer.assignment.interval.ms",
+        ("group.consumer.min.assignment.interval.ms", 0),
+        ("group.consumer.max.assignment.interval.ms", 15_000),
+        "The minimum time between two target assignments of a consumer group.",
+    ),
+    bounded(
         "share.session.timeout.ms",
         "45000",
         1,
         "group.share.session.timeout.ms",
-        Some(("group.share.min.session.timeout.ms", 45_000)),
-        Some(("group.share.max.session.timeout.ms", 60_000)),
+        ("group.share.min.session.timeout.ms", 45_000),
+        ("group.share.max.session.timeout.ms", 60_000),
         "The timeout to detect client failures when using the share group protocol.",
     ),
-    int(
+    bounded(
         "share.heartbeat.interval.ms",
         "5000",
         1,
         "group.share.heartbeat.interval.ms",
-        Some(("group.share.min.heartbeat.interval.ms", 5_000)),
-        Some(("group.share.max.heartbeat.interval.ms", 15_000)),
+        ("group.share.min.heartbeat.interval.ms", 5_000),
+        ("group.share.max.heartbeat.interval.ms", 15_000),
         "The heartbeat interval given to the members of a share group.",
     ),
-    int(
+    bounded(
         "share.record.lock.duration.ms",
         "30000",
         1000,
         "group.share.record.lock.duration.ms",
-        Some(("group.share.min.record.lock.duration.ms", 15_000)),
-        Some(("group.share.max.record.lock.duration.ms", 60_000)),
+        ("group.share.min.record.lock.duration.ms", 15_000),
+        ("group.share.max.record.lock.duration.ms", 60_000),
         "The record acquisition lock duration in milliseconds for share groups.",
     ),
-    string(
+    bounded(
+        "share.delivery.count.limit",
+        "5",
+        2,
+        "group.share.delivery.count.limit",
+        ("group.share.min.delivery.count.limit", 2),
+        ("group.share.max.delivery.count.limit", 10),
+        "The maximum number of delivery attempts for a record delivered to a share group.",
+    ),
+    bounded(
+        "share.partition.max.record.locks",
+        "2000",
+        100,
+        "group.share.partition.max.record.locks",
+        ("group.share.min.partition.max.record.locks", 100),
+        ("group.share.max.partition.max.record.locks", 4000),
+        "Share-group record lock limit per share-partition.",
+    ),
+    def(
         "share.auto.offset.reset",
+        ConfigType::String,
         "latest",
-        Validator::None,
-        "share.auto.offset.reset",
+        None,
+        Check::AutoOffsetReset,
         "The strategy to initialize the share-partition start offset: earliest, latest or by_duration:<ISO-8601 duration>.",
     ),
-    string(
+    def(
         "share.isolation.level",
+        ConfigType::String,
         "read_uncommitted",
-        Validator::OneOf(&["read_committed", "read_uncommitted"]),
-        "share.isolation.level",
+        None,
+        Check::OneOf(&["read_committed", "read_uncommitted"]),
         "Controls how a share group reads records written transactionally.",
     ),
-    int(
+    def(
+        "share.renew.acknowledge.enable",
+        ConfigType::Boolean,
+        "true",
+        None,
+        Check::Bool,
+        "Whether the renew acknowledge type is enabled for the share group.",
+    ),
+    bounded(
+        "share.assignment.interval.ms",
+        "1000",
+        0,
+        "group.share.assignment.interval.ms",
+        ("group.share.min.assignment.interval.ms", 0),
+        ("group.share.max.assignment.interval.ms", 15_000),
+        "The minimum time between two target assignments of a share group.",
+    ),
+    bounded(
         "streams.session.timeout.ms",
         "45000",
         1,
         "group.streams.session.timeout.ms",
-        Some(("group.streams.min.session.timeout.ms", 45_000)),
-        Some(("group.streams.max.session.timeout.ms", 60_000)),
+        ("group.streams.min.session.timeout.ms", 45_000),
+        ("group.streams.max.session.timeout.ms", 60_000),
         "The timeout to detect client failures when using the streams group protocol.",
     ),
-    int(
+    bounded(
         "streams.heartbeat.interval.ms",
         "5000",
         1,
         "group.streams.heartbeat.interval.ms",
-        Some(("group.streams.min.heartbeat.interval.ms", 5_000)),
-        Some(("group.streams.max.heartbeat.interval.ms", 15_000)),
+        ("group.streams.min.heartbeat.interval.ms", 5_000),
+        ("group.streams.max.heartbeat.interval.ms", 15_000),
         "The heartbeat interval given to the members of a streams group.",
     ),
-    int(
+    def(
         "streams.num.standby.replicas",
+        ConfigType::Int,
         "0",
-        0,
-        "group.streams.num.standby.replicas",
-        None,
-        Some(("group.streams.max.standby.replicas", 2)),
+        Some("group.streams.num.standby.replicas"),
+        Check::Int {
+            at_least: 0,
+            min: None,
+            max: Some(("group.streams.max.standby.replicas", 2)),
+        },
         "The number of standby replicas for each task of a streams group.",
+    ),
+    def(
+        "streams.initial.rebalance.delay.ms",
+        ConfigType::Int,
+        "3000",
+        Some("group.streams.initial.rebalance.delay.ms"),
+        Check::Int {
+            at_least: 0,
+            min: None,
+            max: None,
+        },
+        "The delay before the first rebalance of a new streams group.",
+    ),
+    bounded(
+        "streams.assignment.interval.ms",
+        "1000",
+        0,
+        "group.streams.assignment.interval.ms",
+        ("group.streams.min.assignment.interval.ms", 0),
+        ("group.streams.max.assignment.interval.ms", 15_000),
+        "The minimum time between two target assignments of a streams group.",
+    ),
+    def(
+        "streams.assignor.name",
+        ConfigType::String,
+        "sticky",
+        Some("group.streams.assignors"),
+        Check::StreamsAssignor,
+        "The task assignor of a streams group.",
+    ),
+    def(
+        "streams.rack.aware.assignment.tags",
+        ConfigType::List,
+        "",
+        Some("group.streams.rack.aware.assignment.tags"),
+        Check::List,
+        "The client tags used for rack-aware assignment of standby tasks of a streams group.",
+    ),
+    def(
+        "errors.deadletterqueue.topic.name",
+        ConfigType::String,
+        "",
+        None,
+        Check::DeadLetterTopic,
+        "The topic that records a share group cannot deliver go to (empty: none).",
+    ),
+    def(
+        "errors.deadletterqueue.copy.record.enable",
+        ConfigType::Boolean,
+        "false",
+        None,
+        Check::Bool,
+        "Whether a dead-lettered record keeps its key and value.",
     ),
 ];
 
@@ -175,6 +301,9 @@ const ORDERED: [(&str, &str); 3] = [
     ),
 ];
 
+/// The streams task assignors Kafka registers.
+const STREAMS_ASSIGNORS: &[&str] = &["sticky"];
+
 pub fn group_def(name: &str) -> Option<&'static GroupConfigDef> {
     GROUP_CONFIGS.iter().find(|g| g.def.name == name)
 }
@@ -187,18 +316,115 @@ fn broker_int(config: &KafkaConfig, key: &str, dflt: i64) -> i64 {
 }
 
 impl GroupConfigDef {
-    /// The value a group without an override gets: the broker config's.
+    /// The value a group without an override gets: the broker config's,
+    /// else Kafka's default. (`streams.assignor.name`: the first of the
+    /// broker's `group.streams.assignors`.)
     pub fn broker_value(&self, config: &KafkaConfig) -> String {
-        config
-            .value(self.broker_default)
-            .unwrap_or_else(|| self.def.default.unwrap_or_default().to_string())
+        let own = || self.def.default.unwrap_or_default().to_string();
+        match self.broker_default {
+            Some(k) if matches!(self.check, Check::StreamsAssignor) => config
+                .value(k)
+                .and_then(|v| v.split(',').next().map(|s| s.trim().to_string()))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(own),
+            Some(k) => config.value(k).unwrap_or_else(own),
+            None => own(),
+        }
     }
 
     fn bounds(&self, config: &KafkaConfig) -> (Option<i64>, Option<i64>) {
-        (
-            self.min.map(|(k, d)| broker_int(config, k, d)),
-            self.max.map(|(k, d)| broker_int(config, k, d)),
-        )
+        match self.check {
+            Check::Int { min, max, .. } => (
+                min.map(|(k, d)| broker_int(config, k, d)),
+                max.map(|(k, d)| broker_int(config, k, d)),
+            ),
+            _ => (None, None),
+        }
+    }
+
+    /// Kafka's `ConfigDef.parse` of one value: type, then `atLeast` / the
+    /// allowed strings, with Kafka's message.
+    fn parse(&self, v: &str) -> Result<(), String> {
+        let name = self.def.name;
+        let invalid = |why: String| format!("Invalid value {v} for configuration {name}: {why}");
+        match self.check {
+            Check::Int { at_least, .. } => {
+                let n = v
+                    .trim()
+                    .parse::<i32>()
+                    .map_err(|_| invalid("Not a number of type INT".into()))?;
+                if i64::from(n) < at_least {
+                    return Err(invalid(format!("Value must be at least {at_least}")));
+                }
+            }
+            Check::Bool => {
+                let t = v.trim();
+                if !t.eq_ignore_ascii_case("true") && !t.eq_ignore_ascii_case("false") {
+                    return Err(invalid("Expected value to be either true or false".into()));
+                }
+            }
+            Check::OneOf(allowed) => {
+                if !allowed.contains(&v) {
+                    return Err(invalid(format!(
+                        "String must be one of: {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            Check::AutoOffsetReset => {
+                if !valid_auto_offset_reset(v) {
+                    return Err(invalid(format!(
+                        "Invalid value `{v}` for configuration {name}. The value must be either 'earliest', 'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'."
+                    )));
+                }
+            }
+            Check::DeadLetterTopic | Check::StreamsAssignor | Check::List => {}
+        }
+        Ok(())
+    }
+
+    /// Kafka's `GroupConfig.validateValues` for one key: broker bounds and
+    /// the checks that name no parse error.
+    fn check_value(&self, v: &str, config: &KafkaConfig) -> Result<(), String> {
+        let name = self.def.name;
+        match self.check {
+            Check::Int { .. } => {
+                let n = v.trim().parse::<i64>().unwrap_or(0);
+                match self.bounds(config) {
+                    (Some(lo), Some(hi)) if n < lo || n > hi => Err(format!(
+                        "{name} must be in the range {lo} to {hi} inclusive."
+                    )),
+                    (None, Some(hi)) if n > hi => {
+                        Err(format!("{name} must be less than or equal to {hi}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Check::DeadLetterTopic if v.starts_with("__") => {
+                Err(format!("{name}: DLQ topic name must not start with '__'"))
+            }
+            Check::StreamsAssignor => {
+                let registered: Vec<String> = config
+                    .value("group.streams.assignors")
+                    .map(|l| {
+                        l.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .filter(|l: &Vec<String>| !l.is_empty())
+                    .unwrap_or_else(|| STREAMS_ASSIGNORS.iter().map(|s| s.to_string()).collect());
+                if registered.iter().any(|r| r == v) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{name} '{v}' is not a registered task assignor. Registered assignors are: [{}].",
+                        registered.join(", ")
+                    ))
+                }
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -216,60 +442,40 @@ fn valid_auto_offset_reset(v: &str) -> bool {
 }
 
 /// Checks a group's full set of overrides as Kafka's
-/// `GroupConfig.validate` does: every name known, every value of its type
-/// and within its validator, within the broker's min/max bounds, and each
+/// `GroupConfig.validate` does: every name known, every value parsed
+/// (type and lower limit), then within the broker's bounds, and each
 /// session timeout above its heartbeat interval (keys not set take the
 /// broker's values). Errors are INVALID_CONFIG with Kafka's messages.
 pub fn validate(
     configs: &BTreeMap<String, String>,
     config: &KafkaConfig,
 ) -> Result<(), AlterConfigError> {
-    let bad = |m: String| AlterConfigError::InvalidConfig(m);
-    for (k, v) in configs {
-        let g = group_def(k).ok_or_else(|| bad(format!("Unknown group config name: {k}")))?;
-        g.def
-            .validate(v)
-            .map_err(|reason| bad(format!("Invalid value {v} for configuration {k}: {reason}")))?;
-        if k == "share.auto.offset.reset" && !valid_auto_offset_reset(v) {
-            return Err(bad(format!(
-                "Invalid value {v} for configuration {k}: must be earliest, latest or by_duration:<ISO-8601 duration>"
-            )));
-        }
+    let bad = AlterConfigError::InvalidConfig;
+    if let Some(k) = configs.keys().find(|k| group_def(k).is_none()) {
+        return Err(bad(format!("Unknown group config name: {k}")));
     }
-    let int_of = |g: &GroupConfigDef| -> i64 {
+    let set = || {
+        GROUP_CONFIGS
+            .iter()
+            .filter_map(|g| configs.get(g.def.name).map(|v| (g, v)))
+    };
+    for (g, v) in set() {
+        g.parse(v).map_err(bad)?;
+    }
+    for (g, v) in set() {
+        g.check_value(v, config).map_err(bad)?;
+    }
+    let int_of = |name: &str| -> i64 {
+        let g = group_def(name);
         configs
-            .get(g.def.name)
+            .get(name)
             .cloned()
-            .unwrap_or_else(|| g.broker_value(config))
-            .trim()
-            .parse::<i64>()
+            .or_else(|| g.map(|g| g.broker_value(config)))
+            .and_then(|v| v.trim().parse::<i64>().ok())
             .unwrap_or(0)
     };
-    for g in GROUP_CONFIGS.iter().filter(|g| g.def.ty == ConfigType::Int) {
-        let v = int_of(g);
-        let (min, max) = g.bounds(config);
-        if let (Some(min), Some((key, _))) = (min, g.min) {
-            if v < min {
-                return Err(bad(format!(
-                    "{} must be greater than or equal to {key}",
-                    g.def.name
-                )));
-            }
-        }
-        if let (Some(max), Some((key, _))) = (max, g.max) {
-            if v > max {
-                return Err(bad(format!(
-                    "{} must be less than or equal to {key}",
-                    g.def.name
-                )));
-            }
-        }
-    }
     for (session, heartbeat) in ORDERED {
-        let (Some(s), Some(h)) = (group_def(session), group_def(heartbeat)) else {
-            continue;
-        };
-        if int_of(s) <= int_of(h) {
+        if int_of(session) <= int_of(heartbeat) {
             return Err(bad(format!("{session} must be greater than {heartbeat}")));
         }
     }
@@ -277,8 +483,8 @@ pub fn validate(
 }
 
 /// DescribeConfigs of a group: every group config, the override
-/// (GROUP_CONFIG) or the broker's value (DEFAULT_CONFIG), as Kafka's
-/// `ConfigHelper` answers for resource type GROUP.
+/// (GROUP_CONFIG) or the broker's value (DEFAULT_CONFIG), with Kafka's
+/// synonyms (the override, then the broker config it defaults to).
 pub fn describe(
     overrides: &BTreeMap<String, String>,
     config: &KafkaConfig,
@@ -286,20 +492,36 @@ pub fn describe(
     GROUP_CONFIGS
         .iter()
         .map(|g| {
-            let (value, source) = match overrides.get(g.def.name) {
-                Some(v) => (v.clone(), ConfigSource::GroupConfig),
-                None => (g.broker_value(config), ConfigSource::DefaultConfig),
+            let default = ConfigSynonym {
+                name: g.broker_default.unwrap_or(g.def.name).to_string(),
+                value: Some(g.broker_value(config)),
+                source: ConfigSource::DefaultConfig,
+            };
+            let (value, source, synonyms) = match overrides.get(g.def.name) {
+                Some(v) => (
+                    v.clone(),
+                    ConfigSource::GroupConfig,
+                    vec![
+                        ConfigSynonym {
+                            name: g.def.name.to_string(),
+                            value: Some(v.clone()),
+                            source: ConfigSource::GroupConfig,
+                        },
+                        default,
+                    ],
+                ),
+                None => (
+                    g.broker_value(config),
+                    ConfigSource::DefaultConfig,
+                    vec![default],
+                ),
             };
             DescribedConfig {
                 def: &g.def,
-                value: Some(value.clone()),
+                value: Some(value),
                 source,
                 read_only: false,
-                synonyms: vec![ConfigSynonym {
-                    name: g.def.name.to_string(),
-                    value: Some(value),
-                    source,
-                }],
+                synonyms,
             }
         })
         .collect()
@@ -307,7 +529,8 @@ pub fn describe(
 
 /// The effective integer value of group config `name` for a group with
 /// `overrides`: the override clamped to the broker's current bounds (they
-/// may have changed since it was set), else the broker's value.
+/// may have changed since it was set, as Kafka's `GroupConfig.evaluate`),
+/// else `None` (the broker's value applies).
 pub fn effective_int(
     overrides: Option<&BTreeMap<String, String>>,
     name: &str,
@@ -348,6 +571,7 @@ mod tests {
         }
     }
 
+    /// Messages as a running Kafka 4.4.0 answers them.
     #[test]
     fn validation_follows_kafka() {
         let b = broker(&[]);
@@ -357,59 +581,98 @@ mod tests {
                 &map(&[
                     ("consumer.session.timeout.ms", "50000"),
                     ("consumer.heartbeat.interval.ms", "6000"),
+                    ("consumer.assignment.interval.ms", "0"),
                     ("share.auto.offset.reset", "by_duration:PT1H"),
                     ("share.isolation.level", "read_committed"),
+                    ("share.delivery.count.limit", "10"),
+                    ("share.renew.acknowledge.enable", "false"),
                     ("streams.num.standby.replicas", "2"),
+                    ("streams.initial.rebalance.delay.ms", "999999999"),
+                    ("streams.assignor.name", "sticky"),
+                    ("streams.rack.aware.assignment.tags", "a,b"),
+                    ("errors.deadletterqueue.topic.name", "dlq"),
+                    ("errors.deadletterqueue.copy.record.enable", "true"),
                 ]),
                 &b
             ),
             Ok(())
         );
+        let cases = [
+            ("no.such", "1", "Unknown group config name: no.such"),
+            (
+                "consumer.session.timeout.ms",
+                "x",
+                "Invalid value x for configuration consumer.session.timeout.ms: Not a number of type INT",
+            ),
+            (
+                "consumer.session.timeout.ms",
+                "0",
+                "Invalid value 0 for configuration consumer.session.timeout.ms: Value must be at least 1",
+            ),
+            (
+                "consumer.session.timeout.ms",
+                "1000",
+                "consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.",
+            ),
+            (
+                "consumer.heartbeat.interval.ms",
+                "16000",
+                "consumer.heartbeat.interval.ms must be in the range 5000 to 15000 inclusive.",
+            ),
+            (
+                "consumer.assignment.interval.ms",
+                "-1",
+                "Invalid value -1 for configuration consumer.assignment.interval.ms: Value must be at least 0",
+            ),
+            (
+                "share.record.lock.duration.ms",
+                "1000",
+                "share.record.lock.duration.ms must be in the range 15000 to 60000 inclusive.",
+            ),
+            (
+                "share.partition.max.record.locks",
+                "99",
+                "Invalid value 99 for configuration share.partition.max.record.locks: Value must be at least 100",
+            ),
+            (
+                "share.auto.offset.reset",
+                "none",
+                "Invalid value none for configuration share.auto.offset.reset: Invalid value `none` for configuration share.auto.offset.reset. The value must be either 'earliest', 'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'.",
+            ),
+            (
+                "share.isolation.level",
+                "x",
+                "Invalid value x for configuration share.isolation.level: String must be one of: read_committed, read_uncommitted",
+            ),
+            (
+                "share.renew.acknowledge.enable",
+                "yes",
+                "Invalid value yes for configuration share.renew.acknowledge.enable: Expected value to be either true or false",
+            ),
+            (
+                "streams.num.standby.replicas",
+                "3",
+                "streams.num.standby.replicas must be less than or equal to 2",
+            ),
+            (
+                "streams.assignor.name",
+                "x",
+                "streams.assignor.name 'x' is not a registered task assignor. Registered assignors are: [sticky].",
+            ),
+            (
+                "errors.deadletterqueue.topic.name",
+                "__consumer_offsets",
+                "errors.deadletterqueue.topic.name: DLQ topic name must not start with '__'",
+            ),
+        ];
+        for (k, v, msg) in cases {
+            assert_eq!(err(validate(&map(&[(k, v)]), &b)), msg, "{k}={v}");
+        }
+        // the broker's values fill what is not set
+        let close = broker(&[("group.consumer.session.timeout.ms", "5000")]);
         assert_eq!(
-            err(validate(&map(&[("no.such", "1")]), &b)),
-            "Unknown group config name: no.such"
-        );
-        assert!(
-            err(validate(&map(&[("consumer.session.timeout.ms", "x")]), &b))
-                .contains("consumer.session.timeout.ms")
-        );
-        assert_eq!(
-            err(validate(&map(&[("consumer.session.timeout.ms", "1000")]), &b)),
-            "consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms"
-        );
-        assert_eq!(
-            err(validate(&map(&[("consumer.heartbeat.interval.ms", "16000")]), &b)),
-            "consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms"
-        );
-        assert!(err(validate(
-            &map(&[("share.record.lock.duration.ms", "999")]),
-            &b
-        ))
-        .contains("share.record.lock.duration.ms"));
-        assert!(
-            err(validate(&map(&[("share.auto.offset.reset", "none")]), &b))
-                .contains("share.auto.offset.reset")
-        );
-        assert!(err(validate(&map(&[("share.isolation.level", "x")]), &b))
-            .contains("share.isolation.level"));
-        assert_eq!(
-            err(validate(&map(&[("streams.num.standby.replicas", "3")]), &b)),
-            "streams.num.standby.replicas must be less than or equal to group.streams.max.standby.replicas"
-        );
-        // the broker's values fill what is not set; its bounds move with it
-        let wide = broker(&[
-            ("group.consumer.heartbeat.interval.ms", "500"),
-            ("group.consumer.session.timeout.ms", "45000"),
-        ]);
-        assert_eq!(
-            err(validate(
-                &map(&[
-                    ("consumer.session.timeout.ms", "45000"),
-                    ("consumer.heartbeat.interval.ms", "45000")
-                ]),
-                &wide
-            )),
-            "consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms"
+            err(validate(&map(&[]), &close)),
+            "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
         );
     }
 
