@@ -55,6 +55,8 @@ pub enum ConfigTarget {
     /// Dynamic broker configs (resource type 4): a node id, or "" for the
     /// cluster-wide default.
     Broker(String),
+    /// A group's config overrides (resource type 32, KIP-848).
+    Group(String),
 }
 
 /// The dynamic broker configs in `image` that apply to `node_id`.
@@ -407,6 +409,11 @@ impl Controller {
         Ok(removed)
     }
 
+    /// The broker config the controller validates against.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
     /// Changes the configs of `target`: `edit` turns the current overrides
     /// into the new ones (legacy AlterConfigs replaces them all,
     /// IncrementalAlterConfigs edits them), and the result is validated,
@@ -484,6 +491,29 @@ impl Controller {
                         .map_err(|e| ApiError::new(log_error_code(&e), e.to_string()))?;
                 }
                 tracing::info!(broker = %name, "altered dynamic broker configs");
+            }
+            ConfigTarget::Group(name) => {
+                if name.is_empty() {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        "Default group resources are not allowed.",
+                    ));
+                }
+                let empty = BTreeMap::new();
+                let old = current.group_configs.get(name).unwrap_or(&empty);
+                let configs = edit(old)?;
+                crate::config::group::validate(&configs, &self.config)?;
+                if validate_only || configs == *old {
+                    return Ok(());
+                }
+                let mut next = (*current).clone();
+                if configs.is_empty() {
+                    next.group_configs.remove(name);
+                } else {
+                    next.group_configs.insert(name.clone(), configs);
+                }
+                self.commit(next)?;
+                tracing::info!(group = %name, "altered group configs");
             }
         }
         Ok(())

@@ -60,6 +60,10 @@ pub struct MetadataImage {
     /// [`TopicInfo::configs`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Group config overrides (KIP-848, resource type GROUP) by group id
+    /// (Kafka's ConfigRecords for groups); a group need not exist.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(skip)]
     by_id: HashMap<Uuid, String>,
 }

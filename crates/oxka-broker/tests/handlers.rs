@@ -154,6 +154,258 @@ fn acks_zero_gets_no_response_and_a_failure_closes_the_connection() {
     assert_eq!(resp.topics[0].partitions[0].offset, 2);
 }
 
+/// The harness never runs the broker's serve loop, which loads the group
+/// coordinator: load it once here.
+fn load_groups() {
+    static LOADED: std::sync::Once = std::sync::Once::new();
+    LOADED.call_once(|| {
+        common::state()
+            .group_coordinator
+            .load()
+            .expect("groups load")
+    });
+}
+
+/// One OffsetCommit of offset 1 to partition 0 of `topic`; the error code.
+fn offset_commit(version: i16, group: &str, member: &str, epoch: i32, topic: &str) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(epoch)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    load_groups();
+    let resp: OffsetCommitResponse = call(ApiKey::OffsetCommit, version, &req);
+    resp.topics[0].partitions[0].error_code
+}
+
+/// Kafka's OffsetMetadataManager: a group that does not exist takes a
+/// commit without a generation whatever member id it carries (and becomes
+/// a simple group); with a generation it is GROUP_ID_NOT_FOUND from v9,
+/// ILLEGAL_GENERATION before.
+#[test]
+fn offset_commit_to_a_missing_group() {
+    assert_eq!(create("oc-missing", 1).error_code, 0);
+    let t = "oc-missing";
+    assert_eq!(offset_commit(9, "oc-new-1", "client-made-id", -1, t), 0);
+    assert_eq!(
+        offset_commit(9, "oc-new-1", "other-id", -1, t),
+        0,
+        "still empty"
+    );
+    assert_eq!(
+        offset_commit(9, "oc-new-2", "m", 3, t),
+        ResponseError::GroupIdNotFound.code()
+    );
+    assert_eq!(
+        offset_commit(8, "oc-new-3", "m", 3, t),
+        ResponseError::IllegalGeneration.code()
+    );
+    // the simple group has members no more than before: a member commit
+    // is refused as from an unknown member
+    assert_eq!(
+        offset_commit(8, "oc-new-1", "m", 3, t),
+        ResponseError::UnknownMemberId.code()
+    );
+}
+
+const GROUP: i8 = 32;
+
+fn alter_group(group: &str, ops: &[(&str, i8, Option<&str>)]) -> (i16, Option<String>) {
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(GROUP)
+            .with_resource_name(StrBytes::from_string(group.into()))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_config_operation(*op)
+                            .with_value(v.map(|v| StrBytes::from_string(v.into())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let resp: IncrementalAlterConfigsResponse = call(ApiKey::IncrementalAlterConfigs, 1, &req);
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+type Described = Vec<(String, Option<String>, i8)>;
+
+/// (name, value, source) of every config of `group`, or the error code.
+fn describe_group(group: &str) -> Result<Described, i16> {
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(GROUP)
+            .with_resource_name(StrBytes::from_string(group.into())),
+    ]);
+    let resp: DescribeConfigsResponse = call(ApiKey::DescribeConfigs, 4, &req);
+    let r = &resp.results[0];
+    if r.error_code != 0 {
+        return Err(r.error_code);
+    }
+    Ok(r.configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()),
+                c.config_source,
+            )
+        })
+        .collect())
+}
+
+fn described(all: &Described, k: &str) -> (Option<String>, i8) {
+    all.iter()
+        .find(|c| c.0 == k)
+        .map(|c| (c.1.clone(), c.2))
+        .expect("described")
+}
+
+/// KIP-848 group configs: described with the broker's values as defaults,
+/// altered within the broker's bounds (Kafka's messages), and the
+/// coordinator hands a group its own heartbeat interval.
+#[test]
+fn group_configs_describe_alter_and_apply() {
+    load_groups();
+    let g = "cfg-group";
+    let all = describe_group(g).expect("a group need not exist");
+    let names: Vec<&str> = all.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names.len(), 21, "Kafka 4.4's group configs: {names:?}");
+    for k in [
+        "consumer.session.timeout.ms",
+        "consumer.heartbeat.interval.ms",
+        "share.session.timeout.ms",
+        "share.heartbeat.interval.ms",
+        "share.record.lock.duration.ms",
+        "share.auto.offset.reset",
+        "share.isolation.level",
+        "share.delivery.count.limit",
+        "streams.session.timeout.ms",
+        "errors.deadletterqueue.topic.name",
+    ] {
+        assert!(names.contains(&k), "{k} described: {names:?}");
+    }
+    assert_eq!(
+        described(&all, "consumer.heartbeat.interval.ms"),
+        (Some("5000".to_string()), 5),
+        "the broker's value, DEFAULT_CONFIG"
+    );
+    assert_eq!(
+        alter_group(g, &[("consumer.heartbeat.interval.ms", 0, Some("6000"))]).0,
+        0
+    );
+    assert_eq!(
+        described(
+            &describe_group(g).unwrap(),
+            "consumer.heartbeat.interval.ms"
+        ),
+        (Some("6000".to_string()), 8),
+        "GROUP_CONFIG"
+    );
+    let (code, msg) = alter_group(g, &[("consumer.session.timeout.ms", 0, Some("1000"))]);
+    assert_eq!(code, ResponseError::InvalidConfig.code());
+    assert_eq!(
+        msg.as_deref(),
+        Some("consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.")
+    );
+    let (code, msg) = alter_group(g, &[("no.such.key", 0, Some("1"))]);
+    assert_eq!(code, ResponseError::InvalidConfig.code());
+    assert_eq!(
+        msg.as_deref(),
+        Some("Unknown group config name: no.such.key")
+    );
+    assert_eq!(alter_group("", &[]).0, ResponseError::InvalidRequest.code());
+    assert_eq!(
+        describe_group(""),
+        Err(ResponseError::InvalidRequest.code())
+    );
+
+    // the coordinator uses the group's interval, other groups the broker's
+    let hb = |group: &str| {
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_member_id(StrBytes::from_string(uuid::Uuid::new_v4().to_string()))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str(
+                "cfg-none",
+            ))]))
+            .with_topic_partitions(Some(vec![]));
+        let resp: ConsumerGroupHeartbeatResponse = call(ApiKey::ConsumerGroupHeartbeat, 0, &req);
+        assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+        resp.heartbeat_interval_ms
+    };
+    assert_eq!(hb(g), 6000);
+    assert_eq!(hb("cfg-other-group"), 5000);
+    // DELETE: back to the broker's value
+    assert_eq!(
+        alter_group(g, &[("consumer.heartbeat.interval.ms", 1, None)]).0,
+        0
+    );
+    assert_eq!(hb(g), 5000);
+    assert_eq!(
+        described(
+            &describe_group(g).unwrap(),
+            "consumer.heartbeat.interval.ms"
+        )
+        .1,
+        5
+    );
+}
+
+/// Legacy AlterConfigs takes GROUP resources too (Kafka allows it): the
+/// request's entries become the group's whole set of overrides.
+#[test]
+fn group_configs_legacy_alter() {
+    let g = "cfg-legacy";
+    let alter = |entries: &[(&str, &str)]| {
+        let req = AlterConfigsRequest::default().with_resources(vec![
+            alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(GROUP)
+                .with_resource_name(StrBytes::from_string(g.into()))
+                .with_configs(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let resp: AlterConfigsResponse = call(ApiKey::AlterConfigs, 2, &req);
+        resp.responses[0].error_code
+    };
+    assert_eq!(alter(&[("share.isolation.level", "read_committed")]), 0);
+    assert_eq!(
+        alter(&[("share.isolation.level", "serializable")]),
+        ResponseError::InvalidConfig.code()
+    );
+    let level = || described(&describe_group(g).unwrap(), "share.isolation.level");
+    assert_eq!(level(), (Some("read_committed".into()), 8));
+    assert_eq!(alter(&[("consumer.session.timeout.ms", "50000")]), 0);
+    assert_eq!(
+        level(),
+        (Some("read_uncommitted".into()), 5),
+        "not named, back to the default"
+    );
+}
+
 /// KIP-430: the operations a client may perform, only when asked (else
 /// INT32_MIN); without an authorizer every operation of the resource type,
 /// as Kafka without `authorizer.class.name` reports.
@@ -191,13 +443,7 @@ fn authorized_operations_only_when_requested() {
     // an unknown group is described without error (Dead) before v6, with
     // GROUP_ID_NOT_FOUND from v6 on: only the former carries operations.
     // (The harness does not run the serve loop that loads the coordinator.)
-    static LOADED: std::sync::Once = std::sync::Once::new();
-    LOADED.call_once(|| {
-        common::state()
-            .group_coordinator
-            .load()
-            .expect("groups load")
-    });
+    load_groups();
     let group = |version: i16, include: bool| {
         let req = DescribeGroupsRequest::default()
             .with_groups(vec![GroupId(StrBytes::from_static_str("authz-group"))])

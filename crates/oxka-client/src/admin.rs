@@ -49,6 +49,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker by id (`""` = cluster-wide default for dynamic configs).
     Broker(String),
+    /// A group's configs (KIP-848), by group id.
+    Group(String),
 }
 
 /// As error messages name it: "topic `orders`", "broker 1", "the
@@ -61,6 +63,7 @@ impl std::fmt::Display for ConfigResource {
                 write!(f, "the cluster-wide broker defaults")
             }
             ConfigResource::Broker(b) => write!(f, "broker {b}"),
+            ConfigResource::Group(g) => write!(f, "group `{g}`"),
         }
     }
 }
@@ -70,12 +73,13 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(_) => 2,
             ConfigResource::Broker(_) => 4,
+            ConfigResource::Group(_) => 32,
         }
     }
 
     fn name(&self) -> &str {
         match self {
-            ConfigResource::Topic(n) | ConfigResource::Broker(n) => n,
+            ConfigResource::Topic(n) | ConfigResource::Broker(n) | ConfigResource::Group(n) => n,
         }
     }
 }

@@ -430,3 +430,53 @@ fn admin_list_describe_delete_groups_and_offsets() {
         "{res:?}"
     );
 }
+
+/// KIP-345: a second consumer started with a `group.instance.id` in use
+/// replaces the first, whose next heartbeat gets FENCED_INSTANCE_ID, fatal
+/// for librdkafka: the old consumer stops instead of rejoining, and the
+/// two do not keep replacing each other.
+#[test]
+fn duplicate_static_member_fences_the_old_one() {
+    let b = TestBroker::start();
+    let topic = unique("static-dup");
+    create_topic(&b, &topic, 2);
+    let group = unique("g-static-dup");
+    let inst = [("group.instance.id", "inst-dup")];
+    let (old, _) = subscribed(&b, &group, &topic, &inst);
+    let mut got = Consumed::new();
+    poll_until(&[&old], &mut got, JOIN_TIMEOUT, "first member", |m, _| {
+        assignment(m[0]).len() == 2
+    });
+    let (new, new_rec) = subscribed(&b, &group, &topic, &inst);
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    let fatal = loop {
+        let _ = old.poll(Duration::from_millis(20));
+        let _ = new.poll(Duration::from_millis(20));
+        if let Some(f) = old.client().fatal_error() {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old member was never fenced; assignments old {:?} new {:?}",
+            assignment(&old),
+            assignment(&new)
+        );
+    };
+    assert_eq!(fatal.0, RDKafkaErrorCode::FencedInstanceId, "{}", fatal.1);
+    poll_until(
+        &[&new],
+        &mut got,
+        JOIN_TIMEOUT,
+        "new member assigned",
+        |m, _| assignment(m[0]).len() == 2,
+    );
+    // several heartbeat intervals: the new member keeps its partitions
+    let revokes = new_rec.revoked.lock().map(|v| v.len()).unwrap_or(0);
+    settle(&[&new], &mut got, Duration::from_secs(3));
+    assert_eq!(assignment(&new).len(), 2);
+    assert_eq!(
+        new_rec.revoked.lock().map(|v| v.len()).unwrap_or(0),
+        revokes,
+        "the new member was not replaced"
+    );
+}

@@ -276,3 +276,178 @@ fn kip848_group_reforms_after_broker_crash() {
         "resumed from the commits"
     );
 }
+
+/// Commits `offset` on partition 0 of `topic` and returns the result,
+/// retrying only while the restarted coordinator is not reachable yet
+/// (connection refused, loading): never on an epoch error.
+fn commit_once_reachable(c: &BaseConsumer, topic: &str, offset: i64) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("offset");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match c.commit(&tpl, CommitMode::Sync) {
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut,
+            )) if Instant::now() < deadline => {
+                let _ = c.poll(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// KIP-848: the coordinator keeps member epochs when it loads a group
+/// (Kafka's coordinator only restarts the members' timers), so the first
+/// commit after a broker restart, clean or crash, carries a valid epoch.
+#[test]
+fn kip848_first_commit_after_broker_restart_succeeds() {
+    let mut b = TestBroker::start_with(BROKER_OVERRIDES);
+    let topic = unique("k848-restart-commit");
+    create_topic(&b, &topic, 1);
+    produce(&b, &topic, 1, 4, "a");
+    let group = unique("g-k848-restart-commit");
+    let c = consumer(&b, &group, &topic);
+    let mut got = Consumed::new();
+    poll_until(&[&c], &mut got, JOIN_TIMEOUT, "records", |_, g| {
+        total(g) >= 4
+    });
+    for (round, crash) in [(1, false), (2, true)] {
+        if crash {
+            b.kill9();
+        } else {
+            assert_eq!(b.terminate(), Some(0), "clean shutdown");
+        }
+        b.start_again();
+        let r = commit_once_reachable(&c, &topic, round);
+        assert!(
+            r.is_ok(),
+            "first commit after {} failed: {r:?}",
+            if crash { "kill -9" } else { "SIGTERM" }
+        );
+    }
+}
+
+/// A `group.protocol=consumer` client committing for manually assigned
+/// partitions (no subscription): its commits carry epoch -1 (and, from
+/// librdkafka 2.15, its own member id), which Kafka accepts while the
+/// group has no members, whether the group is new or a consumer group
+/// whose members have left.
+#[test]
+fn kip848_manual_assignment_commits() {
+    let b = TestBroker::start_with(BROKER_OVERRIDES);
+    let topic = unique("k848-manual");
+    create_topic(&b, &topic, 1);
+    produce(&b, &topic, 1, 4, "a");
+    let group = unique("g-k848-manual");
+    let manual: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", &group)
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+        .expect("partition");
+    manual.assign(&tpl).expect("assign");
+    let committed = |c: &BaseConsumer| {
+        c.committed(TIMEOUT)
+            .expect("committed")
+            .find_partition(&topic, 0)
+            .map(|e| e.offset())
+    };
+    assert_eq!(
+        commit_once_reachable(&manual, &topic, 2).map_err(|e| e.to_string()),
+        Ok(())
+    );
+    assert_eq!(committed(&manual), Some(Offset::Offset(2)));
+    // the group becomes a consumer group, then its only member leaves
+    {
+        let member = consumer(&b, &group, &topic);
+        let mut got = Consumed::new();
+        poll_until(&[&member], &mut got, JOIN_TIMEOUT, "records", |_, g| {
+            total(g) >= 2
+        });
+        member.unsubscribe();
+        let _ = member.poll(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    loop {
+        match commit_once_reachable(&manual, &topic, 3) {
+            Ok(()) => break,
+            // until the member's leave reaches the coordinator
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownMemberId))
+                if Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("commit to the emptied consumer group: {e}"),
+        }
+    }
+    assert_eq!(committed(&manual), Some(Offset::Offset(3)));
+}
+
+/// KIP-848 group configs set with IncrementalAlterConfigs (resource type
+/// GROUP) are kept across a clean restart and a crash, as topic configs.
+#[test]
+fn group_configs_survive_restarts() {
+    use oxka_client::admin::{Admin, AlterConfigOp, ConfigResource};
+    use oxka_client::config::ClientConfig as OxkaConfig;
+    let mut b = TestBroker::start();
+    let group = ConfigResource::Group(unique("g-configs"));
+    let admin = |b: &TestBroker| {
+        let mut c = OxkaConfig::new();
+        c.set("bootstrap.servers", b.bootstrap());
+        Admin::new(&c).expect("admin")
+    };
+    let value_of = |b: &TestBroker, key: &str| {
+        block_on(async {
+            let entries = admin(b)
+                .describe_configs(&group, &[key.to_string()])
+                .await
+                .expect("describe");
+            entries
+                .into_iter()
+                .find(|e| e.name == key)
+                .map(|e| (e.value, e.source))
+        })
+    };
+    block_on(async {
+        admin(&b)
+            .incremental_alter_configs(
+                &group,
+                &[
+                    AlterConfigOp::Set("consumer.heartbeat.interval.ms".into(), "7000".into()),
+                    AlterConfigOp::Set("consumer.session.timeout.ms".into(), "50000".into()),
+                ],
+            )
+            .await
+    })
+    .expect("alter");
+    let expect = Some((Some("7000".to_string()), "GROUP_CONFIG".to_string()));
+    assert_eq!(value_of(&b, "consumer.heartbeat.interval.ms"), expect);
+    assert_eq!(b.terminate(), Some(0));
+    b.start_again();
+    assert_eq!(
+        value_of(&b, "consumer.heartbeat.interval.ms"),
+        expect,
+        "after SIGTERM"
+    );
+    b.restart();
+    assert_eq!(
+        value_of(&b, "consumer.heartbeat.interval.ms"),
+        expect,
+        "after kill -9"
+    );
+    assert_eq!(
+        value_of(&b, "consumer.session.timeout.ms"),
+        Some((Some("50000".to_string()), "GROUP_CONFIG".to_string()))
+    );
+}

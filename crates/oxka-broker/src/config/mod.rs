@@ -7,6 +7,7 @@
 
 pub mod defs;
 pub mod dynamic;
+pub mod group;
 pub mod security;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,8 @@ pub enum ConfigSource {
     DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
+    /// A group config override (KIP-848).
+    GroupConfig = 8,
 }
 
 /// One synonym of a described config: a name, its value in one layer and

@@ -1,7 +1,8 @@
 //! AlterConfigs (legacy): sets the whole set of dynamic configs of each
 //! resource; every override not named in the request reverts to its
-//! default. Topics (resource type 2) and the broker's dynamic configs
-//! (type 4: this node's id, or "" for the cluster default).
+//! default. Topics (resource type 2), the broker's dynamic configs
+//! (type 4: this node's id, or "" for the cluster default) and groups
+//! (type 32, KIP-848).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -15,6 +16,7 @@ use crate::server::BrokerState;
 
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
+pub(crate) const RESOURCE_GROUP: i8 = 32;
 
 /// The controller target of a resource, or the error for a type oxka does
 /// not alter.
@@ -22,6 +24,7 @@ pub(crate) fn target(resource_type: i8, name: &str) -> Result<ConfigTarget, ApiE
     match resource_type {
         RESOURCE_TOPIC => Ok(ConfigTarget::Topic(name.to_string())),
         RESOURCE_BROKER => Ok(ConfigTarget::Broker(name.to_string())),
+        RESOURCE_GROUP => Ok(ConfigTarget::Group(name.to_string())),
         other => Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!("Unsupported resource type {other} for altering configs"),

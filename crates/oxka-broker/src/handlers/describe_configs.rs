@@ -1,6 +1,7 @@
-//! DescribeConfigs for topics and brokers: every known config with its
-//! value, source, type and (on request) synonyms and documentation; v0
-//! (Kafka 3.9 still took it) has only an is-default flag for the source.
+//! DescribeConfigs for topics, brokers and groups (KIP-848): every known
+//! config with its value, source, type and (on request) synonyms and
+//! documentation; v0 (Kafka 3.9 still took it) has only an is-default flag
+//! for the source.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -15,6 +16,7 @@ use crate::server::BrokerState;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 type Entry = DescribedConfig;
 
@@ -33,6 +35,7 @@ pub async fn handle(
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => topic_entries(state, r.resource_name.as_str()),
                 RESOURCE_BROKER => broker_entries(state, r.resource_name.as_str()),
+                RESOURCE_GROUP => group_entries(state, r.resource_name.as_str()),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -48,7 +51,10 @@ pub async fn handle(
                         .filter(|e| {
                             r.configuration_keys
                                 .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.def.name))
+                                // null or empty: every config (as Kafka)
+                                .is_none_or(|keys| {
+                                    keys.is_empty() || keys.iter().any(|k| k.as_str() == e.def.name)
+                                })
                         })
                         .map(|e| {
                             // Kafka never shows a password's value.
@@ -120,6 +126,21 @@ fn topic_entries(state: &BrokerState, name: &str) -> Result<Vec<Entry>, (Respons
             }
         })
         .collect())
+}
+
+/// Every group config of `name`, whether or not the group exists (its
+/// configs live in the metadata, not in the coordinator).
+fn group_entries(state: &BrokerState, name: &str) -> Result<Vec<Entry>, (ResponseError, String)> {
+    if name.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Group name must not be empty".to_string(),
+        ));
+    }
+    let image = state.controller.image();
+    let empty = Default::default();
+    let overrides = image.group_configs.get(name).unwrap_or(&empty);
+    Ok(crate::config::group::describe(overrides, &state.config))
 }
 
 /// Resource name = this node's id: every broker config; "" (the cluster

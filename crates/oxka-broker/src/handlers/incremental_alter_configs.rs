@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on the
-//! configs of topics and of the broker's dynamic configs; APPEND/SUBTRACT
+//! configs of topics, groups (KIP-848) and of the broker's dynamic configs; APPEND/SUBTRACT
 //! only for LIST-type configs such as `cleanup.policy`.
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -15,6 +15,10 @@ use crate::server::BrokerState;
 
 fn topic_def(name: &str) -> Option<&'static ConfigDef> {
     defs::topic_def(name).map(|t| &t.def)
+}
+
+fn group_def(name: &str) -> Option<&'static ConfigDef> {
+    crate::config::group::group_def(name).map(|g| &g.def)
 }
 
 pub async fn handle(
@@ -36,17 +40,23 @@ pub async fn handle(
                 })
                 .collect();
             let outcome = target(r.resource_type, r.resource_name.as_str()).and_then(|t| {
-                let is_topic = matches!(t, ConfigTarget::Topic(_));
+                let kind = t.clone();
                 state
                     .controller
-                    .alter_configs(&t, req.validate_only, |current| {
-                        if is_topic {
+                    .alter_configs(&t, req.validate_only, |current| match kind {
+                        ConfigTarget::Topic(_) => {
                             dynamic::apply_incremental(current, &changes, topic_def, |n| {
                                 format!("Unknown topic config name: {n}")
                             })
-                        } else {
+                        }
+                        ConfigTarget::Broker(_) => {
                             dynamic::apply_incremental(current, &changes, defs::broker_def, |n| {
                                 format!("Unknown broker config name: {n}")
+                            })
+                        }
+                        ConfigTarget::Group(_) => {
+                            dynamic::apply_incremental(current, &changes, group_def, |n| {
+                                format!("Unknown group config name: {n}")
                             })
                         }
                     })

@@ -43,6 +43,7 @@ pub async fn handle(
         &req.member_id,
         req.group_instance_id.as_deref(),
         entries,
+        ctx.version,
     );
     let mut it = 0usize;
     let topics = req

@@ -50,6 +50,7 @@ pub async fn handle(
             &req.member_id,
             req.group_instance_id.as_deref(),
             entries,
+            ctx.version,
         )
     }) {
         Ok(per) => per.into_iter().map(|e| e.map_or(0, |e| e.code())).collect(),

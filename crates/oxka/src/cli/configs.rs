@@ -190,6 +190,7 @@ fn done(output: Output, res: &ConfigResource, n: usize) -> CliResult {
     let (kind, name) = match res {
         ConfigResource::Topic(t) => ("topic", t.as_str()),
         ConfigResource::Broker(b) => ("broker", b.as_str()),
+        ConfigResource::Group(g) => ("group", g.as_str()),
     };
     if output == Output::Json {
         print_json(&json!({kind: name, "changed": n}));

@@ -227,6 +227,8 @@ pub struct ConsumerGroup {
 struct Changes {
     epoch: bool,
     target: bool,
+    /// The subscribed topics' metadata (`subscribed`) changed.
+    subscribed: bool,
     members: BTreeSet<String>,
     removed: BTreeSet<String>,
 }
@@ -344,6 +346,7 @@ impl ConsumerGroup {
         }
         if next != self.subscribed {
             self.subscribed = next;
+            self.changes.subscribed = true;
             true
         } else {
             false
@@ -499,15 +502,10 @@ impl ConsumerGroup {
                 return o;
             }
         } else {
-            let Some(m) = self.members.get(&id) else {
-                return HeartbeatOutcome::error(
-                    E::UnknownMemberId,
-                    format!("Member {id} is not a member of group {}.", self.id),
-                );
+            let m = match self.identify(&id, p.instance_id.as_deref()) {
+                Ok(m) => m,
+                Err(o) => return o,
             };
-            if p.instance_id.is_some() && p.instance_id != m.instance_id {
-                return HeartbeatOutcome::error(E::FencedInstanceId, "InstanceId does not match.");
-            }
             if let Err(e) = check_epoch(m, p.member_epoch, p.owned.as_ref()) {
                 return HeartbeatOutcome::error(
                     e,
@@ -587,6 +585,45 @@ impl ConsumerGroup {
             heartbeat_interval_ms: cfg.heartbeat_interval_ms,
             assignment: send.then(|| m.assigned.clone()),
         }
+    }
+
+    /// The member a heartbeat or leave (epoch != 0) comes from, as Kafka
+    /// finds it: a static member by its instance id (unknown id:
+    /// UNKNOWN_MEMBER_ID; held by another member id: FENCED_INSTANCE_ID, the
+    /// sender was replaced), a dynamic one by its member id.
+    fn identify(
+        &self,
+        id: &str,
+        instance: Option<&str>,
+    ) -> Result<&ConsumerMember, HeartbeatOutcome> {
+        let Some(inst) = instance else {
+            return self.members.get(id).ok_or_else(|| {
+                HeartbeatOutcome::error(
+                    ResponseError::UnknownMemberId,
+                    format!("Member {id} is not a member of group {}.", self.id),
+                )
+            });
+        };
+        let holder = self
+            .static_members
+            .get(inst)
+            .and_then(|h| self.members.get(h))
+            .ok_or_else(|| {
+                HeartbeatOutcome::error(
+                    ResponseError::UnknownMemberId,
+                    format!("Instance id {inst} is unknown."),
+                )
+            })?;
+        if holder.member_id != id {
+            return Err(HeartbeatOutcome::error(
+                ResponseError::FencedInstanceId,
+                format!(
+                    "Static member {id} with instance id {inst} was fenced by member {}.",
+                    holder.member_id
+                ),
+            ));
+        }
+        Ok(holder)
     }
 
     /// A heartbeat with epoch 0: a new member, a static member coming back
@@ -678,11 +715,11 @@ impl ConsumerGroup {
         now_ms: i64,
     ) -> HeartbeatOutcome {
         let id = p.member_id.clone();
+        if let Err(o) = self.identify(&id, p.instance_id.as_deref()) {
+            return o;
+        }
         let Some(m) = self.members.get_mut(&id) else {
-            return HeartbeatOutcome::error(
-                ResponseError::UnknownMemberId,
-                format!("Member {id} is not a member of group {}.", self.id),
-            );
+            return HeartbeatOutcome::error(ResponseError::UnknownMemberId, "member vanished");
         };
         let out = HeartbeatOutcome {
             error: None,
@@ -825,16 +862,34 @@ impl ConsumerGroup {
         !gone.is_empty()
     }
 
-    /// Offset commits by members (OffsetCommit v9+ with a member epoch).
-    /// Epoch -1 with no member id is a simple/admin commit, allowed only
-    /// while the group is empty.
-    pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), ResponseError> {
+    /// Kafka's `ConsumerGroup.validateOffsetCommit` (KIP-848): a commit
+    /// with a negative epoch is accepted while the group has no members,
+    /// whatever member id it carries (librdkafka sends its own member id
+    /// with manually assigned partitions); a transactional commit without
+    /// any identity is accepted too; otherwise the member must exist
+    /// (UNKNOWN_MEMBER_ID), use OffsetCommit v9+ (UNSUPPORTED_VERSION) and
+    /// carry its current epoch (STALE_MEMBER_EPOCH; the transactional path
+    /// turns that into ILLEGAL_GENERATION).
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        member_epoch: i32,
+        transactional: bool,
+        api_version: i16,
+    ) -> Result<(), ResponseError> {
         if member_epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        if transactional && member_epoch == -1 && member_id.is_empty() && instance.is_none() {
             return Ok(());
         }
         let Some(m) = self.members.get(member_id) else {
             return Err(ResponseError::UnknownMemberId);
         };
+        if !transactional && api_version < 9 {
+            return Err(ResponseError::UnsupportedVersion);
+        }
         if member_epoch != m.member_epoch {
             return Err(ResponseError::StaleMemberEpoch);
         }
@@ -886,13 +941,27 @@ impl ConsumerGroup {
         self.drop_member(id);
     }
 
-    /// After load: sessions restart now. The resolved subscriptions are
-    /// left empty on purpose: the first heartbeat resolves them, sees a
-    /// change and bumps the epoch, so metadata changed while the broker was
-    /// down is never missed (the sticky assignor keeps the assignment).
-    fn after_load(&mut self, now_ms: i64) {
+    /// After load, as Kafka's coordinator does when it loads a group:
+    /// sessions (and rebalance timeouts of members revoking) restart now,
+    /// and no epoch changes, so members keep committing with the epoch they
+    /// have. The subscribed topics are the ones last written (`subscribed`);
+    /// the first heartbeat compares them with the metadata and bumps the
+    /// epoch only if they differ. A log without that record (written
+    /// before oxka stored it) takes the current metadata as the last seen.
+    pub fn after_load(
+        &mut self,
+        subscribed: Option<BTreeMap<String, (Uuid, i32)>>,
+        image: &MetadataImage,
+        now_ms: i64,
+    ) {
         for m in self.members.values_mut() {
             m.last_heartbeat_ms = now_ms;
+        }
+        match subscribed {
+            Some(s) => self.subscribed = s,
+            None => {
+                self.refresh_subscribed(image);
+            }
         }
     }
 }
@@ -993,6 +1062,15 @@ impl ConsumerGroup {
                 ),
             ));
         }
+        if ch.subscribed {
+            out.push((
+                CoordinatorKey::ConsumerGroupPartitionMetadata {
+                    group: group.clone(),
+                }
+                .encode(),
+                Some(ConsumerValue::PartitionMetadata(self.subscribed.clone()).encode()),
+            ));
+        }
         if ch.epoch {
             out.push((
                 CoordinatorKey::ConsumerGroupMetadata {
@@ -1041,6 +1119,13 @@ impl ConsumerGroup {
             None,
         ));
         out.push((
+            CoordinatorKey::ConsumerGroupPartitionMetadata {
+                group: group.clone(),
+            }
+            .encode(),
+            None,
+        ));
+        out.push((
             CoordinatorKey::ConsumerGroupMetadata {
                 group: group.clone(),
             }
@@ -1050,7 +1135,8 @@ impl ConsumerGroup {
         out
     }
 
-    /// Rebuilds a group from its replayed records (last value per key).
+    /// Rebuilds a group from its replayed records (last value per key);
+    /// the caller then runs [`ConsumerGroup::after_load`].
     pub fn from_records(
         id: &str,
         epoch: i32,
@@ -1094,7 +1180,6 @@ impl ConsumerGroup {
             .into_iter()
             .filter(|(m, _)| g.members.contains_key(m))
             .collect();
-        g.after_load(now_ms);
         g.changes = Changes::default();
         g
     }
@@ -1342,22 +1427,33 @@ mod tests {
         // unknown member
         let o = g.heartbeat(hb("zz", 1, &owned), &img, &cfg, 1);
         assert_eq!(o.error, Some(ResponseError::UnknownMemberId));
-        // commits check the epoch
-        assert_eq!(g.validate_commit("a", 1), Ok(()));
+        // commits check the member, the API version, then the epoch
+        // (Kafka's ConsumerGroup.validateOffsetCommit)
+        let commit =
+            |g: &ConsumerGroup, id: &str, epoch: i32| g.validate_commit(id, None, epoch, false, 9);
+        assert_eq!(commit(&g, "a", 1), Ok(()));
+        assert_eq!(commit(&g, "a", 0), Err(ResponseError::StaleMemberEpoch));
+        assert_eq!(commit(&g, "", -1), Err(ResponseError::UnknownMemberId));
+        assert_eq!(commit(&g, "a", -1), Err(ResponseError::StaleMemberEpoch));
+        assert_eq!(commit(&g, "zz", 1), Err(ResponseError::UnknownMemberId));
         assert_eq!(
-            g.validate_commit("a", 0),
-            Err(ResponseError::StaleMemberEpoch)
+            g.validate_commit("a", None, 1, false, 8),
+            Err(ResponseError::UnsupportedVersion)
         );
-        assert_eq!(
-            g.validate_commit("", -1),
-            Err(ResponseError::UnknownMemberId)
-        );
+        // transactional: no identity at all is accepted; the version is not checked
+        assert_eq!(g.validate_commit("", None, -1, true, 3), Ok(()));
+        assert_eq!(g.validate_commit("a", None, 1, true, 3), Ok(()));
         // silence beyond the session timeout: fenced, then UNKNOWN_MEMBER_ID
         assert!(g.tick(&img, &cfg, 1 + i64::from(cfg.session_timeout_ms)));
         assert!(g.is_empty());
         let o = g.heartbeat(hb("a", 1, &owned), &img, &cfg, 50_000);
         assert_eq!(o.error, Some(ResponseError::UnknownMemberId));
-        assert_eq!(g.validate_commit("", -1), Ok(()));
+        // no members: an epoch -1 commit is accepted whatever member id it
+        // carries (librdkafka's own id with manually assigned partitions)
+        assert_eq!(commit(&g, "", -1), Ok(()));
+        assert_eq!(commit(&g, "a", -1), Ok(()));
+        assert_eq!(commit(&g, "librdkafka-generated", -1), Ok(()));
+        assert_eq!(commit(&g, "a", 1), Err(ResponseError::UnknownMemberId));
     }
 
     #[test]
@@ -1385,6 +1481,20 @@ mod tests {
         assert!(!g.members.contains_key("a1"));
         let o = g.heartbeat(busy, &img, &cfg, 30);
         assert_eq!(o.error, Some(ResponseError::UnreleasedInstanceId));
+        // the replaced incarnation is fenced by instance id (Kafka's
+        // throwIfInstanceIdIsFenced), on heartbeats and on leaving
+        let mut old = hb("a1", epoch, &owned);
+        old.instance_id = Some("i".into());
+        let o = g.heartbeat(old.clone(), &img, &cfg, 40);
+        assert_eq!(o.error, Some(ResponseError::FencedInstanceId));
+        old.member_epoch = -1;
+        let o = g.heartbeat(old, &img, &cfg, 40);
+        assert_eq!(o.error, Some(ResponseError::FencedInstanceId));
+        assert!(g.members.contains_key("a2"), "the holder stays");
+        let mut unknown = hb("a2", epoch, &owned);
+        unknown.instance_id = Some("j".into());
+        let o = g.heartbeat(unknown, &img, &cfg, 40);
+        assert_eq!(o.error, Some(ResponseError::UnknownMemberId));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod records;
 pub mod state;
 mod txn_offsets;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -216,6 +217,8 @@ struct ConsumerReplay {
     members: BTreeMap<String, records::ConsumerMemberMetadataValue>,
     current: BTreeMap<String, records::CurrentMemberAssignmentValue>,
     target: BTreeMap<String, assignor::Assignment>,
+    /// The last `ConsumerGroupPartitionMetadata` (None: never written).
+    subscribed: Option<BTreeMap<String, (uuid::Uuid, i32)>>,
 }
 
 /// A member's record sets its entry; a tombstone (or a value of another
@@ -262,6 +265,13 @@ impl ConsumerReplay {
                     _ => None,
                 };
             }
+            (CoordinatorKey::ConsumerGroupPartitionMetadata { group }, v) => {
+                let r = all.entry(group).or_default();
+                r.subscribed = match v {
+                    Some(V::PartitionMetadata(t)) => Some(t),
+                    _ => None,
+                };
+            }
             (CoordinatorKey::ConsumerGroupTargetAssignmentMetadata { group }, v) => {
                 let r = all.entry(group).or_default();
                 r.assignment_epoch = match v {
@@ -295,7 +305,12 @@ impl ConsumerReplay {
         true
     }
 
-    fn into_group(mut self, id: &str, now_ms: i64) -> Option<ConsumerGroup> {
+    fn into_group(
+        mut self,
+        id: &str,
+        image: &crate::metadata::MetadataImage,
+        now_ms: i64,
+    ) -> Option<ConsumerGroup> {
         let epoch = self.epoch?;
         let members = std::mem::take(&mut self.members)
             .into_iter()
@@ -304,14 +319,16 @@ impl ConsumerReplay {
                 (m, (md, cur))
             })
             .collect();
-        Some(ConsumerGroup::from_records(
+        let mut g = ConsumerGroup::from_records(
             id,
             epoch,
             self.assignment_epoch,
             members,
             self.target,
             now_ms,
-        ))
+        );
+        g.after_load(self.subscribed, image, now_ms);
+        Some(g)
     }
 }
 
@@ -333,6 +350,32 @@ impl GroupCoordinator {
 
     pub fn config(&self) -> &GroupConfig {
         &self.cfg
+    }
+
+    /// The KIP-848 settings of `group_id`: the broker's, with the group's
+    /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
+    /// overrides (KIP-848 group configs, in the metadata image) in place.
+    fn consumer_config(
+        &self,
+        image: &crate::metadata::MetadataImage,
+        group_id: &str,
+    ) -> Cow<'_, ConsumerConfig> {
+        let Some(overrides) = image.group_configs.get(group_id) else {
+            return Cow::Borrowed(&self.cfg.consumer);
+        };
+        let kafka = self.controller.config();
+        let get = |name: &str| {
+            crate::config::group::effective_int(Some(overrides), name, kafka)
+                .map(|v| v.clamp(1, i32::MAX.into()) as i32)
+        };
+        let mut c = self.cfg.consumer.clone();
+        if let Some(v) = get("consumer.session.timeout.ms") {
+            c.session_timeout_ms = v;
+        }
+        if let Some(v) = get("consumer.heartbeat.interval.ms") {
+            c.heartbeat_interval_ms = v;
+        }
+        Cow::Owned(c)
     }
 
     /// Until the offsets topic is replayed, group APIs answer
@@ -574,7 +617,8 @@ impl GroupCoordinator {
         let Some(c) = g.consumer.as_mut() else {
             return HeartbeatOutcome::error(ResponseError::CoordinatorNotAvailable, "");
         };
-        let out = c.heartbeat(p, &image, &self.cfg.consumer, now);
+        let cfg = self.consumer_config(&image, group_id);
+        let out = c.heartbeat(p, &image, &cfg, now);
         self.persist_consumer(g);
         out
     }
@@ -679,36 +723,47 @@ impl GroupCoordinator {
             .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
     }
 
-    /// The classic generation checks of OffsetCommit.
-    fn validate_classic_commit(
-        g: &Group,
-        generation_id: i32,
+    /// Kafka's offset-commit validation (`OffsetMetadataManager`), shared
+    /// by OffsetCommit and TxnOffsetCommit: a group that does not exist
+    /// takes only commits without a generation (the caller then creates a
+    /// simple group); otherwise the group's own validator decides
+    /// (`ConsumerGroup` or `ClassicGroup.validateOffsetCommit`).
+    fn validate_offset_commit(
+        g: Option<&Group>,
         member_id: &str,
         instance: Option<&str>,
+        generation_id: i32,
+        transactional: bool,
+        api_version: i16,
     ) -> Result<(), ResponseError> {
-        match g.state {
-            GroupState::Dead => return Err(ResponseError::CoordinatorNotAvailable),
-            GroupState::Empty if generation_id < 0 => {}
-            GroupState::CompletingRebalance => return Err(ResponseError::RebalanceInProgress),
-            _ => {
-                if !g.members.contains_key(member_id) {
-                    return Err(ResponseError::UnknownMemberId);
-                }
-                if let Some(inst) = instance {
-                    if g.members
-                        .get(member_id)
-                        .and_then(|m| m.group_instance_id.as_deref())
-                        != Some(inst)
-                    {
-                        return Err(ResponseError::FencedInstanceId);
+        let Some(g) = g else {
+            return if generation_id < 0 {
+                Ok(())
+            } else if !transactional && api_version >= 9 {
+                // OffsetCommit v9+ names the missing group; older versions
+                // keep ILLEGAL_GENERATION for compatibility (as Kafka).
+                Err(ResponseError::GroupIdNotFound)
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        };
+        match &g.consumer {
+            Some(c) => c
+                .validate_commit(
+                    member_id,
+                    instance,
+                    generation_id,
+                    transactional,
+                    api_version,
+                )
+                .map_err(|e| match e {
+                    ResponseError::StaleMemberEpoch if transactional => {
+                        ResponseError::IllegalGeneration
                     }
-                }
-                if generation_id != g.generation_id {
-                    return Err(ResponseError::IllegalGeneration);
-                }
-            }
+                    e => e,
+                }),
+            None => g.validate_offset_commit(member_id, instance, generation_id, transactional),
         }
-        Ok(())
     }
 
     /// OffsetCommit. Returns the per-partition errors, or a group-level
@@ -720,25 +775,26 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         entries: Vec<CommitEntry>,
+        api_version: i16,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         self.ready(group_id)?;
         let now = now_ms();
         let mut groups = self.groups.lock();
-        if !groups.contains_key(group_id) {
-            if generation_id >= 0 || !member_id.is_empty() {
-                // a member commit for a group that does not exist
-                return Err(ResponseError::IllegalGeneration);
-            }
-            groups.insert(group_id.to_string(), Group::new(group_id, now));
-        }
-        let Some(g) = groups.get_mut(group_id) else {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        };
-        if let Some(c) = &g.consumer {
-            c.validate_commit(member_id, generation_id)?;
-        } else {
-            Self::validate_classic_commit(g, generation_id, member_id, instance)?;
-        }
+        Self::validate_offset_commit(
+            groups.get(group_id),
+            member_id,
+            instance,
+            generation_id,
+            false,
+            api_version,
+        )?;
+        let g = groups.entry(group_id.to_string()).or_insert_with(|| {
+            tracing::info!(
+                group = group_id,
+                "simple group created by a manual offset commit"
+            );
+            Group::new(group_id, now)
+        });
         let mut results = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
@@ -1064,7 +1120,6 @@ impl GroupCoordinator {
                                 Some(Err(_)) => bad += 1,
                             }
                         }
-                        Ok(CoordinatorKey::ConsumerGroupPartitionMetadata { .. }) => {}
                         Ok(k) => {
                             if !ConsumerReplay::apply(&mut kip848, k, key, r.value.as_deref()) {
                                 bad += 1;
@@ -1087,6 +1142,7 @@ impl GroupCoordinator {
             );
         }
         let now = now_ms();
+        let image = self.controller.image();
         let mut groups = self.groups.lock();
         let mut ids: HashSet<String> = offs
             .iter()
@@ -1110,7 +1166,7 @@ impl GroupCoordinator {
                 None => Group::new(&id, now),
             };
             if let Some(r) = kip848.remove(&id) {
-                g.consumer = r.into_group(&id, now);
+                g.consumer = r.into_group(&id, &image, now);
             }
             g.offsets = offs.remove(&id).unwrap_or_default();
             groups.insert(id, g);
@@ -1131,7 +1187,8 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         for g in groups.values_mut() {
             if let Some(c) = g.consumer.as_mut() {
-                if c.tick(&image, &self.cfg.consumer, now) {
+                let cfg = self.consumer_config(&image, &g.id);
+                if c.tick(&image, &cfg, now) {
                     self.persist_consumer(g);
                 }
                 continue;
@@ -1308,6 +1365,7 @@ mod tests {
                     metadata: Some(md.into()),
                     commit_timestamp: -1,
                 }],
+                9,
             )
             .unwrap();
         assert_eq!(r, vec![None]);
@@ -1358,6 +1416,7 @@ mod tests {
                         metadata: None,
                         commit_timestamp: -1,
                     }],
+                    9,
                 )
                 .unwrap();
             assert_eq!(r, vec![Some(ResponseError::UnknownTopicOrPartition)]);
@@ -1400,5 +1459,134 @@ mod tests {
             .map(|g| g.group_id)
             .collect();
         assert_eq!(listed, vec!["g1".to_string()]);
+    }
+
+    fn create_topic(n: &Node, name: &str, partitions: i32) {
+        n.controller
+            .create_topic(
+                &CreateTopicSpec {
+                    name: name.into(),
+                    num_partitions: partitions,
+                    replication_factor: 1,
+                    assignments: vec![],
+                    configs: BTreeMap::new(),
+                },
+                false,
+            )
+            .unwrap();
+    }
+
+    fn member_commit(
+        c: &GroupCoordinator,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        c.commit_offsets(
+            group,
+            epoch,
+            member,
+            None,
+            vec![CommitEntry {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp: -1,
+            }],
+            9,
+        )
+    }
+
+    /// Kafka's coordinator reschedules timers when it loads a group and
+    /// changes no epoch: a member commits with the epoch it had before the
+    /// restart, before and after its first heartbeat.
+    #[test]
+    fn kip848_member_epochs_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let hb = |epoch: i32, owned: Option<assignor::Assignment>| HeartbeatParams {
+            member_id: "m1".into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: if epoch == 0 { 30_000 } else { -1 },
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
+            owned,
+            ..Default::default()
+        };
+        let epoch = {
+            let n = node(&cfg);
+            n.coordinator.load().unwrap();
+            create_topic(&n, "t", 2);
+            let o = n
+                .coordinator
+                .consumer_heartbeat("g", hb(0, Some(Default::default())));
+            assert_eq!(o.error, None);
+            let o = n
+                .coordinator
+                .consumer_heartbeat("g", hb(o.member_epoch, o.assignment.clone()));
+            assert_eq!(o.error, None);
+            assert_eq!(
+                member_commit(&n.coordinator, "g", "m1", o.member_epoch),
+                Ok(vec![None])
+            );
+            n.replica_manager.log_manager().shutdown().unwrap();
+            o.member_epoch
+        };
+        let n = node(&cfg);
+        n.coordinator.load().unwrap();
+        assert_eq!(
+            member_commit(&n.coordinator, "g", "m1", epoch),
+            Ok(vec![None]),
+            "commit before the first heartbeat after the restart"
+        );
+        let o = n.coordinator.consumer_heartbeat("g", hb(epoch, None));
+        assert_eq!(o.error, None);
+        assert_eq!(o.member_epoch, epoch, "loading bumped no epoch");
+        assert_eq!(
+            member_commit(&n.coordinator, "g", "m1", epoch),
+            Ok(vec![None]),
+            "commit after the first heartbeat after the restart"
+        );
+        // metadata that did change is still seen: the epoch moves on
+        create_topic(&n, "u", 1);
+        n.controller.create_partitions("t", 3, None, false).unwrap();
+        let o = n.coordinator.consumer_heartbeat("g", hb(epoch, None));
+        assert_eq!(o.error, None);
+        assert!(o.member_epoch > epoch, "a new partition bumps the epoch");
+    }
+
+    /// A group's configs (KIP-848) set its members' session timeout and
+    /// heartbeat interval; other groups keep the broker's.
+    #[test]
+    fn group_configs_override_the_consumer_timings() {
+        use crate::controller::ConfigTarget;
+        let dir = tempfile::tempdir().unwrap();
+        let n = node(&config(dir.path()));
+        n.controller
+            .alter_configs(&ConfigTarget::Group("g".into()), false, |_| {
+                Ok(BTreeMap::from([
+                    (
+                        "consumer.session.timeout.ms".to_string(),
+                        "50000".to_string(),
+                    ),
+                    (
+                        "consumer.heartbeat.interval.ms".to_string(),
+                        "6000".to_string(),
+                    ),
+                ]))
+            })
+            .unwrap();
+        let image = n.controller.image();
+        let g = n.coordinator.consumer_config(&image, "g");
+        assert_eq!(
+            (g.session_timeout_ms, g.heartbeat_interval_ms),
+            (50_000, 6000)
+        );
+        let other = n.coordinator.consumer_config(&image, "other");
+        assert_eq!(
+            (other.session_timeout_ms, other.heartbeat_interval_ms),
+            (45_000, 5000)
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! non-flexible versions (offset commit value v3, group metadata value v3)
 //! and read versions 0 to 4.
 
+use std::collections::BTreeMap;
+
 use bytes::{BufMut, Bytes};
 use uuid::Uuid;
 
@@ -41,8 +43,10 @@ pub enum CoordinatorKey {
     GroupMetadata {
         group: String,
     },
-    /// KIP-848 records (types 3 to 8). Type 4 (partition metadata, no
-    /// longer written by Kafka 4.1+) is read and ignored.
+    /// KIP-848 records (types 3 to 8). Type 4 is the subscription
+    /// metadata Kafka 4.0 writes (4.1+ keeps a hash of it in the group
+    /// record instead); oxka writes and reads it so that a restart can tell
+    /// whether the subscribed topics changed.
     ConsumerGroupMetadata {
         group: String,
     },
@@ -388,6 +392,10 @@ pub enum ConsumerValue {
     /// `ConsumerGroupTargetAssignmentMemberValue`.
     TargetAssignmentMember(Assignment),
     CurrentAssignment(CurrentMemberAssignmentValue),
+    /// `ConsumerGroupPartitionMetadataValue`: the subscribed topics as the
+    /// group last saw them (name → id, partition count); rack lists are
+    /// written empty and skipped when read.
+    PartitionMetadata(BTreeMap<String, (Uuid, i32)>),
 }
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
@@ -467,6 +475,16 @@ impl ConsumerValue {
                 put_topic_partitions(&mut out, &c.assigned);
                 put_topic_partitions(&mut out, &c.pending_revocation);
             }
+            ConsumerValue::PartitionMetadata(topics) => {
+                put_uvarint(&mut out, topics.len() as u64 + 1);
+                for (name, (id, n)) in topics {
+                    out.put_slice(id.as_bytes());
+                    put_compact_str(&mut out, Some(name));
+                    out.put_i32(*n);
+                    put_uvarint(&mut out, 1); // no partition racks
+                    put_uvarint(&mut out, 0);
+                }
+            }
         }
         put_uvarint(&mut out, 0);
         out
@@ -486,6 +504,25 @@ impl ConsumerValue {
             3 => ConsumerValue::GroupMetadata {
                 epoch: r.i32("epoch")?,
             },
+            4 => {
+                let n = r.array_len("topics")?;
+                let mut topics = BTreeMap::new();
+                for _ in 0..n {
+                    let id = r.uuid("topicId")?;
+                    let name = r.string("topicName")?;
+                    let partitions = r.i32("numPartitions")?;
+                    for _ in 0..r.array_len("partitionMetadata")? {
+                        r.i32("partition")?;
+                        for _ in 0..r.array_len("racks")? {
+                            r.string("rack")?;
+                        }
+                        r.skip_tags()?;
+                    }
+                    r.skip_tags()?;
+                    topics.insert(name, (id, partitions));
+                }
+                ConsumerValue::PartitionMetadata(topics)
+            }
             5 => {
                 let instance_id = r.nullable_string("instanceId")?;
                 let rack_id = r.nullable_string("rackId")?;
@@ -750,6 +787,13 @@ mod tests {
                     pending_revocation: Assignment::new(),
                 }),
             ),
+            (
+                4,
+                ConsumerValue::PartitionMetadata(BTreeMap::from([
+                    ("a".to_string(), (t, 3)),
+                    ("b".to_string(), (Uuid::from_bytes([8; 16]), 1)),
+                ])),
+            ),
         ];
         for (k, v) in values {
             let b = v.encode();
@@ -758,6 +802,19 @@ mod tests {
                 assert!(ConsumerValue::decode(k, &b[..cut]).is_err(), "cut {cut}");
             }
         }
+        // ConsumerGroupPartitionMetadataValue as Kafka 4.0 writes it, with
+        // a partition's racks (skipped)
+        let mut b = vec![0, 0, 2];
+        b.extend_from_slice(&[7; 16]);
+        b.extend_from_slice(&[2, b't', 0, 0, 0, 2]);
+        b.extend_from_slice(&[2, 0, 0, 0, 1, 2, 3, b'r', b'1', 0, 0, 0]);
+        assert_eq!(
+            ConsumerValue::decode(4, &b),
+            Ok(ConsumerValue::PartitionMetadata(BTreeMap::from([(
+                "t".to_string(),
+                (t, 2)
+            )])))
+        );
         // ConsumerGroupMetadataValue: version 0, epoch, no tagged fields
         assert_eq!(
             ConsumerValue::GroupMetadata { epoch: 1 }.encode(),

@@ -361,14 +361,12 @@ impl Group {
             let id = p.member_id.clone();
             return self.add_member_and_rebalance(id, p, cfg, now_ms);
         }
+        if let Err(e) = self.check_member(&p.member_id, p.group_instance_id.as_deref()) {
+            return err(e, &p.member_id);
+        }
         let Some(member) = self.members.get(&p.member_id) else {
             return err(ResponseError::UnknownMemberId, &p.member_id);
         };
-        if let Some(instance) = &p.group_instance_id {
-            if self.static_members.get(instance) != Some(&p.member_id) {
-                return err(ResponseError::FencedInstanceId, &p.member_id);
-            }
-        }
         let same_protocols = member.protocols == p.protocols;
         let is_leader = self.leader_id.as_deref() == Some(p.member_id.as_str());
         match self.state {
@@ -677,14 +675,64 @@ impl Group {
         }
     }
 
+    /// Kafka's `ClassicGroup.validateMember`: a request naming an instance
+    /// id is judged by who holds that id (KIP-345): nobody is
+    /// UNKNOWN_MEMBER_ID, another member id is FENCED_INSTANCE_ID (the
+    /// member was replaced by a newer incarnation, which librdkafka and the
+    /// Java client treat as fatal); then the member id must be known.
     fn check_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), ResponseError> {
+        if let Some(instance) = instance {
+            match self.static_members.get(instance) {
+                None => return Err(ResponseError::UnknownMemberId),
+                Some(holder) if holder != member_id => {
+                    tracing::info!(
+                        group = %self.id,
+                        member = %member_id,
+                        instance,
+                        by = %holder,
+                        "static member fenced by a newer member with its instance id"
+                    );
+                    return Err(ResponseError::FencedInstanceId);
+                }
+                Some(_) => {}
+            }
+        }
         if !self.members.contains_key(member_id) {
             return Err(ResponseError::UnknownMemberId);
         }
-        if let Some(instance) = instance {
-            if self.static_members.get(instance).map(String::as_str) != Some(member_id) {
-                return Err(ResponseError::FencedInstanceId);
+        Ok(())
+    }
+
+    /// Kafka's `ClassicGroup.validateOffsetCommit`, check for check: a
+    /// commit without member identity (generation < 0) is accepted while
+    /// the group is empty; any member identity is validated (member, then
+    /// generation) before the state is looked at, so a stale generation is
+    /// ILLEGAL_GENERATION in every state; a current member committing while
+    /// the group completes a rebalance gets REBALANCE_IN_PROGRESS (not for
+    /// transactional commits, whose older versions carry no identity).
+    pub fn validate_offset_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        transactional: bool,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation_id < 0 && self.state == GroupState::Empty {
+            return Ok(());
+        }
+        if generation_id >= 0 || !member_id.is_empty() || instance.is_some() {
+            self.check_member(member_id, instance)?;
+            if generation_id != self.generation_id {
+                return Err(ResponseError::IllegalGeneration);
             }
+        } else if !transactional && self.state != GroupState::Empty {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if !transactional && self.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
         }
         Ok(())
     }
@@ -1268,16 +1316,32 @@ mod tests {
         assert_eq!(g.state, GroupState::Stable);
         let s = done(g.sync(&j.member_id, Some("inst-1"), 1, None, None, vec![], 100));
         assert_eq!(s.assignment, Bytes::from_static(b"P0"));
-        // the old incarnation is fenced
+        // the old incarnation is fenced (KIP-345: FENCED_INSTANCE_ID, fatal
+        // for the client, so the two do not keep replacing each other)
         assert_eq!(
             g.heartbeat(&old, Some("inst-1"), 1, 200),
-            Some(ResponseError::UnknownMemberId)
-        );
-        let mut fenced = params(&j.member_id, &["range"]);
-        fenced.group_instance_id = Some("other".into());
-        assert_eq!(
-            now(g.join(fenced, &c, 200)).error,
             Some(ResponseError::FencedInstanceId)
+        );
+        assert_eq!(
+            done(g.sync(&old, Some("inst-1"), 1, None, None, vec![], 200)).error,
+            Some(ResponseError::FencedInstanceId)
+        );
+        assert_eq!(
+            g.validate_offset_commit(&old, Some("inst-1"), 1, false),
+            Err(ResponseError::FencedInstanceId)
+        );
+        let mut rejoin = params(&old, &["range"]);
+        rejoin.group_instance_id = Some("inst-1".into());
+        assert_eq!(
+            now(g.join(rejoin, &c, 200)).error,
+            Some(ResponseError::FencedInstanceId)
+        );
+        // an instance id nobody holds: the member is unknown
+        let mut unknown = params(&j.member_id, &["range"]);
+        unknown.group_instance_id = Some("other".into());
+        assert_eq!(
+            now(g.join(unknown, &c, 200)).error,
+            Some(ResponseError::UnknownMemberId)
         );
     }
 
@@ -1303,5 +1367,91 @@ mod tests {
         assert_eq!(back.heartbeat(&a, None, 1, 1001), None);
         let s = done(back.sync(&a, None, 1, None, None, vec![], 1002));
         assert_eq!(s.assignment, Bytes::from_static(b"X"));
+    }
+
+    /// Every state x member identity against Kafka's
+    /// `ClassicGroup.validateOffsetCommit`: identity first (member, then
+    /// generation), state after.
+    #[test]
+    fn offset_commit_validation_matches_kafka_in_every_state() {
+        use GroupState as S;
+        use ResponseError as E;
+        let c = cfg();
+        let mut g = Group::new("g", 0);
+        let mut p = params("", &["range"]);
+        p.group_instance_id = Some("i".into());
+        let j = done(g.join(p, &c, 0));
+        let m = j.member_id.clone();
+        assert_eq!((g.state, g.generation_id), (S::CompletingRebalance, 1));
+        // (what, member id, instance, generation) of each commit
+        let commits: [(&str, &str, Option<&str>, i32); 7] = [
+            ("no identity", "", None, -1),
+            ("member id, generation -1", &m, None, -1),
+            ("unknown member", "unknown", None, 1),
+            ("stale generation", &m, None, 0),
+            ("current generation", &m, None, 1),
+            ("replaced static member", "old", Some("i"), 1),
+            ("unknown instance", &m, Some("j"), 1),
+        ];
+        let check = |g: &Group, expect: [Option<E>; 7], txn_no_identity: Option<E>| {
+            for ((what, id, inst, gen), want) in commits.iter().zip(expect) {
+                assert_eq!(
+                    g.validate_offset_commit(id, *inst, *gen, false).err(),
+                    want,
+                    "{:?}: {what}",
+                    g.state
+                );
+            }
+            assert_eq!(
+                g.validate_offset_commit("", None, -1, true).err(),
+                txn_no_identity,
+                "{:?}: transactional commit without identity",
+                g.state
+            );
+        };
+        let (unknown, stale, fenced) = (
+            Some(E::UnknownMemberId),
+            Some(E::IllegalGeneration),
+            Some(E::FencedInstanceId),
+        );
+        check(
+            &g,
+            [
+                unknown,
+                stale,
+                unknown,
+                stale,
+                Some(E::RebalanceInProgress),
+                fenced,
+                unknown,
+            ],
+            None,
+        );
+        let _ = done(g.sync(&m, None, 1, None, None, vec![], 1));
+        assert_eq!(g.state, S::Stable);
+        check(
+            &g,
+            [unknown, stale, unknown, stale, None, fenced, unknown],
+            None,
+        );
+        let (_other, _rx) = join_new(&mut g, &c, 2);
+        assert_eq!(g.state, S::PreparingRebalance);
+        check(
+            &g,
+            [unknown, stale, unknown, stale, None, fenced, unknown],
+            None,
+        );
+        let mut empty = Group::new("e", 0);
+        empty.generation_id = 3;
+        // an empty group takes any commit without a generation; with one,
+        // nobody is a member
+        check(
+            &empty,
+            [None, None, unknown, unknown, unknown, unknown, unknown],
+            None,
+        );
+        g.state = S::Dead;
+        let cna = Some(E::CoordinatorNotAvailable);
+        check(&g, [cna; 7], cna);
     }
 }

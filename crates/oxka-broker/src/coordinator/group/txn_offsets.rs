@@ -19,7 +19,7 @@ use oxka_log::{RecordBatchHeader, TopicPartition};
 
 use super::offsets::{partition_for, OffsetAndMetadata, OFFSETS_TOPIC};
 use super::records::{CoordinatorKey, OffsetCommitValue};
-use super::{CommitEntry, Group, GroupCoordinator, GroupState};
+use super::{CommitEntry, Group, GroupCoordinator};
 use crate::server::now_ms;
 
 type GroupOffsets = HashMap<(String, i32), OffsetAndMetadata>;
@@ -97,26 +97,17 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         entries: Vec<CommitEntry>,
+        api_version: i16,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         self.ready(group_id)?;
-        {
-            let groups = self.groups.lock();
-            let g = groups.get(group_id);
-            if generation_id >= 0 || !member_id.is_empty() {
-                let Some(g) = g.filter(|g| g.state != GroupState::Dead) else {
-                    return Err(ResponseError::IllegalGeneration);
-                };
-                let Some(m) = g.members.get(member_id) else {
-                    return Err(ResponseError::UnknownMemberId);
-                };
-                if instance.is_some() && m.group_instance_id.as_deref() != instance {
-                    return Err(ResponseError::FencedInstanceId);
-                }
-                if generation_id != g.generation_id {
-                    return Err(ResponseError::IllegalGeneration);
-                }
-            }
-        }
+        Self::validate_offset_commit(
+            self.groups.lock().get(group_id),
+            member_id,
+            instance,
+            generation_id,
+            true,
+            api_version,
+        )?;
         let n = self.ensure_offsets_topic()?;
         let now = now_ms();
         let mut results = Vec::with_capacity(entries.len());
