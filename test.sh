@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every oxka test on this machine, installing what it needs first:
 #   cmake (librdkafka is built from source for the rdkafka integration tests),
-#   a Python venv with kafka-python and confluent-kafka, kcat.
+#   a Python venv with kafka-python and confluent-kafka, kcat, Maven.
 # Then: cargo fmt/clippy checks, unit + integration tests (cargo test),
-# the Python client tests, and the shared conformance suite's areas that
+# the Python client tests, the Java client tests (tests/java), and the shared conformance suite's areas that
 # the implemented issues cover.
 #
 #   ./test.sh              everything
@@ -54,6 +54,10 @@ fi
 
 say "Python client tests (kafka-python, confluent-kafka)"
 OXKA_BIN="$TARGET/debug/oxka" "$VENV/bin/python" -m pytest -c tests/python/pytest.ini tests/python -q
+
+say "Java client tests (Kafka's producer, consumer, admin client, Streams)"
+command -v mvn >/dev/null || apt_install maven
+OXKA_BIN="$TARGET/debug/oxka" tests/java/run.sh
 
 CONFORMANCE="$ROOT/../shared/conformance"
 if [ -x "$CONFORMANCE/run.sh" ]; then
