@@ -31,7 +31,7 @@ CACHE="${KAFKA_REFERENCE_CACHE:-$HOME/.cache/oxka-kafka-reference}/$VERSION"
 LIBS="$CACHE/libs"
 HOST=127.0.0.1
 
-usage() { sed -n '2,28p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$SELF" | sed 's/^# \{0,1\}//'; }
 die() { echo "kafka-reference: $*" >&2; exit 2; }
 
 # ------------------------------------------------------------------ jars
