@@ -36,6 +36,7 @@ class StreamsTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
     private static Broker broker;
     private static Admin admin;
+    private static final List<Path> stateDirs = new java.util.ArrayList<>();
 
     @BeforeAll
     static void start() throws Exception {
@@ -50,6 +51,11 @@ class StreamsTest {
         }
         if (broker != null) {
             broker.close();
+        }
+        for (Path dir : stateDirs) {
+            try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            }
         }
     }
 
@@ -70,6 +76,7 @@ class StreamsTest {
 
     private static Properties streamsProps(String appId, String guarantee) throws Exception {
         Path state = Files.createTempDirectory("oxka-streams-");
+        stateDirs.add(state);
         Properties p = broker.props(Map.of(
                 StreamsConfig.APPLICATION_ID_CONFIG, appId,
                 StreamsConfig.STATE_DIR_CONFIG, state.toString(),
