@@ -6,9 +6,10 @@
 #   tests/java/run.sh [MAVEN ARGS...]      e.g. -Dtest=AdminClientTest
 #
 # OXKA_BIN defaults to target/debug/oxka of this checkout (build it first:
-# cargo build -p oxka). OXKA_JAVA_BOOTSTRAP=HOST:PORT runs the same tests
-# against a running broker instead, e.g. the reference Kafka of
-# tests/kafka-reference/run.sh. Tests of known oxka gaps are @Disabled with
+# cargo build -p oxka). OXKA_JAVA_BROKER_CMD='... {port} {data_dir}' starts
+# another broker instead (as the conformance suite's --broker-cmd), e.g.
+# "$PWD/tests/kafka-reference/run.sh broker --port {port} --data-dir {data_dir}";
+# OXKA_JAVA_BOOTSTRAP=HOST:PORT uses a running broker (restart tests skipped). Tests of known oxka gaps are @Disabled with
 # the reason; add '-Djunit.jupiter.conditions.deactivate=org.junit.*DisabledCondition'
 # to run them too. Exit code: Maven's (non-zero when a test fails).
 set -euo pipefail

@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
@@ -19,51 +20,79 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
 /**
- * The broker under test. With OXKA_JAVA_BOOTSTRAP set, that running broker
- * is used as is (e.g. the reference Kafka of tests/kafka-reference/run.sh,
- * to check the tests themselves); otherwise the oxka binary in OXKA_BIN is
- * started on a free port with a fresh data dir and stopped with SIGTERM.
+ * The broker under test, by the first of these that is set:
+ * OXKA_JAVA_BOOTSTRAP (a running broker, used as is; no restarts),
+ * OXKA_JAVA_BROKER_CMD (a shell command with {port} and {data_dir}, as the
+ * conformance suite's --broker-cmd, e.g. the reference Kafka of
+ * tests/kafka-reference/run.sh), or OXKA_BIN (the oxka binary). A started
+ * broker gets a free port and a fresh data dir, and SIGTERM at the end.
  */
 final class Broker implements AutoCloseable {
     private static final Duration START_TIMEOUT = Duration.ofSeconds(60);
 
-    private final Process process;
-    private final Path dataDir;
+    private final List<String> command;
+    private final Path dir;
+    private final int port;
+    private Process process;
     final String bootstrap;
 
-    private Broker(Process process, Path dataDir, String bootstrap) {
-        this.process = process;
-        this.dataDir = dataDir;
+    private Broker(List<String> command, Path dir, int port, String bootstrap) {
+        this.command = command;
+        this.dir = dir;
+        this.port = port;
         this.bootstrap = bootstrap;
     }
 
     static Broker start() throws Exception {
         String external = System.getenv("OXKA_JAVA_BOOTSTRAP");
         if (external != null && !external.isEmpty()) {
-            return new Broker(null, null, external);
-        }
-        String bin = System.getenv("OXKA_BIN");
-        if (bin == null || bin.isEmpty() || !new File(bin).canExecute()) {
-            throw new IllegalStateException("set OXKA_BIN to the oxka binary (or OXKA_JAVA_BOOTSTRAP to a running broker); got " + bin);
+            return new Broker(null, null, -1, external);
         }
         int port = freePort();
         Path dir = Files.createTempDirectory("oxka-java-");
-        Path log = dir.resolve("broker.log");
-        Process p = new ProcessBuilder(bin, "broker", "--listen", "127.0.0.1:" + port,
-                "--data-dir", dir.resolve("data").toString(), "--log-level", "warn")
-                .redirectErrorStream(true)
-                .redirectOutput(log.toFile())
-                .start();
-        Broker broker = new Broker(p, dir, "127.0.0.1:" + port);
-        broker.awaitReady(port, log);
+        Path data = dir.resolve("data");
+        Files.createDirectories(data);
+        String cmd = System.getenv("OXKA_JAVA_BROKER_CMD");
+        List<String> command;
+        if (cmd != null && !cmd.isEmpty()) {
+            command = List.of("bash", "-c", "exec " + cmd.replace("{port}", Integer.toString(port))
+                    .replace("{data_dir}", data.toString()));
+        } else {
+            String bin = System.getenv("OXKA_BIN");
+            if (bin == null || bin.isEmpty() || !new File(bin).canExecute()) {
+                throw new IllegalStateException("set OXKA_BIN to the oxka binary (or OXKA_JAVA_BROKER_CMD,"
+                        + " or OXKA_JAVA_BOOTSTRAP to a running broker); got " + bin);
+            }
+            command = List.of(bin, "broker", "--listen", "127.0.0.1:" + port,
+                    "--data-dir", data.toString(), "--log-level", "warn");
+        }
+        Broker broker = new Broker(command, dir, port, "127.0.0.1:" + port);
+        broker.launch();
         return broker;
     }
 
-    private void awaitReady(int port, Path log) throws Exception {
+    /** Whether this harness owns the process (and so can restart it). */
+    boolean restartable() {
+        return command != null;
+    }
+
+    /** SIGTERM, wait, start again on the same port and data dir; returns once it answers. */
+    void restart() throws Exception {
+        stopProcess();
+        launch();
+    }
+
+    private void launch() throws Exception {
+        Path log = dir.resolve("broker.log");
+        process = new ProcessBuilder(command)
+                .directory(dir.resolve("data").toFile())
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                .start();
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
         while (System.nanoTime() < deadline) {
             if (!process.isAlive()) {
-                throw new IllegalStateException("oxka exited with " + process.exitValue() + ": " + Files.readString(log));
+                throw new IllegalStateException("the broker exited with " + process.exitValue() + ": " + Files.readString(log));
             }
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress("127.0.0.1", port), 500);
@@ -74,6 +103,13 @@ final class Broker implements AutoCloseable {
         }
         try (Admin admin = admin()) {
             admin.describeCluster().nodes().get(START_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        }
+    }
+
+    private void stopProcess() throws InterruptedException {
+        process.destroy(); // SIGTERM: the broker's orderly shutdown
+        if (!process.waitFor(30, TimeUnit.SECONDS)) {
+            process.destroyForcibly().waitFor();
         }
     }
 
@@ -104,11 +140,8 @@ final class Broker implements AutoCloseable {
         if (process == null) {
             return;
         }
-        process.destroy(); // SIGTERM: oxka's orderly shutdown
-        if (!process.waitFor(30, TimeUnit.SECONDS)) {
-            process.destroyForcibly().waitFor();
-        }
-        try (Stream<Path> files = Files.walk(dataDir)) {
+        stopProcess();
+        try (Stream<Path> files = Files.walk(dir)) {
             files.sorted(Comparator.reverseOrder()).map(Path::toFile).forEach(File::delete);
         }
     }
