@@ -585,3 +585,29 @@ fn produce_names_the_records_with_invalid_timestamps() {
         "{named:?}"
     );
 }
+
+/// Clients may not write to the coordinators' topics (Kafka answers
+/// INVALID_TOPIC_EXCEPTION): a stray record there would be replayed into
+/// group state at every start. Before, the append was accepted.
+#[test]
+fn produce_to_an_internal_topic_is_refused() {
+    load_groups();
+    // a FindCoordinator creates __consumer_offsets
+    let req = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("internal-probe"))
+        .with_key_type(0);
+    let _: FindCoordinatorResponse = call(ApiKey::FindCoordinator, 3, &req);
+    let batch = oxka_log::builder::RecordBatchBuilder::new()
+        .record(Some(b"k"), Some(b"v"), 1)
+        .build();
+    let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("__consumer_offsets")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_records(Some(batch.freeze()))
+            ]),
+    ]);
+    let resp: ProduceResponse = call(ApiKey::Produce, 9, &req);
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidTopicException.code());
+}

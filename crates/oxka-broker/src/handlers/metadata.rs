@@ -50,15 +50,28 @@ pub async fn handle(
             .values()
             .map(topic_entry)
             .collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) if !name.0.is_empty() || t.topic_id.is_nil() => {
-                    by_name(state, name.0.as_str(), allow_create)
-                }
-                _ => by_id(state, t.topic_id),
-            })
-            .collect(),
+        Some(list) => {
+            let found: Vec<Result<MetadataResponseTopic, String>> = list
+                .into_iter()
+                .map(|t| match t.name {
+                    Some(name) if !name.0.is_empty() || t.topic_id.is_nil() => {
+                        by_name(state, name.0.as_str(), allow_create)
+                    }
+                    _ => Ok(by_id(state, t.topic_id)),
+                })
+                .collect();
+            let mut created = auto_create(state, &found).await;
+            found
+                .into_iter()
+                .map(|f| {
+                    f.unwrap_or_else(|name| {
+                        created.remove(&name).unwrap_or_else(|| {
+                            error_topic(Some(&name), Uuid::nil(), ResponseError::LeaderNotAvailable)
+                        })
+                    })
+                })
+                .collect()
+        }
     };
     // v8+ (KIP-430): for every topic of the answer, errors included, as
     // Kafka does; the cluster's only up to v10 (v11 moved it to
@@ -101,45 +114,81 @@ fn by_id(state: &BrokerState, id: Uuid) -> MetadataResponseTopic {
     }
 }
 
-fn by_name(state: &BrokerState, name: &str, allow_create: bool) -> MetadataResponseTopic {
+/// The topic's entry, or `Err(name)` when it is to be auto-created.
+fn by_name(
+    state: &BrokerState,
+    name: &str,
+    allow_create: bool,
+) -> Result<MetadataResponseTopic, String> {
     if let Some(t) = state.controller.image().topic(name) {
-        return topic_entry(t);
+        return Ok(topic_entry(t));
     }
     if validate_topic_name(name).is_err() {
-        return error_topic(
+        return Ok(error_topic(
             Some(name),
             Uuid::nil(),
             ResponseError::InvalidTopicException,
-        );
+        ));
     }
     if !allow_create || name.starts_with("__") {
-        return error_topic(
+        return Ok(error_topic(
             Some(name),
             Uuid::nil(),
             ResponseError::UnknownTopicOrPartition,
-        );
+        ));
     }
-    let spec = CreateTopicSpec {
-        name: name.to_string(),
-        num_partitions: -1,
-        replication_factor: -1,
-        assignments: Vec::new(),
-        configs: BTreeMap::new(),
-    };
-    match state.controller.create_topic(&spec, false) {
-        Ok(t) => topic_entry(&t),
-        // created by a concurrent request in the meantime
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => {
-            match state.controller.image().topic(name) {
-                Some(t) => topic_entry(t),
-                None => error_topic(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
-            }
-        }
-        Err(e) => {
-            tracing::warn!(topic = name, error = %e.message, "auto-creation failed");
-            error_topic(Some(name), Uuid::nil(), e.code)
-        }
+    Err(name.to_string())
+}
+
+/// Creates the topics `found` asks for, all with one metadata write and off
+/// the async runtime (a request may name a thousand new topics), and
+/// returns each one's entry by name.
+async fn auto_create(
+    state: &BrokerState,
+    found: &[Result<MetadataResponseTopic, String>],
+) -> BTreeMap<String, MetadataResponseTopic> {
+    let mut names: Vec<String> = found.iter().filter_map(|f| f.clone().err()).collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return BTreeMap::new();
     }
+    let specs: Vec<CreateTopicSpec> = names
+        .iter()
+        .map(|name| CreateTopicSpec {
+            name: name.clone(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: BTreeMap::new(),
+        })
+        .collect();
+    let controller = state.controller.clone();
+    let results = tokio::task::spawn_blocking(move || controller.create_topics(&specs, false))
+        .await
+        .unwrap_or_default();
+    let image = state.controller.image();
+    names
+        .into_iter()
+        .zip(results)
+        .map(|(name, result)| {
+            let entry = match result {
+                Ok(t) => topic_entry(&t),
+                // created by a concurrent request in the meantime
+                Err(e) if e.code == ResponseError::TopicAlreadyExists => match image.topic(&name) {
+                    Some(t) => topic_entry(t),
+                    None => {
+                        error_topic(Some(&name), Uuid::nil(), ResponseError::LeaderNotAvailable)
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(topic = %name, error = %e.message, "auto-creation failed");
+                    error_topic(Some(&name), Uuid::nil(), e.code)
+                }
+            };
+            (name, entry)
+        })
+        .collect()
 }
 
 fn topic_entry(t: &TopicInfo) -> MetadataResponseTopic {

@@ -56,6 +56,16 @@ pub async fn handle(
                     ResponseError::UnknownTopicOrPartition
                 };
                 partition_error(p.index, code, format!("Unknown topic {name}"))
+            } else if info.is_some_and(|t| t.is_internal()) {
+                // Only the coordinators write their topics (Kafka's
+                // ReplicaManager refuses clients' appends to them): a
+                // client's record there would corrupt group or
+                // transaction state that is replayed at every start.
+                partition_error(
+                    p.index,
+                    ResponseError::InvalidTopicException,
+                    format!("Cannot append to internal topic {name}"),
+                )
             } else {
                 match p.records {
                     None => {
