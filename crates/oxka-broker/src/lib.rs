@@ -12,6 +12,7 @@ pub mod controller;
 pub mod coordinator;
 pub mod handlers;
 pub mod limits;
+pub mod memory;
 pub mod metadata;
 pub mod network;
 pub mod replica_manager;

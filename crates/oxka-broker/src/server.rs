@@ -313,10 +313,15 @@ fn spawn_background_jobs(
     tokio::spawn(async move {
         let mut checkpoint = tokio::time::interval(checkpoint_every);
         let mut flush = tokio::time::interval(flush_every);
+        let mut release = tokio::time::interval(crate::memory::RELEASE_INTERVAL);
         checkpoint.tick().await;
         flush.tick().await;
+        release.tick().await;
         loop {
             tokio::select! {
+                _ = release.tick() => {
+                    let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
+                }
                 _ = checkpoint.tick() => {
                     let lm = lm.clone();
                     match tokio::task::spawn_blocking(move || lm.checkpoint()).await {
