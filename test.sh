@@ -30,7 +30,7 @@ apt_install() {
 
 command -v cmake >/dev/null || { say "installing cmake"; apt_install cmake; }
 # librdkafka 2.12's build includes curl.h (OIDC) even with curl disabled
-ls /usr/include/*/curl/curl.h /usr/include/curl/curl.h >/dev/null 2>&1 \
+[ -e /usr/include/curl/curl.h ] || ls /usr/include/*/curl/curl.h >/dev/null 2>&1 \
     || { say "installing libcurl headers"; apt_install libcurl4-openssl-dev; }
 command -v kcat >/dev/null || command -v kafkacat >/dev/null || { say "installing kcat"; apt_install kcat || true; }
 
