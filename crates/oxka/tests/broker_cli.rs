@@ -6,6 +6,25 @@ use std::process::Command;
 
 use common::TestBroker;
 
+/// Starts the broker `cmd` with piped output, waits for its first stdout line
+/// (the start-up line), kills it and returns that line and all its stderr.
+fn first_line_and_stderr(cmd: &mut Command) -> (String, String) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    (line, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[test]
 fn invalid_value_is_an_error_naming_key_and_value_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,26 +67,15 @@ fn config_file_is_read_and_override_wins() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("message.max.bytes"));
     // ... which an override replaces; the broker then starts with node.id 7
-    let mut child = Command::new(TestBroker::binary())
-        .args(["broker", "--config"])
-        .arg(&props)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("d2"))
-        .args(["--override", "message.max.bytes=2000000"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let (line, err) = first_line_and_stderr(
+        Command::new(TestBroker::binary())
+            .args(["broker", "--config"])
+            .arg(&props)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("d2"))
+            .args(["--override", "message.max.bytes=2000000"]),
+    );
     assert!(line.contains("node.id 7"), "{line}");
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("some.unknown.key"), "unknown keys warn: {err}");
 }
 
@@ -144,31 +152,20 @@ fn a_second_broker_on_the_same_data_dir_is_refused_before_touching_it() {
 #[test]
 fn log_level_aliases_and_no_colour_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(TestBroker::binary())
-        .args([
-            "broker",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warning",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("d"))
-        .args(["--override", "some.unknown.key=1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let (line, err) = first_line_and_stderr(
+        Command::new(TestBroker::binary())
+            .args([
+                "broker",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "warning",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("d"))
+            .args(["--override", "some.unknown.key=1"]),
+    );
     assert!(line.contains("started"), "{line}");
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("some.unknown.key"), "warnings logged: {err}");
     assert!(err.contains("WARN"), "{err}");
     assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
@@ -247,29 +244,18 @@ fn protection_oxka_cannot_give_stops_start_up() {
 #[test]
 fn inert_security_settings_start_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(TestBroker::binary())
-        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("d"))
-        .args([
-            "--override",
-            "sasl.enabled.mechanisms=PLAIN",
-            "--override",
-            "ssl.keystore.location=/nonexistent.jks",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let (line, err) = first_line_and_stderr(
+        Command::new(TestBroker::binary())
+            .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("d"))
+            .args([
+                "--override",
+                "sasl.enabled.mechanisms=PLAIN",
+                "--override",
+                "ssl.keystore.location=/nonexistent.jks",
+            ]),
+    );
     assert!(line.contains("started"), "{line}");
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("sasl.enabled.mechanisms") && err.contains("no effect"),
         "{err}"

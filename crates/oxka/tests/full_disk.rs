@@ -15,9 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TestBroker;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 
 struct Tmpfs(tempfile::TempDir);
 
@@ -84,16 +83,7 @@ fn produce(b: &TestBroker, topic: &str, from: usize, n: usize) -> Vec<usize> {
 }
 
 fn read_all(b: &TestBroker, topic: &str, expect: usize) -> Vec<usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .set("group.id", common::unique("g"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = common::consumer_from_beginning(b, topic, 0..1);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while out.len() < expect && Instant::now() < deadline {

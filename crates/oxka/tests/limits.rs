@@ -12,9 +12,8 @@ use std::time::Duration;
 use common::TestBroker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 
 const PARTITIONS: i32 = 400;
 
@@ -67,18 +66,7 @@ fn many_more_segments_than_descriptors() {
         produce_one_each(&b, &topic, 1).await;
     });
     b.restart();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .set("group.id", common::unique("g"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = common::consumer_from_beginning(&b, &topic, 0..PARTITIONS);
     let mut seen = std::collections::HashSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while seen.len() < 2 * PARTITIONS as usize {

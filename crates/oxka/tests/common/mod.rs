@@ -181,6 +181,30 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// An rdkafka consumer in a fresh group (no auto-commit) assigned to
+/// `partitions` of `topic`, each read from the beginning.
+pub fn consumer_from_beginning(
+    b: &TestBroker,
+    topic: &str,
+    partitions: std::ops::Range<i32>,
+) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", unique("g"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
+
 /// A new 4-partition topic holding the values "0".."39", partition
 /// `i % 4`, written with our own client; returns its name.
 pub async fn topic_with_40_records(b: &TestBroker, prefix: &str) -> String {

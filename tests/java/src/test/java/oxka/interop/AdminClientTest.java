@@ -14,7 +14,6 @@ import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
@@ -34,32 +33,10 @@ import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
-import org.apache.kafka.common.serialization.StringSerializer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Kafka's Java admin client (KafkaAdminClient) against the broker. */
-class AdminClientTest {
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() throws Exception {
-        broker = Broker.start();
-        admin = broker.admin();
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
-
+class AdminClientTest extends BrokerTest {
     /** The error a failed admin future carries. */
     private static Throwable cause(Runnable r) {
         RuntimeException e = assertThrows(RuntimeException.class, r::run);
@@ -159,8 +136,7 @@ class AdminClientTest {
     void deleteRecordsMovesTheLogStartOffset() throws Exception {
         String topic = Broker.uniq("delete-records");
         get(admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all());
-        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.props(Map.of()),
-                new StringSerializer(), new StringSerializer())) {
+        try (KafkaProducer<String, String> p = stringProducer(Map.of())) {
             for (int i = 0; i < 10; i++) {
                 p.send(new ProducerRecord<>(topic, "v" + i)).get(30, TimeUnit.SECONDS);
             }

@@ -14,13 +14,11 @@ import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.DescribeProducersResult.PartitionProducerState;
 import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.LogDirDescription;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
@@ -35,42 +33,13 @@ import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.GroupNotEmptyException;
-import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.common.serialization.StringSerializer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /** The Java admin client's group, log-dir, producer-state and transaction APIs. */
-class AdminGroupsAndStateTest {
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() throws Exception {
-        broker = Broker.start();
-        admin = broker.admin();
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
-
+class AdminGroupsAndStateTest extends BrokerTest {
     private static <T> T get(KafkaFuture<T> f) throws Exception {
         return f.get(30, TimeUnit.SECONDS);
-    }
-
-    private static String topic(int partitions) throws Exception {
-        String t = Broker.uniq("adm");
-        get(admin.createTopics(List.of(new NewTopic(t, partitions, (short) 1))).all());
-        return t;
     }
 
     private static Throwable failure(KafkaFuture<?> f) {
@@ -79,13 +48,13 @@ class AdminGroupsAndStateTest {
     }
 
     private static KafkaConsumer<String, String> consumer(String group) {
-        return new KafkaConsumer<>(broker.props(Map.of("group.id", group, "auto.offset.reset", "earliest",
-                "enable.auto.commit", "false")), new StringDeserializer(), new StringDeserializer());
+        return stringConsumer(Map.of("group.id", group, "auto.offset.reset", "earliest",
+                "enable.auto.commit", "false"));
     }
 
     @Test
     void consumerGroupOffsetsAlterDeleteAndGroupDelete() throws Exception {
-        String t = topic(2);
+        String t = createTopic("adm", 2);
         TopicPartition p0 = new TopicPartition(t, 0);
         TopicPartition p1 = new TopicPartition(t, 1);
         String group = Broker.uniq("adm-group");
@@ -125,9 +94,8 @@ class AdminGroupsAndStateTest {
     @Disabled("oxka has no DescribeLogDirs (API 35) yet: the admin client gets UnsupportedVersionException"
             + " (\"The node does not support DESCRIBE_LOG_DIRS\"); passes against Apache Kafka 4.4.0")
     void describeLogDirsShowsThePartitions() throws Exception {
-        String t = topic(2);
-        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.props(Map.of()),
-                new StringSerializer(), new StringSerializer())) {
+        String t = createTopic("adm", 2);
+        try (KafkaProducer<String, String> p = stringProducer(Map.of())) {
             p.send(new ProducerRecord<>(t, 0, null, "x".repeat(1000))).get(30, TimeUnit.SECONDS);
         }
         int node = get(admin.describeCluster().nodes()).iterator().next().id();
@@ -141,11 +109,10 @@ class AdminGroupsAndStateTest {
 
     @Test
     void describeProducersAndTransactions() throws Exception {
-        String t = topic(1);
+        String t = createTopic("adm", 1);
         TopicPartition tp = new TopicPartition(t, 0);
         String txnId = Broker.uniq("adm-txn");
-        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.props(Map.of("transactional.id", txnId)),
-                new StringSerializer(), new StringSerializer())) {
+        try (KafkaProducer<String, String> p = stringProducer(Map.of("transactional.id", txnId))) {
             p.initTransactions();
             p.beginTransaction();
             RecordMetadata m = p.send(new ProducerRecord<>(t, "open")).get(30, TimeUnit.SECONDS);

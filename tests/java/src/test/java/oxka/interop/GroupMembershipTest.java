@@ -9,53 +9,18 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.FencedInstanceIdException;
-import org.apache.kafka.common.serialization.StringDeserializer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 
 /** Java consumers sharing a group: assignment split and hand-over (both protocols), static membership. */
-class GroupMembershipTest {
+class GroupMembershipTest extends BrokerTest {
     private static final Duration WAIT = Duration.ofSeconds(60);
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() throws Exception {
-        broker = Broker.start();
-        admin = broker.admin();
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
-
-    private static String topic(int partitions) throws Exception {
-        String t = Broker.uniq("members");
-        admin.createTopics(List.of(new NewTopic(t, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
-        return t;
-    }
-
-    private static KafkaConsumer<String, String> consumer(Map<String, Object> cfg) {
-        return new KafkaConsumer<>(broker.props(cfg), new StringDeserializer(), new StringDeserializer());
-    }
-
     /** Polls every consumer in turn until `done` holds (bounded by WAIT). */
     private static boolean pollUntil(List<KafkaConsumer<String, String>> cs, BooleanSupplier done) {
         long deadline = System.nanoTime() + WAIT.toNanos();
@@ -73,11 +38,11 @@ class GroupMembershipTest {
     @ParameterizedTest
     @ValueSource(strings = {"classic", "consumer"})
     void twoMembersSplitThenOneTakesOver(String protocol) throws Exception {
-        String t = topic(6);
+        String t = createTopic("members", 6);
         String group = Broker.uniq("split-" + protocol);
         Map<String, Object> cfg = Map.of("group.id", group, "group.protocol", protocol);
-        KafkaConsumer<String, String> a = consumer(cfg);
-        KafkaConsumer<String, String> b = consumer(cfg);
+        KafkaConsumer<String, String> a = stringConsumer(cfg);
+        KafkaConsumer<String, String> b = stringConsumer(cfg);
         try {
             a.subscribe(List.of(t));
             b.subscribe(List.of(t));
@@ -101,12 +66,12 @@ class GroupMembershipTest {
      */
     @Test
     void staticMemberReplacedIsFenced() throws Exception {
-        String t = topic(2);
+        String t = createTopic("members", 2);
         String group = Broker.uniq("static");
         Map<String, Object> cfg = Map.of("group.id", group, "group.protocol", "classic",
                 "group.instance.id", "instance-1", "enable.auto.commit", "false");
-        KafkaConsumer<String, String> first = consumer(cfg);
-        KafkaConsumer<String, String> second = consumer(cfg);
+        KafkaConsumer<String, String> first = stringConsumer(cfg);
+        KafkaConsumer<String, String> second = stringConsumer(cfg);
         try {
             first.subscribe(List.of(t));
             assertTrue(pollUntil(List.of(first), () -> first.assignment().size() == 2));

@@ -18,7 +18,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -31,50 +30,17 @@ import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.InvalidRecordException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.header.Header;
-import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.common.serialization.StringSerializer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 
 /** Kafka's Java producer and consumer (classic and KIP-848 groups, transactions) against the broker. */
-class ProducerConsumerTest {
+class ProducerConsumerTest extends BrokerTest {
     private static final Duration WAIT = Duration.ofSeconds(60);
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() throws Exception {
-        broker = Broker.start();
-        admin = broker.admin();
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
-
-    private static String topic(int partitions) throws Exception {
-        String t = Broker.uniq("pc");
-        admin.createTopics(List.of(new NewTopic(t, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
-        return t;
-    }
-
-    private static KafkaProducer<String, String> producer(Map<String, Object> extra) {
-        return new KafkaProducer<>(broker.props(extra), new StringSerializer(), new StringSerializer());
-    }
-
     private static KafkaConsumer<String, String> consumer(Map<String, Object> extra) {
         Map<String, Object> m = new HashMap<>(Map.of("auto.offset.reset", "earliest", "enable.auto.commit", "false"));
         m.putAll(extra);
-        return new KafkaConsumer<>(broker.props(m), new StringDeserializer(), new StringDeserializer());
+        return stringConsumer(m);
     }
 
     /** Polls until `n` records arrived (bounded by WAIT), then a little more to catch extras. */
@@ -108,10 +74,10 @@ class ProducerConsumerTest {
 
     @Test
     void idempotentProducerAndClassicGroupConsumer() throws Exception {
-        String topic = topic(4);
+        String topic = createTopic("pc", 4);
         int n = 1000;
         List<RecordMetadata> acks;
-        try (KafkaProducer<String, String> p = producer(Map.of("linger.ms", 5))) { // idempotent by default
+        try (KafkaProducer<String, String> p = stringProducer(Map.of("linger.ms", 5))) { // idempotent by default
             acks = send(p, topic, n, "v");
         }
         // The Java partitioner's choice (murmur2 of the key) is what the broker stored.
@@ -159,8 +125,8 @@ class ProducerConsumerTest {
 
     @Test
     void kip848ConsumerGroupResumesFromCommittedOffsets() throws Exception {
-        String topic = topic(3);
-        try (KafkaProducer<String, String> p = producer(Map.of())) {
+        String topic = createTopic("pc", 3);
+        try (KafkaProducer<String, String> p = stringProducer(Map.of())) {
             send(p, topic, 60, "a");
         }
         String group = Broker.uniq("kip848");
@@ -174,7 +140,7 @@ class ProducerConsumerTest {
             assertEquals(GroupType.CONSUMER, d.type());
             assertEquals(1, d.members().size());
         }
-        try (KafkaProducer<String, String> p = producer(Map.of())) {
+        try (KafkaProducer<String, String> p = stringProducer(Map.of())) {
             send(p, topic, 30, "b");
         }
         try (KafkaConsumer<String, String> c = consumer(cfg)) {
@@ -196,7 +162,7 @@ class ProducerConsumerTest {
         admin.createTopics(List.of(new NewTopic(t, 1, (short) 1).configs(Map.of("cleanup.policy", "compact"))))
                 .all().get(30, TimeUnit.SECONDS);
         List<Future<RecordMetadata>> fs = new ArrayList<>();
-        try (KafkaProducer<String, String> p = producer(Map.of("linger.ms", 60000, "enable.idempotence", false,
+        try (KafkaProducer<String, String> p = stringProducer(Map.of("linger.ms", 60000, "enable.idempotence", false,
                 "retries", 0))) {
             fs.add(p.send(new ProducerRecord<>(t, 0, "k0", "v0")));
             fs.add(p.send(new ProducerRecord<>(t, 0, null, "no key")));
@@ -216,8 +182,8 @@ class ProducerConsumerTest {
     @ParameterizedTest
     @ValueSource(strings = {"gzip", "snappy", "lz4", "zstd"})
     void compressedBatchesRoundTrip(String codec) throws Exception {
-        String topic = topic(1);
-        try (KafkaProducer<String, String> p = producer(Map.of("compression.type", codec, "linger.ms", 20))) {
+        String topic = createTopic("pc", 1);
+        try (KafkaProducer<String, String> p = stringProducer(Map.of("compression.type", codec, "linger.ms", 20))) {
             send(p, topic, 200, codec);
         }
         try (KafkaConsumer<String, String> c = consumer(Map.of())) {
@@ -233,9 +199,9 @@ class ProducerConsumerTest {
 
     @Test
     void transactionsCommitAndAbortAsReadCommittedSeesThem() throws Exception {
-        String topic = topic(2);
+        String topic = createTopic("pc", 2);
         long markers = 0; // one COMMIT/ABORT marker per partition a transaction wrote to
-        try (KafkaProducer<String, String> p = producer(Map.of("transactional.id", Broker.uniq("txn")))) {
+        try (KafkaProducer<String, String> p = stringProducer(Map.of("transactional.id", Broker.uniq("txn")))) {
             p.initTransactions();
             p.beginTransaction();
             markers += send(p, topic, 20, "c1-").stream().map(RecordMetadata::partition).distinct().count();

@@ -12,7 +12,6 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -21,37 +20,22 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.LongDeserializer;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Produced;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Small Kafka Streams applications against the broker. */
-class StreamsTest {
+class StreamsTest extends BrokerTest {
     private static final Duration WAIT = Duration.ofSeconds(90);
-    private static Broker broker;
-    private static Admin admin;
     private static final List<Path> stateDirs = new java.util.ArrayList<>();
 
-    @BeforeAll
-    static void start() throws Exception {
-        broker = Broker.start();
-        admin = broker.admin();
-    }
-
+    /** Runs before BrokerTest's stop (a subclass's @AfterAll comes first). */
     @AfterAll
-    static void stop() throws Exception {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
+    static void deleteStateDirs() throws Exception {
         for (Path dir : stateDirs) {
             try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
@@ -65,8 +49,7 @@ class StreamsTest {
     }
 
     private static void produce(String topic, List<KeyValue<String, String>> records) throws Exception {
-        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.props(Map.of()),
-                new StringSerializer(), new StringSerializer())) {
+        try (KafkaProducer<String, String> p = stringProducer(Map.of())) {
             for (KeyValue<String, String> kv : records) {
                 p.send(new ProducerRecord<>(topic, kv.key, kv.value));
             }
