@@ -259,12 +259,7 @@ impl ReplicaManager {
         required_acks: i16,
         now_ms: i64,
     ) -> Result<LogAppendInfo, AppendError> {
-        let partition = self.get_partition(tp).ok_or_else(|| {
-            AppendError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("This server does not host {tp}"),
-            )
-        })?;
+        let partition = self.hosted(tp)?;
         if required_acks == -1 {
             let min_isr = partition.min_insync_replicas.load(Ordering::Acquire);
             let isr = partition.isr_size.load(Ordering::Acquire);
@@ -275,8 +270,18 @@ impl ReplicaManager {
                 ));
             }
         }
-        self.append_with(tp, |log, epoch| {
+        self.append_to(&partition, |log, epoch| {
             log.append_shared_as_leader(records, epoch, now_ms)
+        })
+    }
+
+    /// The partition if this broker hosts it, else UNKNOWN_TOPIC_OR_PARTITION.
+    fn hosted(&self, tp: &TopicPartition) -> Result<Arc<Partition>, AppendError> {
+        self.get_partition(tp).ok_or_else(|| {
+            AppendError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("This server does not host {tp}"),
+            )
         })
     }
 
@@ -285,12 +290,7 @@ impl ReplicaManager {
     /// Beyond the high watermark: OFFSET_OUT_OF_RANGE; a topic whose
     /// `cleanup.policy` lacks `delete`: POLICY_VIOLATION (as Kafka).
     pub fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64, AppendError> {
-        let partition = self.get_partition(tp).ok_or_else(|| {
-            AppendError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("This server does not host {tp}"),
-            )
-        })?;
+        let partition = self.hosted(tp)?;
         let hw = partition.high_watermark();
         let target = if offset == -1 { hw } else { offset };
         if target < 0 || target > hw {
@@ -343,12 +343,18 @@ impl ReplicaManager {
         tp: &TopicPartition,
         f: impl FnOnce(&mut oxka_log::Log, i32) -> Result<LogAppendInfo, LogError>,
     ) -> Result<LogAppendInfo, AppendError> {
-        let partition = self.get_partition(tp).ok_or_else(|| {
-            AppendError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("This server does not host {tp}"),
-            )
-        })?;
+        let partition = self.hosted(tp)?;
+        self.append_to(&partition, f)
+    }
+
+    /// The one append path: free-space check, the append, storage errors
+    /// logged, high watermark, retention schedule, long-poll wake-up.
+    fn append_to(
+        &self,
+        partition: &Partition,
+        f: impl FnOnce(&mut oxka_log::Log, i32) -> Result<LogAppendInfo, LogError>,
+    ) -> Result<LogAppendInfo, AppendError> {
+        let tp = &partition.tp;
         self.log_manager
             .check_free_space(tp)
             .map_err(AppendError::from_log)?;

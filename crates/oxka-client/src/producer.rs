@@ -414,13 +414,8 @@ impl PartQueue {
         }
         let seq = b.seq.wrapping_sub(shift) & i32::MAX;
         if let Some(sealed) = b.sealed.take() {
-            match crate::records::with_base_sequence(sealed, seq) {
-                Ok(bytes) => {
-                    b.sealed = Some(bytes);
-                    b.seq = seq;
-                }
-                Err(e) => tracing::error!(error = %e, "renumbering a batch"),
-            }
+            b.sealed = Some(crate::records::with_base_sequence(sealed, seq));
+            b.seq = seq;
         }
     }
 }
@@ -566,7 +561,7 @@ impl Inner {
             if was_in_flight {
                 q.in_flight = q.in_flight.saturating_sub(1);
             }
-            if q.in_flight == 0 {
+            if q.in_flight == 0 && !q.gaps.is_empty() {
                 q.gaps.clear();
                 for b in q.batches.iter_mut() {
                     b.gaps_seen = 0;

@@ -337,8 +337,7 @@ impl BatchBuilder {
         header.put_i16(producer_epoch);
         header.put_i32(base_sequence);
         header.put_i32(self.count);
-        let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
-        buf[17..21].copy_from_slice(&crc.to_be_bytes());
+        patch_crc(&mut buf);
         Ok(buf.freeze())
     }
 }
@@ -350,21 +349,30 @@ const BASE_SEQUENCE_OFFSET: usize = 53;
 /// what an idempotent producer re-sends after an earlier batch of the
 /// partition failed for good and left a gap in the sequence (Java's
 /// producer renumbers the same way). Copies only if the bytes are shared.
-pub fn with_base_sequence(sealed: Bytes, base_sequence: i32) -> Result<Bytes> {
-    if sealed.len() < BATCH_HEADER_SIZE {
-        return Err(Error::Records(format!(
-            "a sealed batch of {} bytes has no header",
-            sealed.len()
-        )));
-    }
+///
+/// `sealed` is a batch this client built (never bytes from the network),
+/// so it always has a whole header.
+pub fn with_base_sequence(sealed: Bytes, base_sequence: i32) -> Bytes {
+    assert!(
+        sealed.len() >= BATCH_HEADER_SIZE,
+        "a sealed batch of {} bytes has no header",
+        sealed.len()
+    );
     let mut buf = sealed
         .try_into_mut()
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     buf[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
         .copy_from_slice(&base_sequence.to_be_bytes());
+    patch_crc(&mut buf);
+    buf.freeze()
+}
+
+/// Where a v2 batch header holds its CRC (of everything from the attributes on).
+const CRC_OFFSET: usize = 17;
+
+fn patch_crc(buf: &mut [u8]) {
     let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
-    buf[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(buf.freeze())
+    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Block size of snappy-java's `SnappyOutputStream` (what Kafka writes).
@@ -619,7 +627,7 @@ mod tests {
         b.push(None, Some(b"v"), &[], 1);
         let sealed = b.build(7, 0, 10, Compression::None).unwrap();
         let kept = sealed.clone(); // shared: the function must copy
-        let moved = with_base_sequence(sealed, 3).unwrap();
+        let moved = with_base_sequence(sealed, 3);
         assert_eq!(
             &moved[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4],
             &3i32.to_be_bytes()
@@ -630,7 +638,6 @@ mod tests {
         );
         let d = decode_batches(&moved).expect("valid CRC");
         assert_eq!(d[0].records.len(), 1);
-        assert!(with_base_sequence(Bytes::from_static(b"short"), 1).is_err());
     }
 
     #[test]

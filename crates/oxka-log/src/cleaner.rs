@@ -158,10 +158,15 @@ impl Default for CleanerConfig {
 // ---------------------------------------------------------------------------
 // Append-side validation
 
+/// At most this many records are named in one refusal (KIP-467's
+/// `record_errors`); the batch is refused whole either way.
+const MAX_RECORD_ERRORS: usize = 1000;
+
 /// Kafka refuses records without a key in compacted topics (INVALID_RECORD):
 /// the cleaner could never deduplicate them. Control batches carry their own
-/// keys and are not checked. As Kafka's LogValidator, every keyless record
-/// of the first batch that has any is named (KIP-467), in record order.
+/// keys and are not checked. As Kafka's LogValidator, the keyless records
+/// of the first batch that has any are named (KIP-467), in record order, up
+/// to `MAX_RECORD_ERRORS`.
 pub(crate) fn check_keys_present(
     tp: &TopicPartition,
     records: &[u8],
@@ -174,13 +179,15 @@ pub(crate) fn check_keys_present(
         let batch = &records[v.position..v.position + v.size];
         let mut errors = Vec::new();
         let mut index = 0i32;
+        let message =
+            format!("Compacted topic cannot accept message without key in topic partition {tp}");
         visit_record_meta(&v.header, batch, u32::MAX, |r| {
-            if r.key_is_null {
+            // bounded: a compressed batch can hold tens of millions of
+            // keyless records; the first ones name the fault well enough
+            if r.key_is_null && errors.len() < MAX_RECORD_ERRORS {
                 errors.push(RecordError {
                     batch_index: index,
-                    message: format!(
-                        "Compacted topic cannot accept message without key in topic partition {tp}"
-                    ),
+                    message: message.clone(),
                 });
             }
             index += 1;

@@ -8,17 +8,16 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{IoContext, LogError};
 
 /// The lock file's name, as Kafka's.
-pub const LOCK_FILE: &str = ".lock";
+const LOCK_FILE: &str = ".lock";
 
 /// A held lock on one directory; released when dropped (or the process ends).
 #[derive(Debug)]
 pub struct DirLock {
-    dir: PathBuf,
     _file: File,
 }
 
@@ -57,15 +56,7 @@ impl DirLock {
             .set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(pid.as_bytes()));
-        Ok(DirLock {
-            dir: dir.to_path_buf(),
-            _file: file,
-        })
-    }
-
-    /// The locked directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(DirLock { _file: file })
     }
 }
 

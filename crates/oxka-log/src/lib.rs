@@ -25,7 +25,7 @@ mod segment;
 pub mod txn_index;
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
-pub use dir_lock::{DirLock, LOCK_FILE};
+pub use dir_lock::DirLock;
 pub use error::{LogError, RecordError};
 pub use fileio::FileRegion;
 pub use log::Log;
@@ -33,7 +33,7 @@ pub use manager::{
     LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, META_PROPERTIES_FILE,
     RECOVERY_POINT_CHECKPOINT_FILE, RETENTION_PASS_MIN_INTERVAL_MS,
 };
-pub use open_files::{open_file_budget, open_file_count, set_open_file_budget};
+pub use open_files::{open_file_budget, set_open_file_budget};
 pub use record_batch::{Compression, RecordBatchHeader};
 pub use retention::{RetentionConfig, RetentionSummary};
 

@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +51,9 @@ pub struct LogManager {
     min_free_bytes: AtomicU64,
     /// Per dir, free bytes at the last measurement.
     free_bytes: Vec<AtomicU64>,
+    /// Whether any dir was below the minimum at the last measurement, so
+    /// that appends skip the per-partition dir lookup in the usual case.
+    any_low_space: AtomicBool,
 }
 
 /// How long after a scheduled pass removed segments of a log the next
@@ -302,6 +305,7 @@ impl LogManager {
             _locks: locks,
             min_free_bytes: AtomicU64::new(0),
             free_bytes: log_dirs.iter().map(|_| AtomicU64::new(u64::MAX)).collect(),
+            any_low_space: AtomicBool::new(false),
             cluster_id: effective_cluster_id.unwrap_or_else(|| cluster_id.to_string()),
             logs: RwLock::new(logs),
             retention_due: Mutex::new(RetentionSchedule::default()),
@@ -446,6 +450,7 @@ impl LogManager {
     /// itself once space is freed. Crossings are logged.
     pub fn refresh_free_space(&self) {
         let min = self.min_free_bytes.load(Ordering::Relaxed);
+        let mut any_low = false;
         for (dir, slot) in self.dirs.iter().zip(&self.free_bytes) {
             let free = match rustix::fs::statvfs(dir) {
                 Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
@@ -455,20 +460,22 @@ impl LogManager {
                 }
             };
             let before = slot.swap(free, Ordering::Relaxed);
+            any_low |= free < min;
             if free < min && before >= min {
                 tracing::error!(dir = %dir.display(), free, min, "log dir is low on space: refusing writes, serving reads");
             } else if free >= min && before < min {
                 tracing::warn!(dir = %dir.display(), free, min, "log dir has space again: taking writes");
             }
         }
+        self.any_low_space.store(any_low, Ordering::Relaxed);
     }
 
     /// Refuses a write to `tp` while its dir is below the free-space minimum.
     pub fn check_free_space(&self, tp: &TopicPartition) -> Result<(), LogError> {
-        let min = self.min_free_bytes.load(Ordering::Relaxed);
-        if min == 0 {
+        if !self.any_low_space.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let min = self.min_free_bytes.load(Ordering::Relaxed);
         let Some(index) = self.logs.read().get(tp).map(|e| e.dir_index) else {
             return Ok(());
         };

@@ -43,11 +43,6 @@ pub fn open_file_budget() -> usize {
     BUDGET.load(Ordering::Relaxed)
 }
 
-/// Segment files open right now through [`LazyFile`]s.
-pub fn open_file_count() -> usize {
-    OPEN.lock().iter().filter(|w| w.strong_count() > 0).count()
-}
-
 #[derive(Debug)]
 struct Inner {
     path: Mutex<PathBuf>,

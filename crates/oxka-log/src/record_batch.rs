@@ -855,11 +855,20 @@ pub fn recompress_batch(
         return Ok(None);
     }
     let payload = &batch[RECORDS_OFFSET..];
-    let mut records =
-        crate::record_stream::payload_reader(source, payload)?.take(MAX_DECOMPRESSED_BYTES as u64);
+    // one byte past the bound tells an oversized payload from one that
+    // ends exactly at it: never a silently cut batch with a fresh CRC
+    let mut records = crate::record_stream::payload_reader(source, payload)?
+        .take(MAX_DECOMPRESSED_BYTES as u64 + 1);
     let new_payload = compress_stream(target, &mut records, payload.len()).map_err(|e| {
-        LogError::CorruptRecord(format!("records cannot be compressed with {codec:?}: {e}"))
+        LogError::CorruptRecord(format!(
+            "records cannot be recompressed from {source:?} to {codec:?}: {e}"
+        ))
     })?;
+    if records.limit() == 0 {
+        return Err(LogError::CorruptRecord(format!(
+            "batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"
+        )));
+    }
     let batch_length =
         i32::try_from(BATCH_OVERHEAD - LOG_OVERHEAD + new_payload.len()).map_err(|_| {
             LogError::CorruptRecord(format!(

@@ -38,7 +38,10 @@ fn corrupt(msg: impl Into<String>) -> LogError {
 
 fn io_error(codec: Compression, e: io::Error) -> LogError {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        corrupt("record runs past the end of the batch")
+        corrupt(format!(
+            "record runs past the end of the batch ({} payload: {e})",
+            format!("{codec:?}").to_ascii_lowercase()
+        ))
     } else {
         corrupt(format!(
             "{} payload cannot be decompressed: {e}",

@@ -49,9 +49,11 @@ const MIB: usize = 1 << 20;
 
 #[test]
 fn a_gzip_bomb_is_refused_in_bounded_memory() {
+    // first: the counter is process-wide, another test building its
+    // batch meanwhile would count
+    let _one = MEASURE.lock().unwrap();
     let bomb = RecordBatchBuilder::gzip_zeros_batch(300 * MIB, 1_000);
     assert!(bomb.len() < MIB, "{} bytes on the wire", bomb.len());
-    let _one = MEASURE.lock().unwrap();
     let (res, peak) = peak_during(|| validate_batches(&bomb));
     assert!(
         matches!(res, Err(LogError::CorruptRecord(ref m)) if m.contains("decompresses to more than")),
@@ -62,8 +64,10 @@ fn a_gzip_bomb_is_refused_in_bounded_memory() {
 
 #[test]
 fn a_large_record_within_the_bounds_is_validated_in_bounded_memory() {
-    let batch = RecordBatchBuilder::gzip_zeros_batch(64 * MIB, 1_000);
+    // first: the counter is process-wide, another test building its
+    // batch meanwhile would count
     let _one = MEASURE.lock().unwrap();
+    let batch = RecordBatchBuilder::gzip_zeros_batch(64 * MIB, 1_000);
     let (res, peak) = peak_during(|| validate_batches(&batch));
     assert_eq!(res.unwrap().len(), 1);
     assert!(peak < 4 * MIB, "validation held {peak} bytes");
@@ -73,6 +77,7 @@ fn a_large_record_within_the_bounds_is_validated_in_bounded_memory() {
 /// is INVALID_RECORD, found from its length prefix before its bytes.
 #[test]
 fn max_decompressed_message_bytes_refuses_a_larger_compressed_record() {
+    let _one = MEASURE.lock().unwrap();
     let batch = RecordBatchBuilder::gzip_zeros_batch(MIB, 1_000);
     assert!(validate_batches_limited(&batch, None, 2 * MIB as u32).is_ok());
     let err = validate_batches_limited(&batch, None, 512 * 1024).unwrap_err();

@@ -17,7 +17,7 @@ use super::dynamic::AlterConfigError;
 use super::{ConfigSource, ConfigSynonym, DescribedConfig, KafkaConfig};
 
 /// A broker config bounding a group config: its name and Kafka's default.
-type BrokerBound = (&'static str, i64);
+type BrokerBound = &'static str;
 
 /// What a value must satisfy beyond its type.
 #[derive(Debug, Clone, Copy)]
@@ -102,8 +102,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "45000",
         1,
         "group.consumer.session.timeout.ms",
-        ("group.consumer.min.session.timeout.ms", 45_000),
-        ("group.consumer.max.session.timeout.ms", 60_000),
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms",
         "The timeout to detect client failures when using the consumer group protocol.",
     ),
     bounded(
@@ -111,8 +111,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "5000",
         1,
         "group.consumer.heartbeat.interval.ms",
-        ("group.consumer.min.heartbeat.interval.ms", 5_000),
-        ("group.consumer.max.heartbeat.interval.ms", 15_000),
+        "group.consumer.min.heartbeat.interval.ms",
+        "group.consumer.max.heartbeat.interval.ms",
         "The heartbeat interval given to the members of a consumer group.",
     ),
     bounded(
@@ -120,8 +120,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "1000",
         0,
         "group.consumer.assignment.interval.ms",
-        ("group.consumer.min.assignment.interval.ms", 0),
-        ("group.consumer.max.assignment.interval.ms", 15_000),
+        "group.consumer.min.assignment.interval.ms",
+        "group.consumer.max.assignment.interval.ms",
         "The minimum time between two target assignments of a consumer group.",
     ),
     bounded(
@@ -129,8 +129,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "45000",
         1,
         "group.share.session.timeout.ms",
-        ("group.share.min.session.timeout.ms", 45_000),
-        ("group.share.max.session.timeout.ms", 60_000),
+        "group.share.min.session.timeout.ms",
+        "group.share.max.session.timeout.ms",
         "The timeout to detect client failures when using the share group protocol.",
     ),
     bounded(
@@ -138,8 +138,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "5000",
         1,
         "group.share.heartbeat.interval.ms",
-        ("group.share.min.heartbeat.interval.ms", 5_000),
-        ("group.share.max.heartbeat.interval.ms", 15_000),
+        "group.share.min.heartbeat.interval.ms",
+        "group.share.max.heartbeat.interval.ms",
         "The heartbeat interval given to the members of a share group.",
     ),
     bounded(
@@ -147,8 +147,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "30000",
         1000,
         "group.share.record.lock.duration.ms",
-        ("group.share.min.record.lock.duration.ms", 15_000),
-        ("group.share.max.record.lock.duration.ms", 60_000),
+        "group.share.min.record.lock.duration.ms",
+        "group.share.max.record.lock.duration.ms",
         "The record acquisition lock duration in milliseconds for share groups.",
     ),
     bounded(
@@ -156,8 +156,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "5",
         2,
         "group.share.delivery.count.limit",
-        ("group.share.min.delivery.count.limit", 2),
-        ("group.share.max.delivery.count.limit", 10),
+        "group.share.min.delivery.count.limit",
+        "group.share.max.delivery.count.limit",
         "The maximum number of delivery attempts for a record delivered to a share group.",
     ),
     bounded(
@@ -165,8 +165,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "2000",
         100,
         "group.share.partition.max.record.locks",
-        ("group.share.min.partition.max.record.locks", 100),
-        ("group.share.max.partition.max.record.locks", 4000),
+        "group.share.min.partition.max.record.locks",
+        "group.share.max.partition.max.record.locks",
         "Share-group record lock limit per share-partition.",
     ),
     def(
@@ -198,8 +198,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "1000",
         0,
         "group.share.assignment.interval.ms",
-        ("group.share.min.assignment.interval.ms", 0),
-        ("group.share.max.assignment.interval.ms", 15_000),
+        "group.share.min.assignment.interval.ms",
+        "group.share.max.assignment.interval.ms",
         "The minimum time between two target assignments of a share group.",
     ),
     bounded(
@@ -207,8 +207,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "45000",
         1,
         "group.streams.session.timeout.ms",
-        ("group.streams.min.session.timeout.ms", 45_000),
-        ("group.streams.max.session.timeout.ms", 60_000),
+        "group.streams.min.session.timeout.ms",
+        "group.streams.max.session.timeout.ms",
         "The timeout to detect client failures when using the streams group protocol.",
     ),
     bounded(
@@ -216,8 +216,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "5000",
         1,
         "group.streams.heartbeat.interval.ms",
-        ("group.streams.min.heartbeat.interval.ms", 5_000),
-        ("group.streams.max.heartbeat.interval.ms", 15_000),
+        "group.streams.min.heartbeat.interval.ms",
+        "group.streams.max.heartbeat.interval.ms",
         "The heartbeat interval given to the members of a streams group.",
     ),
     def(
@@ -228,7 +228,7 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         Check::Int {
             at_least: 0,
             min: None,
-            max: Some(("group.streams.max.standby.replicas", 2)),
+            max: Some("group.streams.max.standby.replicas"),
         },
         "The number of standby replicas for each task of a streams group.",
     ),
@@ -249,8 +249,8 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         "1000",
         0,
         "group.streams.assignment.interval.ms",
-        ("group.streams.min.assignment.interval.ms", 0),
-        ("group.streams.max.assignment.interval.ms", 15_000),
+        "group.streams.min.assignment.interval.ms",
+        "group.streams.max.assignment.interval.ms",
         "The minimum time between two target assignments of a streams group.",
     ),
     def(
@@ -308,11 +308,10 @@ pub fn group_def(name: &str) -> Option<&'static GroupConfigDef> {
     GROUP_CONFIGS.iter().find(|g| g.def.name == name)
 }
 
-fn broker_int(config: &KafkaConfig, key: &str, dflt: i64) -> i64 {
-    config
-        .value(key)
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(dflt)
+/// A broker bound's current value (its default comes from the broker
+/// config table, where every `group.*` key is).
+fn broker_int(config: &KafkaConfig, key: &str) -> Option<i64> {
+    config.value(key).and_then(|v| v.trim().parse::<i64>().ok())
 }
 
 impl GroupConfigDef {
@@ -335,8 +334,8 @@ impl GroupConfigDef {
     fn bounds(&self, config: &KafkaConfig) -> (Option<i64>, Option<i64>) {
         match self.check {
             Check::Int { min, max, .. } => (
-                min.map(|(k, d)| broker_int(config, k, d)),
-                max.map(|(k, d)| broker_int(config, k, d)),
+                min.and_then(|k| broker_int(config, k)),
+                max.and_then(|k| broker_int(config, k)),
             ),
             _ => (None, None),
         }

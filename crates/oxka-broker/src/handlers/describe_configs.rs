@@ -9,14 +9,11 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use super::alter_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::s;
 use crate::config::{ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, TOPIC_CONFIGS};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
-
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const RESOURCE_GROUP: i8 = 32;
 
 type Entry = DescribedConfig;
 

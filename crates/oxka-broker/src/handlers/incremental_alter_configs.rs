@@ -40,10 +40,9 @@ pub async fn handle(
                 })
                 .collect();
             let outcome = target(r.resource_type, r.resource_name.as_str()).and_then(|t| {
-                let kind = t.clone();
                 state
                     .controller
-                    .alter_configs(&t, req.validate_only, |current| match kind {
+                    .alter_configs(&t, req.validate_only, |current| match &t {
                         ConfigTarget::Topic(_) => {
                             dynamic::apply_incremental(current, &changes, topic_def, |n| {
                                 format!("Unknown topic config name: {n}")

@@ -96,7 +96,10 @@ pub async fn handle(
                             .with_timestamp(ts)
                             .with_leader_epoch(epoch),
                         Ok(None) => resp,
-                        Err(e) => resp.with_error_code(log_error_code(&e).code()),
+                        Err(e) => {
+                            tracing::error!(partition = %tp, error = %e, "list offsets read failed");
+                            resp.with_error_code(log_error_code(&e).code())
+                        }
                     }
                 })
                 .collect();
@@ -122,7 +125,10 @@ fn legacy(
         .log
         .lock()
         .legacy_offsets_before(timestamp, max_num_offsets, now_ms())
-        .map_err(|e| log_error_code(&e))?;
+        .map_err(|e| {
+            tracing::error!(partition = %partition.tp, error = %e, "list offsets read failed");
+            log_error_code(&e)
+        })?;
     if !from_consumer || offsets.iter().all(|o| *o <= hw) {
         return Ok(offsets);
     }

@@ -166,7 +166,10 @@ async fn auto_create(
     let controller = state.controller.clone();
     let results = tokio::task::spawn_blocking(move || controller.create_topics(&specs, false))
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "topic auto-creation task failed");
+            Vec::new()
+        });
     let image = state.controller.image();
     names
         .into_iter()
