@@ -741,7 +741,7 @@ fn retention_follows_config_changes() {
 }
 
 /// Mounts a small tmpfs (needs root); `None` when that is not possible,
-/// and the test then passes vacuously with a note.
+/// and the test then fails unless `OXKA_SKIP_ROOT_TESTS` is set.
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
@@ -779,7 +779,11 @@ fn full_disk_answers_storage_error_and_keeps_the_rest() {
     let root = tempfile::tempdir().unwrap();
     let good = root.path().join("good");
     let Some(small) = Tmpfs::mount(&root.path().join("small"), "1m") else {
-        eprintln!("skipping: cannot mount a tmpfs (needs root)");
+        assert!(
+            std::env::var_os("OXKA_SKIP_ROOT_TESTS").is_some(),
+            "mounting a tmpfs needs root: run as root, or set OXKA_SKIP_ROOT_TESTS=1 to skip"
+        );
+        eprintln!("SKIPPED (OXKA_SKIP_ROOT_TESTS): cannot mount a tmpfs (needs root)");
         return;
     };
     // metadata lives in the first dir; the tmpfs is the second; no free
