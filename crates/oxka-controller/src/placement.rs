@@ -1,0 +1,1 @@
+//! Replica placement (filled in by the placement work).
