@@ -428,6 +428,21 @@ mod tests {
         }
     }
 
+    /// After as many partitions as there are unfenced brokers the lists are
+    /// reshuffled, so the stripe does not simply run on into the next
+    /// stretch (for some seeds the order changes at the boundary).
+    #[test]
+    fn lists_reshuffled_after_one_stretch() {
+        let brokers = unfenced(1..=4);
+        let broken_at_boundary = SEEDS
+            .filter(|&seed| {
+                let lists = place_seeded(seed, spec(8, 4), &brokers).unwrap();
+                lists[4][..3] != lists[3][1..]
+            })
+            .count();
+        assert!(broken_at_boundary > 0, "the stripe never changed after 4 partitions");
+    }
+
     /// test_rack_aware_placement: 6 brokers on 3 racks, 12 partitions.
     #[test]
     fn six_brokers_three_racks_every_partition_spans_rf_racks() {
