@@ -440,7 +440,10 @@ mod tests {
                 lists[4][..3] != lists[3][1..]
             })
             .count();
-        assert!(broken_at_boundary > 0, "the stripe never changed after 4 partitions");
+        assert!(
+            broken_at_boundary > 0,
+            "the stripe never changed after 4 partitions"
+        );
     }
 
     /// test_rack_aware_placement: 6 brokers on 3 racks, 12 partitions.
