@@ -63,7 +63,7 @@ def doc(name):
         return "Tiered storage setting; oxka has no tiered storage."
     if name.startswith(("controller.", "metadata.", "broker.heartbeat", "broker.session",
                         "initial.broker.registration")):
-        return "KRaft quorum setting; oxka runs a single node with a local metadata file."
+        return "KRaft quorum setting oxka's metadata quorum does not use."
     if name.startswith(("group.share.", "share.")):
         return "Share group setting (KIP-932); share groups are not in oxka yet."
     if name.startswith("group.streams."):

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod memory;
 pub mod metadata;
 pub mod network;
+pub mod quorum;
 pub mod replica_manager;
 pub mod request;
 pub mod server;

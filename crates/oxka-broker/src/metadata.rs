@@ -1,101 +1,18 @@
-//! The cluster metadata image: brokers, topics, partitions and topic configs,
-//! plus its persistence.
-//!
-//! Today the image is owned by the single node and persisted as an atomically
-//! replaced JSON snapshot in the first log dir. The multi-broker issue moves
-//! authority to the Raft-replicated metadata log (crate `oxka-controller`);
-//! the image's shape (topic ids, replica lists, ISR, leader epochs) is already
-//! the one that log will carry, so handlers do not change.
+//! The metadata image types (from `oxka-controller`, where the metadata
+//! log is folded into them) and the single-node releases' metadata file,
+//! read once to migrate it into the metadata log.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+pub use oxka_controller::image::{
+    collision_key, validate_topic_name, BrokerRegistration, MetadataImage, PartitionInfo, TopicInfo,
+};
 
+/// The metadata file of oxka releases before the metadata quorum: a JSON
+/// image in the first log dir. Renamed with this suffix once migrated.
 pub const METADATA_FILE: &str = "oxka-metadata.json";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PartitionInfo {
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub leader: i32,
-    pub leader_epoch: i32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TopicInfo {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: Vec<PartitionInfo>,
-    /// Topic-level overrides only; defaults come from the broker config.
-    pub configs: BTreeMap<String, String>,
-}
-
-impl TopicInfo {
-    pub fn replication_factor(&self) -> i16 {
-        self.partitions
-            .first()
-            .map(|p| p.replicas.len() as i16)
-            .unwrap_or(0)
-    }
-
-    pub fn is_internal(&self) -> bool {
-        self.name == "__consumer_offsets" || self.name == "__transaction_state"
-    }
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct MetadataImage {
-    pub topics: BTreeMap<String, TopicInfo>,
-    /// First producer id not yet handed out in a block (Kafka's
-    /// ProducerIdsRecord): ids below it may be in use, so a restart
-    /// continues above it and never reuses one.
-    #[serde(default)]
-    pub next_producer_id_block: i64,
-    /// Dynamic broker configs (AlterConfigs on resource type BROKER) by
-    /// resource name: a node id, or "" for the cluster-wide default
-    /// (Kafka's ConfigRecords for brokers). Topic overrides live in
-    /// [`TopicInfo::configs`].
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
-    /// Group config overrides (KIP-848, resource type GROUP) by group id
-    /// (Kafka's ConfigRecords for groups); a group need not exist.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
-    #[serde(skip)]
-    by_id: HashMap<Uuid, String>,
-}
-
-impl MetadataImage {
-    pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
-        self.topics.get(name)
-    }
-
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicInfo> {
-        self.by_id.get(id).and_then(|n| self.topics.get(n))
-    }
-
-    pub fn upsert(&mut self, t: TopicInfo) {
-        self.by_id.insert(t.id, t.name.clone());
-        self.topics.insert(t.name.clone(), t);
-    }
-
-    pub fn remove(&mut self, name: &str) -> Option<TopicInfo> {
-        let t = self.topics.remove(name)?;
-        self.by_id.remove(&t.id);
-        Some(t)
-    }
-
-    fn reindex(&mut self) {
-        self.by_id = self
-            .topics
-            .values()
-            .map(|t| (t.id, t.name.clone()))
-            .collect();
-    }
-}
+pub const MIGRATED_SUFFIX: &str = ".migrated";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
@@ -143,6 +60,10 @@ impl MetadataStore {
         Ok(image)
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn save(&self, image: &MetadataImage) -> Result<(), MetadataError> {
         let io = |source| MetadataError::Io {
             path: self.path.clone(),
@@ -168,48 +89,13 @@ impl MetadataStore {
     }
 }
 
-/// Kafka's topic name rules (`org.apache.kafka.common.internals.Topic`).
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("Topic name is illegal, it can't be empty".into());
-    }
-    if name == "." || name == ".." {
-        return Err("Topic name cannot be \".\" or \"..\"".into());
-    }
-    if name.len() > 249 {
-        return Err(format!(
-            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(format!(
-            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
-}
-
-/// Topics whose names differ only by '.' versus '_' collide in metric names,
-/// so Kafka refuses to create the second one.
-pub fn collision_key(name: &str) -> String {
-    name.replace('.', "_")
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
 
-    #[test]
-    fn topic_names() {
-        assert!(validate_topic_name("orders.v1_x-2").is_ok());
-        for bad in ["", ".", "..", "a b", "ü", "a/b", &"x".repeat(250)] {
-            assert!(validate_topic_name(bad).is_err(), "{bad}");
-        }
-        assert_eq!(collision_key("a.b"), collision_key("a_b"));
-    }
+    use uuid::Uuid;
+
+    use super::*;
 
     #[test]
     fn store_round_trip() {
@@ -226,6 +112,7 @@ mod tests {
                 isr: vec![1],
                 leader: 1,
                 leader_epoch: 0,
+                partition_epoch: 0,
             }],
             configs: BTreeMap::from([("retention.ms".to_string(), "5".to_string())]),
         });

@@ -70,10 +70,32 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The cluster id a node writes into a data dir it formats itself (no
+/// `oxka storage format`): random for a node alone; for a node of a quorum,
+/// derived from `controller.quorum.voters`, so every node of one cluster
+/// formats itself to the same id without asking the others.
+fn cluster_id_for_new_dirs(config: &KafkaConfig) -> String {
+    let k = &config.kraft;
+    if !k.is_multi_node(config.node_id) {
+        return new_cluster_id(uuid::Uuid::new_v4());
+    }
+    let mut voters: Vec<String> = k
+        .voters
+        .iter()
+        .map(|v| format!("{}@{}", v.id, v.addr()))
+        .collect();
+    voters.sort();
+    let mut id =
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, voters.join(",").as_bytes()).into_bytes();
+    // Kafka's ids never start with '-' (62 in base64url): clear a top bit
+    id[0] &= 0x7f;
+    new_cluster_id(uuid::Uuid::from_bytes(id))
+}
+
 /// Kafka's cluster id form: a UUID in unpadded URL-safe base64 (22 chars).
-fn new_cluster_id() -> String {
+fn new_cluster_id(id: uuid::Uuid) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let bytes = id.into_bytes();
     let mut bits: u32 = 0;
     let mut nbits = 0;
     let mut out = String::with_capacity(22);
@@ -96,6 +118,7 @@ pub struct Broker {
     log_manager: Arc<LogManager>,
     listeners: Vec<TcpListener>,
     shutdown_tx: watch::Sender<bool>,
+    quorum: crate::quorum::node::QuorumNode,
 }
 
 impl Broker {
@@ -113,7 +136,7 @@ impl Broker {
         let default_log = config.log_config(&Default::default());
         let log_manager = {
             let config = config.clone();
-            let cluster_id = new_cluster_id();
+            let cluster_id = cluster_id_for_new_dirs(&config);
             tokio::task::spawn_blocking(move || {
                 LogManager::startup(
                     &config.log_dirs,
@@ -134,10 +157,15 @@ impl Broker {
                 .unwrap_or(0),
         );
         let replica_manager = Arc::new(ReplicaManager::new(config.node_id, log_manager.clone()));
-        let controller = Arc::new(
-            Controller::start(config.clone(), replica_manager.clone())
-                .map_err(BrokerError::Metadata)?,
-        );
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let quorum = crate::quorum::node::QuorumNode::start(
+            config.clone(),
+            log_manager.cluster_id(),
+            replica_manager.clone(),
+            shutdown_rx.clone(),
+        )
+        .await?;
+        let controller = quorum.controller.clone();
         let group_coordinator = Arc::new(GroupCoordinator::new(
             &config,
             controller.clone(),
@@ -149,6 +177,20 @@ impl Broker {
             replica_manager.clone(),
             group_coordinator.clone(),
         ));
+        // Kafka opens the client listeners once the broker is unfenced
+        quorum.run_background(shutdown_rx.clone()).await;
+        {
+            let rm = replica_manager.clone();
+            match tokio::task::spawn_blocking(move || rm.remove_orphan_logs()).await {
+                Ok(Ok(removed)) => {
+                    for tp in removed {
+                        tracing::warn!(partition = %tp, "removed log of a partition this broker no longer hosts");
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot remove orphan logs"),
+                Err(e) => tracing::error!(error = %e, "orphan log task failed"),
+            }
+        }
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let addr = l.bind_addr();
@@ -157,7 +199,6 @@ impl Broker {
                 .map_err(|source| BrokerError::Bind { addr, source })?;
             listeners.push(listener);
         }
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let idle_timeout_ms = config
             .value("connections.max.idle.ms")
             .and_then(|v| v.parse::<i64>().ok())
@@ -187,6 +228,7 @@ impl Broker {
             log_manager,
             listeners,
             shutdown_tx,
+            quorum,
         })
     }
 
@@ -209,6 +251,7 @@ impl Broker {
             log_manager,
             listeners,
             shutdown_tx,
+            mut quorum,
         } = self;
         let mut connections = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(
@@ -273,6 +316,15 @@ impl Broker {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        if let Some(l) = quorum.lifecycle.clone() {
+            let multi = state.config.kraft.is_multi_node(state.config.node_id);
+            if multi && state.config.kraft.controlled_shutdown {
+                let _ = tokio::task::spawn_blocking(move || {
+                    l.controlled_shutdown(Duration::from_secs(10))
+                })
+                .await;
+            }
+        }
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         let _ = shutdown_tx.send(true);
         acceptors.shutdown().await;
@@ -293,6 +345,7 @@ impl Broker {
         }
         groups_task.abort();
         txn_task.abort();
+        let _ = tokio::task::spawn_blocking(move || quorum.shutdown()).await;
         let lm = log_manager.clone();
         tokio::task::spawn_blocking(move || lm.shutdown())
             .await
@@ -456,7 +509,7 @@ fn start_log_cleaner(
 mod tests {
     #[test]
     fn cluster_id_is_22_chars_of_base64url() {
-        let id = super::new_cluster_id();
+        let id = super::new_cluster_id(uuid::Uuid::new_v4());
         assert_eq!(id.len(), 22);
         assert!(id
             .bytes()

@@ -363,6 +363,55 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Controller quorum bootstrap endpoints."
     ),
     def!(
+        "broker.session.timeout.ms",
+        Int,
+        Some("9000"),
+        Validator::AtLeast(1),
+        "Without a heartbeat for this long the active controller fences a broker."
+    ),
+    def!(
+        "broker.heartbeat.interval.ms",
+        Int,
+        Some("2000"),
+        Validator::AtLeast(1),
+        "How often a broker heartbeats to the active controller."
+    ),
+    def!(
+        "controller.quorum.election.timeout.ms",
+        Int,
+        Some("1000"),
+        Validator::AtLeast(0),
+        "Without a leader for this long a voter starts an election (randomised up to twice it)."
+    ),
+    def!(
+        "controller.quorum.fetch.timeout.ms",
+        Int,
+        Some("2000"),
+        Validator::AtLeast(0),
+        "Without contact with the leader for this long a voter gives it up (check-quorum window)."
+    ),
+    def!(
+        "metadata.log.dir",
+        String,
+        None,
+        Validator::None,
+        "Directory of the metadata log (__cluster_metadata-0); the first log dir when unset."
+    ),
+    def!(
+        "metadata.log.max.record.bytes.between.snapshots",
+        Long,
+        Some("20971520"),
+        Validator::AtLeast(1),
+        "Bytes of metadata records after which the image is snapshotted and the log before it deleted."
+    ),
+    def!(
+        "controlled.shutdown.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        "On SIGTERM a broker asks the controller to move its leaderships away before it stops."
+    ),
+    def!(
         "broker.rack",
         String,
         None,

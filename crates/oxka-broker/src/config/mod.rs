@@ -8,6 +8,7 @@
 pub mod defs;
 pub mod dynamic;
 pub mod group;
+pub mod kraft;
 pub mod security;
 
 use std::collections::BTreeMap;
@@ -158,6 +159,8 @@ pub struct KafkaConfig {
     pub checkpoint_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub broker_rack: Option<String>,
+    /// Roles, voters, controller listener and quorum timings.
+    pub kraft: kraft::KraftConfig,
 }
 
 /// The data directory used when neither `log.dirs` nor `log.dir` is set: a
@@ -226,6 +229,7 @@ impl KafkaConfig {
             checkpoint_interval_ms: 0,
             flush_scheduler_interval_ms: 0,
             broker_rack: None,
+            kraft: kraft::KraftConfig::default(),
         };
         cfg.node_id = cfg.int("node.id")? as i32;
         let controller_names: Vec<String> = cfg
@@ -236,13 +240,12 @@ impl KafkaConfig {
             .filter(|s| !s.is_empty())
             .collect();
         let listeners_value = cfg.value("listeners").unwrap_or_default();
-        cfg.listeners = parse_listeners("listeners", &listeners_value)?
-            .into_iter()
+        let all_listeners = parse_listeners("listeners", &listeners_value)?;
+        cfg.listeners = all_listeners
+            .iter()
             .filter(|l| !controller_names.contains(&l.name))
+            .cloned()
             .collect();
-        if cfg.listeners.is_empty() {
-            return Err(invalid("listeners", &listeners_value, "no client listener"));
-        }
         security::check(&cfg)?;
         if let Some(adv) = cfg.value("advertised.listeners") {
             cfg.advertised_listeners = parse_listeners("advertised.listeners", &adv)?;
@@ -270,6 +273,10 @@ impl KafkaConfig {
             cfg.int("log.flush.offset.checkpoint.interval.ms")?.max(1) as u64;
         cfg.flush_scheduler_interval_ms = cfg.int("log.flush.scheduler.interval.ms")?.max(1) as u64;
         cfg.broker_rack = cfg.value("broker.rack");
+        cfg.kraft = cfg.kraft_from(&all_listeners, &controller_names)?;
+        if cfg.kraft.broker && cfg.listeners.is_empty() {
+            return Err(invalid("listeners", &listeners_value, "no client listener"));
+        }
         // Topic defaults derived from broker values must themselves be valid.
         for t in TOPIC_CONFIGS {
             if let Some(v) = cfg.topic_default(t) {

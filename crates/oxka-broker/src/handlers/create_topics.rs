@@ -80,13 +80,20 @@ pub async fn handle(
     }
     let controller = state.controller.clone();
     let validate_only = req.validate_only;
-    let created =
-        tokio::task::spawn_blocking(move || controller.create_topics(&specs, validate_only))
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "topic creation task failed");
-                Vec::new()
-            });
+    // Kafka's timeoutMs: how long to wait for the controller (0 or less:
+    // the default)
+    let timeout = match req.timeout_ms {
+        t if t > 0 => std::time::Duration::from_millis(t as u64),
+        _ => crate::controller::DEFAULT_TIMEOUT,
+    };
+    let created = tokio::task::spawn_blocking(move || {
+        controller.create_topics(&specs, validate_only, timeout)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "topic creation task failed");
+        Vec::new()
+    });
     let mut created = created.into_iter();
     let results = results
         .into_iter()

@@ -4,7 +4,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{advertised_endpoint, s, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{live_broker_views, reported_controller_id, s, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::authorizer::{authorized_operations, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
@@ -30,18 +30,15 @@ pub async fn handle(
         resp.cluster_authorized_operations =
             authorized_operations(ctx.conn, ResourceType::Cluster, "");
     }
-    let (host, port) = advertised_endpoint(state, ctx.conn);
-    resp.controller_id = BrokerId(state.config.node_id);
-    resp.brokers = state
-        .controller
-        .live_brokers()
+    resp.controller_id = BrokerId(reported_controller_id(state));
+    resp.brokers = live_broker_views(state, ctx.conn)
         .into_iter()
-        .map(|id| {
+        .map(|b| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(id))
-                .with_host(s(host.clone()))
-                .with_port(port)
-                .with_rack(state.config.broker_rack.clone().map(s))
+                .with_broker_id(BrokerId(b.id))
+                .with_host(s(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(s))
         })
         .collect();
     Some(resp)

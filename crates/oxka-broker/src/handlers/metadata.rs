@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{advertised_endpoint, s, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{live_broker_views, reported_controller_id, s, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::authorizer::{authorized_operations, ResourceType};
 use crate::controller::CreateTopicSpec;
 use crate::metadata::{validate_topic_name, TopicInfo};
@@ -22,17 +22,14 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: MetadataRequest,
 ) -> Option<MetadataResponse> {
-    let (host, port) = advertised_endpoint(state, ctx.conn);
-    let brokers = state
-        .controller
-        .live_brokers()
+    let brokers = live_broker_views(state, ctx.conn)
         .into_iter()
-        .map(|id| {
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(id))
-                .with_host(s(host.clone()))
-                .with_port(port)
-                .with_rack(state.config.broker_rack.clone().map(s))
+                .with_node_id(BrokerId(b.id))
+                .with_host(s(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(s))
         })
         .collect();
     // v0 has no null topic list: an empty one means "all topics" there.
@@ -93,7 +90,7 @@ pub async fn handle(
         MetadataResponse::default()
             .with_brokers(brokers)
             .with_cluster_id(Some(s(state.cluster_id.clone())))
-            .with_controller_id(BrokerId(state.config.node_id))
+            .with_controller_id(BrokerId(reported_controller_id(state)))
             .with_topics(topics)
             .with_cluster_authorized_operations(cluster_operations),
     )
@@ -164,12 +161,14 @@ async fn auto_create(
         })
         .collect();
     let controller = state.controller.clone();
-    let results = tokio::task::spawn_blocking(move || controller.create_topics(&specs, false))
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "topic auto-creation task failed");
-            Vec::new()
-        });
+    let results = tokio::task::spawn_blocking(move || {
+        controller.create_topics(&specs, false, crate::controller::DEFAULT_TIMEOUT)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "topic auto-creation task failed");
+        Vec::new()
+    });
     let image = state.controller.image();
     names
         .into_iter()
@@ -200,7 +199,14 @@ fn topic_entry(t: &TopicInfo) -> MetadataResponseTopic {
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            // no leader (its last ISR member is fenced): clients retry
+            let error = if p.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(i as i32)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)

@@ -103,3 +103,62 @@ pub(crate) fn advertised_endpoint(state: &BrokerState, conn: &ConnectionInfo) ->
         _ => (conn.local.ip().to_string(), port as i32),
     }
 }
+
+/// A broker as Metadata and DescribeCluster list it.
+pub(crate) struct BrokerView {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The registered, unfenced brokers (Kafka's getAliveBrokerNodes) with
+/// the endpoint of the listener this client connected to; this node as
+/// [`advertised_endpoint`] gives it (the address the client reached when
+/// nothing is advertised).
+pub(crate) fn live_broker_views(state: &BrokerState, conn: &ConnectionInfo) -> Vec<BrokerView> {
+    let image = state.controller.image();
+    let listener = state
+        .config
+        .listeners
+        .iter()
+        .find(|l| l.port == conn.local.port())
+        .map(|l| l.name.clone());
+    image
+        .live_brokers()
+        .filter_map(|b| {
+            if b.id == state.config.node_id {
+                let (host, port) = advertised_endpoint(state, conn);
+                return Some(BrokerView {
+                    id: b.id,
+                    host,
+                    port,
+                    rack: state.config.broker_rack.clone(),
+                });
+            }
+            let e = b.endpoint(listener.as_deref())?;
+            Some(BrokerView {
+                id: b.id,
+                host: e.host.clone(),
+                port: e.port as i32,
+                rack: b.rack.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The controller id a KRaft broker reports to clients: a live broker
+/// (clients cannot reach the controllers), the active controller when it
+/// is one (Kafka picks a random live broker; a stable answer serves the
+/// same purpose).
+pub(crate) fn reported_controller_id(state: &BrokerState) -> i32 {
+    let image = state.controller.image();
+    match state.controller.active_controller() {
+        Some(c) if image.is_live(c) => c,
+        _ => image
+            .live_brokers()
+            .map(|b| b.id)
+            .next()
+            .unwrap_or(state.config.node_id),
+    }
+}

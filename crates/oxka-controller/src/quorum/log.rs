@@ -200,6 +200,50 @@ impl MetadataLog {
         Committed::Entries(out)
     }
 
+    /// A broker that follows the log without voting appends what a voter
+    /// reported committed (entries after its last one, dense).
+    pub fn follow_append(&self, entries: &[(u64, Vec<u8>)], commit: u64) {
+        let mut c = self.core.write();
+        for (index, data) in entries {
+            if *index != c.last_index() + 1 {
+                continue;
+            }
+            let mut e = Entry::default();
+            e.index = *index;
+            e.data = data.clone().into();
+            c.entries.push(e);
+        }
+        let last = c.last_index();
+        c.hard_state.commit = commit.min(last).max(c.hard_state.commit);
+    }
+
+    /// A following broker starts over from a voter's snapshot.
+    pub fn follow_snapshot(&self, snap: WireSnapshot) {
+        let mut c = self.core.write();
+        let index = snap.index;
+        c.entries.clear();
+        c.snapshot = snap.into();
+        c.hard_state.commit = index;
+    }
+
+    /// Keeps only the entries after `index` (a following broker's own
+    /// bound on memory: it can always fetch a snapshot again).
+    pub fn follow_compact(&self, index: u64, data: Vec<u8>) {
+        let mut c = self.core.write();
+        if index <= c.snap_index() || index > c.hard_state.commit {
+            return;
+        }
+        let drop = (index - c.snap_index()) as usize;
+        c.entries.drain(..drop);
+        c.snapshot.mut_metadata().index = index;
+        c.snapshot.data = data.into();
+    }
+
+    /// The latest snapshot, for a follower that must start from it.
+    pub fn snapshot(&self) -> WireSnapshot {
+        WireSnapshot::from(&self.core.read().snapshot)
+    }
+
     /// The term of the entry at `index`, if the log still has it.
     pub fn term_of(&self, index: u64) -> Option<u64> {
         self.term(index).ok()

@@ -252,6 +252,11 @@ impl<S: QuorumStore> QuorumNode<S> {
         }
     }
 
+    /// Raft has something to make durable or send.
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
     /// Makes everything Raft decided since the last call durable, in
     /// Raft's order, and returns what to send.
     pub fn drive(&mut self) -> Result<Output, QuorumError> {
