@@ -7,7 +7,7 @@
 //! (the cluster issue) plug in without moving code.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -30,9 +30,16 @@ pub struct Partition {
     high_watermark: AtomicI64,
     min_insync_replicas: AtomicI32,
     isr_size: AtomicI32,
+    /// This broker leads the partition (the metadata says so); only then
+    /// does it take produce requests and serve fetches.
+    leader: AtomicBool,
 }
 
 impl Partition {
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
     }
@@ -175,6 +182,9 @@ impl ReplicaManager {
                 existing
                     .isr_size
                     .store(p.isr.len() as i32, Ordering::Release);
+                existing
+                    .leader
+                    .store(p.leader == self.node_id, Ordering::Release);
                 continue;
             }
             let log = self
@@ -204,6 +214,7 @@ impl ReplicaManager {
                 high_watermark: AtomicI64::new(leo),
                 min_insync_replicas: AtomicI32::new(min_isr),
                 isr_size: AtomicI32::new(p.isr.len() as i32),
+                leader: AtomicBool::new(p.leader == self.node_id),
             });
             self.partitions.write().insert(tp, partition);
         }
@@ -275,14 +286,34 @@ impl ReplicaManager {
         })
     }
 
-    /// The partition if this broker hosts it, else UNKNOWN_TOPIC_OR_PARTITION.
+    /// The partition if this broker hosts and leads it: else
+    /// NOT_LEADER_OR_FOLLOWER when it is a replica here,
+    /// UNKNOWN_TOPIC_OR_PARTITION when not (handlers that know the topic
+    /// exists answer NOT_LEADER_OR_FOLLOWER then, see [`leader_error`]).
     fn hosted(&self, tp: &TopicPartition) -> Result<Arc<Partition>, AppendError> {
-        self.get_partition(tp).ok_or_else(|| {
+        let p = self.get_partition(tp).ok_or_else(|| {
             AppendError::new(
                 ResponseError::UnknownTopicOrPartition,
                 format!("This server does not host {tp}"),
             )
-        })
+        })?;
+        if !p.is_leader() {
+            return Err(AppendError::new(
+                ResponseError::NotLeaderOrFollower,
+                format!("This server is not the leader of {tp}"),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The partition if this broker leads it, else the error a client
+    /// gets: NOT_LEADER_OR_FOLLOWER for a partition of a known topic (it
+    /// refreshes its metadata and goes to the leader).
+    pub fn leader_partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>, ResponseError> {
+        match self.get_partition(tp) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
     }
 
     /// DeleteRecords on one partition: raises the log start offset to

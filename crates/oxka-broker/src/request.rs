@@ -94,6 +94,7 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::ListTransactions,
     ApiKey::DescribeTransactions,
     ApiKey::DescribeProducers,
+    ApiKey::DescribeQuorum,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -173,6 +174,12 @@ pub async fn handle_frame_in_slot(
         ApiKey::CreateTopics => {
             run(ctx, body, |r| {
                 handlers::create_topics::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::DescribeQuorum => {
+            run(ctx, body, |r| {
+                handlers::describe_quorum::handle(state, ctx, r)
             })
             .await
         }

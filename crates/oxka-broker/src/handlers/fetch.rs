@@ -144,9 +144,16 @@ fn read_all(
                     return with_error(base, code);
                 };
                 let tp = TopicPartition::new(info.name.clone(), p.partition);
-                let Some(partition) = state.replica_manager.get_partition(&tp) else {
+                if p.partition < 0 || p.partition as usize >= info.partitions.len() {
                     errored = true;
                     return with_error(base, ResponseError::UnknownTopicOrPartition);
+                }
+                let partition = match state.replica_manager.leader_partition(&tp) {
+                    Ok(partition) => partition,
+                    Err(code) => {
+                        errored = true;
+                        return with_error(base, code);
+                    }
                 };
                 let hw = partition.high_watermark();
                 let log = partition.log.lock();

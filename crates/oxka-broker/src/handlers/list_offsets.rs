@@ -29,6 +29,7 @@ pub async fn handle(
 ) -> Option<ListOffsetsResponse> {
     let read_committed = req.isolation_level == 1;
     let from_consumer = req.replica_id.0 == CONSUMER_REPLICA_ID;
+    let image = state.controller.image();
     let topics = req
         .topics
         .into_iter()
@@ -49,8 +50,19 @@ pub async fn handle(
                         return resp.with_error_code(ResponseError::UnsupportedVersion.code());
                     }
                     let Some(partition) = state.replica_manager.get_partition(&tp) else {
-                        return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        let known = image
+                            .topic(&tp.topic)
+                            .is_some_and(|t| (0..t.partitions.len() as i32).contains(&tp.partition));
+                        let code = if known {
+                            ResponseError::NotLeaderOrFollower
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        };
+                        return resp.with_error_code(code.code());
                     };
+                    if !partition.is_leader() {
+                        return resp.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
                     if ctx.version == 0 {
                         return match legacy(
                             &partition,

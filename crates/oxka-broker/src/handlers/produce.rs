@@ -71,6 +71,22 @@ pub async fn handle(
                     None => {
                         partition_error(p.index, ResponseError::CorruptMessage, "No records".into())
                     }
+                    Some(_)
+                        if info.is_some_and(|t| {
+                            (0..t.partitions.len() as i32).contains(&p.index)
+                        }) && state
+                            .replica_manager
+                            .leader_partition(&TopicPartition::new(name.clone(), p.index))
+                            .is_err() =>
+                    {
+                        // led by another broker: the client refreshes its
+                        // metadata and sends there
+                        partition_error(
+                            p.index,
+                            ResponseError::NotLeaderOrFollower,
+                            format!("This server is not the leader of {name}-{}", p.index),
+                        )
+                    }
                     Some(records) => {
                         let tp = TopicPartition::new(name.clone(), p.index);
                         // KIP-890: transactional data only into the
