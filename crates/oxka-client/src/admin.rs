@@ -523,7 +523,11 @@ impl Admin {
         Ok(ClusterDescription {
             cluster_id: m.cluster_id.clone(),
             controller_id: m.controller_id,
-            brokers: m.brokers.values().map(BrokerDescription::from_info).collect(),
+            brokers: m
+                .brokers
+                .values()
+                .map(BrokerDescription::from_info)
+                .collect(),
         })
     }
 

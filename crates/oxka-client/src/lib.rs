@@ -121,6 +121,9 @@ mod tests {
     fn uuids_print_as_kafka_prints_them() {
         let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
         assert_eq!(super::kafka_uuid_string(&id), "ASNFZ4mrze_-3LqYdlQyEA");
-        assert_eq!(super::kafka_uuid_string(&uuid::Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(
+            super::kafka_uuid_string(&uuid::Uuid::nil()),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
     }
 }

@@ -231,8 +231,11 @@ mod tests {
 
     #[test]
     fn a_caught_up_quorum_has_no_lag() {
-        let q = from_response(response(vec![replica(2, 104, 1_500), replica(1, 104, 1_499)]))
-            .unwrap();
+        let q = from_response(response(vec![
+            replica(2, 104, 1_500),
+            replica(1, 104, 1_499),
+        ]))
+        .unwrap();
         // The first voter with the smallest log end offset is the leader.
         assert_eq!(q.max_follower_lag(), (0, 0));
     }

@@ -876,7 +876,10 @@ mod tests {
         validate_cluster_id(&dir_id).unwrap();
 
         let again = format_log_dir(&dir, "ASNFZ4mrze_-3LqYdlQyEA", 7).unwrap_err();
-        assert!(matches!(again, LogError::AlreadyFormatted { .. }), "{again}");
+        assert!(
+            matches!(again, LogError::AlreadyFormatted { .. }),
+            "{again}"
+        );
         assert_eq!(read_meta_properties(&dir).unwrap().unwrap(), props);
 
         let bad = tmp.path().join("bad");
@@ -884,7 +887,14 @@ mod tests {
         assert!(!bad.exists(), "an invalid id writes nothing");
 
         // The broker starts on the formatted dir and keeps its identity.
-        let m = LogManager::startup(&[dir.clone()], 7, "other", LogConfig::default(), 0).unwrap();
+        let m = LogManager::startup(
+            std::slice::from_ref(&dir),
+            7,
+            "other",
+            LogConfig::default(),
+            0,
+        )
+        .unwrap();
         assert_eq!(m.cluster_id(), id);
         drop(m);
         assert_eq!(read_meta_properties(&dir).unwrap().unwrap(), props);
