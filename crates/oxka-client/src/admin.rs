@@ -534,10 +534,27 @@ impl Admin {
     /// The metadata quorum: its leader, epoch, high watermark and each
     /// voter's and observer's replication state (DescribeQuorum, KIP-595).
     /// Any broker answers: as in Kafka, brokers forward the request to the
-    /// active controller.
+    /// active controller. Retriable errors (no leader during an election,
+    /// a broker gone) are retried every `retry.backoff.ms` within
+    /// `default.api.timeout.ms`, as Java's admin client does, so a call
+    /// made during a controller failover returns the new leader.
     pub async fn describe_quorum(&self) -> Result<crate::QuorumInfo> {
-        let resp = self.cluster.send_any(crate::quorum::request()).await?;
-        crate::quorum::from_response(resp)
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(self.timeout_ms as u64);
+        let backoff = self.cluster.cfg.retry_backoff;
+        loop {
+            let result = match self.cluster.send_any(crate::quorum::request()).await {
+                Ok(resp) => crate::quorum::from_response(resp),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retriable() && std::time::Instant::now() + backoff < deadline => {
+                    tracing::debug!("DescribeQuorum failed, retrying: {e}");
+                    tokio::time::sleep(backoff).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Consumer groups on every broker, sorted by id.
