@@ -249,3 +249,57 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxka_client::quorum::RaftEndpoint;
+
+    fn replica(id: i32, leo: i64, dir: Option<uuid::Uuid>) -> ReplicaState {
+        ReplicaState {
+            replica_id: id,
+            directory_id: dir,
+            log_end_offset: leo,
+            last_fetch_timestamp: Some(1),
+            last_caught_up_timestamp: Some(1),
+        }
+    }
+
+    /// The shapes printed by Apache Kafka 4.4's `kafka-metadata-quorum
+    /// describe --status` on a three-node cluster with static voters and a
+    /// broker-only observer.
+    #[test]
+    fn voters_and_observers_print_as_kafka_prints_them() {
+        let dir = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        let endpoint = |port| {
+            vec![RaftEndpoint {
+                listener: "CONTROLLER".into(),
+                host: "127.0.0.1".into(),
+                port,
+            }]
+        };
+        let q = QuorumInfo {
+            leader_id: 2,
+            leader_epoch: 1,
+            high_watermark: 10,
+            voters: vec![replica(1, 10, None), replica(2, 10, None)],
+            observers: vec![replica(4, 9, Some(dir))],
+            nodes: [(1, endpoint(19095)), (2, endpoint(19096))].into(),
+        };
+        assert_eq!(
+            replica_list(&q, &q.voters),
+            r#"[{"id": 1, "endpoints": ["CONTROLLER://127.0.0.1:19095"]}, {"id": 2, "endpoints": ["CONTROLLER://127.0.0.1:19096"]}]"#
+        );
+        assert_eq!(
+            replica_list(&q, &q.observers),
+            r#"[{"id": 4, "directoryId": "ASNFZ4mrze_-3LqYdlQyEA"}]"#
+        );
+        assert_eq!(replica_list(&q, &[]), "[]");
+        // --replication: the leader first, then the other voters, then observers.
+        let order: Vec<(i32, &str)> = replicas(&q)
+            .into_iter()
+            .map(|(r, s)| (r.replica_id, s))
+            .collect();
+        assert_eq!(order, [(2, "Leader"), (1, "Follower"), (4, "Observer")]);
+    }
+}
