@@ -250,6 +250,11 @@ pub fn read_meta_properties(dir: &Path) -> Result<Option<BTreeMap<String, String
 /// Refuses an invalid cluster id, a dir that is already formatted
 /// ([`LogError::AlreadyFormatted`]: its identity is never overwritten) and
 /// a dir another process has locked. Returns the new directory id.
+///
+/// It takes the dir's `.lock` while it writes, and `flock` locks are per
+/// open file, so a process that already holds the lock (a running
+/// `LogManager`) must not call it: `LogManager::startup` writes the
+/// `meta.properties` of a fresh dir itself.
 pub fn format_log_dir(dir: &Path, cluster_id: &str, node_id: i32) -> Result<String, LogError> {
     validate_cluster_id(cluster_id)?;
     let _lock = DirLock::acquire(dir)?;
