@@ -122,8 +122,39 @@ pub enum AlterConfigOp {
 #[derive(Debug, Clone)]
 pub struct ClusterDescription {
     pub cluster_id: Option<String>,
+    /// -1 when no controller is known.
     pub controller_id: i32,
-    pub brokers: Vec<crate::BrokerInfo>,
+    /// Sorted by id. Fenced brokers are listed only when the broker
+    /// answers DescribeCluster v2 (KIP-1073); older answers and Metadata
+    /// list the unfenced ones.
+    pub brokers: Vec<BrokerDescription>,
+}
+
+/// One broker of [`ClusterDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerDescription {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    /// `broker.rack`, when set.
+    pub rack: Option<String>,
+    /// Whether the controller has fenced the broker (no heartbeat within
+    /// `broker.session.timeout.ms`, or not caught up with the metadata
+    /// log yet); `None` when the answer cannot say (DescribeCluster before
+    /// v2, or Metadata).
+    pub fenced: Option<bool>,
+}
+
+impl BrokerDescription {
+    fn from_info(b: &crate::BrokerInfo) -> BrokerDescription {
+        BrokerDescription {
+            id: b.id,
+            host: b.host.clone(),
+            port: b.port,
+            rack: b.rack.clone(),
+            fenced: None,
+        }
+    }
 }
 
 /// Which group protocol a group runs, as Kafka's tools name it.
@@ -461,31 +492,69 @@ impl Admin {
     pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
         let conn = self.cluster.any_conn().await?;
         if conn.supports(ApiKey::DescribeCluster) {
-            let resp = conn.send(DescribeClusterRequest::default()).await?;
+            let v2 = conn.version_for(ApiKey::DescribeCluster)? >= 2;
+            let mut req = DescribeClusterRequest::default();
+            // KIP-1073: list fenced brokers too, flagged, so that a broker
+            // that stopped heartbeating shows up as fenced, not as gone.
+            req.include_fenced_brokers = v2;
+            let resp = conn.send(req).await?;
             check(resp.error_code, resp.error_message.as_ref(), || {
                 "describing the cluster".into()
             })?;
+            let mut brokers: Vec<BrokerDescription> = resp
+                .brokers
+                .into_iter()
+                .map(|b| BrokerDescription {
+                    id: b.broker_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                    fenced: v2.then_some(b.is_fenced),
+                })
+                .collect();
+            brokers.sort_by_key(|b| b.id);
             return Ok(ClusterDescription {
                 cluster_id: Some(resp.cluster_id.to_string()),
                 controller_id: resp.controller_id.0,
-                brokers: resp
-                    .brokers
-                    .into_iter()
-                    .map(|b| crate::BrokerInfo {
-                        id: b.broker_id.0,
-                        host: b.host.to_string(),
-                        port: b.port,
-                        rack: b.rack.map(|r| r.to_string()),
-                    })
-                    .collect(),
+                brokers,
             });
         }
         let m = self.cluster.refresh(None).await?;
         Ok(ClusterDescription {
             cluster_id: m.cluster_id.clone(),
             controller_id: m.controller_id,
-            brokers: m.brokers.values().cloned().collect(),
+            brokers: m
+                .brokers
+                .values()
+                .map(BrokerDescription::from_info)
+                .collect(),
         })
+    }
+
+    /// The metadata quorum: its leader, epoch, high watermark and each
+    /// voter's and observer's replication state (DescribeQuorum, KIP-595).
+    /// Any broker answers: as in Kafka, brokers forward the request to the
+    /// active controller. Retriable errors (no leader during an election,
+    /// a broker gone) are retried every `retry.backoff.ms` within
+    /// `default.api.timeout.ms`, as Java's admin client does, so a call
+    /// made during a controller failover returns the new leader.
+    pub async fn describe_quorum(&self) -> Result<crate::QuorumInfo> {
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(self.timeout_ms as u64);
+        let backoff = self.cluster.cfg.retry_backoff;
+        loop {
+            let result = match self.cluster.send_any(crate::quorum::request()).await {
+                Ok(resp) => crate::quorum::from_response(resp),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retriable() && std::time::Instant::now() + backoff < deadline => {
+                    tracing::debug!("DescribeQuorum failed, retrying: {e}");
+                    tokio::time::sleep(backoff).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Consumer groups on every broker, sorted by id.

@@ -55,7 +55,11 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::CreatePartitions => 3,
         ApiKey::DescribeConfigs => 4,
         ApiKey::IncrementalAlterConfigs => 1,
-        ApiKey::DescribeCluster => 1,
+        // v2: include_fenced_brokers and is_fenced (KIP-1073).
+        ApiKey::DescribeCluster => 2,
+        // v1: fetch and caught-up times (KIP-836); v2: directory ids and
+        // the voters' endpoints (KIP-853).
+        ApiKey::DescribeQuorum => 2,
         ApiKey::DeleteRecords => 2,
         ApiKey::InitProducerId => 4,
         ApiKey::ConsumerGroupHeartbeat => 0,

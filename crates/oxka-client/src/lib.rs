@@ -5,7 +5,7 @@
 //! existing `client.properties` works unchanged:
 //!
 //! - [`Admin`]: topics, partitions, configs, consumer groups and their
-//!   offsets, cluster description, record deletion.
+//!   offsets, cluster and metadata-quorum description, record deletion.
 //! - [`Producer`]: batching by `batch.size`/`linger.ms` under
 //!   `buffer.memory`, Java's partitioner, compression, acks, retries within
 //!   `delivery.timeout.ms`, idempotence on by default.
@@ -45,6 +45,7 @@ pub mod error;
 mod frame;
 pub mod partitioner;
 pub mod producer;
+pub mod quorum;
 pub mod records;
 
 pub use admin::Admin;
@@ -53,6 +54,7 @@ pub use config::ClientConfig;
 pub use consumer::{Consumer, ConsumerRecord, RebalanceListener};
 pub use error::{Error, KafkaCode, Result};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
+pub use quorum::QuorumInfo;
 pub use records::{Compression, Header};
 
 /// A partition of a topic.
@@ -91,4 +93,37 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Kafka's text form of a UUID (topic ids, directory ids, cluster ids):
+/// URL-safe base64 of its 16 bytes without padding, as `Uuid.toString()`.
+pub fn kafka_uuid_string(id: &uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let (mut acc, mut bits) = (0u32, 0);
+    for b in id.as_bytes() {
+        acc = (acc << 8) | u32::from(*b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids_print_as_kafka_prints_them() {
+        let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        assert_eq!(super::kafka_uuid_string(&id), "ASNFZ4mrze_-3LqYdlQyEA");
+        assert_eq!(
+            super::kafka_uuid_string(&uuid::Uuid::nil()),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
+    }
 }

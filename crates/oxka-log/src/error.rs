@@ -102,6 +102,21 @@ pub enum LogError {
         /// The cluster id recorded in this dir.
         found: String,
     },
+    /// `format_log_dir` on a dir that already has a `meta.properties`: a
+    /// formatted dir keeps its identity.
+    #[error("log dir {path} is already formatted")]
+    AlreadyFormatted {
+        /// The log dir.
+        path: PathBuf,
+    },
+    /// A cluster id that is not a Kafka UUID (Kafka's `Uuid.fromString`).
+    #[error("Cluster ID string {id} does not appear to be a valid UUID: {reason}")]
+    InvalidClusterId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Another process holds the dir's `.lock`: two brokers on one dir
     /// would overwrite each other's records, so startup refuses.
     #[error("log dir {path} is in use by another process{}: refusing to start (Kafka's .lock)", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]

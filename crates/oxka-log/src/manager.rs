@@ -103,10 +103,11 @@ fn random_bytes() -> [u8; 16] {
     out
 }
 
-/// Kafka's `Uuid.toString()`: URL-safe base64 without padding.
-fn random_uuid_string() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = random_bytes();
+/// Kafka's `Uuid.toString()`: URL-safe base64 of the 16 bytes without padding.
+const UUID_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn uuid_string(bytes: [u8; 16]) -> String {
     let mut out = String::with_capacity(22);
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -115,13 +116,72 @@ fn random_uuid_string() -> String {
         bits += 8;
         while bits >= 6 {
             bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
+            out.push(UUID_ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
         }
     }
     if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
+        out.push(UUID_ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
     }
     out
+}
+
+/// A random id as Kafka's `Uuid.randomUuid()` makes one: a version-4 UUID
+/// (so never the reserved all-zero id), drawn again while its text starts
+/// with '-', which Kafka's tools would take for a command-line flag.
+fn random_uuid_string() -> String {
+    loop {
+        let mut b = random_bytes();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let s = uuid_string(b);
+        if !s.starts_with('-') {
+            return s;
+        }
+    }
+}
+
+/// A new cluster id (`oxka storage random-uuid`, and a node that formats
+/// itself): Kafka's `Uuid.randomUuid()` in its 22-character text form.
+pub fn random_cluster_id() -> String {
+    random_uuid_string()
+}
+
+/// Checks a cluster id as Kafka's `Uuid.fromString` reads it: 22 characters
+/// of URL-safe base64 that decode to exactly 16 bytes. The unused low bits
+/// of the last character must be zero too, so that the id reads back as
+/// the same text (meta.properties files are compared as text).
+pub fn validate_cluster_id(id: &str) -> Result<(), LogError> {
+    let invalid = |reason: String| LogError::InvalidClusterId {
+        id: id.to_string(),
+        reason,
+    };
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    let mut bytes = 0usize;
+    for c in id.bytes() {
+        let v = UUID_ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .ok_or_else(|| invalid(format!("illegal base64 character {c:#04x}")))?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes += 1;
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bytes != 16 || id.len() != 22 {
+        return Err(invalid(format!(
+            "`{id}` decodes to {bytes} bytes, not the 16 bytes of a base64-encoded UUID"
+        )));
+    }
+    if acc != 0 {
+        return Err(invalid(format!(
+            "`{id}` is not the canonical text of a UUID (its last character carries bits past the 16 bytes)"
+        )));
+    }
+    Ok(())
 }
 
 fn random_hex() -> String {
@@ -166,6 +226,45 @@ fn read_properties(path: &Path) -> Result<Option<BTreeMap<String, String>>, LogE
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(Some(props))
+}
+
+/// Writes Kafka's v1 `meta.properties` (KIP-631; `directory.id` from
+/// KIP-858) with a fresh directory id, which it returns.
+fn write_meta_properties(path: &Path, cluster_id: &str, node_id: i32) -> Result<String, LogError> {
+    let directory_id = random_uuid_string();
+    let contents = format!(
+        "#\n#Written by oxka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={directory_id}\n"
+    );
+    write_atomically(path, contents.as_bytes())?;
+    Ok(directory_id)
+}
+
+/// The `meta.properties` of a log dir, every key as written; `None` when the
+/// dir has none (it is not formatted).
+pub fn read_meta_properties(dir: &Path) -> Result<Option<BTreeMap<String, String>>, LogError> {
+    read_properties(&dir.join(META_PROPERTIES_FILE))
+}
+
+/// Formats one log dir as `kafka-storage format` does: creates it if
+/// missing and writes its `meta.properties` for `cluster_id` and `node_id`.
+/// Refuses an invalid cluster id, a dir that is already formatted
+/// ([`LogError::AlreadyFormatted`]: its identity is never overwritten) and
+/// a dir another process has locked. Returns the new directory id.
+///
+/// It takes the dir's `.lock` while it writes, and `flock` locks are per
+/// open file, so a process that already holds the lock (a running
+/// `LogManager`) must not call it: `LogManager::startup` writes the
+/// `meta.properties` of a fresh dir itself.
+pub fn format_log_dir(dir: &Path, cluster_id: &str, node_id: i32) -> Result<String, LogError> {
+    validate_cluster_id(cluster_id)?;
+    let _lock = DirLock::acquire(dir)?;
+    let path = dir.join(META_PROPERTIES_FILE);
+    if fs::symlink_metadata(&path).is_ok() {
+        return Err(LogError::AlreadyFormatted {
+            path: dir.to_path_buf(),
+        });
+    }
+    write_meta_properties(&path, cluster_id, node_id)
 }
 
 /// Reads a Kafka offset checkpoint. A malformed file is reported and
@@ -337,11 +436,7 @@ impl LogManager {
                     .unwrap_or_else(|| cluster_id.to_string()))
             }
             None => {
-                let contents = format!(
-                    "#\n#Written by oxka\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
-                    random_uuid_string()
-                );
-                write_atomically(&path, contents.as_bytes())?;
+                write_meta_properties(&path, cluster_id, node_id)?;
                 Ok(cluster_id.to_string())
             }
         }
@@ -726,5 +821,87 @@ mod tests {
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn uuid_text_is_kafkas() {
+        // Kafka's `new Uuid(0x0123456789abcdefL, 0xfedcba9876543210L).toString()`.
+        let bytes = [
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+            0x32, 0x10,
+        ];
+        assert_eq!(uuid_string(bytes), "ASNFZ4mrze_-3LqYdlQyEA");
+        assert_eq!(uuid_string([0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+
+    #[test]
+    fn cluster_ids_are_valid_and_never_start_with_a_dash() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let id = random_cluster_id();
+            assert!(!id.starts_with('-'), "{id}");
+            validate_cluster_id(&id).unwrap();
+            assert!(seen.insert(id));
+        }
+    }
+
+    #[test]
+    fn cluster_id_validation_follows_uuid_from_string() {
+        validate_cluster_id("ASNFZ4mrze_-3LqYdlQyEA").unwrap();
+        validate_cluster_id("-SNFZ4mrze_-3LqYdlQyEA").unwrap();
+        for bad in [
+            "",
+            "bad",
+            "dGVzdA",
+            "ASNFZ4mrze_-3LqYdlQyE",
+            "ASNFZ4mrze_-3LqYdlQyEAA",
+            "ASNFZ4mrze_-3LqYdlQyEA==",
+            "ASNFZ4mrze+/3LqYdlQyEA",
+            "ASNFZ4mrze_-3LqYdlQyEB",
+        ] {
+            let e = validate_cluster_id(bad).unwrap_err();
+            assert!(
+                matches!(&e, LogError::InvalidClusterId { id, .. } if id == bad),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn format_writes_v1_meta_properties_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new/logs");
+        let id = "ASNFZ4mrze_-3LqYdlQyEA";
+        let dir_id = format_log_dir(&dir, id, 7).unwrap();
+        let props = read_meta_properties(&dir).unwrap().unwrap();
+        assert_eq!(props["version"], "1");
+        assert_eq!(props["cluster.id"], id);
+        assert_eq!(props["node.id"], "7");
+        assert_eq!(props["directory.id"], dir_id);
+        validate_cluster_id(&dir_id).unwrap();
+
+        let again = format_log_dir(&dir, "ASNFZ4mrze_-3LqYdlQyEA", 7).unwrap_err();
+        assert!(
+            matches!(again, LogError::AlreadyFormatted { .. }),
+            "{again}"
+        );
+        assert_eq!(read_meta_properties(&dir).unwrap().unwrap(), props);
+
+        let bad = tmp.path().join("bad");
+        assert!(format_log_dir(&bad, "bad", 7).is_err());
+        assert!(!bad.exists(), "an invalid id writes nothing");
+
+        // The broker starts on the formatted dir and keeps its identity.
+        let m = LogManager::startup(
+            std::slice::from_ref(&dir),
+            7,
+            "other",
+            LogConfig::default(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(m.cluster_id(), id);
+        drop(m);
+        assert_eq!(read_meta_properties(&dir).unwrap().unwrap(), props);
     }
 }

@@ -7,44 +7,63 @@ use clap::Args;
 use oxka_broker::config::read_properties_file;
 use oxka_broker::{Broker, KafkaConfig};
 
+/// Where a node's configuration comes from. `oxka broker` and `oxka
+/// storage` read it the same way, so that `storage format` writes to the
+/// dirs the broker will use.
 #[derive(Args, Debug)]
-pub struct BrokerArgs {
+pub struct ServerConfigArgs {
     /// A Kafka server.properties file.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// key=value, wins over the file; repeatable.
     #[arg(long = "override", short = 'o', value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Shorthand for `--override listeners=PLAINTEXT://HOST:PORT`.
-    #[arg(long, value_name = "HOST:PORT")]
-    listen: Option<String>,
     /// Shorthand for `--override log.dirs=DIR`.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+impl ServerConfigArgs {
+    /// The properties: the file, then the shorthands (`listen` is
+    /// `listeners=PLAINTEXT://HOST:PORT`), then `--override`.
+    fn props(&self, listen: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+        let mut props = match &self.config {
+            Some(path) => read_properties_file(path).map_err(|e| e.to_string())?,
+            None => BTreeMap::new(),
+        };
+        if let Some(l) = listen {
+            props.insert("listeners".into(), format!("PLAINTEXT://{l}"));
+        }
+        if let Some(d) = &self.data_dir {
+            props.insert("log.dirs".into(), d.display().to_string());
+        }
+        for o in &self.overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| format!("--override '{o}' is not of the form key=value"))?;
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(props)
+    }
+
+    /// The validated broker config and its warnings (keys without effect
+    /// or unknown); an error names the key and the value.
+    pub fn load(&self, listen: Option<&str>) -> Result<(KafkaConfig, Vec<String>), String> {
+        KafkaConfig::from_props(self.props(listen)?).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    server: ServerConfigArgs,
+    /// Shorthand for `--override listeners=PLAINTEXT://HOST:PORT`.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
     /// Log level: trace, debug, info, warn (warning), error, off; or
     /// TARGET=LEVEL directives, e.g. `info,oxka_broker=debug` (RUST_LOG wins).
     #[arg(long, default_value = "info")]
     log_level: String,
-}
-
-fn collect_props(args: &BrokerArgs) -> Result<BTreeMap<String, String>, String> {
-    let mut props = match &args.config {
-        Some(path) => read_properties_file(path).map_err(|e| e.to_string())?,
-        None => BTreeMap::new(),
-    };
-    if let Some(l) = &args.listen {
-        props.insert("listeners".into(), format!("PLAINTEXT://{l}"));
-    }
-    if let Some(d) = &args.data_dir {
-        props.insert("log.dirs".into(), d.display().to_string());
-    }
-    for o in &args.overrides {
-        let (k, v) = o
-            .split_once('=')
-            .ok_or_else(|| format!("--override '{o}' is not of the form key=value"))?;
-        props.insert(k.trim().to_string(), v.trim().to_string());
-    }
-    Ok(props)
 }
 
 pub fn run(args: BrokerArgs) -> i32 {
@@ -55,14 +74,7 @@ pub fn run(args: BrokerArgs) -> i32 {
             return 2;
         }
     }
-    let props = match collect_props(&args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let (config, warnings) = match KafkaConfig::from_props(props) {
+    let (config, warnings) = match args.server.load(args.listen.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

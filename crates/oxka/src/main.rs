@@ -3,6 +3,7 @@
 mod broker_cmd;
 mod cli;
 mod logging;
+mod storage_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run a broker (embedded defaults; Kafka's server.properties keys).
     Broker(broker_cmd::BrokerArgs),
+    /// Format log dirs for a cluster id, show them, make a cluster id (as kafka-storage.sh).
+    Storage(storage_cmd::StorageArgs),
     /// Create, list, describe, alter and delete topics.
     #[command(alias = "topic")]
     Topics(cli::topics::TopicsArgs),
@@ -34,7 +37,7 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records from a topic.
     Consume(cli::consume::ConsumeArgs),
-    /// Cluster id, controller and brokers.
+    /// Cluster id, controller, brokers and the metadata quorum.
     Cluster(cli::cluster::ClusterArgs),
     /// Load tests: produce, consume and end-to-end latency (Kafka's perf-test flags and output).
     Perf(cli::perf::PerfArgs),
@@ -44,6 +47,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Broker(args) => broker_cmd::run(args),
+        Command::Storage(args) => storage_cmd::run(args),
         Command::Topics(a) => cli::run(cli::topics::run(a)),
         Command::Configs(a) => cli::run(cli::configs::run(a)),
         Command::Groups(a) => cli::run(cli::groups::run(a)),
