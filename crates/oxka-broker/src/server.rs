@@ -77,7 +77,7 @@ pub fn now_ms() -> i64 {
 fn cluster_id_for_new_dirs(config: &KafkaConfig) -> String {
     let k = &config.kraft;
     if !k.is_multi_node(config.node_id) {
-        return new_cluster_id(uuid::Uuid::new_v4());
+        return oxka_log::random_cluster_id();
     }
     let mut voters: Vec<String> = k
         .voters

@@ -31,8 +31,8 @@ pub use fileio::FileRegion;
 pub use log::Log;
 pub use manager::{
     format_log_dir, random_cluster_id, read_meta_properties, validate_cluster_id, LogManager,
-    CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, META_PROPERTIES_FILE,
-    RECOVERY_POINT_CHECKPOINT_FILE, RETENTION_PASS_MIN_INTERVAL_MS,
+    CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, METADATA_LOG_DIR_NAME,
+    META_PROPERTIES_FILE, RECOVERY_POINT_CHECKPOINT_FILE, RETENTION_PASS_MIN_INTERVAL_MS,
 };
 pub use open_files::{open_file_budget, set_open_file_budget};
 pub use record_batch::{Compression, RecordBatchHeader};

@@ -29,6 +29,9 @@ pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint"
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
 const DELETE_DIR_SUFFIX: &str = "-delete";
+/// The metadata quorum's log (Kafka's `__cluster_metadata-0`) lives in a
+/// log dir too, but is not a partition this manager opens or cleans up.
+pub const METADATA_LOG_DIR_NAME: &str = "__cluster_metadata-0";
 
 type SharedLog = Arc<Mutex<Log>>;
 
@@ -362,6 +365,9 @@ impl LogManager {
                 let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                     continue;
                 };
+                if name == METADATA_LOG_DIR_NAME {
+                    continue;
+                }
                 if name.ends_with(DELETE_DIR_SUFFIX) {
                     tracing::info!(path = %path.display(), "removing log dir left from a deletion");
                     fs::remove_dir_all(&path).ctx(&path)?;

@@ -8,7 +8,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
-use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+};
 
 use super::s;
 use crate::quorum::protocol::ReplicaDescription;
@@ -31,13 +33,16 @@ pub async fn handle(
     req: DescribeQuorumRequest,
 ) -> Option<DescribeQuorumResponse> {
     let asks_metadata = req.topics.iter().any(|t| {
-        t.topic_name.0.as_str() == METADATA_TOPIC && t.partitions.iter().any(|p| p.partition_index == 0)
+        t.topic_name.0.as_str() == METADATA_TOPIC
+            && t.partitions.iter().any(|p| p.partition_index == 0)
     });
     if !asks_metadata {
         return Some(
             DescribeQuorumResponse::default()
                 .with_error_code(ResponseError::InvalidRequest.code())
-                .with_error_message(Some(s("DescribeQuorum describes __cluster_metadata-0 only."))),
+                .with_error_message(Some(s(
+                    "DescribeQuorum describes __cluster_metadata-0 only.",
+                ))),
         );
     }
     let controller = state.controller.clone();
@@ -68,10 +73,12 @@ pub async fn handle(
                 .first()
                 .cloned()
                 .unwrap_or_else(|| "CONTROLLER".into());
-            Node::default().with_node_id(BrokerId(v.id)).with_listeners(vec![Listener::default()
-                .with_name(s(name))
-                .with_host(s(v.host.clone()))
-                .with_port(v.port)])
+            Node::default()
+                .with_node_id(BrokerId(v.id))
+                .with_listeners(vec![Listener::default()
+                    .with_name(s(name))
+                    .with_host(s(v.host.clone()))
+                    .with_port(v.port)])
         })
         .collect();
     Some(

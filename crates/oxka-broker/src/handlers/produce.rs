@@ -72,12 +72,12 @@ pub async fn handle(
                         partition_error(p.index, ResponseError::CorruptMessage, "No records".into())
                     }
                     Some(_)
-                        if info.is_some_and(|t| {
-                            (0..t.partitions.len() as i32).contains(&p.index)
-                        }) && state
-                            .replica_manager
-                            .leader_partition(&TopicPartition::new(name.clone(), p.index))
-                            .is_err() =>
+                        if info
+                            .is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.index))
+                            && state
+                                .replica_manager
+                                .leader_partition(&TopicPartition::new(name.clone(), p.index))
+                                .is_err() =>
                     {
                         // led by another broker: the client refreshes its
                         // metadata and sends there

@@ -277,12 +277,77 @@ impl QuorumNode {
                 l.controlled_shutdown(Duration::from_secs(10));
             }
         }
+        self.stop_threads();
+    }
+
+    fn stop_threads(&mut self) {
         self.publisher_stop.store(true, Ordering::Release);
         if let Some(t) = self.publisher_thread.take() {
             let _ = t.join();
         }
         if let Some(r) = &self.raft {
             r.shutdown();
+        }
+    }
+}
+
+/// A broker dropped without an orderly stop (a simulated crash in tests)
+/// must not leave the quorum's threads holding the logs (and their dir
+/// locks).
+impl Drop for QuorumNode {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+/// A single node's quorum and registered broker, for unit tests that need
+/// a [`Controller`] without a whole broker: keep the returned guard alive.
+#[doc(hidden)]
+pub fn single_node_for_tests(
+    config: Arc<KafkaConfig>,
+    replica_manager: Arc<ReplicaManager>,
+) -> (Arc<Controller>, TestQuorum) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("test runtime");
+    let (stop, rx) = watch::channel(false);
+    let node = rt
+        .block_on(QuorumNode::start(
+            config,
+            "test-cluster-id-000000",
+            replica_manager,
+            rx.clone(),
+        ))
+        .expect("quorum of one starts");
+    rt.block_on(node.run_background(rx));
+    let controller = node.controller.clone();
+    (
+        controller,
+        TestQuorum {
+            node: Some(node),
+            stop,
+            rt: Some(rt),
+        },
+    )
+}
+
+#[doc(hidden)]
+pub struct TestQuorum {
+    node: Option<QuorumNode>,
+    stop: watch::Sender<bool>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for TestQuorum {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(mut n) = self.node.take() {
+            n.shutdown();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
         }
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::log::{Persisted, QuorumStore};
 use super::wire::{WireEntry, WireHardState, WireSnapshot};
 
+/// Kafka's name; oxka-log's LogManager skips a dir of this name.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 const ENTRIES: &str = "entries.log";
 const STATE: &str = "quorum-state";

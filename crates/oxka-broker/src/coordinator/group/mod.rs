@@ -1318,6 +1318,7 @@ mod tests {
         coordinator: GroupCoordinator,
         controller: Arc<Controller>,
         replica_manager: Arc<ReplicaManager>,
+        _quorum: crate::quorum::node::TestQuorum,
     }
 
     fn node(config: &Arc<KafkaConfig>) -> Node {
@@ -1330,11 +1331,13 @@ mod tests {
         )
         .unwrap();
         let rm = Arc::new(ReplicaManager::new(config.node_id, Arc::new(lm)));
-        let controller = Arc::new(Controller::start(config.clone(), rm.clone()).unwrap());
+        let (controller, quorum) =
+            crate::quorum::node::single_node_for_tests(config.clone(), rm.clone());
         Node {
             coordinator: GroupCoordinator::new(config, controller.clone(), rm.clone()),
             controller,
             replica_manager: rm,
+            _quorum: quorum,
         }
     }
 
