@@ -35,6 +35,7 @@ use crate::quorum::publisher::MetadataPublisher;
 use crate::quorum::raft_manager::{ProposalFailure, RaftManager};
 use crate::quorum::transport::ControllerNet;
 use crate::server::now_ms;
+use oxka_controller::quorum::ProposeError;
 
 pub use crate::quorum::protocol::CreateTopicSpec;
 pub use decide::MAX_PARTITIONS_PER_OPERATION;
@@ -348,6 +349,12 @@ impl Controller {
                             .wait_applied(offset, left.max(Duration::from_millis(100)));
                         Ok((d.outcome, offset))
                     }
+                    Err(ProposalFailure::Refused(ProposeError::NoSpace)) => {
+                        Err(DecideError::Failed(ApiError::new(
+                            ResponseError::KafkaStorageError,
+                            "The metadata log dir is out of space; the change was not made.",
+                        )))
+                    }
                     Err(ProposalFailure::Refused(_)) => Err(DecideError::NotController),
                     Err(e) => Err(DecideError::Failed(ApiError::new(
                         ResponseError::RequestTimedOut,
@@ -443,7 +450,12 @@ impl Controller {
             },
         );
         if let Some(b) = image.brokers.get(&broker_id) {
-            if b.incarnation_id == incarnation_id {
+            // The broker is this node, the whole quorum: it has always
+            // caught up, so an unchanged registration is kept as it is and
+            // a restart writes nothing (it starts even on a full disk).
+            let itself = self.voters == [broker_id] && broker_id == self.node_id;
+            let unchanged = b.endpoints == endpoints && b.rack == *rack;
+            if b.incarnation_id == incarnation_id || (itself && unchanged) {
                 // a retried registration
                 return decide::Decision {
                     records: Vec::new(),

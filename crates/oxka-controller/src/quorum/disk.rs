@@ -178,6 +178,15 @@ impl QuorumStore for DiskStore {
         f.sync_data()
     }
 
+    fn has_room(&self, bytes: usize) -> bool {
+        // the entry, its share of a rewrite and the state file, with room
+        // to spare: 1 MiB
+        match rustix::fs::statvfs(&self.dir) {
+            Ok(st) => st.f_bavail.saturating_mul(st.f_frsize) >= bytes as u64 + (1 << 20),
+            Err(_) => true,
+        }
+    }
+
     fn save_hard_state(&mut self, hs: &WireHardState) -> io::Result<()> {
         let b = serde_json::to_vec(hs).map_err(io::Error::other)?;
         write_atomic(&self.dir, STATE, &b)

@@ -37,6 +37,11 @@ pub trait QuorumStore: Send {
         snapshot: &WireSnapshot,
         remaining: &[WireEntry],
     ) -> std::io::Result<()>;
+    /// Whether `bytes` more would fit: a leader refuses a proposal that
+    /// would not (a failed append of the metadata log stops the node).
+    fn has_room(&self, _bytes: usize) -> bool {
+        true
+    }
 }
 
 /// A store in memory: the simulator's disk, which outlives a node's crash.

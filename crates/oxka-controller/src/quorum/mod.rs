@@ -50,6 +50,8 @@ pub enum ProposeError {
     NotLeader { leader: Option<u64> },
     #[error("the new active controller has not committed an entry of its term yet")]
     NotReady,
+    #[error("the metadata log dir is out of space")]
+    NoSpace,
 }
 
 /// A proposal's place in the log: committed when the commit index reaches
@@ -95,6 +97,8 @@ pub struct QuorumNode<S: QuorumStore> {
     store: S,
     /// (term, vote) last written to the store.
     saved_vote: (u64, u64),
+    /// The only voter.
+    alone: bool,
 }
 
 /// raft-rs logs through slog; its lines go to `tracing` at debug level.
@@ -140,6 +144,7 @@ impl<S: QuorumStore> QuorumNode<S> {
             log,
             store,
             saved_vote: (hs.term, hs.vote),
+            alone: cfg.voters == [cfg.node_id],
         })
     }
 
@@ -184,6 +189,9 @@ impl<S: QuorumStore> QuorumNode<S> {
         }
         if !self.is_ready_leader() {
             return Err(ProposeError::NotReady);
+        }
+        if !self.store.has_room(data.len()) {
+            return Err(ProposeError::NoSpace);
         }
         self.raw
             .propose(Vec::new(), data)
@@ -283,8 +291,16 @@ impl<S: QuorumStore> QuorumNode<S> {
             // on them leaves; the commit index need not be (a restarted node
             // learns it again from the leader), so it is written only along.
             if (hs.term, hs.vote) != self.saved_vote {
-                self.store.save_hard_state(&hs.into())?;
-                self.saved_vote = (hs.term, hs.vote);
+                match self.store.save_hard_state(&hs.into()) {
+                    Ok(()) => self.saved_vote = (hs.term, hs.vote),
+                    // A quorum of one has nobody to vote against it: a term
+                    // forgotten in a crash is taken again harmlessly, so a
+                    // full disk need not stop it (it retries next round).
+                    Err(e) if self.alone => {
+                        tracing::warn!(error = %e, "cannot write the quorum state; retrying")
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         push(&mut out.messages, ready.take_persisted_messages());

@@ -1,0 +1,228 @@
+//! Clusters of real `oxka` processes judged through librdkafka (the
+//! `rdkafka` crate) and the native client: formation, administration from
+//! every node, kill -9 of the active controller, loss and return of the
+//! quorum's majority, a whole-cluster restart, separate controller and
+//! broker roles, and a wiped broker catching up from a snapshot.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::cluster::{wait_for, TestCluster};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+/// One CreateTopics through `bootstrap`: Ok or the error's text.
+fn create(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    rf: i32,
+    timeout: Duration,
+) -> Result<(), String> {
+    let a = admin(bootstrap);
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let res = block_on(a.create_topics(
+        &[NewTopic::new(name, partitions, TopicReplication::Fixed(rf))],
+        &opts,
+    ))
+    .map_err(|e| e.to_string())?;
+    for r in res {
+        r.map_err(|(t, e)| format!("{t}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn delete(bootstrap: &str, name: &str) {
+    let a = admin(bootstrap);
+    let opts = AdminOptions::new().operation_timeout(Some(WAIT));
+    for r in block_on(a.delete_topics(&[name], &opts)).expect("delete topics") {
+        r.expect("topic deleted");
+    }
+}
+
+/// (brokers, topics with their partition count) in one node's Metadata.
+fn metadata(bootstrap: &str) -> Option<(BTreeSet<i32>, Vec<(String, usize)>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()?;
+    let md = c.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    let brokers = md.brokers().iter().map(|b| b.id()).collect();
+    let topics = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len()))
+        .collect();
+    Some((brokers, topics))
+}
+
+fn topic_everywhere(c: &TestCluster, name: &str, partitions: usize) {
+    for id in c.running_brokers() {
+        wait_for(WAIT, &format!("{name} on node {id}"), || {
+            let (_, topics) = metadata(&c.bootstrap_of(id))?;
+            topics
+                .iter()
+                .any(|(t, n)| t == name && *n == partitions)
+                .then_some(())
+        });
+    }
+}
+
+fn gone_everywhere(c: &TestCluster, name: &str) {
+    for id in c.running_brokers() {
+        wait_for(WAIT, &format!("{name} gone from node {id}"), || {
+            let (_, topics) = metadata(&c.bootstrap_of(id))?;
+            (!topics.iter().any(|(t, _)| t == name)).then_some(())
+        });
+    }
+}
+
+fn formed(c: &TestCluster) {
+    let want: BTreeSet<i32> = c.running_brokers().into_iter().collect();
+    for id in c.running_brokers() {
+        wait_for(WAIT, &format!("node {id} to list brokers {want:?}"), || {
+            let (brokers, _) = metadata(&c.bootstrap_of(id))?;
+            (brokers == want).then_some(())
+        });
+    }
+}
+
+/// The active controller, asked through a broker with the native client.
+fn active_controller(c: &TestCluster) -> i32 {
+    let cfg =
+        oxka_client::ClientConfig::from_pairs([("bootstrap.servers", c.bootstrap().as_str())]);
+    wait_for(WAIT, "a quorum leader", || {
+        let admin = oxka_client::Admin::new(&cfg).ok()?;
+        let q = block_on(admin.describe_quorum()).ok()?;
+        (q.leader_id >= 0).then_some(q.leader_id)
+    })
+}
+
+#[test]
+fn three_combined_nodes_form_and_take_admin_requests_on_every_node() {
+    let c = TestCluster::start(3, 0, 0, &[]);
+    formed(&c);
+    for id in [1, 2, 3] {
+        let name = format!("from-node-{id}");
+        create(&c.bootstrap_of(id), &name, 6, 3, WAIT).expect("create");
+        topic_everywhere(&c, &name, 6);
+    }
+    // deleted through another node than the one that created it
+    delete(&c.bootstrap_of(3), "from-node-1");
+    gone_everywhere(&c, "from-node-1");
+    // the name is free again at once
+    create(&c.bootstrap_of(2), "from-node-1", 2, 2, WAIT).expect("re-create");
+    topic_everywhere(&c, "from-node-1", 2);
+    assert!(
+        create(&c.bootstrap_of(1), "too-many-replicas", 1, 4, WAIT)
+            .unwrap_err()
+            .contains("replication factor"),
+        "RF 4 on 3 brokers: INVALID_REPLICATION_FACTOR"
+    );
+}
+
+#[test]
+fn controller_failover_quorum_loss_and_whole_cluster_restart() {
+    let mut c = TestCluster::start(3, 0, 0, &[]);
+    formed(&c);
+    create(&c.bootstrap(), "before", 3, 3, WAIT).expect("create");
+    let leader = active_controller(&c);
+    c.kill9(leader);
+    // the survivors elect another leader and keep administering
+    create(&c.bootstrap(), "after-kill", 3, 2, WAIT).expect("create with the leader gone");
+    topic_everywhere(&c, "after-kill", 3);
+    let second = active_controller(&c);
+    assert_ne!(second, leader);
+    // two of three voters down: nothing can be committed, and the request
+    // fails within its timeout instead of hanging
+    c.kill9(second);
+    let started = std::time::Instant::now();
+    let r = create(&c.bootstrap(), "no-quorum", 1, 1, Duration::from_secs(5));
+    assert!(r.is_err(), "CreateTopics succeeded without a quorum");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    // a majority again: the change goes through
+    c.start_node(leader, false);
+    c.wait_node_started(leader);
+    wait_for(
+        Duration::from_secs(60),
+        "CreateTopics with the majority back",
+        || create(&c.bootstrap(), "quorum-back", 1, 1, Duration::from_secs(5)).ok(),
+    );
+    c.start_node(second, true);
+    formed(&c);
+    // every node restarted: the same metadata comes back
+    for id in [1, 2, 3] {
+        assert_eq!(c.terminate(id), Some(0), "node {id} stops cleanly");
+    }
+    for id in [1, 2, 3] {
+        c.start_node(id, false);
+    }
+    for id in [1, 2, 3] {
+        c.wait_node_started(id);
+    }
+    formed(&c);
+    for (name, n) in [("before", 3), ("after-kill", 3), ("quorum-back", 1)] {
+        topic_everywhere(&c, name, n);
+    }
+}
+
+#[test]
+fn separate_roles_and_a_wiped_broker_catches_up_from_a_snapshot() {
+    // small snapshots so that the wiped broker must start from one
+    let mut c = TestCluster::start(
+        0,
+        3,
+        3,
+        &["metadata.log.max.record.bytes.between.snapshots=2000"],
+    );
+    formed(&c);
+    assert_eq!(c.running_brokers(), vec![4, 5, 6]);
+    for i in 0..15 {
+        create(&c.bootstrap(), &format!("t{i}"), 2, 3, WAIT).expect("create");
+    }
+    for i in 0..15 {
+        topic_everywhere(&c, &format!("t{i}"), 2);
+    }
+    // the controllers snapshotted and let the log before it go
+    for id in [1, 2, 3] {
+        let dir = c.data_dir(id).join("__cluster_metadata-0");
+        wait_for(WAIT, &format!("a snapshot on controller {id}"), || {
+            dir.join("snapshot").exists().then_some(())
+        });
+    }
+    c.kill9(6);
+    std::fs::remove_dir_all(c.data_dir(6)).expect("wipe node 6");
+    c.start_node(6, true);
+    formed(&c);
+    for i in 0..15 {
+        topic_everywhere(&c, &format!("t{i}"), 2);
+    }
+}
