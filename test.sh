@@ -80,6 +80,12 @@ if [ -x "$CONFORMANCE/run.sh" ]; then
     "$CONFORMANCE/run.sh" \
         --broker-cmd "$TARGET/debug/oxka broker --listen 127.0.0.1:{port} --data-dir {data_dir} --log-level warn" \
         "${deselect[@]}" -q
+    say "conformance suite, cluster area (a fresh three-node cluster per test)"
+    # Every node is a broker and a voter of the metadata quorum (combined
+    # mode), on loopback ports the suite picks.
+    "$CONFORMANCE/run.sh" -m cluster \
+        --cluster-cmd "$TARGET/debug/oxka broker --log-level warn --override node.id={node_id} --override process.roles=broker,controller --override listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port} --override advertised.listeners=PLAINTEXT://127.0.0.1:{port} --override controller.listener.names=CONTROLLER --override controller.quorum.voters={voters} --override log.dirs={data_dir} --override broker.rack={rack}" \
+        "${deselect[@]}" -q
 elif [ "${OXKA_SKIP_CONFORMANCE:-0}" = 1 ]; then
     say "all tests passed EXCEPT the conformance suite, which did NOT run ($CONFORMANCE not found, OXKA_SKIP_CONFORMANCE=1)"
     exit 0

@@ -21,6 +21,8 @@ pub enum BrokerError {
     Log(#[from] oxka_log::LogError),
     #[error("cannot load cluster metadata: {0}")]
     Metadata(Box<dyn std::error::Error + Send + Sync>),
+    #[error("config 'controller.quorum.voters': {0}")]
+    ClusterMismatch(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -39,6 +41,7 @@ impl BrokerError {
                 | oxka_log::LogError::InconsistentNodeId { .. }
                 | oxka_log::LogError::InconsistentClusterId { .. },
             ) => 2,
+            BrokerError::ClusterMismatch(_) => 2,
             _ => 1,
         }
     }
@@ -178,7 +181,7 @@ impl Broker {
             group_coordinator.clone(),
         ));
         // Kafka opens the client listeners once the broker is unfenced
-        quorum.run_background(shutdown_rx.clone()).await;
+        quorum.run_background(shutdown_rx.clone()).await?;
         {
             let rm = replica_manager.clone();
             match tokio::task::spawn_blocking(move || rm.remove_orphan_logs()).await {

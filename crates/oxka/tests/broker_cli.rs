@@ -239,6 +239,73 @@ fn protection_oxka_cannot_give_stops_start_up() {
     }
 }
 
+/// A cluster misconfiguration stops start-up with exit code 2 and a
+/// message naming the key, before anything is written (Kafka's
+/// KafkaConfig checks): a controller missing from the voters, a voter that
+/// is not a controller, duplicate voter ids, a controller listener
+/// advertised to clients, a quorum without the controller listener.
+#[test]
+fn cluster_misconfigurations_stop_start_up_naming_the_key() {
+    let listeners = "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0";
+    let names = "controller.listener.names=CONTROLLER";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "node.id=4",
+                listeners,
+                names,
+                "controller.quorum.voters=1@h:1,2@h:2,3@h:3",
+            ],
+            "controller.quorum.voters",
+        ),
+        (
+            &[
+                "node.id=1",
+                listeners,
+                names,
+                "controller.quorum.voters=1@h:1,1@h:2",
+            ],
+            "controller.quorum.voters",
+        ),
+        (
+            &[
+                "node.id=1",
+                "process.roles=broker",
+                "controller.quorum.voters=1@h:1,2@h:2",
+            ],
+            "controller.quorum.voters",
+        ),
+        (
+            &[
+                "node.id=1",
+                listeners,
+                names,
+                "controller.quorum.voters=1@h:1,2@h:2,3@h:3",
+                "advertised.listeners=PLAINTEXT://h:9092,CONTROLLER://h:9093",
+            ],
+            "advertised.listeners",
+        ),
+        (
+            &["node.id=1", "controller.quorum.voters=1@h:1,2@h:2,3@h:3"],
+            "controller.listener.names",
+        ),
+    ];
+    for (overrides, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut cmd = Command::new(TestBroker::binary());
+        cmd.args(["broker", "--data-dir"]).arg(&data);
+        for o in *overrides {
+            cmd.args(["--override", o]);
+        }
+        let out = cmd.output().expect("run oxka");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{overrides:?}: {err}");
+        assert!(err.contains(key), "{overrides:?} must name {key}: {err}");
+        assert!(!data.exists(), "{overrides:?}: nothing may be written");
+    }
+}
+
 /// `ssl.*` / `sasl.*` settings are inert with PLAINTEXT listeners (as in
 /// Kafka): the broker starts and says they have no effect.
 #[test]

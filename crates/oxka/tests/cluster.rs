@@ -113,8 +113,7 @@ fn formed(c: &TestCluster) {
 
 /// The active controller, asked through a broker with the native client.
 fn active_controller(c: &TestCluster) -> i32 {
-    let cfg =
-        oxka_client::ClientConfig::from_pairs([("bootstrap.servers", c.bootstrap().as_str())]);
+    let cfg = oxka_client::ClientConfig::with_bootstrap(c.bootstrap());
     wait_for(WAIT, "a quorum leader", || {
         let admin = oxka_client::Admin::new(&cfg).ok()?;
         let q = block_on(admin.describe_quorum()).ok()?;

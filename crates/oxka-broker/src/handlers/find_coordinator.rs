@@ -1,12 +1,16 @@
-//! FindCoordinator: this broker coordinates every group and every
-//! transactional id (one node). v4+ batches keys.
+//! FindCoordinator: a group's coordinator is the leader of its partition of
+//! `__consumer_offsets`, a transactional id's the leader of its partition
+//! of `__transaction_state` (both created on first use, as Kafka does).
+//! v4+ batches keys.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{advertised_endpoint, s};
+use super::{live_broker_views, s};
+use crate::coordinator::group::offsets::{partition_for, OFFSETS_TOPIC};
+use crate::coordinator::txn::TRANSACTION_STATE_TOPIC;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -18,38 +22,53 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
-    let (host, port) = advertised_endpoint(state, ctx.conn);
-    let node_id = state.config.node_id;
-    let lookup = |key: &StrBytes| -> (Option<ResponseError>, String) {
+    let brokers = live_broker_views(state, ctx.conn);
+    // The leader of `topic`'s partition for `key`, if it is a live broker.
+    let leader_of = |topic: &str, key: &StrBytes, partitions: i32| {
+        let image = state.controller.image();
+        let p = partition_for(key.as_str(), partitions);
+        let leader = image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(p as usize))
+            .map(|p| p.leader)?;
+        brokers.iter().find(|b| b.id == leader)
+    };
+    let lookup = |key: &StrBytes| -> Result<&super::BrokerView, (ResponseError, String)> {
+        let unavailable = || {
+            (
+                ResponseError::CoordinatorNotAvailable,
+                "The coordinator is not available.".to_string(),
+            )
+        };
         match req.key_type {
             KEY_TYPE_GROUP => {
                 if key.is_empty() {
-                    return (
-                        Some(ResponseError::InvalidRequest),
+                    return Err((
+                        ResponseError::InvalidRequest,
                         "The group id must not be empty.".into(),
-                    );
+                    ));
                 }
                 match state.group_coordinator.ensure_offsets_topic() {
-                    Ok(_) => (None, String::new()),
-                    Err(e) => (Some(e), "The coordinator is not available.".into()),
+                    Ok(n) => leader_of(OFFSETS_TOPIC, key, n).ok_or_else(unavailable),
+                    Err(e) => Err((e, "The coordinator is not available.".into())),
                 }
             }
             KEY_TYPE_TRANSACTION => {
                 if key.is_empty() {
-                    return (
-                        Some(ResponseError::InvalidRequest),
+                    return Err((
+                        ResponseError::InvalidRequest,
                         "The transactional id must not be empty.".into(),
-                    );
+                    ));
                 }
                 match state.txn_coordinator.ensure_topic() {
-                    Ok(_) => (None, String::new()),
-                    Err(e) => (Some(e), "The coordinator is not available.".into()),
+                    Ok(n) => leader_of(TRANSACTION_STATE_TOPIC, key, n).ok_or_else(unavailable),
+                    Err(e) => Err((e, "The coordinator is not available.".into())),
                 }
             }
-            other => (
-                Some(ResponseError::InvalidRequest),
+            other => Err((
+                ResponseError::InvalidRequest,
                 format!("Unknown coordinator key type {other}."),
-            ),
+            )),
         }
     };
     if ctx.version >= 4 {
@@ -57,14 +76,13 @@ pub async fn handle(
             .coordinator_keys
             .iter()
             .map(|key| {
-                let (err, msg) = lookup(key);
                 let c = Coordinator::default().with_key(key.clone());
-                match err {
-                    None => c
-                        .with_node_id(BrokerId(node_id))
-                        .with_host(s(host.clone()))
-                        .with_port(port),
-                    Some(e) => c
+                match lookup(key) {
+                    Ok(b) => c
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(s(b.host.clone()))
+                        .with_port(b.port),
+                    Err((e, msg)) => c
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
                         .with_error_code(e.code())
@@ -74,16 +92,15 @@ pub async fn handle(
             .collect();
         return Some(FindCoordinatorResponse::default().with_coordinators(coordinators));
     }
-    let (err, msg) = lookup(&req.key);
     let mut resp = FindCoordinatorResponse::default();
-    match err {
-        None => {
+    match lookup(&req.key) {
+        Ok(b) => {
             resp = resp
-                .with_node_id(BrokerId(node_id))
-                .with_host(s(host))
-                .with_port(port);
+                .with_node_id(BrokerId(b.id))
+                .with_host(s(b.host.clone()))
+                .with_port(b.port);
         }
-        Some(e) => {
+        Err((e, msg)) => {
             resp = resp
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)

@@ -148,18 +148,11 @@ pub(crate) fn live_broker_views(state: &BrokerState, conn: &ConnectionInfo) -> V
         .collect()
 }
 
-/// The controller id a KRaft broker reports to clients: a live broker
-/// (clients cannot reach the controllers), the active controller when it
-/// is one (Kafka picks a random live broker; a stable answer serves the
-/// same purpose).
+/// The controller id a KRaft broker reports to clients: clients cannot
+/// reach the controllers, and every broker forwards admin requests to the
+/// active controller, so any live broker will do (Kafka picks a random
+/// one). This broker itself is the one the client certainly reaches; a
+/// dead active controller is never named.
 pub(crate) fn reported_controller_id(state: &BrokerState) -> i32 {
-    let image = state.controller.image();
-    match state.controller.active_controller() {
-        Some(c) if image.is_live(c) => c,
-        _ => image
-            .live_brokers()
-            .map(|b| b.id)
-            .next()
-            .unwrap_or(state.config.node_id),
-    }
+    state.config.node_id
 }

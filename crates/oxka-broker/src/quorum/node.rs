@@ -37,6 +37,7 @@ impl RaftTransport for NoPeers {
 /// This node's part in the quorum, running.
 pub struct QuorumNode {
     pub controller: Arc<Controller>,
+    net: Option<Arc<ControllerNet>>,
     pub raft: Option<Arc<RaftManager>>,
     pub lifecycle: Option<Arc<BrokerLifecycle>>,
     publisher_stop: Arc<AtomicBool>,
@@ -227,6 +228,7 @@ impl QuorumNode {
         });
         Ok(QuorumNode {
             controller,
+            net,
             raft,
             lifecycle,
             publisher_stop,
@@ -235,8 +237,13 @@ impl QuorumNode {
     }
 
     /// Registers and heartbeats (brokers), fences expired brokers (the
-    /// active controller); resolves once this broker is unfenced.
-    pub async fn run_background(&self, shutdown: watch::Receiver<bool>) {
+    /// active controller); resolves once this broker is unfenced, or fails
+    /// when a voter refuses this node as one of another cluster.
+    pub async fn run_background(&self, shutdown: watch::Receiver<bool>) -> Result<(), BrokerError> {
+        let mut refused = match &self.net {
+            Some(n) => n.refused(),
+            None => watch::channel(None).1,
+        };
         if self.raft.is_some() {
             let c = self.controller.clone();
             let mut stop = shutdown.clone();
@@ -259,6 +266,11 @@ impl QuorumNode {
             loop {
                 tokio::select! {
                     _ = &mut wait => break,
+                    Ok(()) = refused.changed() => {
+                        if let Some(reason) = refused.borrow().clone() {
+                            return Err(BrokerError::ClusterMismatch(reason));
+                        }
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {
                         waited += 5;
                         tracing::info!(waited_s = waited, "waiting to be unfenced by the active controller (a majority of controller.quorum.voters must be up)");
@@ -266,6 +278,7 @@ impl QuorumNode {
                 }
             }
         }
+        Ok(())
     }
 
     /// Controlled shutdown (with others to take over), then the quorum's
@@ -321,7 +334,7 @@ pub fn single_node_for_tests(
             rx.clone(),
         ))
         .expect("quorum of one starts");
-    rt.block_on(node.run_background(rx));
+    rt.block_on(node.run_background(rx)).expect("unfenced");
     let controller = node.controller.clone();
     (
         controller,

@@ -39,7 +39,12 @@ fn free_port() -> u16 {
 impl TestCluster {
     /// `combined` nodes that are brokers and voters, then `controllers`
     /// controller-only voters and `brokers` broker-only nodes.
-    pub fn start(combined: usize, controllers: usize, brokers: usize, extra: &[&str]) -> TestCluster {
+    pub fn start(
+        combined: usize,
+        controllers: usize,
+        brokers: usize,
+        extra: &[&str],
+    ) -> TestCluster {
         let root = tempfile::tempdir().expect("temp dir");
         let mut nodes = Vec::new();
         let mut id = 1;
@@ -106,7 +111,11 @@ impl TestCluster {
     }
 
     pub fn broker_ids(&self) -> Vec<i32> {
-        self.nodes.iter().filter(|n| n.broker).map(|n| n.id).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.broker)
+            .map(|n| n.id)
+            .collect()
     }
 
     pub fn running_brokers(&self) -> Vec<i32> {
@@ -194,7 +203,8 @@ impl TestCluster {
     }
 
     pub fn log_tail(&self, id: i32) -> String {
-        let text = std::fs::read_to_string(self.node(id).dir.with_extension("log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.node(id).dir.with_extension("log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
@@ -211,7 +221,10 @@ impl TestCluster {
     pub fn terminate(&mut self, id: i32) -> Option<i32> {
         let i = self.index(id);
         let mut c = self.nodes[i].child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         c.wait().ok()?.code()
     }
 
@@ -254,7 +267,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
