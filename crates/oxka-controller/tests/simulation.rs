@@ -226,7 +226,7 @@ impl Sim {
             match outcome {
                 Some(true) => self.acked.push(data),
                 Some(false) => {}
-                None if self.now % 500 == 0 => {} // given up: the client timed out
+                None if self.now.is_multiple_of(500) => {} // given up: the client timed out
                 None => still.push((p, data)),
             }
         }

@@ -63,8 +63,10 @@ fn delete(bootstrap: &str, name: &str) {
     }
 }
 
-/// (brokers, topics with their partition count) in one node's Metadata.
-fn metadata(bootstrap: &str) -> Option<(BTreeSet<i32>, Vec<(String, usize)>)> {
+/// One node's Metadata: broker ids, and topics with their partition count.
+type NodeView = (BTreeSet<i32>, Vec<(String, usize)>);
+
+fn metadata(bootstrap: &str) -> Option<NodeView> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()

@@ -85,7 +85,6 @@ fn quorum_usage_errors_exit_2() {
 
 /// A single node is the quorum's only voter and its leader.
 #[test]
-#[ignore = "needs DescribeQuorum in the broker (issue 12, lead)"]
 fn quorum_of_a_single_node() {
     let b = TestBroker::start();
     let rt = tokio::runtime::Builder::new_current_thread()

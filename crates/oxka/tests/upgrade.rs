@@ -56,7 +56,10 @@ fn committed(b: &TestBroker) -> i64 {
 /// The JSON the single-node release wrote (its `MetadataImage`: topics
 /// with id, partitions, configs; the producer-id block), for the topics
 /// the first run created.
-fn legacy_metadata_json(topics: &[(&str, usize, &[(&str, &str)])]) -> String {
+/// A topic as the old file held it: name, partition count, configs.
+type LegacyTopic<'a> = (&'a str, usize, &'a [(&'a str, &'a str)]);
+
+fn legacy_metadata_json(topics: &[LegacyTopic]) -> String {
     let mut out = String::from("{\n  \"topics\": {");
     for (i, (name, partitions, configs)) in topics.iter().enumerate() {
         let parts = (0..*partitions)

@@ -982,3 +982,131 @@ enum DecideError {
     NotController,
     Failed(ApiError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica_manager::ReplicaManager;
+    use oxka_log::{LogManager, TopicPartition};
+
+    fn start(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<Controller>,
+        Arc<ReplicaManager>,
+        crate::quorum::node::TestQuorum,
+    ) {
+        let props = BTreeMap::from([("log.dirs".to_string(), dir.display().to_string())]);
+        let (config, _) = KafkaConfig::from_props(props).unwrap();
+        let config = Arc::new(config);
+        let lm = LogManager::startup(
+            &config.log_dirs,
+            1,
+            "cluster",
+            config.log_config(&BTreeMap::new()),
+            0,
+        )
+        .unwrap();
+        let rm = Arc::new(ReplicaManager::new(1, Arc::new(lm)));
+        let (c, q) = crate::quorum::node::single_node_for_tests(config, rm.clone());
+        (c, rm, q)
+    }
+
+    fn spec(name: &str, n: i32, rf: i16) -> CreateTopicSpec {
+        CreateTopicSpec {
+            name: name.into(),
+            num_partitions: n,
+            replication_factor: rf,
+            assignments: vec![],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _, q) = start(dir.path());
+        let a = c.allocate_producer_id().unwrap();
+        let b = c.allocate_producer_id().unwrap();
+        assert_eq!(b, a + 1);
+        drop((c, q));
+        let (c, _, _q) = start(dir.path());
+        assert!(c.allocate_producer_id().unwrap() > b);
+    }
+
+    /// A created topic's partitions are hosted when the creation returns
+    /// (the answer waits until this node's image and logs include it).
+    #[test]
+    fn a_created_topic_is_hosted_when_the_creation_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, rm, _q) = start(dir.path());
+        let n = c
+            .ensure_internal_topic("__consumer_offsets", 50, 3, 1 << 20)
+            .unwrap();
+        assert_eq!(n, 50);
+        for p in 0..n {
+            let tp = TopicPartition::new("__consumer_offsets", p);
+            assert!(rm.get_partition(&tp).is_some_and(|p| p.is_leader()), "{tp}");
+        }
+        let t = c.image().topic("__consumer_offsets").cloned().unwrap();
+        assert_eq!(t.replication_factor(), 1, "capped at the live brokers");
+    }
+
+    #[test]
+    fn topics_survive_restart_and_validation_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _, q) = start(dir.path());
+        let t = c.create_topic(&spec("orders", 3, 1), false).unwrap();
+        assert_eq!(
+            c.create_topic(&spec("orders", 3, 1), false)
+                .unwrap_err()
+                .code,
+            ResponseError::TopicAlreadyExists
+        );
+        assert_eq!(
+            c.create_topic(&spec("orders_", 0, 1), false)
+                .unwrap_err()
+                .code,
+            ResponseError::InvalidPartitions
+        );
+        assert_eq!(
+            c.create_topic(&spec("x", 1, 2), false).unwrap_err().code,
+            ResponseError::InvalidReplicationFactor
+        );
+        assert_eq!(
+            c.create_topic(&spec("a/b", 1, 1), false).unwrap_err().code,
+            ResponseError::InvalidTopicException
+        );
+        assert!(c.create_topic(&spec("dry", 1, 1), true).is_ok());
+        // absurd counts are refused before anything is allocated for them
+        assert_eq!(
+            c.create_topic(&spec("huge", 2_000_000_000, 1), false)
+                .unwrap_err()
+                .code,
+            ResponseError::PolicyViolation
+        );
+        assert_eq!(
+            c.create_partitions("orders", i32::MAX, None, false)
+                .unwrap_err()
+                .code,
+            ResponseError::PolicyViolation
+        );
+        assert!(c.image().topic("dry").is_none());
+        c.create_partitions("orders", 5, None, false).unwrap();
+        drop((c, q));
+        let (c, _, _q) = start(dir.path());
+        let back = c.image().topic("orders").cloned().unwrap();
+        assert_eq!((back.id, back.partitions.len()), (t.id, 5));
+        c.delete_topic("orders").unwrap();
+        assert!(c.image().topic("orders").is_none());
+        assert!(!dir.path().join("orders-0").exists());
+    }
+
+    #[test]
+    fn the_log_manager_leaves_the_metadata_log_alone() {
+        assert_eq!(
+            oxka_log::METADATA_LOG_DIR_NAME,
+            oxka_controller::quorum::disk::METADATA_LOG_DIR
+        );
+    }
+}

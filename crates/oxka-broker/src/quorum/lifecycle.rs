@@ -125,7 +125,7 @@ impl BrokerLifecycle {
                 Ok(Ok(_)) => failures = 0,
                 Ok(Err(e)) => {
                     failures += 1;
-                    if failures == 1 || failures % 10 == 0 {
+                    if failures == 1 || failures.is_multiple_of(10) {
                         tracing::warn!(error = %e, "broker heartbeat failed");
                     }
                 }

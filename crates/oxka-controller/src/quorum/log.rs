@@ -213,10 +213,11 @@ impl MetadataLog {
             if *index != c.last_index() + 1 {
                 continue;
             }
-            let mut e = Entry::default();
-            e.index = *index;
-            e.data = data.clone().into();
-            c.entries.push(e);
+            c.entries.push(Entry {
+                index: *index,
+                data: data.clone().into(),
+                ..Default::default()
+            });
         }
         let last = c.last_index();
         c.hard_state.commit = commit.min(last).max(c.hard_state.commit);
@@ -255,9 +256,7 @@ impl MetadataLog {
     }
 
     pub(super) fn append(&self, entries: &[Entry]) -> Option<u64> {
-        let Some(first) = entries.first().map(|e| e.index) else {
-            return None;
-        };
+        let first = entries.first().map(|e| e.index)?;
         let mut c = self.core.write();
         let replace = first <= c.last_index();
         let keep = (first - c.first_index()) as usize;

@@ -109,12 +109,16 @@ impl From<&Snapshot> for WireSnapshot {
 
 impl From<WireSnapshot> for Snapshot {
     fn from(w: WireSnapshot) -> Self {
-        let mut cs = ConfState::default();
-        cs.voters = w.voters;
-        cs.learners = w.learners;
-        let mut m = SnapshotMetadata::default();
-        m.index = w.index;
-        m.term = w.term;
+        let cs = ConfState {
+            voters: w.voters,
+            learners: w.learners,
+            ..Default::default()
+        };
+        let mut m = SnapshotMetadata {
+            index: w.index,
+            term: w.term,
+            ..Default::default()
+        };
         m.set_conf_state(cs);
         let mut s = Snapshot::default();
         s.set_metadata(m);
@@ -135,11 +139,12 @@ impl From<&HardState> for WireHardState {
 
 impl From<WireHardState> for HardState {
     fn from(w: WireHardState) -> Self {
-        let mut h = HardState::default();
-        h.term = w.term;
-        h.vote = w.vote;
-        h.commit = w.commit;
-        h
+        HardState {
+            term: w.term,
+            vote: w.vote,
+            commit: w.commit,
+            ..Default::default()
+        }
     }
 }
 
