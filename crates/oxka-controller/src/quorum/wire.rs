@@ -214,10 +214,12 @@ mod tests {
         m.to = 2;
         m.from = 1;
         m.term = 3;
-        let mut e = Entry::default();
-        e.index = 5;
-        e.term = 3;
-        e.data = Bytes::from_static(b"{}");
+        let e = Entry {
+            index: 5,
+            term: 3,
+            data: Bytes::from_static(b"{}"),
+            ..Default::default()
+        };
         m.entries = vec![e].into();
         let w = WireMessage::from(&m);
         let bytes = postcard::to_stdvec(&w).unwrap();
