@@ -252,7 +252,11 @@ impl Controller {
                 }
                 Some(id) => match &self.net {
                     Some(net) => {
-                        match net.request_blocking(id, Request::Command(cmd.clone()), left) {
+                        let req = Request::Command {
+                            cmd: cmd.clone(),
+                            timeout_ms: left.as_millis() as u64,
+                        };
+                        match net.request_blocking(id, req, left) {
                             Ok(r) => Some(r),
                             Err(e) => {
                                 last_problem = e.to_string();

@@ -40,7 +40,12 @@ pub enum Frame {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    Command(Command),
+    /// Decide `cmd` within `timeout_ms` (the forwarding node's own
+    /// deadline: past it nobody waits for the answer).
+    Command {
+        cmd: Command,
+        timeout_ms: u64,
+    },
     /// A broker that is not a voter reads the committed log (Kafka's
     /// brokers fetch `__cluster_metadata`); waits up to `wait_ms` for news.
     FetchMetadata {

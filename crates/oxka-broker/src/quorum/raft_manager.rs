@@ -238,16 +238,25 @@ impl Loop {
     fn handle(&mut self, e: Event) {
         match e {
             Event::Message(m) => {
-                if m.msg_type == 4 {
-                    // MsgAppendResponse: the follower fetched
+                // Kafka's voters fetch continuously; a follower's answer
+                // to an append or heartbeat is our fetch
+                let from = m.from;
+                let contact = m.is_follower_contact();
+                self.node.step(m);
+                if contact {
+                    let now = now_ms();
+                    let st = self.node.status();
+                    let caught_up = st
+                        .progress
+                        .iter()
+                        .any(|p| p.node_id == from && p.matched >= st.last_index);
                     let mut t = self.times.write();
-                    let entry = t.entry(m.from).or_default();
-                    entry.last_fetch_ms = now_ms();
-                    if !m.reject && m.index >= self.node.log().last_index() {
-                        entry.last_caught_up_ms = entry.last_fetch_ms;
+                    let entry = t.entry(from).or_default();
+                    entry.last_fetch_ms = now;
+                    if caught_up {
+                        entry.last_caught_up_ms = now;
                     }
                 }
-                self.node.step(m)
             }
             Event::Propose(data, reply) => match self.node.propose(data) {
                 Ok(p) => self.pending.push((p, reply)),

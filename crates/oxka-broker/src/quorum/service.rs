@@ -42,9 +42,11 @@ impl RequestHandler for ControllerService {
 impl ControllerService {
     fn answer(&self, req: Request) -> Response {
         match req {
-            Request::Command(cmd) => self
-                .controller
-                .execute(cmd, Instant::now() + crate::controller::DEFAULT_TIMEOUT),
+            Request::Command { cmd, timeout_ms } => {
+                let timeout =
+                    Duration::from_millis(timeout_ms).min(crate::controller::DEFAULT_TIMEOUT);
+                self.controller.execute(cmd, Instant::now() + timeout)
+            }
             Request::FetchMetadata {
                 replica_id,
                 after,

@@ -53,6 +53,13 @@ impl WireMessage {
     pub fn is_snapshot(&self) -> bool {
         self.msg_type == MessageType::MsgSnapshot.value()
     }
+
+    /// A follower answering the leader's append or heartbeat: it is in
+    /// contact (what DescribeQuorum reports as its last fetch).
+    pub fn is_follower_contact(&self) -> bool {
+        self.msg_type == MessageType::MsgAppendResponse.value()
+            || self.msg_type == MessageType::MsgHeartbeatResponse.value()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
