@@ -611,3 +611,32 @@ fn produce_to_an_internal_topic_is_refused() {
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!(p.error_code, ResponseError::InvalidTopicException.code());
 }
+
+/// DescribeQuorum (KIP-595) answers at every advertised version on a
+/// quorum of one: this node leads, is the only voter, is caught up; the
+/// voters' listeners only from v2 (KIP-853) — a v0/v1 answer carrying them
+/// could not be encoded and closed the connection.
+#[test]
+fn describe_quorum_at_every_version() {
+    for version in 0..=2 {
+        let req = DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0)
+                ]),
+        ]);
+        let resp: DescribeQuorumResponse = call(ApiKey::DescribeQuorum, version, &req);
+        assert_eq!(resp.error_code, 0, "v{version}");
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0, "v{version}");
+        assert_eq!(p.leader_id.0, 1, "v{version}");
+        assert!(
+            p.leader_epoch >= 1 && p.high_watermark > 0,
+            "v{version}: {p:?}"
+        );
+        assert_eq!(p.current_voters.len(), 1, "v{version}");
+        assert!(p.current_voters[0].log_end_offset >= p.high_watermark);
+        assert!(p.observers.is_empty());
+    }
+}

@@ -29,7 +29,7 @@ fn replica(r: &ReplicaDescription) -> ReplicaState {
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: DescribeQuorumRequest,
 ) -> Option<DescribeQuorumResponse> {
     let asks_metadata = req.topics.iter().any(|t| {
@@ -60,7 +60,23 @@ pub async fn handle(
             .with_error_message(Some(s(e.message))),
         Err(_) => partition.with_error_code(ResponseError::UnknownServerError.code()),
     };
-    let nodes = state
+    // the voters' listeners exist from v2 on (KIP-853)
+    let nodes = if ctx.version < 2 {
+        Vec::new()
+    } else {
+        voter_nodes(state)
+    };
+    Some(
+        DescribeQuorumResponse::default()
+            .with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName(s(METADATA_TOPIC)))
+                .with_partitions(vec![partition])])
+            .with_nodes(nodes),
+    )
+}
+
+fn voter_nodes(state: &BrokerState) -> Vec<Node> {
+    state
         .config
         .kraft
         .voters
@@ -80,12 +96,5 @@ pub async fn handle(
                     .with_host(s(v.host.clone()))
                     .with_port(v.port)])
         })
-        .collect();
-    Some(
-        DescribeQuorumResponse::default()
-            .with_topics(vec![TopicData::default()
-                .with_topic_name(TopicName(s(METADATA_TOPIC)))
-                .with_partitions(vec![partition])])
-            .with_nodes(nodes),
-    )
+        .collect()
 }
