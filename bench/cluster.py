@@ -25,10 +25,11 @@ judges Apache Kafka and oxka alike:
   counts), over --topics topics;
 * controller failover, --kills times: the active controller (DescribeQuorum's
   leader) is killed with SIGKILL (its whole process group), then CreateTopics
-  (RF = min(3, live nodes)) is retried in a tight loop with short timeouts,
-  round-robin over the live nodes, until one succeeds; the killed node is
-  started again and the cluster must form again (and the quorum's voters
-  catch up) before the next kill.
+  (RF = min(3, live nodes)) is tried until one succeeds: a new attempt every
+  20 ms, round-robin over the live nodes, while fewer than 2 per live node
+  are in flight (answered errors are retried at once, requests a node holds
+  may answer when a new controller takes them); the killed node is started again and the cluster
+  must form again (and the quorum's voters catch up) before the next kill.
 
 Standard library only. Every wait is bounded; every node's process group is
 killed and the temporary directory removed on exit, Ctrl-C and SIGTERM
@@ -605,59 +606,61 @@ def measure_propagation(cluster: Cluster, topics: int, partitions: int, poll: fl
     return samples
 
 
-def _first_create(nodes: List[Node], k: int, rf: int, attempt_timeout: float,
-                  deadline: float) -> Optional[Tuple[float, int, int, Dict[str, int]]]:
-    """One thread per live node, each retrying CreateTopics (a fresh name per
-    attempt) until any succeeds: (when, via node, attempts, errors seen), or
-    None at the deadline. Parallel loops keep the figure's resolution finer
-    than one attempt's timeout when a node holds a request (e.g. a broker
-    still forwarding to the dead controller)."""
+def _first_create(nodes: List[Node], k: int, rf: int, attempt_timeout: float, interval: float,
+                  per_node: int, deadline: float) -> Optional[Tuple[float, int, int, Dict[str, int]]]:
+    """CreateTopics attempts (a fresh topic name and connection each), one
+    started every `interval` round-robin over the live nodes while fewer
+    than `per_node` per live node are in flight, until one succeeds: (when
+    it answered, via node, attempts, errors seen), or None at the deadline.
+    Answered errors are retried within `interval`; requests a node holds (a
+    Kafka broker holds a forwarded request until a controller takes it) are
+    left to answer while a few others run, so neither case coarsens the
+    figure, and the cap keeps the attempts from loading the cluster."""
     lock = threading.Lock()
-    state: Dict = {"won": None, "attempts": 0, "errors": {}}
+    state: Dict = {"won": None, "attempts": 0, "errors": {}, "inflight": 0}
 
-    def loop(n: Node) -> None:
-        conn: Optional[Conn] = None
-        while time.monotonic() < deadline:
-            with lock:
-                if state["won"] is not None:
-                    break
-                state["attempts"] += 1
-            err_key = None
-            try:
-                if conn is None:
-                    conn = Conn(n.address, attempt_timeout)
-                err, _ = create_topic(conn, uniq(f"bench-fo-{k}"), 1, rf, int(attempt_timeout * 1000),
+    def attempt(n: Node) -> None:
+        err_key = None
+        try:
+            with Conn(n.address, attempt_timeout) as c:
+                err, _ = create_topic(c, uniq(f"bench-fo-{k}"), 1, rf, int(attempt_timeout * 1000),
                                       attempt_timeout + 0.5)
-                if err == 0:
-                    now = time.monotonic()
-                    with lock:
-                        if state["won"] is None or now < state["won"][0]:
-                            state["won"] = (now, n.id)
-                    break
+            if err == 0:
+                now = time.monotonic()
+                with lock:
+                    if state["won"] is None or now < state["won"][0]:
+                        state["won"] = (now, n.id)
+            else:
                 err_key = ERROR_NAMES.get(err, str(err))
-            except (OSError, BenchError) as e:
-                err_key = type(e).__name__
-                if conn is not None:
-                    conn.close()
-                conn = None
-            with lock:
+        except (OSError, BenchError) as e:
+            err_key = type(e).__name__
+        with lock:
+            state["inflight"] -= 1
+            if err_key:
                 state["errors"][err_key] = state["errors"].get(err_key, 0) + 1
-            time.sleep(0.01)  # a refused connection or an instant error returns at once
-        if conn is not None:
-            conn.close()
 
-    threads = [threading.Thread(target=loop, args=(n,), daemon=True) for n in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()) + attempt_timeout + 2)
-    if state["won"] is None:
-        return None
-    return state["won"][0], state["won"][1], state["attempts"], state["errors"]
+    i = 0
+    while time.monotonic() < deadline:
+        with lock:
+            if state["won"] is not None:
+                break
+            start = state["inflight"] < per_node * len(nodes)
+            if start:
+                state["inflight"] += 1
+                state["attempts"] += 1
+        if start:
+            threading.Thread(target=attempt, args=(nodes[i % len(nodes)],), daemon=True).start()
+            i += 1
+        time.sleep(interval)
+    # attempts still in flight end by their own timeouts (daemon threads)
+    with lock:
+        if state["won"] is None:
+            return None
+        return state["won"][0], state["won"][1], state["attempts"], dict(state["errors"])
 
 
-def measure_failover(cluster: Cluster, kills: int, attempt_timeout: float, timeout: float,
-                     start_timeout: float, log) -> List[Dict]:
+def measure_failover(cluster: Cluster, kills: int, attempt_timeout: float, interval: float,
+                     per_node: int, timeout: float, start_timeout: float, log) -> List[Dict]:
     samples = []
     for k in range(kills):
         q = cluster.wait_leader(30.0)
@@ -666,7 +669,7 @@ def measure_failover(cluster: Cluster, kills: int, attempt_timeout: float, timeo
         others = [n for n in cluster.nodes.values() if n is not victim]
         victim.kill(wait=0)  # the clock starts at the signal; reaping below
         killed = time.monotonic()
-        won = _first_create(others, k, rf, attempt_timeout, killed + timeout)
+        won = _first_create(others, k, rf, attempt_timeout, interval, per_node, killed + timeout)
         if won is None:
             raise BenchError(f"kill {k + 1}: no CreateTopics succeeded within {timeout:.0f} s "
                              f"of killing controller {victim.id}")
@@ -731,8 +734,12 @@ def main() -> int:
                     help="bound for a cluster to form, also after each restart (default 120 s)")
     ap.add_argument("--failover-timeout", type=float, default=60.0,
                     help="bound for CreateTopics to succeed after a kill (default 60 s)")
-    ap.add_argument("--attempt-timeout", type=float, default=1.0,
-                    help="one CreateTopics attempt during failover: its timeout_ms, +0.5 s on the socket (default 1.0)")
+    ap.add_argument("--attempt-timeout", type=float, default=5.0,
+                    help="one CreateTopics attempt during failover: its timeout_ms, +0.5 s on the socket (default 5)")
+    ap.add_argument("--attempt-interval", type=float, default=20.0,
+                    help="during failover a CreateTopics attempt starts every this many ms (default 20) ...")
+    ap.add_argument("--attempts-per-node", type=int, default=2,
+                    help="... while fewer than this many per live node are in flight (default 2)")
     ap.add_argument("--poll-ms", type=float, default=5.0, help="propagation poll interval (default 5 ms)")
     ap.add_argument("--json", metavar="FILE", help="write every sample and the summary as JSON")
     ap.add_argument("--keep-data", action="store_true", help="keep the node directories and logs")
@@ -803,7 +810,8 @@ def main() -> int:
             result["failover"] = []
             try:
                 result["failover"] = measure_failover(
-                    cluster, args.kills, args.attempt_timeout, args.failover_timeout,
+                    cluster, args.kills, args.attempt_timeout, args.attempt_interval / 1000,
+                    args.attempts_per_node, args.failover_timeout,
                     args.start_timeout, log)
             except (OSError, BenchError) as e:
                 log(f"failover failed: {e}")
