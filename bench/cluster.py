@@ -12,9 +12,9 @@ working directory), {voters} (controller.quorum.voters for all N nodes),
 {rack} (rack-K, K = (node_id - 1) mod 3) and {cluster_id} (22-character
 URL-safe base64). Every node runs in its own process group.
 
-What it measures, all through the Kafka wire protocol (a small codec below:
-ApiVersions v0, Metadata v4, CreateTopics v4, DescribeQuorum v0), so that it
-judges Apache Kafka and oxka alike:
+What it measures, all through the Kafka wire protocol (a small codec
+below: ApiVersions v0, Metadata v4, CreateTopics v4, DescribeQuorum
+v0..v2), so that it judges Apache Kafka and oxka alike:
 
 * formation: from starting every node until every node's Metadata lists all
   N brokers (polled every 50 ms);
@@ -64,8 +64,9 @@ PLACEHOLDERS = ("node_id", "port", "controller_port", "data_dir", "voters", "rac
 METADATA_TOPIC = "__cluster_metadata"
 
 API_VERSIONS, METADATA, CREATE_TOPICS, DESCRIBE_QUORUM = 18, 3, 19, 55
-# The request versions this tool speaks (the broker must support them).
-USED_VERSIONS = {METADATA: 4, CREATE_TOPICS: 4, DESCRIBE_QUORUM: 0}
+# The request versions this tool speaks (the broker must support them),
+# (lowest, highest); for DescribeQuorum the highest one the node speaks too.
+USED_VERSIONS = {METADATA: (4, 4), CREATE_TOPICS: (4, 4), DESCRIBE_QUORUM: (0, 2)}
 API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DESCRIBE_QUORUM: "DescribeQuorum"}
 ERROR_NAMES = {
     0: "NONE", 3: "UNKNOWN_TOPIC_OR_PARTITION", 5: "LEADER_NOT_AVAILABLE",
@@ -276,23 +277,35 @@ class Quorum:
         self.error, self.leader, self.epoch, self.hwm, self.voters = error, leader, epoch, hwm, voters
 
 
-def describe_quorum(c: Conn, timeout: float) -> Quorum:
-    """DescribeQuorum v0 (KIP-595) for __cluster_metadata-0; any node answers
-    (a Kafka broker forwards it to the active controller)."""
+def describe_quorum(c: Conn, timeout: float, version: int = 0) -> Quorum:
+    """DescribeQuorum v0..v2 (KIP-595, KIP-836, KIP-853) for
+    __cluster_metadata-0; any node answers (a Kafka broker forwards it to the
+    active controller). Fields past the voters' log end offsets are skipped;
+    the v2 nodes list at the end is not read."""
     body = (p_uvarint(2) + p_compact_string(METADATA_TOPIC)
             + p_uvarint(2) + p_i32(0) + p_uvarint(0) + p_uvarint(0) + p_uvarint(0))
-    r = c.request(DESCRIBE_QUORUM, 0, body, timeout, flexible=True)
+    r = c.request(DESCRIBE_QUORUM, version, body, timeout, flexible=True)
     err = r.i16()
+    if version >= 2:
+        r.compact_string()  # error message
     found = Quorum(err, -1, -1, -1, {})
     for _ in range(max(r.compact_len(), 0)):
         name = r.compact_string()
         for _ in range(max(r.compact_len(), 0)):
-            pidx, perr, leader, epoch, hwm = r.i32(), r.i16(), r.i32(), r.i32(), r.i64()
+            pidx, perr = r.i32(), r.i16()
+            if version >= 2:
+                r.compact_string()  # error message
+            leader, epoch, hwm = r.i32(), r.i32(), r.i64()
             replicas = []
             for _group in range(2):  # current voters, then observers
                 group = {}
                 for _ in range(max(r.compact_len(), 0)):
-                    rid, leo = r.i32(), r.i64()
+                    rid = r.i32()
+                    if version >= 2:
+                        r.take(16)  # replica directory id
+                    leo = r.i64()
+                    if version >= 1:
+                        r.i64(), r.i64()  # last fetch, last caught-up timestamps
                     r.tags()
                     group[rid] = leo
                 replicas.append(group)
@@ -431,6 +444,7 @@ class Node:
 class Cluster:
     def __init__(self, template: str, size: int, base_dir: str):
         self.size = size
+        self.dq_version = 0
         self.cluster_id = new_cluster_id()
         self.base_dir = base_dir
         used: set = set()
@@ -492,13 +506,20 @@ class Cluster:
             time.sleep(poll)
 
     def check_versions(self) -> None:
-        """The versions this tool sends must be within what the nodes support."""
+        """The versions this tool sends must be within what the nodes support;
+        DescribeQuorum goes at the highest version both speak."""
         with Conn(self.nodes[1].address, 3.0) as c:
             apis = api_versions(c, 3.0)
-        missing = [f"{API_NAMES[k]} v{v} (node supports {apis.get(k, 'none')})"
-                   for k, v in USED_VERSIONS.items() if not (apis.get(k, (1, 0))[0] <= v <= apis.get(k, (1, 0))[1])]
+        missing = []
+        for key, (lo, hi) in USED_VERSIONS.items():
+            node_lo, node_hi = apis.get(key, (1, 0))
+            if max(lo, node_lo) > min(hi, node_hi):
+                missing.append(f"{API_NAMES[key]} v{lo}..v{hi} (node 1 speaks "
+                               + (f"v{node_lo}..v{node_hi})" if key in apis else "none)"))
+            elif key == DESCRIBE_QUORUM:
+                self.dq_version = min(hi, node_hi)
         if missing:
-            print("warning: node 1 lacks " + ", ".join(missing) + "; the phases that need them will fail",
+            print("warning: no common version for " + ", ".join(missing) + "; the phases that need them will fail",
                   file=sys.stderr)
 
     def quorum(self, timeout: float = 2.0) -> Quorum:
@@ -507,7 +528,7 @@ class Cluster:
         for n in self.live():
             try:
                 with Conn(n.address, timeout) as c:
-                    q = describe_quorum(c, timeout)
+                    q = describe_quorum(c, timeout, self.dq_version)
                 if q.error == 0:
                     return q
                 last = BenchError(f"DescribeQuorum error {q.error} from node {n.id}")
@@ -790,6 +811,7 @@ def main() -> int:
             log(f"  formed in {formation[-1]:.3f} s")
         result["formation_s"] = formation
         cluster.check_versions()
+        result["describe_quorum_version"] = cluster.dq_version
 
         log(f"idle {args.idle:.0f} s, then RSS")
         time.sleep(args.idle)
