@@ -407,7 +407,7 @@ class Node:
         except subprocess.TimeoutExpired:
             pass
         deadline = time.monotonic() + wait
-        while group_members(pgid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and group_members(pgid):
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
@@ -688,8 +688,8 @@ def measure_failover(cluster: Cluster, kills: int, attempt_timeout: float, inter
         victim = cluster.nodes[q.leader]
         rf = min(3, cluster.size - 1)
         others = [n for n in cluster.nodes.values() if n is not victim]
-        victim.kill(wait=0)  # the clock starts at the signal; reaping below
-        killed = time.monotonic()
+        killed = time.monotonic()  # kill() signals first; it is reaped below
+        victim.kill(wait=0)
         won = _first_create(others, k, rf, attempt_timeout, interval, per_node, killed + timeout)
         if won is None:
             raise BenchError(f"kill {k + 1}: no CreateTopics succeeded within {timeout:.0f} s "
