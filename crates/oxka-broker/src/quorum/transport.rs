@@ -53,7 +53,8 @@ pub struct ControllerNet {
     node_id: i32,
     cluster_id: String,
     peers: HashMap<i32, Peer>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    /// Requests awaiting an answer: the node asked, and where the answer goes.
+    pending: Mutex<HashMap<u64, (i32, oneshot::Sender<Response>)>>,
     next_id: AtomicU64,
     raft: OnceLock<Arc<RaftManager>>,
     handler: OnceLock<Arc<dyn RequestHandler>>,
@@ -126,7 +127,7 @@ impl ControllerNet {
             if p.len() >= MAX_PENDING {
                 return Err(NetError::Busy);
             }
-            p.insert(id, tx);
+            p.insert(id, (to, tx));
         }
         let sent = peer.tx.try_send(Frame::Request { id, body }).is_ok();
         let result = if !sent {
@@ -160,9 +161,16 @@ impl ControllerNet {
     }
 
     fn complete(&self, id: u64, resp: Response) {
-        if let Some(tx) = self.pending.lock().remove(&id) {
+        if let Some((_, tx)) = self.pending.lock().remove(&id) {
             let _ = tx.send(resp);
         }
+    }
+
+    /// The connection to `node` broke: what was asked of it will not be
+    /// answered, so its callers learn at once (and ask another node)
+    /// instead of waiting out their timeouts.
+    fn fail_pending_to(&self, node: i32) {
+        self.pending.lock().retain(|_, (to, _)| *to != node);
     }
 
     /// Serves the controller listener until shutdown.
@@ -312,7 +320,10 @@ async fn peer_task(
         loop {
             tokio::select! {
                 _ = shutdown.changed() => { reader.abort(); return; }
-                _ = &mut reader => break,
+                _ = &mut reader => {
+                    net.fail_pending_to(id);
+                    break;
+                }
                 f = rx.recv() => {
                     let Some(f) = f else { reader.abort(); return; };
                     let snapshot_to = match &f {
@@ -325,6 +336,7 @@ async fn peer_task(
                     }
                     if !ok {
                         fail_unsent(&net, f);
+                        net.fail_pending_to(id);
                         reader.abort();
                         break;
                     }
