@@ -82,6 +82,17 @@ fn metadata(bootstrap: &str) -> Option<NodeView> {
     Some((brokers, topics))
 }
 
+/// Each partition's leader in one node's Metadata.
+fn leaders(bootstrap: &str, topic: &str) -> Option<Vec<i32>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().first()?;
+    Some(t.partitions().iter().map(|p| p.leader()).collect())
+}
+
 fn topic_everywhere(c: &TestCluster, name: &str, partitions: usize) {
     for id in c.running_brokers() {
         wait_for(WAIT, &format!("{name} on node {id}"), || {
@@ -195,6 +206,31 @@ fn controller_failover_quorum_loss_and_whole_cluster_restart() {
     }
 }
 
+/// SIGTERM on a broker first has the controller move its leaderships
+/// (controlled.shutdown.enable, on by default): with fencing by session
+/// timeout pushed out of reach, every partition it led has another leader
+/// once it has stopped.
+#[test]
+fn controlled_shutdown_moves_leaderships_before_the_broker_stops() {
+    let mut c = TestCluster::start(3, 0, 0, &["broker.session.timeout.ms=600000"]);
+    formed(&c);
+    create(&c.bootstrap(), "cs", 6, 3, WAIT).expect("create");
+    topic_everywhere(&c, "cs", 6);
+    let before = leaders(&c.bootstrap_of(1), "cs").expect("leaders");
+    let victim = before[0];
+    assert_eq!(c.terminate(victim), Some(0), "a clean stop");
+    for id in c.running_brokers() {
+        wait_for(
+            WAIT,
+            &format!("node {id} to show no partition led by {victim}"),
+            || {
+                let now = leaders(&c.bootstrap_of(id), "cs")?;
+                now.iter().all(|l| *l != victim && *l >= 0).then_some(())
+            },
+        );
+    }
+}
+
 #[test]
 fn separate_roles_and_a_wiped_broker_catches_up_from_a_snapshot() {
     // small snapshots so that the wiped broker must start from one
@@ -206,6 +242,18 @@ fn separate_roles_and_a_wiped_broker_catches_up_from_a_snapshot() {
     );
     formed(&c);
     assert_eq!(c.running_brokers(), vec![4, 5, 6]);
+    // the voters are the controllers; the brokers follow the log as
+    // observers (DescribeQuorum through a broker, forwarded)
+    let cfg = oxka_client::ClientConfig::with_bootstrap(c.bootstrap());
+    let (voters, observers) = wait_for(WAIT, "every broker observing the quorum", || {
+        let admin = oxka_client::Admin::new(&cfg).ok()?;
+        let q = block_on(admin.describe_quorum()).ok()?;
+        let v: Vec<i32> = q.voters.iter().map(|r| r.replica_id).collect();
+        let mut o: Vec<i32> = q.observers.iter().map(|r| r.replica_id).collect();
+        o.sort();
+        (o.len() == 3).then_some((v, o))
+    });
+    assert_eq!((voters, observers), (vec![1, 2, 3], vec![4, 5, 6]));
     for i in 0..15 {
         create(&c.bootstrap(), &format!("t{i}"), 2, 3, WAIT).expect("create");
     }
