@@ -21,7 +21,7 @@ pub enum BrokerError {
     Log(#[from] oxka_log::LogError),
     #[error("cannot load cluster metadata: {0}")]
     Metadata(Box<dyn std::error::Error + Send + Sync>),
-    #[error("config 'controller.quorum.voters': {0}")]
+    #[error("{0}")]
     ClusterMismatch(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {

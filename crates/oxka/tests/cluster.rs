@@ -231,6 +231,54 @@ fn controlled_shutdown_moves_leaderships_before_the_broker_stops() {
     }
 }
 
+/// A node whose data dir was formatted for another cluster is refused by
+/// the voters and stops (exit 2, naming cluster.id); the others go on.
+#[test]
+fn a_node_formatted_for_another_cluster_is_refused_and_stops() {
+    let mut c = TestCluster::start(3, 0, 0, &[]);
+    formed(&c);
+    c.kill9(3);
+    let dir = c.data_dir(3).to_path_buf();
+    std::fs::remove_dir_all(&dir).expect("wipe node 3");
+    let bin = common::TestBroker::binary();
+    let id = std::process::Command::new(&bin)
+        .args(["storage", "random-uuid"])
+        .output()
+        .expect("random-uuid");
+    let other = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let fmt = std::process::Command::new(&bin)
+        .args([
+            "storage",
+            "format",
+            "-t",
+            &other,
+            "--override",
+            "node.id=3",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("format");
+    assert!(
+        fmt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fmt.stderr)
+    );
+    let mut child = c
+        .command_line(3)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node 3");
+    let status = wait_for(WAIT, "node 3 to stop", || child.try_wait().ok().flatten());
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("cluster.id"), "{err}");
+    create(&c.bootstrap(), "still-formed", 1, 2, WAIT).expect("the others go on");
+}
+
 #[test]
 fn separate_roles_and_a_wiped_broker_catches_up_from_a_snapshot() {
     // small snapshots so that the wiped broker must start from one

@@ -59,8 +59,11 @@ pub struct ControllerNet {
     raft: OnceLock<Arc<RaftManager>>,
     handler: OnceLock<Arc<dyn RequestHandler>>,
     runtime: tokio::runtime::Handle,
-    /// Set when a voter refused us as a node of another cluster.
+    /// Set once a majority of the voters refused this node as one of
+    /// another cluster (one refusal alone may be the odd node out).
     refused: watch::Sender<Option<String>>,
+    refused_by: Mutex<std::collections::BTreeSet<i32>>,
+    voter_count: usize,
 }
 
 impl ControllerNet {
@@ -89,6 +92,8 @@ impl ControllerNet {
             handler: OnceLock::new(),
             runtime: tokio::runtime::Handle::current(),
             refused: watch::channel(None).0,
+            refused_by: Mutex::new(Default::default()),
+            voter_count: voters.len(),
         });
         for (id, addr, rx) in rxs {
             tokio::spawn(peer_task(net.clone(), id, addr, rx, shutdown.clone()));
@@ -158,6 +163,18 @@ impl ControllerNet {
         });
         rx.recv_timeout(timeout + Duration::from_secs(1))
             .unwrap_or(Err(NetError::Timeout(to)))
+    }
+
+    /// A voter refused this node: a majority of them doing so means this
+    /// node is the one of another cluster.
+    fn note_refusal(&self, voter: i32, reason: String) {
+        let mut by = self.refused_by.lock();
+        by.insert(voter);
+        if by.len() > self.voter_count / 2 {
+            let _ = self.refused.send(Some(format!(
+                "this node's cluster.id (meta.properties) is not the cluster's: voters {by:?} refused it ({reason})"
+            )));
+        }
     }
 
     fn complete(&self, id: u64, resp: Response) {
@@ -309,7 +326,7 @@ async fn peer_task(
                     Ok(Some(Frame::Response { id, body })) => reader_net.complete(id, body),
                     Ok(Some(Frame::Refused { reason })) => {
                         tracing::error!(node = id, "refused by voter: {reason}");
-                        let _ = reader_net.refused.send(Some(reason));
+                        reader_net.note_refusal(id, reason);
                         return;
                     }
                     Ok(Some(_)) => {}
