@@ -120,6 +120,15 @@ impl From<&ConfigTarget> for ConfigTargetWire {
 /// How long a change may wait for the quorum when the request names no
 /// timeout of its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request's `timeoutMs` as the time its change may wait for the quorum
+/// (0 or less: the default).
+pub fn request_timeout(timeout_ms: i32) -> Duration {
+    match timeout_ms {
+        t if t > 0 => Duration::from_millis(t as u64),
+        _ => DEFAULT_TIMEOUT,
+    }
+}
 /// Producer ids fetched from the controller at a time (Kafka's block).
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -829,25 +838,48 @@ impl Controller {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<TopicInfo, ApiError> {
-        let before = self.image().topic(name).cloned();
+        self.delete_topics(&[name.to_string()], DEFAULT_TIMEOUT)
+            .pop()
+            .unwrap_or_else(|| {
+                Err(ApiError::new(
+                    ResponseError::UnknownServerError,
+                    "no result",
+                ))
+            })
+    }
+
+    /// Deletes topics with one metadata batch; results (the deleted topic
+    /// as it was) in the order of `names`.
+    pub fn delete_topics(
+        &self,
+        names: &[String],
+        timeout: Duration,
+    ) -> Vec<Result<TopicInfo, ApiError>> {
+        let before = self.image();
         let cmd = Command::DeleteTopics {
-            names: vec![name.to_string()],
+            names: names.to_vec(),
         };
-        match self.submit(cmd, DEFAULT_TIMEOUT)? {
-            CommandOutcome::Deleted(mut r) => {
-                r.pop().unwrap_or(Ok(())).map_err(ApiError::from)?;
-                before.ok_or_else(|| {
+        let results = match self.submit(cmd, timeout) {
+            Ok(CommandOutcome::Deleted(r)) if r.len() == names.len() => r,
+            Ok(_) => {
+                let e = ApiError::new(ResponseError::UnknownServerError, "unexpected answer");
+                return names.iter().map(|_| Err(e.clone())).collect();
+            }
+            Err(e) => return names.iter().map(|_| Err(e.clone())).collect(),
+        };
+        names
+            .iter()
+            .zip(results)
+            .map(|(name, r)| {
+                r.map_err(ApiError::from)?;
+                before.topic(name).cloned().ok_or_else(|| {
                     ApiError::new(
                         ResponseError::UnknownTopicOrPartition,
                         format!("Topic '{name}' does not exist."),
                     )
                 })
-            }
-            _ => Err(ApiError::new(
-                ResponseError::UnknownServerError,
-                "unexpected answer",
-            )),
-        }
+            })
+            .collect()
     }
 
     /// Changes the configs of `target`: `edit` turns the current overrides
@@ -972,13 +1004,24 @@ impl Controller {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
+        self.create_partitions_within(name, count, assignments, validate_only, DEFAULT_TIMEOUT)
+    }
+
+    pub fn create_partitions_within(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
         let cmd = Command::CreatePartitions {
             name: name.to_string(),
             count,
             assignments,
             validate_only,
         };
-        self.submit(cmd, DEFAULT_TIMEOUT).map(|_| ())
+        self.submit(cmd, timeout).map(|_| ())
     }
 }
 

@@ -12,6 +12,7 @@ pub async fn handle(
     _ctx: &RequestContext<'_>,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
+    let timeout = crate::controller::request_timeout(req.timeout_ms);
     let results = req
         .topics
         .into_iter()
@@ -22,11 +23,12 @@ pub async fn handle(
                     .collect()
             });
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match state.controller.create_partitions(
+            match state.controller.create_partitions_within(
                 t.name.0.as_str(),
                 t.count,
                 assignments,
                 req.validate_only,
+                timeout,
             ) {
                 Ok(()) => result,
                 Err(e) => result

@@ -80,12 +80,8 @@ pub async fn handle(
     }
     let controller = state.controller.clone();
     let validate_only = req.validate_only;
-    // Kafka's timeoutMs: how long to wait for the controller (0 or less:
-    // the default)
-    let timeout = match req.timeout_ms {
-        t if t > 0 => std::time::Duration::from_millis(t as u64),
-        _ => crate::controller::DEFAULT_TIMEOUT,
-    };
+    // Kafka's timeoutMs: how long to wait for the controller
+    let timeout = crate::controller::request_timeout(req.timeout_ms);
     let created = tokio::task::spawn_blocking(move || {
         controller.create_topics(&specs, validate_only, timeout)
     })

@@ -25,18 +25,32 @@ pub async fn handle(
             .map(|n| (Some(n.0.to_string()), Uuid::nil()))
             .collect()
     };
+    let image = state.controller.image();
+    let resolved: Vec<Result<String, ResponseError>> = targets
+        .iter()
+        .map(|(name, id)| match name {
+            Some(n) => Ok(n.clone()),
+            None => image
+                .topic_by_id(id)
+                .map(|t| t.name.clone())
+                .ok_or(ResponseError::UnknownTopicId),
+        })
+        .collect();
+    // every named topic in one metadata batch, within the request's timeout
+    let names: Vec<String> = resolved.iter().filter_map(|r| r.clone().ok()).collect();
+    let controller = state.controller.clone();
+    let timeout = crate::controller::request_timeout(req.timeout_ms);
+    let deleted = {
+        let names = names.clone();
+        tokio::task::spawn_blocking(move || controller.delete_topics(&names, timeout))
+            .await
+            .unwrap_or_default()
+    };
+    let mut deleted = deleted.into_iter();
     let responses = targets
         .into_iter()
-        .map(|(name, id)| {
-            let resolved = match &name {
-                Some(n) => Ok(n.clone()),
-                None => state
-                    .controller
-                    .image()
-                    .topic_by_id(&id)
-                    .map(|t| t.name.clone())
-                    .ok_or(ResponseError::UnknownTopicId),
-            };
+        .zip(resolved)
+        .map(|((name, id), resolved)| {
             let result = DeletableTopicResult::default()
                 .with_name(name.clone().map(|n| TopicName(s(n))))
                 .with_topic_id(id);
@@ -44,13 +58,14 @@ pub async fn handle(
                 Err(code) => result
                     .with_error_code(code.code())
                     .with_error_message(Some(s(format!("Topic id {id} does not exist")))),
-                Ok(n) => match state.controller.delete_topic(&n) {
-                    Ok(t) => result
+                Ok(_) => match deleted.next() {
+                    Some(Ok(t)) => result
                         .with_name(Some(TopicName(s(t.name))))
                         .with_topic_id(t.id),
-                    Err(e) => result
+                    Some(Err(e)) => result
                         .with_error_code(e.code.code())
                         .with_error_message(Some(s(e.message))),
+                    None => result.with_error_code(ResponseError::UnknownServerError.code()),
                 },
             }
         })
