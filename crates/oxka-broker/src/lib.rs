@@ -9,7 +9,9 @@
 pub mod authorizer;
 pub mod config;
 pub mod controller;
-pub mod coordinator;
+/// The coordinators live in `oxka-coordinator`; the old path still works.
+pub use oxka_coordinator as coordinator;
+pub mod coordinator_host;
 pub mod handlers;
 pub mod limits;
 pub mod memory;

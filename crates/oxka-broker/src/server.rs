@@ -170,12 +170,12 @@ impl Broker {
         .await?;
         let controller = quorum.controller.clone();
         let group_coordinator = Arc::new(GroupCoordinator::new(
-            &config,
+            crate::coordinator_host::group_config(&config),
             controller.clone(),
             replica_manager.clone(),
         ));
         let txn_coordinator = Arc::new(TransactionCoordinator::new(
-            &config,
+            crate::coordinator_host::txn_config(&config),
             controller.clone(),
             replica_manager.clone(),
             group_coordinator.clone(),

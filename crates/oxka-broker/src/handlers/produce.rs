@@ -91,11 +91,12 @@ pub async fn handle(
                         let tp = TopicPartition::new(name.clone(), p.index);
                         // KIP-890: transactional data only into the
                         // producer's open transaction (v12+ adds to it)
-                        let verified = state.txn_coordinator.verify_transactional_produce(
-                            &tp,
-                            &records,
-                            ctx.version,
-                        );
+                        let verified = state
+                            .txn_coordinator
+                            .verify_transactional_produce(&tp, &records, ctx.version)
+                            .map_err(|e| {
+                                crate::replica_manager::AppendError::new(e.error, e.message)
+                            });
                         match verified.and_then(|()| {
                             state
                                 .replica_manager

@@ -30,10 +30,9 @@ use oxka_log::builder::RecordBatchBuilder;
 use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
-use crate::config::KafkaConfig;
-use crate::controller::Controller;
-use crate::replica_manager::ReplicaManager;
-use crate::server::now_ms;
+use oxka_controller::image::MetadataImage;
+
+use crate::{now_ms, CoordinatorLog, CoordinatorMetadata};
 
 use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatOutcome, HeartbeatParams};
 use offsets::{partition_for, OffsetAndMetadata, OFFSETS_TOPIC};
@@ -57,12 +56,12 @@ pub enum LoadError {
 
 impl GroupConfig {
     /// Reads the `group.*` and `offsets.*` broker configs (Kafka's names and
-    /// defaults; unparsable values were refused at start-up).
-    pub fn from_kafka(config: &KafkaConfig) -> GroupConfig {
+    /// defaults; unparsable values were refused at start-up) through
+    /// `value`, the broker config's lookup.
+    pub fn from_values(value: impl Fn(&str) -> Option<String>) -> GroupConfig {
         let d = GroupConfig::default();
         let int = |k: &str, dflt: i64| -> i64 {
-            config
-                .value(k)
+            value(k)
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(dflt)
         };
@@ -118,8 +117,7 @@ impl GroupConfig {
                 )
                 .clamp(1, i32::MAX.into()) as i32,
                 assignors: {
-                    let v: Vec<assignor::Assignor> = config
-                        .value("group.consumer.assignors")
+                    let v: Vec<assignor::Assignor> = value("group.consumer.assignors")
                         .map(|v| v.split(',').filter_map(assignor::Assignor::parse).collect())
                         .unwrap_or_default();
                     if v.is_empty() {
@@ -200,8 +198,8 @@ pub struct DescribedConsumerMember {
 
 pub struct GroupCoordinator {
     cfg: GroupConfig,
-    controller: Arc<Controller>,
-    replica_manager: Arc<ReplicaManager>,
+    controller: Arc<dyn CoordinatorMetadata>,
+    replica_manager: Arc<dyn CoordinatorLog>,
     groups: Mutex<HashMap<String, Group>>,
     loaded: AtomicBool,
     /// Transactional offset commits awaiting their marker (txn_offsets.rs).
@@ -305,12 +303,7 @@ impl ConsumerReplay {
         true
     }
 
-    fn into_group(
-        mut self,
-        id: &str,
-        image: &crate::metadata::MetadataImage,
-        now_ms: i64,
-    ) -> Option<ConsumerGroup> {
+    fn into_group(mut self, id: &str, image: &MetadataImage, now_ms: i64) -> Option<ConsumerGroup> {
         let epoch = self.epoch?;
         let members = std::mem::take(&mut self.members)
             .into_iter()
@@ -334,12 +327,12 @@ impl ConsumerReplay {
 
 impl GroupCoordinator {
     pub fn new(
-        config: &KafkaConfig,
-        controller: Arc<Controller>,
-        replica_manager: Arc<ReplicaManager>,
+        cfg: GroupConfig,
+        controller: Arc<dyn CoordinatorMetadata>,
+        replica_manager: Arc<dyn CoordinatorLog>,
     ) -> GroupCoordinator {
         GroupCoordinator {
-            cfg: GroupConfig::from_kafka(config),
+            cfg,
             controller,
             replica_manager,
             groups: Mutex::new(HashMap::new()),
@@ -355,17 +348,17 @@ impl GroupCoordinator {
     /// The KIP-848 settings of `group_id`: the broker's, with the group's
     /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
     /// overrides (KIP-848 group configs, in the metadata image) in place.
-    fn consumer_config(
+    pub fn consumer_config(
         &self,
-        image: &crate::metadata::MetadataImage,
+        image: &MetadataImage,
         group_id: &str,
     ) -> Cow<'_, ConsumerConfig> {
         let Some(overrides) = image.group_configs.get(group_id) else {
             return Cow::Borrowed(&self.cfg.consumer);
         };
-        let kafka = self.controller.config();
         let get = |name: &str| {
-            crate::config::group::effective_int(Some(overrides), name, kafka)
+            self.controller
+                .group_config_int(overrides, name)
                 .map(|v| v.clamp(1, i32::MAX.into()) as i32)
         };
         let mut c = self.cfg.consumer.clone();
@@ -1077,7 +1070,7 @@ impl GroupCoordinator {
         let mut bad = 0usize;
         for p in 0..topic.partitions.len() as i32 {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            let torn = super::replay_partition(&self.replica_manager, &tp, |h, raw, pos| {
+            let torn = super::replay_partition(&*self.replica_manager, &tp, |h, raw, pos| {
                 if h.is_transactional() {
                     // TxnOffsetCommit data and its markers
                     let n = topic.partitions.len() as i32;
@@ -1305,291 +1298,5 @@ impl GroupCoordinator {
         for g in groups.values_mut() {
             g.fail_waiters(ResponseError::NotCoordinator);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::controller::CreateTopicSpec;
-    use oxka_log::LogManager;
-
-    struct Node {
-        coordinator: GroupCoordinator,
-        controller: Arc<Controller>,
-        replica_manager: Arc<ReplicaManager>,
-        _quorum: crate::quorum::node::TestQuorum,
-    }
-
-    fn node(config: &Arc<KafkaConfig>) -> Node {
-        let lm = LogManager::startup(
-            &config.log_dirs,
-            config.node_id,
-            "test-cluster-id-000000",
-            config.log_config(&Default::default()),
-            now_ms(),
-        )
-        .unwrap();
-        let rm = Arc::new(ReplicaManager::new(config.node_id, Arc::new(lm)));
-        let (controller, quorum) =
-            crate::quorum::node::single_node_for_tests(config.clone(), rm.clone());
-        Node {
-            coordinator: GroupCoordinator::new(config, controller.clone(), rm.clone()),
-            controller,
-            replica_manager: rm,
-            _quorum: quorum,
-        }
-    }
-
-    fn config(dir: &std::path::Path) -> Arc<KafkaConfig> {
-        let props = BTreeMap::from([
-            ("log.dirs".to_string(), dir.display().to_string()),
-            ("offsets.topic.num.partitions".to_string(), "3".to_string()),
-            (
-                "group.initial.rebalance.delay.ms".to_string(),
-                "0".to_string(),
-            ),
-        ]);
-        Arc::new(KafkaConfig::from_props(props).unwrap().0)
-    }
-
-    fn commit(c: &GroupCoordinator, group: &str, topic: &str, p: i32, o: i64, md: &str) {
-        let r = c
-            .commit_offsets(
-                group,
-                -1,
-                "",
-                None,
-                vec![CommitEntry {
-                    topic: topic.into(),
-                    partition: p,
-                    offset: o,
-                    leader_epoch: 4,
-                    metadata: Some(md.into()),
-                    commit_timestamp: -1,
-                }],
-                9,
-            )
-            .unwrap();
-        assert_eq!(r, vec![None]);
-    }
-
-    #[test]
-    fn offsets_and_groups_are_rebuilt_from_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        {
-            let n = node(&cfg);
-            assert!(n.coordinator.is_loading());
-            assert_eq!(
-                n.coordinator.heartbeat("g", "m", None, 1),
-                Some(ResponseError::CoordinatorLoadInProgress)
-            );
-            n.coordinator.load().unwrap();
-            n.controller
-                .create_topic(
-                    &CreateTopicSpec {
-                        name: "t".into(),
-                        num_partitions: 2,
-                        replication_factor: 1,
-                        assignments: vec![],
-                        configs: BTreeMap::new(),
-                    },
-                    false,
-                )
-                .unwrap();
-            commit(&n.coordinator, "g1", "t", 0, 10, "ten");
-            commit(&n.coordinator, "g1", "t", 1, 1, "");
-            commit(&n.coordinator, "g1", "t", 0, 11, "eleven");
-            commit(&n.coordinator, "gone", "t", 0, 5, "");
-            assert_eq!(n.coordinator.delete_group("gone"), None);
-            // unknown partition
-            let r = n
-                .coordinator
-                .commit_offsets(
-                    "g1",
-                    -1,
-                    "",
-                    None,
-                    vec![CommitEntry {
-                        topic: "t".into(),
-                        partition: 9,
-                        offset: 1,
-                        leader_epoch: -1,
-                        metadata: None,
-                        commit_timestamp: -1,
-                    }],
-                    9,
-                )
-                .unwrap();
-            assert_eq!(r, vec![Some(ResponseError::UnknownTopicOrPartition)]);
-            let image = n.controller.image();
-            let t = image.topic(OFFSETS_TOPIC).expect("offsets topic created");
-            assert_eq!(t.partitions.len(), 3);
-            assert!(t.is_internal());
-            assert_eq!(
-                t.configs.get("cleanup.policy").map(String::as_str),
-                Some("compact")
-            );
-            // the records sit where Kafka's hash puts them
-            let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for("g1", 3));
-            let p = n.replica_manager.get_partition(&tp).unwrap();
-            assert!(p.high_watermark() >= 3);
-            n.replica_manager.log_manager().shutdown().unwrap();
-        }
-        let n = node(&cfg);
-        n.coordinator.load().unwrap();
-        let f = n.coordinator.fetch_offsets("g1", None).unwrap();
-        assert_eq!(f.len(), 1);
-        let (topic, parts) = &f[0];
-        assert_eq!(topic, "t");
-        let p0 = parts[0].1.clone().unwrap();
-        assert_eq!(
-            (p0.offset, p0.leader_epoch, p0.metadata.as_str()),
-            (11, 4, "eleven")
-        );
-        assert_eq!(parts[1].1.as_ref().map(|o| o.offset), Some(1));
-        assert_eq!(
-            n.coordinator.delete_group("gone"),
-            Some(ResponseError::GroupIdNotFound),
-            "the deletion survived the restart"
-        );
-        let listed: Vec<_> = n
-            .coordinator
-            .list_groups()
-            .unwrap()
-            .into_iter()
-            .map(|g| g.group_id)
-            .collect();
-        assert_eq!(listed, vec!["g1".to_string()]);
-    }
-
-    fn create_topic(n: &Node, name: &str, partitions: i32) {
-        n.controller
-            .create_topic(
-                &CreateTopicSpec {
-                    name: name.into(),
-                    num_partitions: partitions,
-                    replication_factor: 1,
-                    assignments: vec![],
-                    configs: BTreeMap::new(),
-                },
-                false,
-            )
-            .unwrap();
-    }
-
-    fn member_commit(
-        c: &GroupCoordinator,
-        group: &str,
-        member: &str,
-        epoch: i32,
-    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        c.commit_offsets(
-            group,
-            epoch,
-            member,
-            None,
-            vec![CommitEntry {
-                topic: "t".into(),
-                partition: 0,
-                offset: 1,
-                leader_epoch: -1,
-                metadata: None,
-                commit_timestamp: -1,
-            }],
-            9,
-        )
-    }
-
-    /// Kafka's coordinator reschedules timers when it loads a group and
-    /// changes no epoch: a member commits with the epoch it had before the
-    /// restart, before and after its first heartbeat.
-    #[test]
-    fn kip848_member_epochs_survive_a_reload() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        let hb = |epoch: i32, owned: Option<assignor::Assignment>| HeartbeatParams {
-            member_id: "m1".into(),
-            member_epoch: epoch,
-            rebalance_timeout_ms: if epoch == 0 { 30_000 } else { -1 },
-            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
-            owned,
-            ..Default::default()
-        };
-        let epoch = {
-            let n = node(&cfg);
-            n.coordinator.load().unwrap();
-            create_topic(&n, "t", 2);
-            let o = n
-                .coordinator
-                .consumer_heartbeat("g", hb(0, Some(Default::default())));
-            assert_eq!(o.error, None);
-            let o = n
-                .coordinator
-                .consumer_heartbeat("g", hb(o.member_epoch, o.assignment.clone()));
-            assert_eq!(o.error, None);
-            assert_eq!(
-                member_commit(&n.coordinator, "g", "m1", o.member_epoch),
-                Ok(vec![None])
-            );
-            n.replica_manager.log_manager().shutdown().unwrap();
-            o.member_epoch
-        };
-        let n = node(&cfg);
-        n.coordinator.load().unwrap();
-        assert_eq!(
-            member_commit(&n.coordinator, "g", "m1", epoch),
-            Ok(vec![None]),
-            "commit before the first heartbeat after the restart"
-        );
-        let o = n.coordinator.consumer_heartbeat("g", hb(epoch, None));
-        assert_eq!(o.error, None);
-        assert_eq!(o.member_epoch, epoch, "loading bumped no epoch");
-        assert_eq!(
-            member_commit(&n.coordinator, "g", "m1", epoch),
-            Ok(vec![None]),
-            "commit after the first heartbeat after the restart"
-        );
-        // metadata that did change is still seen: the epoch moves on
-        create_topic(&n, "u", 1);
-        n.controller.create_partitions("t", 3, None, false).unwrap();
-        let o = n.coordinator.consumer_heartbeat("g", hb(epoch, None));
-        assert_eq!(o.error, None);
-        assert!(o.member_epoch > epoch, "a new partition bumps the epoch");
-    }
-
-    /// A group's configs (KIP-848) set its members' session timeout and
-    /// heartbeat interval; other groups keep the broker's.
-    #[test]
-    fn group_configs_override_the_consumer_timings() {
-        use crate::controller::ConfigTarget;
-        let dir = tempfile::tempdir().unwrap();
-        let n = node(&config(dir.path()));
-        n.controller
-            .alter_configs(&ConfigTarget::Group("g".into()), false, |_| {
-                Ok(BTreeMap::from([
-                    (
-                        "consumer.session.timeout.ms".to_string(),
-                        "50000".to_string(),
-                    ),
-                    (
-                        "consumer.heartbeat.interval.ms".to_string(),
-                        "6000".to_string(),
-                    ),
-                ]))
-            })
-            .unwrap();
-        let image = n.controller.image();
-        let g = n.coordinator.consumer_config(&image, "g");
-        assert_eq!(
-            (g.session_timeout_ms, g.heartbeat_interval_ms),
-            (50_000, 6000)
-        );
-        let other = n.coordinator.consumer_config(&image, "other");
-        assert_eq!(
-            (other.session_timeout_ms, other.heartbeat_interval_ms),
-            (45_000, 5000)
-        );
     }
 }

@@ -20,7 +20,7 @@ use oxka_log::{RecordBatchHeader, TopicPartition};
 use super::offsets::{partition_for, OffsetAndMetadata, OFFSETS_TOPIC};
 use super::records::{CoordinatorKey, OffsetCommitValue};
 use super::{CommitEntry, Group, GroupCoordinator};
-use crate::server::now_ms;
+use crate::now_ms;
 
 type GroupOffsets = HashMap<(String, i32), OffsetAndMetadata>;
 

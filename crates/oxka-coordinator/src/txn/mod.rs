@@ -40,12 +40,9 @@ use oxka_log::builder::RecordBatchBuilder;
 use oxka_log::TopicPartition;
 use parking_lot::Mutex;
 
-use crate::config::KafkaConfig;
-use crate::controller::Controller;
-use crate::coordinator::group::offsets::{partition_for, OFFSETS_TOPIC};
-use crate::coordinator::GroupCoordinator;
-use crate::replica_manager::ReplicaManager;
-use crate::server::now_ms;
+use crate::group::offsets::{partition_for, OFFSETS_TOPIC};
+use crate::GroupCoordinator;
+use crate::{now_ms, AppendError, CoordinatorLog, CoordinatorMetadata};
 
 use records::{decode_key, encode_key, TxnLogValue};
 pub use state::{TxnMetadata, TxnState, TV_0, TV_2};
@@ -96,10 +93,11 @@ pub struct TxnConfig {
 }
 
 impl TxnConfig {
-    pub fn from_kafka(config: &KafkaConfig) -> TxnConfig {
+    /// Reads the `transaction.*` broker configs through `value`, the
+    /// broker config's lookup (Kafka's names and defaults).
+    pub fn from_values(value: impl Fn(&str) -> Option<String>) -> TxnConfig {
         let int = |k: &str, dflt: i64| -> i64 {
-            config
-                .value(k)
+            value(k)
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(dflt)
         };
@@ -160,8 +158,8 @@ pub struct ListedTxn {
 
 pub struct TransactionCoordinator {
     cfg: TxnConfig,
-    controller: Arc<Controller>,
-    replica_manager: Arc<ReplicaManager>,
+    controller: Arc<dyn CoordinatorMetadata>,
+    replica_manager: Arc<dyn CoordinatorLog>,
     groups: Arc<GroupCoordinator>,
     inner: Mutex<Inner>,
     loaded: AtomicBool,
@@ -169,13 +167,13 @@ pub struct TransactionCoordinator {
 
 impl TransactionCoordinator {
     pub fn new(
-        config: &KafkaConfig,
-        controller: Arc<Controller>,
-        replica_manager: Arc<ReplicaManager>,
+        cfg: TxnConfig,
+        controller: Arc<dyn CoordinatorMetadata>,
+        replica_manager: Arc<dyn CoordinatorLog>,
         groups: Arc<GroupCoordinator>,
     ) -> TransactionCoordinator {
         TransactionCoordinator {
-            cfg: TxnConfig::from_kafka(config),
+            cfg,
             controller,
             replica_manager,
             groups,
@@ -265,7 +263,7 @@ impl TransactionCoordinator {
         self.ensure_topic()?;
         let mut inner = self.inner.lock();
         let Some(current) = inner.txns.get(transactional_id).cloned() else {
-            let pid = self.controller.allocate_producer_id().map_err(|e| e.code)?;
+            let pid = self.controller.allocate_producer_id()?;
             let meta = TxnMetadata {
                 transactional_id: transactional_id.to_string(),
                 producer_id: pid,
@@ -313,7 +311,7 @@ impl TransactionCoordinator {
         if meta.producer_epoch >= i16::MAX - 1 {
             // epochs exhausted: a new producer id starts at epoch 0
             meta.previous_producer_id = meta.producer_id;
-            meta.producer_id = self.controller.allocate_producer_id().map_err(|e| e.code)?;
+            meta.producer_id = self.controller.allocate_producer_id()?;
             meta.producer_epoch = 0;
         } else {
             meta.producer_epoch += 1;
@@ -370,8 +368,7 @@ impl TransactionCoordinator {
         meta.next_producer_id = -1;
         if tv >= TV_2 {
             if meta.producer_epoch >= i16::MAX - 1 {
-                meta.next_producer_id =
-                    self.controller.allocate_producer_id().map_err(|e| e.code)?;
+                meta.next_producer_id = self.controller.allocate_producer_id()?;
             }
             meta.producer_epoch = bump_epoch(meta.producer_epoch, 1);
         }
@@ -851,7 +848,7 @@ impl TransactionCoordinator {
         tp: &TopicPartition,
         records: &[u8],
         version: i16,
-    ) -> Result<(), crate::replica_manager::AppendError> {
+    ) -> Result<(), AppendError> {
         let Ok(h) = oxka_log::RecordBatchHeader::parse(records) else {
             // malformed: the log's validation answers it
             return Ok(());
@@ -876,7 +873,7 @@ impl TransactionCoordinator {
                         "Transactional produce to {tp} by producer {pid} epoch {epoch}, which is not part of its ongoing transaction"
                     ),
                 };
-                crate::replica_manager::AppendError::new(error, message)
+                AppendError::new(error, message)
             })
     }
 
@@ -942,7 +939,7 @@ impl TransactionCoordinator {
         let mut bad = 0usize;
         for p in 0..topic.partitions.len() as i32 {
             let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, p);
-            bad += super::replay_partition(&self.replica_manager, &tp, |h, raw, pos| {
+            bad += super::replay_partition(&*self.replica_manager, &tp, |h, raw, pos| {
                 let Some(recs) = super::replayed_records(h, raw, pos) else {
                     bad += 1;
                     return;

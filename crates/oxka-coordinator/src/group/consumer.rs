@@ -25,7 +25,7 @@ use super::assignor::{self, Assignment, Assignor, MemberSpec};
 use super::records::{
     ConsumerMemberMetadataValue, ConsumerValue, CoordinatorKey, CurrentMemberAssignmentValue,
 };
-use crate::metadata::MetadataImage;
+use oxka_controller::image::MetadataImage;
 
 /// Epoch a member sends to leave the group.
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
@@ -1212,7 +1212,7 @@ fn check_epoch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{PartitionInfo, TopicInfo};
+    use oxka_controller::image::{PartitionInfo, TopicInfo};
 
     fn image(topics: &[(&str, u8, usize)]) -> MetadataImage {
         let mut img = MetadataImage::default();
