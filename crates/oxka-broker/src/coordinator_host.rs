@@ -30,7 +30,8 @@ impl CoordinatorLog for ReplicaManager {
         acks: i16,
         now_ms: i64,
     ) -> Result<(), AppendError> {
-        ReplicaManager::append_records(self, tp, records, acks, now_ms)
+        self.leader_partition(tp)
+            .and_then(|p| ReplicaManager::append_records(self, &p, records, acks, now_ms))
             .map(|_| ())
             .map_err(append_error)
     }

@@ -2,7 +2,6 @@
 //! log is folded into them) and the single-node releases' metadata file,
 //! read once to migrate it into the metadata log.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use oxka_controller::image::{
@@ -25,8 +24,8 @@ pub enum MetadataError {
     Corrupt { path: PathBuf, reason: String },
 }
 
-/// Persists the image with the write-temp, fsync, rename, fsync-dir dance, so
-/// that a crash leaves either the old or the new file, never a mix.
+/// The single-node releases' metadata file, read once for the migration
+/// (those releases replaced it atomically: it is whole or missing).
 pub struct MetadataStore {
     path: PathBuf,
 }
@@ -63,30 +62,6 @@ impl MetadataStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    pub fn save(&self, image: &MetadataImage) -> Result<(), MetadataError> {
-        let io = |source| MetadataError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let json = serde_json::to_vec_pretty(image).map_err(|e| MetadataError::Corrupt {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&json).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -98,7 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_round_trip() {
+    fn the_old_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetadataStore::new(dir.path());
         assert!(store.load().unwrap().topics.is_empty());
@@ -116,7 +91,7 @@ mod tests {
             }],
             configs: BTreeMap::from([("retention.ms".to_string(), "5".to_string())]),
         });
-        store.save(&image).unwrap();
+        std::fs::write(store.path(), serde_json::to_vec(&image).unwrap()).unwrap();
         let back = store.load().unwrap();
         assert_eq!(back.topic_by_id(&id).map(|t| t.name.as_str()), Some("t"));
         assert_eq!(back.topic("t"), image.topic("t"));

@@ -262,15 +262,16 @@ impl ReplicaManager {
         Ok(removed)
     }
 
-    /// Appends a produce request's records to one partition as its leader.
+    /// Appends a produce request's records to a partition it leads (from
+    /// [`Self::leader_partition`]).
     pub fn append_records(
         &self,
-        tp: &TopicPartition,
+        partition: &Arc<Partition>,
         records: Bytes,
         required_acks: i16,
         now_ms: i64,
     ) -> Result<LogAppendInfo, AppendError> {
-        let partition = self.hosted(tp)?;
+        let tp = &partition.tp;
         if required_acks == -1 {
             let min_isr = partition.min_insync_replicas.load(Ordering::Acquire);
             let isr = partition.isr_size.load(Ordering::Acquire);
@@ -281,38 +282,22 @@ impl ReplicaManager {
                 ));
             }
         }
-        self.append_to(&partition, |log, epoch| {
+        self.append_to(partition, |log, epoch| {
             log.append_shared_as_leader(records, epoch, now_ms)
         })
     }
 
-    /// The partition if this broker hosts and leads it: else
-    /// NOT_LEADER_OR_FOLLOWER when it is a replica here,
-    /// UNKNOWN_TOPIC_OR_PARTITION when not (handlers that know the topic
-    /// exists answer NOT_LEADER_OR_FOLLOWER then, see [`leader_error`]).
-    fn hosted(&self, tp: &TopicPartition) -> Result<Arc<Partition>, AppendError> {
-        let p = self.get_partition(tp).ok_or_else(|| {
-            AppendError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("This server does not host {tp}"),
-            )
-        })?;
-        if !p.is_leader() {
-            return Err(AppendError::new(
-                ResponseError::NotLeaderOrFollower,
-                format!("This server is not the leader of {tp}"),
-            ));
-        }
-        Ok(p)
-    }
-
-    /// The partition if this broker leads it, else the error a client
-    /// gets: NOT_LEADER_OR_FOLLOWER for a partition of a known topic (it
-    /// refreshes its metadata and goes to the leader).
-    pub fn leader_partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>, ResponseError> {
+    /// The partition if this broker leads it; NOT_LEADER_OR_FOLLOWER if it
+    /// is only a follower here or not hosted at all (callers have checked
+    /// that the partition exists in the metadata: the client refreshes it
+    /// and goes to the leader).
+    pub fn leader_partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>, AppendError> {
         match self.get_partition(tp) {
             Some(p) if p.is_leader() => Ok(p),
-            _ => Err(ResponseError::NotLeaderOrFollower),
+            _ => Err(AppendError::new(
+                ResponseError::NotLeaderOrFollower,
+                format!("This server is not the leader of {tp}"),
+            )),
         }
     }
 
@@ -321,7 +306,7 @@ impl ReplicaManager {
     /// Beyond the high watermark: OFFSET_OUT_OF_RANGE; a topic whose
     /// `cleanup.policy` lacks `delete`: POLICY_VIOLATION (as Kafka).
     pub fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64, AppendError> {
-        let partition = self.hosted(tp)?;
+        let partition = self.leader_partition(tp)?;
         let hw = partition.high_watermark();
         let target = if offset == -1 { hw } else { offset };
         if target < 0 || target > hw {
@@ -374,7 +359,7 @@ impl ReplicaManager {
         tp: &TopicPartition,
         f: impl FnOnce(&mut oxka_log::Log, i32) -> Result<LogAppendInfo, LogError>,
     ) -> Result<LogAppendInfo, AppendError> {
-        let partition = self.hosted(tp)?;
+        let partition = self.leader_partition(tp)?;
         self.append_to(&partition, f)
     }
 

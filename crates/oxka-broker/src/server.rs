@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use oxka_log::LogManager;
 use tokio::net::TcpListener;
@@ -66,12 +66,7 @@ pub struct BrokerState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use oxka_log::now_ms;
 
 /// The cluster id a node writes into a data dir it formats itself (no
 /// `oxka storage format`): random for a node alone; for a node of a quorum,
@@ -92,28 +87,7 @@ fn cluster_id_for_new_dirs(config: &KafkaConfig) -> String {
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, voters.join(",").as_bytes()).into_bytes();
     // Kafka's ids never start with '-' (62 in base64url): clear a top bit
     id[0] &= 0x7f;
-    new_cluster_id(uuid::Uuid::from_bytes(id))
-}
-
-/// Kafka's cluster id form: a UUID in unpadded URL-safe base64 (22 chars).
-fn new_cluster_id(id: uuid::Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.into_bytes();
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = String::with_capacity(22);
-    for b in bytes {
-        bits = (bits << 8) | b as u32;
-        nbits += 8;
-        while nbits >= 6 {
-            nbits -= 6;
-            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
-        }
-    }
-    if nbits > 0 {
-        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
-    }
-    out
+    oxka_log::uuid_string(id)
 }
 
 pub struct Broker {
@@ -511,11 +485,32 @@ fn start_log_cleaner(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn cluster_id_is_22_chars_of_base64url() {
-        let id = super::new_cluster_id(uuid::Uuid::new_v4());
-        assert_eq!(id.len(), 22);
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    fn a_quorum_formats_itself_to_one_cluster_id() {
+        let config = |node: &str| {
+            let props = std::collections::BTreeMap::from([
+                ("node.id".to_string(), node.to_string()),
+                (
+                    "listeners".to_string(),
+                    "PLAINTEXT://:0,CONTROLLER://:1".to_string(),
+                ),
+                (
+                    "controller.listener.names".to_string(),
+                    "CONTROLLER".to_string(),
+                ),
+                (
+                    "controller.quorum.voters".to_string(),
+                    "1@h:1,2@h:2,3@h:3".to_string(),
+                ),
+            ]);
+            crate::config::KafkaConfig::from_props(props).unwrap().0
+        };
+        let one = super::cluster_id_for_new_dirs(&config("1"));
+        assert_eq!(one, super::cluster_id_for_new_dirs(&config("3")));
+        assert!(oxka_log::validate_cluster_id(&one).is_ok() && !one.starts_with('-'));
+        let alone = super::cluster_id_for_new_dirs(&crate::config::KafkaConfig::defaults());
+        assert_ne!(
+            alone,
+            super::cluster_id_for_new_dirs(&crate::config::KafkaConfig::defaults())
+        );
     }
 }

@@ -172,14 +172,6 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::UnregisterBroker {
-                broker_id,
-                broker_epoch,
-            } => {
-                if self.brokers.get(broker_id).map(|b| b.epoch) == Some(*broker_epoch) {
-                    self.brokers.remove(broker_id);
-                }
-            }
             MetadataRecord::FenceBroker {
                 broker_id,
                 broker_epoch,

@@ -42,8 +42,6 @@ pub enum MetadataRecord {
         rack: Option<String>,
         fenced: bool,
     },
-    /// UnregisterBrokerRecord.
-    UnregisterBroker { broker_id: i32, broker_epoch: i64 },
     /// FenceBrokerRecord: left out of Metadata and placement.
     FenceBroker { broker_id: i32, broker_epoch: i64 },
     /// UnfenceBrokerRecord: caught up with the metadata log and heartbeating.

@@ -98,13 +98,7 @@ pub trait CoordinatorMetadata: Send + Sync {
     fn group_config_int(&self, overrides: &BTreeMap<String, String>, name: &str) -> Option<i64>;
 }
 
-/// Wall-clock milliseconds (record timestamps, expiry deadlines).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use oxka_log::now_ms;
 
 /// How much of an internal topic's log a replay reads at once.
 const REPLAY_CHUNK: usize = 1 << 20;

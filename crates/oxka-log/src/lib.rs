@@ -24,14 +24,23 @@ mod retention;
 mod segment;
 pub mod txn_index;
 
+/// Wall-clock milliseconds since the Unix epoch: record timestamps,
+/// retention and expiry deadlines (one clock for every server crate).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
 pub use dir_lock::DirLock;
 pub use error::{LogError, RecordError};
 pub use fileio::FileRegion;
 pub use log::Log;
 pub use manager::{
-    format_log_dir, random_cluster_id, read_meta_properties, validate_cluster_id, LogManager,
-    CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, METADATA_LOG_DIR_NAME,
+    format_log_dir, random_cluster_id, read_meta_properties, uuid_string, validate_cluster_id,
+    LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, METADATA_LOG_DIR_NAME,
     META_PROPERTIES_FILE, RECOVERY_POINT_CHECKPOINT_FILE, RETENTION_PASS_MIN_INTERVAL_MS,
 };
 pub use open_files::{open_file_budget, set_open_file_budget};

@@ -110,7 +110,8 @@ fn random_bytes() -> [u8; 16] {
 const UUID_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-fn uuid_string(bytes: [u8; 16]) -> String {
+/// A UUID in Kafka's text form: unpadded URL-safe base64, 22 characters.
+pub fn uuid_string(bytes: [u8; 16]) -> String {
     let mut out = String::with_capacity(22);
     let mut acc: u32 = 0;
     let mut bits = 0;

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::block_on;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,18 +61,7 @@ fn member(b: &TestBroker, group: &str, extra: &[(&str, &str)]) -> (Member, Recor
 }
 
 fn admin(b: &TestBroker) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .create()
-        .expect("admin client")
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    common::admin_client(&b.bootstrap())
 }
 
 fn create_topic(b: &TestBroker, name: &str, partitions: i32) {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::block_on;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -22,14 +24,6 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// A short heartbeat interval so that reassignments are seen quickly.
 const BROKER_OVERRIDES: &[&str] = &["group.consumer.heartbeat.interval.ms=500"];
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::block_on;
+
 use std::time::Duration;
 
 use common::TestBroker;
@@ -17,19 +19,8 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
 fn admin(b: &TestBroker) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .create()
-        .expect("admin")
+    common::admin_client(&b.bootstrap())
 }
 
 fn consumer(b: &TestBroker) -> BaseConsumer {

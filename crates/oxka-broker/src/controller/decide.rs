@@ -372,9 +372,10 @@ pub fn set_configs(
     new: &BTreeMap<String, String>,
 ) -> Decision {
     let Some(current) = current_configs(image, target) else {
-        let ConfigTargetWire::Topic(name) = target else {
-            unreachable!("only topics can be missing")
-        };
+        // only a topic can be missing (brokers and groups have defaults)
+        let (ConfigTargetWire::Topic(name)
+        | ConfigTargetWire::Broker(name)
+        | ConfigTargetWire::Group(name)) = target;
         return Decision::answer(Err(ApiError::new(
             ResponseError::UnknownTopicOrPartition,
             format!("The topic '{name}' does not exist."),
@@ -416,7 +417,7 @@ pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32, count: i64) 
 /// ReplicationControlManager.handleBrokerFenced). The last ISR member is
 /// kept (leader -1) rather than dropped: unclean election is off, so only
 /// it may lead again.
-pub fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
@@ -453,9 +454,26 @@ pub fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     out
 }
 
+/// A broker's change of state (a new, fenced registration; fencing;
+/// unfencing) and the partition changes it entails, decided against the
+/// image with the change applied, in one batch: a fenced broker leaves
+/// every ISR and its leaderships move, an unfenced one leads the
+/// leaderless partitions whose ISR holds it.
+pub fn broker_change(image: &MetadataImage, change: MetadataRecord) -> Vec<MetadataRecord> {
+    let mut after = image.clone();
+    after.apply(&change);
+    let follow = match &change {
+        MetadataRecord::UnfenceBroker { broker_id, .. } => elect_returning(&after, *broker_id),
+        MetadataRecord::FenceBroker { broker_id, .. }
+        | MetadataRecord::RegisterBroker { broker_id, .. } => leave_isrs(&after, *broker_id),
+        _ => Vec::new(),
+    };
+    std::iter::once(change).chain(follow).collect()
+}
+
 /// Leaderless partitions whose ISR holds `broker` get it as leader once it
 /// is unfenced.
-pub fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
@@ -495,13 +513,7 @@ mod tests {
     }
 
     fn spec(name: &str, n: i32, rf: i16) -> CreateTopicSpec {
-        CreateTopicSpec {
-            name: name.into(),
-            num_partitions: n,
-            replication_factor: rf,
-            assignments: vec![],
-            configs: BTreeMap::new(),
-        }
+        CreateTopicSpec::new(name, n, rf)
     }
 
     #[test]
@@ -550,11 +562,11 @@ mod tests {
             &mut rng,
         );
         image.apply_batch(1, &RecordBatch::new(d.records));
-        image.apply(&MetadataRecord::FenceBroker {
+        let fence = MetadataRecord::FenceBroker {
             broker_id: 1,
             broker_epoch: 1,
-        });
-        image.apply_batch(2, &RecordBatch::new(leave_isrs(&image, 1)));
+        };
+        image.apply_batch(2, &RecordBatch::new(broker_change(&image, fence)));
         for p in &image.topic("a").unwrap().partitions {
             assert!(
                 !p.isr.contains(&1) && p.leader != 1 && p.leader != -1,
@@ -566,11 +578,11 @@ mod tests {
                 assert_eq!((p.leader, p.isr.clone()), (-1, vec![1]));
             }
         }
-        image.apply(&MetadataRecord::UnfenceBroker {
+        let unfence = MetadataRecord::UnfenceBroker {
             broker_id: 1,
             broker_epoch: 1,
-        });
-        image.apply_batch(3, &RecordBatch::new(elect_returning(&image, 1)));
+        };
+        image.apply_batch(3, &RecordBatch::new(broker_change(&image, unfence)));
         assert!(image
             .topic("one")
             .unwrap()

@@ -481,19 +481,18 @@ impl Controller {
         // The broker epoch is the offset of the registration record: the
         // next one, as decisions are made one at a time.
         let epoch = self.raft.as_ref().map_or(0, |r| r.log().last_index() + 1) as i64;
-        let reg = MetadataRecord::RegisterBroker {
-            broker_id,
-            incarnation_id,
-            broker_epoch: epoch,
-            endpoints: endpoints.to_vec(),
-            rack: rack.clone(),
-            fenced: true,
-        };
-        let mut after = image.clone();
-        after.apply(&reg);
-        let mut records = vec![reg];
         // a new incarnation starts fenced: its old leaderships move
-        records.extend(decide::leave_isrs(&after, broker_id));
+        let records = decide::broker_change(
+            image,
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                broker_epoch: epoch,
+                endpoints: endpoints.to_vec(),
+                rack: rack.clone(),
+                fenced: true,
+            },
+        );
         tracing::info!(broker_id, epoch, "registering broker");
         decide::Decision {
             records,
@@ -530,33 +529,29 @@ impl Controller {
                 last_contact: Instant::now(),
             },
         );
-        let fence = |image: &MetadataImage| {
-            let rec = MetadataRecord::FenceBroker {
-                broker_id,
-                broker_epoch,
-            };
-            let mut after = image.clone();
-            after.apply(&rec);
-            let mut records = vec![rec];
-            records.extend(decide::leave_isrs(&after, broker_id));
-            records
+        let fence = MetadataRecord::FenceBroker {
+            broker_id,
+            broker_epoch,
         };
         let (records, fenced, shut_down) = if want_shut_down {
             // controlled shutdown: leaderships move away, then it may stop
-            let records = if reg.fenced { Vec::new() } else { fence(image) };
+            let records = if reg.fenced {
+                Vec::new()
+            } else {
+                decide::broker_change(image, fence)
+            };
             if !records.is_empty() {
                 tracing::info!(broker_id, "controlled shutdown: fencing the broker");
             }
             (records, true, true)
         } else if reg.fenced && applied >= broker_epoch.max(0) as u64 {
-            let rec = MetadataRecord::UnfenceBroker {
-                broker_id,
-                broker_epoch,
-            };
-            let mut after = image.clone();
-            after.apply(&rec);
-            let mut records = vec![rec];
-            records.extend(decide::elect_returning(&after, broker_id));
+            let records = decide::broker_change(
+                image,
+                MetadataRecord::UnfenceBroker {
+                    broker_id,
+                    broker_epoch,
+                },
+            );
             tracing::info!(
                 broker_id,
                 "unfencing broker: it caught up with the metadata log"
@@ -613,16 +608,14 @@ impl Controller {
                         outcome: Ok(CommandOutcome::Done),
                     };
                 }
-                let rec = MetadataRecord::FenceBroker {
-                    broker_id,
-                    broker_epoch,
-                };
-                let mut after = image.clone();
-                after.apply(&rec);
-                let mut records = vec![rec];
-                records.extend(decide::leave_isrs(&after, broker_id));
                 decide::Decision {
-                    records,
+                    records: decide::broker_change(
+                        image,
+                        MetadataRecord::FenceBroker {
+                            broker_id,
+                            broker_epoch,
+                        },
+                    ),
                     outcome: Ok(CommandOutcome::Done),
                 }
             });
@@ -814,14 +807,11 @@ impl Controller {
         }
         let rf = (replication_factor.max(1) as usize).min(self.live_brokers().len().max(1)) as i16;
         let spec = CreateTopicSpec {
-            name: name.to_string(),
-            num_partitions: partitions,
-            replication_factor: rf,
-            assignments: Vec::new(),
             configs: BTreeMap::from([
                 ("cleanup.policy".to_string(), "compact".to_string()),
                 ("segment.bytes".to_string(), segment_bytes.to_string()),
             ]),
+            ..CreateTopicSpec::new(name, partitions, rf)
         };
         match self.create_topic(&spec, false) {
             Ok(t) => Ok(t.partitions.len() as i32),
@@ -1060,13 +1050,7 @@ mod tests {
     }
 
     fn spec(name: &str, n: i32, rf: i16) -> CreateTopicSpec {
-        CreateTopicSpec {
-            name: name.into(),
-            num_partitions: n,
-            replication_factor: rf,
-            assignments: vec![],
-            configs: BTreeMap::new(),
-        }
+        CreateTopicSpec::new(name, n, rf)
     }
 
     #[test]

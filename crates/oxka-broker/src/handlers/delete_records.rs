@@ -24,7 +24,7 @@ pub async fn handle(
         .topics
         .into_iter()
         .map(|t| {
-            let known = image.topic(t.name.0.as_str()).is_some();
+            let count = image.topic(t.name.0.as_str()).map_or(0, |t| t.partitions.len() as i32);
             let partitions = t
                 .partitions
                 .iter()
@@ -32,7 +32,7 @@ pub async fn handle(
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    if !known {
+                    if !(0..count).contains(&p.partition_index) {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     }

@@ -44,7 +44,10 @@ pub async fn handle(
         let names = names.clone();
         tokio::task::spawn_blocking(move || controller.delete_topics(&names, timeout))
             .await
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "topic deletion task failed");
+                Vec::new()
+            })
     };
     let mut deleted = deleted.into_iter();
     let responses = targets

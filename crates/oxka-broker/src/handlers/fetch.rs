@@ -150,9 +150,9 @@ fn read_all(
                 }
                 let partition = match state.replica_manager.leader_partition(&tp) {
                     Ok(partition) => partition,
-                    Err(code) => {
+                    Err(e) => {
                         errored = true;
-                        return with_error(base, code);
+                        return with_error(base, e.error);
                     }
                 };
                 let hw = partition.high_watermark();

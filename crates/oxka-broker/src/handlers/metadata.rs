@@ -152,13 +152,7 @@ async fn auto_create(
     }
     let specs: Vec<CreateTopicSpec> = names
         .iter()
-        .map(|name| CreateTopicSpec {
-            name: name.clone(),
-            num_partitions: -1,
-            replication_factor: -1,
-            assignments: Vec::new(),
-            configs: BTreeMap::new(),
-        })
+        .map(|name| CreateTopicSpec::new(name.clone(), -1, -1))
         .collect();
     let controller = state.controller.clone();
     let results = tokio::task::spawn_blocking(move || {

@@ -56,6 +56,12 @@ pub async fn handle(
                     ResponseError::UnknownTopicOrPartition
                 };
                 partition_error(p.index, code, format!("Unknown topic {name}"))
+            } else if info.is_some_and(|t| !(0..t.partitions.len() as i32).contains(&p.index)) {
+                partition_error(
+                    p.index,
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Unknown partition {name}-{}", p.index),
+                )
             } else if info.is_some_and(|t| t.is_internal()) {
                 // Only the coordinators write their topics (Kafka's
                 // ReplicaManager refuses clients' appends to them): a
@@ -71,48 +77,39 @@ pub async fn handle(
                     None => {
                         partition_error(p.index, ResponseError::CorruptMessage, "No records".into())
                     }
-                    Some(_)
-                        if info
-                            .is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.index))
-                            && state
-                                .replica_manager
-                                .leader_partition(&TopicPartition::new(name.clone(), p.index))
-                                .is_err() =>
-                    {
-                        // led by another broker: the client refreshes its
-                        // metadata and sends there
-                        partition_error(
-                            p.index,
-                            ResponseError::NotLeaderOrFollower,
-                            format!("This server is not the leader of {name}-{}", p.index),
-                        )
-                    }
                     Some(records) => {
                         let tp = TopicPartition::new(name.clone(), p.index);
                         // KIP-890: transactional data only into the
                         // producer's open transaction (v12+ adds to it)
-                        let verified = state
-                            .txn_coordinator
-                            .verify_transactional_produce(&tp, &records, ctx.version)
-                            .map_err(|e| {
-                                crate::replica_manager::AppendError::new(e.error, e.message)
-                            });
-                        match verified.and_then(|()| {
+                        // led by another broker: NOT_LEADER_OR_FOLLOWER, and
+                        // the client refreshes its metadata and goes there
+                        let appended =
                             state
                                 .replica_manager
-                                .append_records(&tp, records, acks, now_ms())
-                        }) {
-                            Ok(info) => PartitionProduceResponse::default()
+                                .leader_partition(&tp)
+                                .and_then(|part| {
+                                    state
+                                        .txn_coordinator
+                                        .verify_transactional_produce(&tp, &records, ctx.version)
+                                        .map_err(|e| {
+                                            crate::replica_manager::AppendError::new(
+                                                e.error, e.message,
+                                            )
+                                        })?;
+                                    let info = state.replica_manager.append_records(
+                                        &part,
+                                        records,
+                                        acks,
+                                        now_ms(),
+                                    )?;
+                                    Ok((info, part))
+                                });
+                        match appended {
+                            Ok((info, part)) => PartitionProduceResponse::default()
                                 .with_index(p.index)
                                 .with_base_offset(info.first_offset)
                                 .with_log_append_time_ms(info.log_append_time)
-                                .with_log_start_offset(
-                                    state
-                                        .replica_manager
-                                        .get_partition(&tp)
-                                        .map(|p| p.log_start_offset())
-                                        .unwrap_or(0),
-                                ),
+                                .with_log_start_offset(part.log_start_offset()),
                             Err(e) => {
                                 tracing::debug!(partition = %tp, error = %e.message, "produce rejected");
                                 // KIP-467 (v8+): the refused records by

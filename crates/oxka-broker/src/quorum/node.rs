@@ -315,7 +315,7 @@ impl Drop for QuorumNode {
 
 /// A single node's quorum and registered broker, for unit tests that need
 /// a [`Controller`] without a whole broker: keep the returned guard alive.
-#[doc(hidden)]
+#[cfg(test)]
 pub fn single_node_for_tests(
     config: Arc<KafkaConfig>,
     replica_manager: Arc<ReplicaManager>,
@@ -346,13 +346,14 @@ pub fn single_node_for_tests(
     )
 }
 
-#[doc(hidden)]
+#[cfg(test)]
 pub struct TestQuorum {
     node: Option<QuorumNode>,
     stop: watch::Sender<bool>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
+#[cfg(test)]
 impl Drop for TestQuorum {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

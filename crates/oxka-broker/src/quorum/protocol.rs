@@ -117,6 +117,20 @@ pub struct CreateTopicSpec {
     pub configs: BTreeMap<String, String>,
 }
 
+impl CreateTopicSpec {
+    /// A topic by name and counts (-1: the broker's defaults), without
+    /// explicit assignments or configs.
+    pub fn new(name: impl Into<String>, num_partitions: i32, replication_factor: i16) -> Self {
+        CreateTopicSpec {
+            name: name.into(),
+            num_partitions,
+            replication_factor,
+            assignments: Vec::new(),
+            configs: BTreeMap::new(),
+        }
+    }
+}
+
 /// A Kafka error as it crosses nodes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireError {

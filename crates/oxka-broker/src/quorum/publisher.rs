@@ -27,7 +27,6 @@ const CHUNK_BYTES: usize = 8 << 20;
 pub struct MetadataPublisher {
     image: RwLock<Arc<MetadataImage>>,
     applied: Arc<CommitSignal>,
-    applied_watch: tokio::sync::watch::Sender<u64>,
 }
 
 /// Where the committed log comes from: this voter's Raft log, or the copy
@@ -44,7 +43,6 @@ impl MetadataPublisher {
         Arc::new(MetadataPublisher {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applied: Arc::new(CommitSignal::default()),
-            applied_watch: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -54,10 +52,6 @@ impl MetadataPublisher {
 
     pub fn applied(&self) -> u64 {
         self.applied.get()
-    }
-
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.applied_watch.subscribe()
     }
 
     /// Waits until the image includes offset `offset`; false on timeout.
@@ -166,7 +160,6 @@ impl MetadataPublisher {
             let offset = next.offset;
             *self.image.write() = Arc::new(next);
             self.applied.set(offset);
-            let _ = self.applied_watch.send(offset);
         }
     }
 }

@@ -47,8 +47,6 @@ pub enum ProposalFailure {
     Lost,
     #[error("the metadata quorum is busy")]
     Busy,
-    #[error("the metadata log cannot be written: {0}")]
-    Storage(String),
 }
 
 /// The commit index, observable by threads and tasks.
@@ -243,13 +241,17 @@ impl Loop {
                 let from = m.from;
                 let contact = m.is_follower_contact();
                 self.node.step(m);
-                if contact {
-                    let now = now_ms();
-                    let st = self.node.status();
-                    let caught_up = st
-                        .progress
+                let st = contact.then(|| self.node.status());
+                // only voters' answers count: `from` is what the peer says
+                let progress = st.as_ref().and_then(|st| {
+                    st.progress
                         .iter()
-                        .any(|p| p.node_id == from && p.matched >= st.last_index);
+                        .find(|p| p.node_id == from)
+                        .map(|p| (p.matched, st.last_index))
+                });
+                if let Some((matched, last_index)) = progress {
+                    let now = now_ms();
+                    let caught_up = matched >= last_index;
                     let mut t = self.times.write();
                     let entry = t.entry(from).or_default();
                     entry.last_fetch_ms = now;

@@ -33,8 +33,13 @@ impl RequestHandler for ControllerService {
     ) -> Pin<Box<dyn Future<Output = Response> + Send>> {
         Box::pin(async move {
             let me = self.clone();
-            let r = tokio::task::spawn_blocking(move || me.answer(req)).await;
-            r.unwrap_or(Response::NotController { leader: None })
+            match tokio::task::spawn_blocking(move || me.answer(req)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "answering a controller request failed");
+                    Response::NotController { leader: None }
+                }
+            }
         })
     }
 }

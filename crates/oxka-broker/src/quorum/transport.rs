@@ -25,6 +25,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REDIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// Requests awaiting an answer on one node; more fail at once.
 const MAX_PENDING: usize = 4096;
+/// Requests from one peer being answered at once (each may hold a
+/// blocking thread while it waits for the quorum).
+const IN_FLIGHT_PER_PEER: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -111,10 +114,6 @@ impl ControllerNet {
 
     pub fn refused(&self) -> watch::Receiver<Option<String>> {
         self.refused.subscribe()
-    }
-
-    pub fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.runtime
     }
 
     /// Sends a request to node `to` and waits for its answer.
@@ -238,6 +237,7 @@ impl ControllerNet {
             _ => return,
         };
         let (tx, mut rx) = mpsc::channel::<Frame>(PEER_QUEUE);
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_PEER));
         let writer = tokio::spawn(async move {
             while let Some(f) = rx.recv().await {
                 if w.write_all(&encode(&f)).await.is_err() {
@@ -260,10 +260,16 @@ impl ControllerNet {
                     let Some(handler) = self.handler.get().cloned() else {
                         continue;
                     };
+                    // at most IN_FLIGHT_PER_PEER answered at once; past it
+                    // this connection is not read until one finishes
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break;
+                    };
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let body = handler.handle(from, body).await;
                         let _ = tx.send(Frame::Response { id, body }).await;
+                        drop(permit);
                     });
                 }
                 Ok(Some(_)) => {}

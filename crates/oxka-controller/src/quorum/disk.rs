@@ -41,10 +41,6 @@ impl DiskStore {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// True when the dir holds any metadata log state (a node that has
     /// been part of a quorum before).
     pub fn exists(parent: &Path) -> bool {
@@ -53,14 +49,14 @@ impl DiskStore {
     }
 
     fn entries_file(&mut self) -> io::Result<&mut File> {
-        if self.entries.is_none() {
-            let f = OpenOptions::new()
+        let f = match self.entries.take() {
+            Some(f) => f,
+            None => OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(self.dir.join(ENTRIES))?;
-            self.entries = Some(f);
-        }
-        Ok(self.entries.as_mut().expect("opened above"))
+                .open(self.dir.join(ENTRIES))?,
+        };
+        Ok(self.entries.insert(f))
     }
 
     fn rewrite_entries(&mut self) -> io::Result<()> {
@@ -126,8 +122,10 @@ impl QuorumStore for DiskStore {
         let mut pos = 0;
         let mut entries: Vec<WireEntry> = Vec::new();
         while pos + 8 <= bytes.len() {
-            let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-            let crc = u32::from_be_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
+            let header = |at: usize| {
+                u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+            };
+            let (len, crc) = (header(pos) as usize, header(pos + 4));
             if len > MAX_FRAME || pos + 8 + len > bytes.len() {
                 break;
             }

@@ -339,11 +339,6 @@ impl<S: QuorumStore> QuorumNode<S> {
         };
         self.raw.report_snapshot(node, status);
     }
-
-    /// A peer could not be reached: Raft stops pipelining to it.
-    pub fn report_unreachable(&mut self, node: u64) {
-        self.raw.report_unreachable(node);
-    }
 }
 
 fn push(out: &mut Vec<WireMessage>, msgs: Vec<Message>) {

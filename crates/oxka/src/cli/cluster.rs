@@ -243,12 +243,7 @@ async fn quorum(admin: &Admin, args: QuorumArgs, output: Output) -> CliResult {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch, for "N ms ago".
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use oxka_log::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -233,3 +233,23 @@ pub async fn topic_with_40_records(b: &TestBroker, prefix: &str) -> String {
     producer.flush().await.expect("flush");
     topic
 }
+
+/// Runs one future to completion on a fresh single-threaded runtime (the
+/// tests drive async clients from plain threads).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// librdkafka's admin client on `bootstrap`.
+pub fn admin_client(
+    bootstrap: &str,
+) -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
