@@ -162,6 +162,19 @@ pub enum LogError {
     /// it refuses further appends rather than risk serving a torn batch.
     #[error("log {0} is offline")]
     LogOffline(String),
+    /// A follower append whose batches do not continue the log: a batch
+    /// starting below `expected` (the log end offset for the first batch,
+    /// the offset after the previous batch for the others). Kafka's
+    /// UnexpectedAppendOffsetException / OffsetsOutOfOrderException: the
+    /// follower fetched from the wrong offset, or its leader's batches
+    /// overlap.
+    #[error("unexpected offset in a follower append: a batch starts at offset {got}, but the log expects offset {expected} or later")]
+    UnexpectedAppendOffset {
+        /// The lowest base offset the log accepts there.
+        expected: i64,
+        /// The batch's base offset.
+        got: i64,
+    },
     /// A producer's batch does not follow its previous one (a gap, or a
     /// new epoch not starting at 0): Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER.
     #[error("out of order sequence: {0}")]

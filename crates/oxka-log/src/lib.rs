@@ -11,6 +11,7 @@ pub mod builder;
 pub mod cleaner;
 mod config;
 mod dir_lock;
+pub mod epoch_cache;
 mod error;
 mod fileio;
 mod index;
@@ -35,6 +36,7 @@ pub fn now_ms() -> i64 {
 
 pub use config::{BrokerCompression, LogConfig, TimestampType, TopicPartition};
 pub use dir_lock::DirLock;
+pub use epoch_cache::{EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use error::{LogError, RecordError};
 pub use fileio::FileRegion;
 pub use log::Log;

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 
 use crate::config::{LogConfig, TimestampType, TopicPartition};
+use crate::epoch_cache::{assign_to, LeaderEpochCache};
 use crate::error::{IoContext, LogError};
 use crate::fileio::sync_dir;
 use crate::producer_state::{AppendOrigin, Checked, ProducerStateManager};
 use crate::record_batch::{
     recompress_batch, set_base_offset, set_max_timestamp, set_partition_leader_epoch,
-    validate_batches_limited, RecordBatchHeader, ValidatedBatch, BATCH_OVERHEAD,
+    validate_batches_limited, validate_replicated_batches, RecordBatchHeader, ValidatedBatch,
+    BATCH_OVERHEAD,
 };
 use crate::retention::{PendingDeletes, RetentionConfig};
 use crate::segment::{segment_file, AppendBatch, LogSegment, LOG_SUFFIX};
@@ -35,6 +37,20 @@ impl AppendRecords<'_> {
             AppendRecords::Shared(b) => b,
         }
     }
+}
+
+/// How an append places its batches.
+#[derive(Clone, Copy, Debug)]
+enum AppendMode {
+    /// The log assigns offsets from its end and stamps `leader_epoch` (and
+    /// the append time): produce, coordinators, transaction markers.
+    Leader {
+        leader_epoch: i32,
+        origin: AppendOrigin,
+    },
+    /// The batches are kept exactly as the leader wrote them: offsets,
+    /// leader epochs, timestamps, producer fields (replication).
+    Follower,
 }
 
 /// Whether a CreateTime batch's header disagrees with its records (type
@@ -75,6 +91,8 @@ pub struct Log {
     producer_state: ProducerStateManager,
     /// Aborted transactions, for read_committed fetches.
     txn_indexes: TxnIndexes,
+    /// The start offset of every leader epoch (see `epoch_cache.rs`).
+    epoch_cache: LeaderEpochCache,
 }
 
 impl Log {
@@ -208,12 +226,14 @@ impl Log {
             pending_deletes: PendingDeletes::default(),
             producer_state: ProducerStateManager::default(),
             txn_indexes: TxnIndexes::default(),
+            epoch_cache: LeaderEpochCache::empty(dir),
         };
         if log.segments.is_empty() {
             let base = log_start_offset.max(0);
             log.add_segment(base, now_ms)?;
         }
         log.log_end_offset = log.active_segment().next_offset();
+        log.load_epoch_cache()?;
         if log_start_offset > log.log_end_offset {
             // The checkpoint says records below it were deleted; nothing we
             // hold can be served, so start afresh there (Kafka does the same).
@@ -228,8 +248,36 @@ impl Log {
         if log.dir_dirty || log.segments.values().any(LogSegment::is_dirty) {
             log.flush()?;
         }
+        // The checkpoint may name epochs whose records a crash or a
+        // truncation lost, or that retention removed.
+        log.epoch_cache.truncate_from_end(log.log_end_offset)?;
+        log.epoch_cache.truncate_from_start(log.log_start_offset)?;
         log.load_producer_state()?;
         Ok(log)
+    }
+
+    /// Reads `leader-epoch-checkpoint`, or rebuilds it from the leader
+    /// epochs in the batch headers when it is missing or unreadable (a log
+    /// written before the cache existed, a damaged file). Epochs below 0
+    /// (batches written without one) are ignored.
+    fn load_epoch_cache(&mut self) -> Result<(), LogError> {
+        if let Some(cache) = LeaderEpochCache::load(&self.dir)? {
+            self.epoch_cache = cache;
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        for seg in self.segments.values() {
+            seg.visit_headers(|h| {
+                assign_to(&mut entries, h.partition_leader_epoch, h.base_offset);
+            })?;
+            // loaded segments hold no descriptor (see `open_files`)
+            seg.close_files();
+        }
+        if !entries.is_empty() {
+            tracing::info!(tp = %self.tp, epochs = entries.len(), "rebuilt the leader epoch cache from the log");
+        }
+        self.epoch_cache = LeaderEpochCache::create(&self.dir, entries)?;
+        Ok(())
     }
 
     fn active_segment(&self) -> &LogSegment {
@@ -266,7 +314,25 @@ impl Log {
         Ok(())
     }
 
-    fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+    /// Deletes every segment and restarts the log, empty, at `offset`
+    /// (Kafka's `truncateFullyAndStartAt`): a follower whose fetch offset
+    /// is below its leader's log start offset, or that must diverge before
+    /// its own log start. The log start and end become `offset`; producer
+    /// state and the leader epoch cache are emptied, and the new state is
+    /// made durable before returning.
+    pub fn truncate_fully_and_start_at(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        self.check_online()?;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
         let old = std::mem::take(&mut self.segments);
         for (_, seg) in old {
             seg.delete_files()?;
@@ -275,7 +341,9 @@ impl Log {
         self.log_end_offset = offset;
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
-        self.reset_producer_state(offset)
+        self.epoch_cache.clear()?;
+        self.reset_producer_state(offset)?;
+        self.flush()
     }
 
     /// The partition this log stores.
@@ -349,6 +417,7 @@ impl Log {
             });
         }
         self.log_start_offset = offset;
+        self.epoch_cache.truncate_from_start(offset)?;
         let deletable: Vec<i64> = self
             .segments
             .iter()
@@ -404,9 +473,11 @@ impl Log {
         self.append_validated(
             AppendRecords::InPlace(records),
             &validated,
-            leader_epoch,
+            AppendMode::Leader {
+                leader_epoch,
+                origin,
+            },
             now_ms,
-            origin,
         )
     }
 
@@ -425,6 +496,10 @@ impl Log {
     ) -> Result<LogAppendInfo, LogError> {
         let mut validated = self.validate_for_append(&records, now_ms)?;
         let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let mode = AppendMode::Leader {
+            leader_epoch,
+            origin: AppendOrigin::Client,
+        };
         let rewrites = self.config.compression.codec().is_some()
             || append_time
             || validated.iter().any(needs_max_timestamp_rewrite);
@@ -434,18 +509,94 @@ impl Log {
             return self.append_validated(
                 AppendRecords::InPlace(&mut owned),
                 &validated,
-                leader_epoch,
+                mode,
                 now_ms,
-                AppendOrigin::Client,
             );
         }
+        self.append_validated(AppendRecords::Shared(&records), &validated, mode, now_ms)
+    }
+
+    /// Appends batches exactly as the leader wrote them (a follower
+    /// replicating its leader, Kafka's `appendAsFollower`): offsets, leader
+    /// epochs, timestamps and producer ids, epochs and sequences are kept,
+    /// nothing is recompressed and no timestamp, key or size policy
+    /// applies; only the batches' integrity is checked (framing, CRC, see
+    /// [`validate_replicated_batches`]), so batches a compacted leader
+    /// rewrote are accepted. Producer state is updated without sequence
+    /// checks, so the follower rebuilds idempotence and transaction state,
+    /// aborted-transaction index included, and a new leader epoch in the
+    /// batches is recorded in the leader epoch cache.
+    ///
+    /// The first batch must not start below the log end offset and each
+    /// batch must start after the previous one's last offset
+    /// ([`LogError::UnexpectedAppendOffset`] otherwise, and nothing is
+    /// appended); a batch may start later (offsets a compacted leader
+    /// removed stay a gap, as in Kafka). The log end becomes the last
+    /// batch's last offset + 1. Empty `records` append nothing.
+    ///
+    /// The caller handles Kafka's one tolerated mismatch: a follower whose
+    /// log is empty at the leader's log start offset, which lies inside the
+    /// batch the fetch returned, restarts the log at that batch's base
+    /// offset ([`Log::truncate_fully_and_start_at`]) and appends again.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.check_online()?;
+        if records.is_empty() {
+            return Ok(LogAppendInfo {
+                first_offset: self.log_end_offset,
+                last_offset: self.log_end_offset - 1,
+                log_append_time: -1,
+                max_timestamp: -1,
+                offset_of_max_timestamp: -1,
+                num_records: 0,
+                num_batches: 0,
+                valid_bytes: 0,
+            });
+        }
+        let validated = validate_replicated_batches(records)?;
         self.append_validated(
-            AppendRecords::Shared(&records),
+            AppendRecords::Shared(records),
             &validated,
-            leader_epoch,
+            AppendMode::Follower,
             now_ms,
-            AppendOrigin::Client,
         )
+    }
+
+    /// The newest leader epoch that wrote to this log (or that a new
+    /// leader assigned with [`Log::assign_epoch_start_offset`]).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epoch_cache.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch's answer for `epoch` (KIP-101, KIP-279): the
+    /// largest epoch of this log not above it and the offset where that
+    /// epoch ended, the log end offset for the latest epoch. `None` means
+    /// UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET; see
+    /// [`LeaderEpochCache::end_offset_for`] for every case.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// Records that `epoch` starts at `start_offset` (Kafka's
+    /// `maybeAssignEpochStartOffset`): a replica becoming leader in
+    /// `epoch` calls it with its log end offset, so that OffsetForLeaderEpoch
+    /// answers for the new epoch before anything was written in it. An
+    /// epoch not newer than the latest one changes nothing.
+    pub fn assign_epoch_start_offset(
+        &mut self,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
+        self.check_online()?;
+        self.epoch_cache.assign(epoch, start_offset).map(|_| ())
+    }
+
+    /// The leader epoch cache (entries, for tools and tests).
+    pub fn leader_epoch_cache(&self) -> &LeaderEpochCache {
+        &self.epoch_cache
     }
 
     /// Every check an append makes before touching anything: the log is
@@ -523,15 +674,18 @@ impl Log {
         Ok(())
     }
 
-    /// Assigns offsets to validated batches, checks them against the
-    /// producer state and writes them to the active segment.
+    /// Places validated batches (assigning offsets and stamping the leader
+    /// epoch, or keeping the leader's, see [`AppendMode`]), checks them
+    /// against the producer state, records new leader epochs and writes
+    /// them to the active segment. Leader and follower appends share this
+    /// one path: rolling, indexes, producer state, the aborted-transaction
+    /// index and flushing work the same for both.
     fn append_validated(
         &mut self,
         mut records: AppendRecords<'_>,
         validated: &[ValidatedBatch],
-        leader_epoch: i32,
+        mode: AppendMode,
         now_ms: i64,
-        origin: AppendOrigin,
     ) -> Result<LogAppendInfo, LogError> {
         let total = records.bytes().len();
         if total as u64 > self.max_segment_bytes() {
@@ -541,17 +695,48 @@ impl Log {
             });
         }
 
-        let first_offset = self.log_end_offset;
-        let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
-        let mut next = first_offset;
+        let (stamp_epoch, origin) = match mode {
+            AppendMode::Leader {
+                leader_epoch,
+                origin,
+            } => (Some(leader_epoch), origin),
+            AppendMode::Follower => (None, AppendOrigin::Replication),
+        };
+        let first_offset = match (stamp_epoch, validated.first()) {
+            (None, Some(v)) => v.header.base_offset,
+            _ => self.log_end_offset,
+        };
+        let append_time = stamp_epoch.is_some()
+            && self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let mut next = self.log_end_offset;
         let mut max_timestamp = -1i64;
         let mut offset_of_max_timestamp = first_offset;
         let mut num_records = 0u64;
         let mut batches = Vec::with_capacity(validated.len());
         let mut headers: Vec<[u8; BATCH_OVERHEAD]> = Vec::new();
+        // Epochs this append starts (at most one for a leader's append).
+        let mut latest_epoch = self.epoch_cache.latest_epoch().unwrap_or(-1);
+        let mut new_epochs: Vec<(i32, i64)> = Vec::new();
         for (i, v) in validated.iter().enumerate() {
-            let base = next;
+            let base = match stamp_epoch {
+                Some(_) => next,
+                // A follower's batches continue the log: never below its
+                // end or overlapping each other, but gaps (batches a
+                // compacted leader removed) are kept, as Kafka does.
+                None if v.header.base_offset < next => {
+                    return Err(LogError::UnexpectedAppendOffset {
+                        expected: next,
+                        got: v.header.base_offset,
+                    })
+                }
+                None => v.header.base_offset,
+            };
             let last = base + i64::from(v.header.last_offset_delta);
+            let batch_epoch = stamp_epoch.unwrap_or(v.header.partition_leader_epoch);
+            if batch_epoch > latest_epoch {
+                latest_epoch = batch_epoch;
+                new_epochs.push((batch_epoch, base));
+            }
             let batch_max = if append_time {
                 if i == 0 {
                     max_timestamp = now_ms;
@@ -565,30 +750,36 @@ impl Log {
                 }
                 v.max_record_timestamp
             };
-            match &mut records {
-                AppendRecords::InPlace(buf) => {
-                    let batch = &mut buf[v.position..v.position + v.size];
-                    set_base_offset(batch, base);
-                    set_partition_leader_epoch(batch, leader_epoch);
-                    if append_time {
-                        set_max_timestamp(batch, TimestampType::LogAppendTime, now_ms);
-                    } else if needs_max_timestamp_rewrite(v) {
-                        // Kafka rewrites a producer's max timestamp (and type
-                        // bit) when they disagree with the records, keeping
-                        // the time index truthful.
-                        set_max_timestamp(batch, TimestampType::CreateTime, v.max_record_timestamp);
+            if let Some(leader_epoch) = stamp_epoch {
+                match &mut records {
+                    AppendRecords::InPlace(buf) => {
+                        let batch = &mut buf[v.position..v.position + v.size];
+                        set_base_offset(batch, base);
+                        set_partition_leader_epoch(batch, leader_epoch);
+                        if append_time {
+                            set_max_timestamp(batch, TimestampType::LogAppendTime, now_ms);
+                        } else if needs_max_timestamp_rewrite(v) {
+                            // Kafka rewrites a producer's max timestamp (and
+                            // type bit) when they disagree with the records,
+                            // keeping the time index truthful.
+                            set_max_timestamp(
+                                batch,
+                                TimestampType::CreateTime,
+                                v.max_record_timestamp,
+                            );
+                        }
+                    }
+                    AppendRecords::Shared(buf) => {
+                        debug_assert!(!append_time && !needs_max_timestamp_rewrite(v));
+                        let mut header = [0u8; BATCH_OVERHEAD];
+                        header.copy_from_slice(&buf[v.position..v.position + BATCH_OVERHEAD]);
+                        set_base_offset(&mut header, base);
+                        set_partition_leader_epoch(&mut header, leader_epoch);
+                        headers.push(header);
                     }
                 }
-                AppendRecords::Shared(buf) => {
-                    debug_assert!(!append_time && !needs_max_timestamp_rewrite(v));
-                    let mut header = [0u8; BATCH_OVERHEAD];
-                    header.copy_from_slice(&buf[v.position..v.position + BATCH_OVERHEAD]);
-                    set_base_offset(&mut header, base);
-                    set_partition_leader_epoch(&mut header, leader_epoch);
-                    headers.push(header);
-                }
             }
-            num_records += v.header.records_count as u64;
+            num_records += v.header.records_count.max(0) as u64;
             batches.push(AppendBatch {
                 size: v.size,
                 last_offset: last,
@@ -599,34 +790,47 @@ impl Log {
         let last_offset = next - 1;
         let max_ts_in_messages = batches.iter().map(|b| b.max_timestamp).max().unwrap_or(-1);
         let producer_update =
-            match self.check_producer_state(records.bytes(), validated, first_offset, origin)? {
+            match self.check_producer_state(records.bytes(), validated, &batches, origin)? {
                 Checked::Duplicate(d) => return Ok(Self::duplicate_append_info(d)),
                 Checked::Update(u) => u,
             };
 
         self.maybe_roll(total as u64, max_ts_in_messages, last_offset, now_ms)?;
-        let written = match &records {
-            AppendRecords::InPlace(buf) => self.active_segment_mut().append(buf, &batches),
-            AppendRecords::Shared(buf) => {
-                let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * validated.len());
-                for (v, header) in validated.iter().zip(&headers) {
-                    pieces.push(header);
-                    pieces.push(&buf[v.position + BATCH_OVERHEAD..v.position + v.size]);
-                }
-                self.active_segment_mut().append_vectored(&pieces, &batches)
+        // Recorded before the write, as Kafka does: an entry for records a
+        // failed write or a crash lost is removed again (below, or when the
+        // log is opened and trims the cache to its end), while an entry
+        // missing for records on disk could not be recovered.
+        for &(epoch, start) in &new_epochs {
+            self.epoch_cache.assign(epoch, start)?;
+        }
+        let written = if headers.is_empty() {
+            self.active_segment_mut().append(records.bytes(), &batches)
+        } else {
+            let buf = records.bytes();
+            let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * validated.len());
+            for (v, header) in validated.iter().zip(&headers) {
+                pieces.push(header);
+                pieces.push(&buf[v.position + BATCH_OVERHEAD..v.position + v.size]);
             }
+            self.active_segment_mut().append_vectored(&pieces, &batches)
         };
-        match written {
-            Ok(()) => {}
-            // Undone cleanly (a full disk): the log is as it was, keeps
-            // serving reads and takes writes again once there is space.
-            Err(e @ LogError::WriteFailed { .. }) => return Err(e),
-            Err(e) => {
-                // Memory and disk may now disagree (Kafka takes the whole
-                // log dir offline on an I/O error); refuse further use.
-                tracing::error!(tp = %self.tp, error = %e, "append failed; taking the log offline");
-                self.offline = true;
-                return Err(e);
+        if let Err(e) = written {
+            if !new_epochs.is_empty() {
+                if let Err(undo) = self.epoch_cache.truncate_from_end(self.log_end_offset) {
+                    tracing::warn!(tp = %self.tp, error = %undo, "cannot remove the leader epoch of a failed append");
+                }
+            }
+            match e {
+                // Undone cleanly (a full disk): the log is as it was, keeps
+                // serving reads and takes writes again once there is space.
+                e @ LogError::WriteFailed { .. } => return Err(e),
+                e => {
+                    // Memory and disk may now disagree (Kafka takes the whole
+                    // log dir offline on an I/O error); refuse further use.
+                    tracing::error!(tp = %self.tp, error = %e, "append failed; taking the log offline");
+                    self.offline = true;
+                    return Err(e);
+                }
             }
         }
         self.log_end_offset = next;
@@ -966,16 +1170,19 @@ impl Log {
     }
 
     /// Removes every batch containing an offset >= `offset` (a follower
-    /// diverging from its leader).
+    /// diverging from its leader; the batch containing `offset` goes
+    /// whole, so the log end may end up below `offset`). Leader epochs
+    /// starting at or after the new log end are forgotten, and producer
+    /// state is rebuilt as it was at the new log end. At or below the log
+    /// start offset the log is emptied and restarts at `offset`
+    /// ([`Log::truncate_fully_and_start_at`]).
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_online()?;
         if offset >= self.log_end_offset {
             return Ok(());
         }
         if offset <= self.log_start_offset {
-            self.truncate_fully_and_start_at(offset.max(0), 0)?;
-            self.flush()?;
-            return Ok(());
+            return self.truncate_fully_and_start_at(offset.max(0), 0);
         }
         let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in doomed {
@@ -989,6 +1196,7 @@ impl Log {
         self.log_end_offset = self.active_segment().next_offset();
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.flush()?;
+        self.epoch_cache.truncate_from_end(self.log_end_offset)?;
         self.rebuild_producer_state_after_truncation()
     }
 
@@ -1071,6 +1279,7 @@ impl Log {
         for seg in self.segments.values_mut() {
             seg.relocate(new_dir);
         }
+        self.epoch_cache.relocate(new_dir);
         self.offline = true;
         if let Some(parent) = new_dir.parent() {
             sync_dir(parent).ctx(parent)?;
@@ -1266,6 +1475,8 @@ impl Log {
         self.log_start_offset = self
             .log_start_offset
             .max(self.first_segment().base_offset());
+        self.epoch_cache
+            .truncate_from_start(self.log_start_offset)?;
         sync_dir(&self.dir).ctx(&self.dir)?;
         Ok(())
     }

@@ -417,6 +417,51 @@ pub fn validate_batches_limited(
     Ok(out)
 }
 
+/// What a follower checks of the batches it copies from its leader (the
+/// follower side of Kafka's `analyzeAndValidateRecords`): framing, magic,
+/// CRC, a known codec and a consistent header. Records are not decoded:
+/// the leader validated them, and the CRC covers them. Batches a compacted
+/// leader rewrote are accepted: the cleaner keeps a batch's offset range
+/// (its last offset delta) while removing records, so a batch may hold
+/// fewer records than its range, or none.
+///
+/// The batches' own max timestamp is what the follower indexes
+/// (`max_record_timestamp`), attributed to their last offset.
+pub fn validate_replicated_batches(buf: &[u8]) -> Result<Vec<ValidatedBatch>, LogError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let (header, size) = check_batch_integrity(&buf[pos..])?;
+        header.compression()?;
+        let consistent = header.base_offset >= 0
+            && header.last_offset_delta >= 0
+            && header.records_count >= 0
+            && i64::from(header.records_count) <= i64::from(header.last_offset_delta) + 1
+            && header
+                .base_offset
+                .checked_add(i64::from(header.last_offset_delta))
+                .is_some();
+        if !consistent {
+            return Err(LogError::CorruptRecord(format!(
+                "batch at offset {} declares {} records with lastOffsetDelta {}",
+                header.base_offset, header.records_count, header.last_offset_delta
+            )));
+        }
+        let (max_record_timestamp, offset_delta_of_max_timestamp) =
+            (header.max_timestamp, header.last_offset_delta);
+        out.push(ValidatedBatch {
+            header,
+            position: pos,
+            size,
+            max_record_timestamp,
+            offset_delta_of_max_timestamp,
+            timestamp_bounds: None,
+        });
+        pos += size;
+    }
+    Ok(out)
+}
+
 /// Checks the record count, offset deltas and record framing; returns the
 /// largest record timestamp and the offset delta of its first occurrence,
 /// and the batch's timestamp bounds.

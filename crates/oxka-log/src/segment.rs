@@ -449,6 +449,17 @@ impl LogSegment {
         }
     }
 
+    /// Calls `f` with the header of every batch, in order, reading only
+    /// headers (rebuilding the leader epoch cache needs nothing else).
+    pub fn visit_headers(&self, mut f: impl FnMut(&RecordBatchHeader)) -> Result<(), LogError> {
+        let mut pos = 0;
+        while let Some((h, size)) = self.header_at(pos)? {
+            f(&h);
+            pos += size;
+        }
+        Ok(())
+    }
+
     fn read_bytes(&self, pos: u64, len: u64) -> Result<Vec<u8>, LogError> {
         let len =
             usize::try_from(len).map_err(|_| LogError::CorruptRecord("read too large".into()))?;

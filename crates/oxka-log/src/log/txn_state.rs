@@ -14,6 +14,7 @@ use crate::producer_state::{
     BatchInfo, BatchMetadata, Checked, CompletedTxn, PendingUpdate, ProducerStateManager,
 };
 use crate::record_batch::{batches, ValidatedBatch};
+use crate::segment::AppendBatch;
 use crate::txn_index::{AbortedTxn, TxnIndexes};
 use crate::LogAppendInfo;
 
@@ -97,13 +98,13 @@ impl Log {
         Ok(())
     }
 
-    /// Checks an append's batches (offsets assigned from `first_offset`)
+    /// Checks an append's batches (at the offsets `placed` gives them)
     /// against the producer state.
     pub(super) fn check_producer_state(
         &self,
         records: &[u8],
         validated: &[ValidatedBatch],
-        first_offset: i64,
+        placed: &[AppendBatch],
         origin: AppendOrigin,
     ) -> Result<Checked, LogError> {
         if validated.iter().all(|v| v.header.producer_id < 0) {
@@ -111,14 +112,12 @@ impl Log {
             return Ok(Checked::Update(PendingUpdate::default()));
         }
         let mut infos = Vec::with_capacity(validated.len());
-        let mut next = first_offset;
-        for v in validated {
+        for (v, b) in validated.iter().zip(placed) {
             infos.push(BatchInfo {
                 header: &v.header,
-                base_offset: next,
+                base_offset: b.last_offset - i64::from(v.header.last_offset_delta),
                 bytes: &records[v.position..v.position + v.size],
             });
-            next += i64::from(v.header.last_offset_delta) + 1;
         }
         self.producer_state.check(&infos, origin)
     }
