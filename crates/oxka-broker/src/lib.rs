@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod network;
 pub mod quorum;
 pub mod replica_manager;
+pub mod replication;
 pub mod request;
 pub mod server;
 

@@ -1,10 +1,11 @@
-//! The replica manager: the partitions this broker hosts, their logs, and
-//! the high watermark that bounds what consumers may read.
+//! The replica manager: the partitions this broker hosts, their logs, their
+//! roles (leader or follower) and the high watermark that bounds what
+//! consumers may read.
 //!
-//! With one node every partition's only replica is the leader and the ISR is
-//! `{self}`, so the high watermark follows the log end offset. The leader
-//! epoch and high-watermark bookkeeping already sit here so that followers
-//! (the cluster issue) plug in without moving code.
+//! A leader's high watermark is the smallest log end offset in its ISR
+//! (`replication::state`); with one node the ISR is `{self}` and it follows
+//! the log end offset. A follower's partitions are fed by the
+//! `ReplicaFetcherManager`, which appends the leader's batches as they are.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
@@ -19,6 +20,9 @@ use uuid::Uuid;
 
 use crate::config::KafkaConfig;
 use crate::metadata::TopicInfo;
+use crate::replication::fetcher::ReplicaFetcherManager;
+use crate::replication::state::{ReplicaState, RoleChange};
+use crate::replication::truncation::Truncation;
 
 pub type SharedLog = Arc<Mutex<oxka_log::Log>>;
 
@@ -33,6 +37,8 @@ pub struct Partition {
     /// This broker leads the partition (the metadata says so); only then
     /// does it take produce requests and serve fetches.
     leader: AtomicBool,
+    /// Roles, ISR and followers' progress. Lock order: the log first.
+    state: Mutex<ReplicaState>,
 }
 
 impl Partition {
@@ -52,11 +58,43 @@ impl Partition {
         self.log.lock().log_start_offset()
     }
 
-    /// With the ISR being this broker alone, everything appended is
-    /// replicated "to all in-sync replicas" as soon as it is in the log.
-    fn maybe_increment_high_watermark(&self, log_end_offset: i64) {
-        self.high_watermark
-            .fetch_max(log_end_offset, Ordering::AcqRel);
+    /// The committed ISR's size (what `min.insync.replicas` is checked
+    /// against).
+    pub fn isr_size(&self) -> i32 {
+        self.isr_size.load(Ordering::Acquire)
+    }
+
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.min_insync_replicas.load(Ordering::Acquire)
+    }
+
+    /// A copy of the replication state (tests, describe tools).
+    pub fn replica_state(&self) -> ReplicaState {
+        self.state.lock().clone()
+    }
+
+    /// Moves the high watermark to the smallest log end offset of the
+    /// ISR, never backwards; true when it moved.
+    fn maybe_increment_high_watermark(&self, log_end_offset: i64) -> bool {
+        let candidate = self.state.lock().high_watermark_candidate(log_end_offset);
+        if candidate < 0 {
+            return false;
+        }
+        self.high_watermark.fetch_max(candidate, Ordering::AcqRel) < candidate
+    }
+
+    /// KIP-320: a client or follower that names the leader epoch it knows
+    /// is told when it is behind (FENCED_LEADER_EPOCH: refresh metadata)
+    /// or ahead (UNKNOWN_LEADER_EPOCH: this broker has not caught up).
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ResponseError> {
+        let epoch = self.leader_epoch();
+        if current_leader_epoch < 0 || current_leader_epoch == epoch {
+            Ok(())
+        } else if current_leader_epoch < epoch {
+            Err(ResponseError::FencedLeaderEpoch)
+        } else {
+            Err(ResponseError::UnknownLeaderEpoch)
+        }
     }
 }
 
@@ -118,22 +156,64 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
     }
 }
 
+/// An ISR change a leader asks the controller for (AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub tp: TopicPartition,
+    pub topic_id: Uuid,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
 pub struct ReplicaManager {
     node_id: i32,
     log_manager: Arc<LogManager>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    /// Bumped after every append; long-polling fetches wait on it.
+    /// Bumped after every append and every high-watermark move:
+    /// long-polling fetches and acks=all produces wait on it.
     data_changed: watch::Sender<u64>,
+    fetchers: Arc<ReplicaFetcherManager>,
+    /// ISR changes waiting to be sent, one per partition at most.
+    isr_changes: Mutex<HashMap<TopicPartition, IsrChange>>,
+    isr_changes_ready: tokio::sync::Notify,
 }
 
 impl ReplicaManager {
     pub fn new(node_id: i32, log_manager: Arc<LogManager>) -> Self {
+        Self::with_fetchers(
+            node_id,
+            log_manager,
+            Arc::new(ReplicaFetcherManager::new(node_id, Default::default())),
+        )
+    }
+
+    pub fn with_fetchers(
+        node_id: i32,
+        log_manager: Arc<LogManager>,
+        fetchers: Arc<ReplicaFetcherManager>,
+    ) -> Self {
         ReplicaManager {
             node_id,
             log_manager,
             partitions: RwLock::new(HashMap::new()),
             data_changed: watch::Sender::new(0),
+            fetchers,
+            isr_changes: Mutex::new(HashMap::new()),
+            isr_changes_ready: tokio::sync::Notify::new(),
         }
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn fetchers(&self) -> &Arc<ReplicaFetcherManager> {
+        &self.fetchers
+    }
+
+    fn notify_data_changed(&self) {
+        self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     pub fn log_manager(&self) -> &Arc<LogManager> {
@@ -174,17 +254,9 @@ impl ReplicaManager {
                 // settings may have changed: a retention pass soon applies them
                 self.log_manager.request_retention_check(&tp);
                 existing
-                    .leader_epoch
-                    .store(p.leader_epoch, Ordering::Release);
-                existing
                     .min_insync_replicas
                     .store(min_isr, Ordering::Release);
-                existing
-                    .isr_size
-                    .store(p.isr.len() as i32, Ordering::Release);
-                existing
-                    .leader
-                    .store(p.leader == self.node_id, Ordering::Release);
+                self.apply_partition(&existing, p);
                 continue;
             }
             let log = self
@@ -195,7 +267,10 @@ impl ReplicaManager {
                 l.set_config(log_config.clone());
                 l.set_retention_config(retention.clone());
             }
-            let leo = log.lock().log_end_offset();
+            let (leo, log_start) = {
+                let l = log.lock();
+                (l.log_end_offset(), l.log_start_offset())
+            };
             if leo > 0 {
                 // a log loaded at start-up: its first retention pass comes
                 // after Kafka's `log.initial.task.delay.ms` (30 s), not the
@@ -206,19 +281,75 @@ impl ReplicaManager {
                         .saturating_add(oxka_log::RETENTION_PASS_MIN_INTERVAL_MS),
                 );
             }
+            // A restarted replica's high watermark: Kafka keeps it in a
+            // checkpoint; here the log end for a sole replica, else the log
+            // start until the ISR's fetches (leader) or the leader's answer
+            // (follower) tell.
             let partition = Arc::new(Partition {
                 tp: tp.clone(),
                 topic_id: topic.id,
                 log,
-                leader_epoch: AtomicI32::new(p.leader_epoch),
-                high_watermark: AtomicI64::new(leo),
+                leader_epoch: AtomicI32::new(-1),
+                high_watermark: AtomicI64::new(if p.replicas.len() == 1 {
+                    leo
+                } else {
+                    log_start
+                }),
                 min_insync_replicas: AtomicI32::new(min_isr),
                 isr_size: AtomicI32::new(p.isr.len() as i32),
-                leader: AtomicBool::new(p.leader == self.node_id),
+                leader: AtomicBool::new(false),
+                state: Mutex::new(ReplicaState::new(self.node_id)),
             });
-            self.partitions.write().insert(tp, partition);
+            self.partitions.write().insert(tp, partition.clone());
+            self.apply_partition(&partition, p);
         }
         Ok(())
+    }
+
+    /// Takes a partition's new metadata: role, epoch and ISR, and starts or
+    /// stops fetching it from its leader.
+    fn apply_partition(
+        &self,
+        partition: &Arc<Partition>,
+        p: &oxka_controller::image::PartitionInfo,
+    ) {
+        let now = crate::server::now_ms();
+        let leo = partition.log.lock().log_end_offset();
+        let change = partition.state.lock().apply(p, leo, now);
+        partition
+            .isr_size
+            .store(p.isr.len() as i32, Ordering::Release);
+        partition
+            .leader_epoch
+            .store(p.leader_epoch, Ordering::Release);
+        partition
+            .leader
+            .store(p.leader == self.node_id, Ordering::Release);
+        match change {
+            RoleChange::BecameLeader => {
+                self.fetchers.remove_partition(&partition.tp);
+                // batches of this epoch start here (Kafka's
+                // maybeAssignEpochStartOffset on makeLeader)
+                let mut log = partition.log.lock();
+                let leo = log.log_end_offset();
+                if let Err(e) = log.assign_epoch_start_offset(p.leader_epoch, leo) {
+                    tracing::error!(partition = %partition.tp, error = %e, "cannot record the new leader epoch");
+                }
+                drop(log);
+                tracing::info!(partition = %partition.tp, epoch = p.leader_epoch, leo, "leading");
+            }
+            RoleChange::BecameFollower { leader } => {
+                self.fetchers
+                    .add_partition(partition.clone(), leader, p.leader_epoch);
+                tracing::debug!(partition = %partition.tp, leader, epoch = p.leader_epoch, "following");
+            }
+            RoleChange::Stopped => self.fetchers.remove_partition(&partition.tp),
+            RoleChange::Unchanged => {}
+        }
+        // a smaller ISR may let the high watermark move
+        if partition.is_leader() && partition.maybe_increment_high_watermark(leo) {
+            self.notify_data_changed();
+        }
     }
 
     /// Stops hosting every partition of `topic` and deletes their logs.
@@ -240,6 +371,7 @@ impl ReplicaManager {
             let mut parts = self.partitions.write();
             for tp in partitions {
                 parts.remove(tp);
+                self.fetchers.remove_partition(tp);
             }
         }
         for tp in partitions {
@@ -393,7 +525,7 @@ impl ReplicaManager {
             }
             info
         };
-        self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+        self.notify_data_changed();
         Ok(info)
     }
 
@@ -454,5 +586,178 @@ impl Partition {
     pub fn last_stable_offset(&self, log: &oxka_log::Log) -> i64 {
         let hw = self.high_watermark();
         log.first_unstable_offset().map_or(hw, |f| f.min(hw))
+    }
+}
+
+/// Replication: what a leader does with its followers' fetches and ISR,
+/// and what a follower does with its leader's answers.
+impl ReplicaManager {
+    /// A follower fetched `partition` from here at `fetch_offset`: its
+    /// progress is recorded, the high watermark may move (waking acks=all
+    /// produces and consumers) and a caught-up follower is proposed for
+    /// the ISR.
+    pub fn follower_fetched(&self, partition: &Partition, replica: i32, fetch_offset: i64) {
+        let now = crate::server::now_ms();
+        let leo = partition.log.lock().log_end_offset();
+        let hw = partition.high_watermark();
+        let expand = {
+            let mut st = partition.state.lock();
+            let expand = st.on_follower_fetch(replica, fetch_offset, leo, hw, now);
+            expand.map(|isr| IsrChange {
+                tp: partition.tp.clone(),
+                topic_id: partition.topic_id,
+                leader_epoch: st.leader_epoch,
+                partition_epoch: st.partition_epoch,
+                isr,
+            })
+        };
+        if partition.maybe_increment_high_watermark(leo) {
+            self.notify_data_changed();
+        }
+        if let Some(change) = expand {
+            tracing::info!(partition = %partition.tp, replica, isr = ?change.isr, "expanding the ISR");
+            self.queue_isr_change(change);
+        }
+    }
+
+    /// Followers that have not caught up within `lag_ms` leave the ISR of
+    /// every partition led here (run every `replica.lag.time.max.ms / 2`).
+    pub fn shrink_isrs(&self, lag_ms: i64) {
+        let now = crate::server::now_ms();
+        for p in self.all_partitions() {
+            if !p.is_leader() {
+                continue;
+            }
+            let change = {
+                let mut st = p.state.lock();
+                st.shrink_candidate(now, lag_ms).map(|isr| IsrChange {
+                    tp: p.tp.clone(),
+                    topic_id: p.topic_id,
+                    leader_epoch: st.leader_epoch,
+                    partition_epoch: st.partition_epoch,
+                    isr,
+                })
+            };
+            if let Some(change) = change {
+                tracing::info!(partition = %p.tp, isr = ?change.isr, "shrinking the ISR: a follower is out of sync");
+                self.queue_isr_change(change);
+            }
+        }
+    }
+
+    fn queue_isr_change(&self, change: IsrChange) {
+        self.isr_changes.lock().insert(change.tp.clone(), change);
+        self.isr_changes_ready.notify_one();
+    }
+
+    /// Waits for ISR changes to send and takes them all.
+    pub async fn next_isr_changes(&self) -> Vec<IsrChange> {
+        loop {
+            let ready = self.isr_changes_ready.notified();
+            let taken: Vec<IsrChange> = self.isr_changes.lock().drain().map(|(_, c)| c).collect();
+            if !taken.is_empty() {
+                return taken;
+            }
+            ready.await;
+        }
+    }
+
+    /// The controller answered (or failed to answer) an ISR change: a new
+    /// one may be asked. A committed change already reached the partition
+    /// through the metadata.
+    pub fn isr_change_done(&self, change: &IsrChange) {
+        if let Some(p) = self.get_partition(&change.tp) {
+            let mut st = p.state.lock();
+            if st.pending_isr() == Some(&change.isr) {
+                st.clear_pending();
+            }
+        }
+    }
+
+    /// Appends a fetch answer's batches on a follower, then takes the
+    /// leader's high watermark (never above what this log has) and log
+    /// start offset.
+    pub fn append_as_follower(
+        &self,
+        partition: &Partition,
+        records: &[u8],
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<(), LogError> {
+        let tp = &partition.tp;
+        let mut log = partition.log.lock();
+        if !records.is_empty() {
+            self.log_manager.check_free_space(tp)?;
+            let segments_before = log.num_segments();
+            log.append_as_follower(records, crate::server::now_ms())
+                .inspect_err(|e| {
+                    if matches!(e, LogError::WriteFailed { .. }) {
+                        self.log_manager.refresh_free_space();
+                    }
+                })?;
+            if log.num_segments() != segments_before {
+                self.log_manager.schedule_retention_check_for(tp, &log);
+            }
+        }
+        if leader_log_start > log.log_start_offset() && leader_log_start <= log.log_end_offset() {
+            log.increment_log_start_offset(leader_log_start)?;
+        }
+        let hw = leader_high_watermark.min(log.log_end_offset());
+        if hw >= 0 {
+            partition.high_watermark.store(hw, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Cuts a follower's log where it diverged from its leader's.
+    pub fn truncate_follower(&self, partition: &Partition, t: Truncation) -> Result<(), LogError> {
+        let mut log = partition.log.lock();
+        let before = log.log_end_offset();
+        match t {
+            Truncation::To(offset) => log.truncate_to(offset)?,
+            Truncation::Fully { start } => {
+                log.truncate_fully_and_start_at(start, crate::server::now_ms())?
+            }
+        }
+        let leo = log.log_end_offset();
+        partition.high_watermark.fetch_min(leo, Ordering::AcqRel);
+        if leo != before {
+            tracing::warn!(partition = %partition.tp, from = before, to = leo, "truncated the log to the leader's");
+        }
+        Ok(())
+    }
+
+    /// Waits until the high watermark of `partition` reaches `offset`
+    /// (acks=all), the partition stops being led here or `deadline`
+    /// passes. A parked produce holds no thread and no request slot: it is
+    /// one future in the connection that sent it, and connections are
+    /// bounded (`max.connections`), which bounds this purgatory.
+    pub async fn wait_for_high_watermark(
+        &self,
+        partition: &Partition,
+        leader_epoch: i32,
+        offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ResponseError> {
+        let mut changes = self.subscribe();
+        loop {
+            changes.borrow_and_update();
+            // a new epoch may have truncated what was appended
+            if !partition.is_leader() || partition.leader_epoch() != leader_epoch {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            if partition.high_watermark() >= offset {
+                // Kafka's DelayedProduce: replicated, but to fewer
+                // replicas than the topic asks for
+                if partition.isr_size() < partition.min_insync_replicas() {
+                    return Err(ResponseError::NotEnoughReplicasAfterAppend);
+                }
+                return Ok(());
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return Err(ResponseError::RequestTimedOut) },
+                _ = tokio::time::sleep_until(deadline) => return Err(ResponseError::RequestTimedOut),
+            }
+        }
     }
 }

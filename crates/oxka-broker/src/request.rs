@@ -95,6 +95,7 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeTransactions,
     ApiKey::DescribeProducers,
     ApiKey::DescribeQuorum,
+    ApiKey::OffsetForLeaderEpoch,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -325,6 +326,12 @@ pub async fn handle_frame_in_slot(
         ApiKey::DescribeProducers => {
             run(ctx, body, |r| {
                 handlers::describe_producers::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            run(ctx, body, |r| {
+                handlers::offset_for_leader_epoch::handle(state, ctx, r)
             })
             .await
         }

@@ -133,7 +133,18 @@ impl Broker {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0),
         );
-        let replica_manager = Arc::new(ReplicaManager::new(config.node_id, log_manager.clone()));
+        let fetchers = Arc::new(crate::replication::fetcher::ReplicaFetcherManager::new(
+            config.node_id,
+            crate::replication::fetcher::FetcherSettings::from_config(&config),
+        ));
+        let replica_manager = Arc::new(ReplicaManager::with_fetchers(
+            config.node_id,
+            log_manager.clone(),
+            fetchers,
+        ));
+        replica_manager
+            .fetchers()
+            .set_replica_manager(&replica_manager);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let quorum = crate::quorum::node::QuorumNode::start(
             config.clone(),
@@ -274,6 +285,17 @@ impl Broker {
         let background = spawn_background_jobs(&state, &log_manager);
         let retention = spawn_retention_jobs(&state);
         let cleaner = start_log_cleaner(&state.config, &log_manager);
+        let isr_task = crate::replication::isr::spawn(
+            state.replica_manager.clone(),
+            state.controller.clone(),
+            state
+                .config
+                .value("replica.lag.time.max.ms")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(30_000)
+                .max(1),
+            state.shutdown.clone(),
+        );
         // loads __consumer_offsets, then runs the group timers until shutdown
         let groups_task = state.group_coordinator.spawn(state.shutdown.clone());
         // loads __transaction_state, then aborts timed-out transactions
@@ -322,6 +344,8 @@ impl Broker {
         }
         groups_task.abort();
         txn_task.abort();
+        isr_task.abort();
+        state.replica_manager.fetchers().shutdown();
         let _ = tokio::task::spawn_blocking(move || quorum.shutdown()).await;
         let lm = log_manager.clone();
         tokio::task::spawn_blocking(move || lm.shutdown())

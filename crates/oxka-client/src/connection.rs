@@ -80,7 +80,7 @@ struct Outgoing {
 type Pending = Arc<std::sync::Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 
 /// A live connection to one broker.
-pub(crate) struct Connection {
+pub struct Connection {
     pub addr: String,
     client_id: StrBytes,
     tx: mpsc::Sender<Outgoing>,

@@ -51,6 +51,8 @@ pub mod records;
 pub use admin::Admin;
 pub use cluster::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
+/// One broker connection (the broker's replica fetchers use it too).
+pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerRecord, RebalanceListener};
 pub use error::{Error, KafkaCode, Result};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};

@@ -685,6 +685,62 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Replicas that must acknowledge an acks=all write."
     ),
     def!(
+        "num.replica.fetchers",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        "Fetcher tasks per leader broker that replicate its partitions here."
+    ),
+    def!(
+        "replica.fetch.backoff.ms",
+        Int,
+        Some("1000"),
+        Validator::AtLeast(0),
+        "Pause after a replica fetch failed."
+    ),
+    def!(
+        "replica.fetch.max.bytes",
+        Int,
+        Some("1048576"),
+        Validator::AtLeast(0),
+        "Bytes a follower asks for per partition in one fetch."
+    ),
+    def!(
+        "replica.fetch.min.bytes",
+        Int,
+        Some("1"),
+        Validator::None,
+        "Bytes a follower's fetch waits for at the leader."
+    ),
+    def!(
+        "replica.fetch.response.max.bytes",
+        Int,
+        Some("10485760"),
+        Validator::AtLeast(0),
+        "Bytes a follower asks for in one fetch over all partitions."
+    ),
+    def!(
+        "replica.fetch.wait.max.ms",
+        Int,
+        Some("500"),
+        Validator::None,
+        "How long a follower's fetch may wait at the leader for data."
+    ),
+    def!(
+        "replica.lag.time.max.ms",
+        Long,
+        Some("30000"),
+        Validator::None,
+        "A follower that has not caught up for this long leaves the ISR."
+    ),
+    def!(
+        "replica.socket.timeout.ms",
+        Int,
+        Some("30000"),
+        Validator::None,
+        "How long a follower waits for a fetch answer."
+    ),
+    def!(
         "unclean.leader.election.enable",
         Boolean,
         Some("false"),

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::config::KafkaConfig;
-use crate::quorum::protocol::{CommandOutcome, ConfigTargetWire, CreateTopicSpec};
+use crate::quorum::protocol::{
+    AlterPartitionItem, CommandOutcome, ConfigTargetWire, CreateTopicSpec, WireError,
+};
 
 /// Kafka's controller refuses operations that would write more than 10,000
 /// records at once (`MAX_RECORDS_PER_USER_OP`); the same bound here keeps a
@@ -412,12 +414,135 @@ pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32, count: i64) 
     }
 }
 
+/// AlterPartition (KIP-497, KIP-841): a leader's ISR changes, each
+/// accepted only from the current leader in its current leader epoch, made
+/// against the current partition epoch (a stale leader's change is
+/// refused), naming only assigned replicas, with every replica it adds
+/// unfenced and the leader itself kept.
+pub fn alter_partition(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    changes: &[AlterPartitionItem],
+) -> Decision {
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(changes.len());
+    let registered = image.brokers.get(&broker_id).map(|b| b.epoch);
+    for c in changes {
+        let r = (|| {
+            if registered != Some(broker_epoch) {
+                return Err(wire(
+                    ResponseError::StaleBrokerEpoch,
+                    "the broker epoch is not the registered one",
+                ));
+            }
+            let topic = image
+                .topic_by_id(&c.topic_id)
+                .ok_or_else(|| wire(ResponseError::UnknownTopicId, "unknown topic id"))?;
+            let p = topic
+                .partitions
+                .get(c.partition as usize)
+                .ok_or_else(|| wire(ResponseError::UnknownTopicOrPartition, "unknown partition"))?;
+            if p.leader != broker_id {
+                return Err(wire(
+                    ResponseError::NotLeaderOrFollower,
+                    "not the partition's leader",
+                ));
+            }
+            if c.leader_epoch < p.leader_epoch {
+                return Err(wire(ResponseError::FencedLeaderEpoch, "stale leader epoch"));
+            }
+            if c.leader_epoch > p.leader_epoch || c.partition_epoch != p.partition_epoch {
+                return Err(wire(
+                    ResponseError::InvalidUpdateVersion,
+                    "the partition changed meanwhile",
+                ));
+            }
+            let eligible = c.new_isr.contains(&broker_id)
+                && c.new_isr.iter().all(|r| p.replicas.contains(r))
+                && c.new_isr
+                    .iter()
+                    .filter(|r| !p.isr.contains(r))
+                    .all(|r| image.is_live(*r));
+            if !eligible {
+                return Err(wire(
+                    ResponseError::IneligibleReplica,
+                    "the new ISR holds an ineligible replica",
+                ));
+            }
+            if c.new_isr != p.isr {
+                records.push(MetadataRecord::PartitionChange {
+                    topic_id: c.topic_id,
+                    partition: c.partition,
+                    isr: Some(c.new_isr.clone()),
+                    leader: None,
+                    replicas: None,
+                });
+            }
+            Ok(())
+        })();
+        results.push(r);
+    }
+    Decision {
+        records,
+        outcome: Ok(CommandOutcome::Partitions(results)),
+    }
+}
+
+fn wire(code: ResponseError, message: &str) -> WireError {
+    WireError {
+        code: code.code(),
+        message: message.to_string(),
+    }
+}
+
+/// Whether a topic may elect a replica outside its ISR
+/// (`unclean.leader.election.enable`, topic override over broker value).
+fn unclean_allowed(config: &KafkaConfig, t: &TopicInfo) -> bool {
+    t.configs
+        .get("unclean.leader.election.enable")
+        .cloned()
+        .or_else(|| config.value("unclean.leader.election.enable"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The leader a partition gets when its current one is gone: the first
+/// replica, in replica order, that is in the ISR and live (Kafka's
+/// PartitionChangeBuilder); else, only where unclean election is allowed,
+/// the first live replica at all, which then is the ISR alone. None: the
+/// partition stays offline.
+fn elect_leader(
+    image: &MetadataImage,
+    config: &KafkaConfig,
+    t: &TopicInfo,
+    p: &PartitionInfo,
+    isr: &[i32],
+) -> Option<(i32, Vec<i32>)> {
+    if let Some(l) = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| isr.contains(r) && image.is_live(*r))
+    {
+        return Some((l, isr.to_vec()));
+    }
+    if unclean_allowed(config, t) {
+        if let Some(l) = p.replicas.iter().copied().find(|r| image.is_live(*r)) {
+            tracing::warn!(
+                topic = %t.name, leader = l, isr = ?isr,
+                "unclean leader election: records the old ISR had and this replica lacks are lost"
+            );
+            return Some((l, vec![l]));
+        }
+    }
+    None
+}
+
 /// The partition changes that take `broker` out of every ISR and move its
-/// leaderships to another live ISR member (Kafka's
-/// ReplicationControlManager.handleBrokerFenced). The last ISR member is
-/// kept (leader -1) rather than dropped: unclean election is off, so only
-/// it may lead again.
-fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+/// leaderships (Kafka's ReplicationControlManager.handleBrokerFenced).
+/// The last ISR member is kept (leader -1) rather than dropped: without
+/// unclean election only it may lead again.
+fn leave_isrs(image: &MetadataImage, config: &KafkaConfig, broker: i32) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
@@ -425,19 +550,15 @@ fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
                 continue;
             }
             let shrunk: Vec<i32> = p.isr.iter().copied().filter(|b| *b != broker).collect();
-            let (isr, leader) = if shrunk.is_empty() {
-                (p.isr.clone(), -1)
+            let leader_gone = p.leader == broker || p.leader == -1;
+            let (isr, leader) = if !leader_gone {
+                (shrunk, p.leader)
             } else {
-                let leader = if p.leader == broker || p.leader == -1 {
-                    shrunk
-                        .iter()
-                        .copied()
-                        .find(|b| image.is_live(*b))
-                        .unwrap_or(-1)
-                } else {
-                    p.leader
-                };
-                (shrunk, leader)
+                match elect_leader(image, config, t, p, &shrunk) {
+                    Some((l, isr)) => (isr, l),
+                    None if shrunk.is_empty() => (p.isr.clone(), -1),
+                    None => (shrunk, -1),
+                }
             };
             if isr == p.isr && leader == p.leader {
                 continue;
@@ -458,31 +579,40 @@ fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
 /// unfencing) and the partition changes it entails, decided against the
 /// image with the change applied, in one batch: a fenced broker leaves
 /// every ISR and its leaderships move, an unfenced one leads the
-/// leaderless partitions whose ISR holds it.
-pub fn broker_change(image: &MetadataImage, change: MetadataRecord) -> Vec<MetadataRecord> {
+/// leaderless partitions it may lead.
+pub fn broker_change(
+    image: &MetadataImage,
+    config: &KafkaConfig,
+    change: MetadataRecord,
+) -> Vec<MetadataRecord> {
     let mut after = image.clone();
     after.apply(&change);
     let follow = match &change {
-        MetadataRecord::UnfenceBroker { broker_id, .. } => elect_returning(&after, *broker_id),
+        MetadataRecord::UnfenceBroker { .. } => elect_offline(&after, config),
         MetadataRecord::FenceBroker { broker_id, .. }
-        | MetadataRecord::RegisterBroker { broker_id, .. } => leave_isrs(&after, *broker_id),
+        | MetadataRecord::RegisterBroker { broker_id, .. } => {
+            leave_isrs(&after, config, *broker_id)
+        }
         _ => Vec::new(),
     };
     std::iter::once(change).chain(follow).collect()
 }
 
-/// Leaderless partitions whose ISR holds `broker` get it as leader once it
-/// is unfenced.
-fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+/// Leaderless partitions get a leader when one is eligible again (a
+/// returning ISR member, or any live replica under unclean election).
+fn elect_offline(image: &MetadataImage, config: &KafkaConfig) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
-            if p.leader == -1 && p.isr.contains(&broker) {
+            if p.leader != -1 {
+                continue;
+            }
+            if let Some((leader, isr)) = elect_leader(image, config, t, p, &p.isr) {
                 out.push(MetadataRecord::PartitionChange {
                     topic_id: t.id,
                     partition: i as i32,
-                    isr: None,
-                    leader: Some(broker),
+                    isr: (isr != p.isr).then_some(isr),
+                    leader: Some(leader),
                     replicas: None,
                 });
             }
@@ -566,7 +696,7 @@ mod tests {
             broker_id: 1,
             broker_epoch: 1,
         };
-        image.apply_batch(2, &RecordBatch::new(broker_change(&image, fence)));
+        image.apply_batch(2, &RecordBatch::new(broker_change(&image, &config, fence)));
         for p in &image.topic("a").unwrap().partitions {
             assert!(
                 !p.isr.contains(&1) && p.leader != 1 && p.leader != -1,
@@ -582,7 +712,10 @@ mod tests {
             broker_id: 1,
             broker_epoch: 1,
         };
-        image.apply_batch(3, &RecordBatch::new(broker_change(&image, unfence)));
+        image.apply_batch(
+            3,
+            &RecordBatch::new(broker_change(&image, &config, unfence)),
+        );
         assert!(image
             .topic("one")
             .unwrap()

@@ -433,6 +433,11 @@ impl Controller {
             Command::AllocateProducerIds { broker_id, count } => {
                 decide::allocate_producer_ids(image, *broker_id, *count)
             }
+            Command::AlterPartition {
+                broker_id,
+                broker_epoch,
+                changes,
+            } => decide::alter_partition(image, *broker_id, *broker_epoch, changes),
             Command::RegisterBroker {
                 broker_id,
                 incarnation_id,
@@ -484,6 +489,7 @@ impl Controller {
         // a new incarnation starts fenced: its old leaderships move
         let records = decide::broker_change(
             image,
+            &self.config,
             MetadataRecord::RegisterBroker {
                 broker_id,
                 incarnation_id,
@@ -538,7 +544,7 @@ impl Controller {
             let records = if reg.fenced {
                 Vec::new()
             } else {
-                decide::broker_change(image, fence)
+                decide::broker_change(image, &self.config, fence)
             };
             if !records.is_empty() {
                 tracing::info!(broker_id, "controlled shutdown: fencing the broker");
@@ -547,6 +553,7 @@ impl Controller {
         } else if reg.fenced && applied >= broker_epoch.max(0) as u64 {
             let records = decide::broker_change(
                 image,
+                &self.config,
                 MetadataRecord::UnfenceBroker {
                     broker_id,
                     broker_epoch,
@@ -611,6 +618,7 @@ impl Controller {
                 decide::Decision {
                     records: decide::broker_change(
                         image,
+                        &self.config,
                         MetadataRecord::FenceBroker {
                             broker_id,
                             broker_epoch,

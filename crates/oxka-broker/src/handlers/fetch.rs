@@ -20,7 +20,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use oxka_log::{FileRegion, LogError, TopicPartition};
@@ -115,7 +115,14 @@ fn read_all(
     };
     let mut total = 0usize;
     let mut errored = false;
-    let is_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
+    // v15+ names the fetching replica in ReplicaState (KIP-903), older
+    // versions in replica_id; consumers send -1
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let is_follower = replica_id >= 0;
     let read_committed = req.isolation_level == 1;
     let mut out = Vec::with_capacity(req.topics.len());
     let mut files = Vec::new();
@@ -148,13 +155,39 @@ fn read_all(
                     errored = true;
                     return with_error(base, ResponseError::UnknownTopicOrPartition);
                 }
-                let partition = match state.replica_manager.leader_partition(&tp) {
+                let partition = match state
+                    .replica_manager
+                    .leader_partition(&tp)
+                    .map_err(|e| e.error)
+                    .and_then(|part| {
+                        part.check_leader_epoch(p.current_leader_epoch)?;
+                        Ok(part)
+                    }) {
                     Ok(partition) => partition,
-                    Err(e) => {
+                    Err(code) => {
                         errored = true;
-                        return with_error(base, e.error);
+                        return with_error(base, code);
                     }
                 };
+                if is_follower {
+                    if version >= 12 && p.last_fetched_epoch >= 0 {
+                        if let Some(diverging) =
+                            diverging_epoch(&partition, p.last_fetched_epoch, p.fetch_offset)
+                        {
+                            // KIP-320: no records; the follower truncates
+                            // and fetches again
+                            errored = true;
+                            return base
+                                .with_high_watermark(partition.high_watermark())
+                                .with_last_stable_offset(-1)
+                                .with_log_start_offset(partition.log_start_offset())
+                                .with_diverging_epoch(diverging);
+                        }
+                    }
+                    state
+                        .replica_manager
+                        .follower_fetched(&partition, replica_id, p.fetch_offset);
+                }
                 let hw = partition.high_watermark();
                 let log = partition.log.lock();
                 let lso = partition.last_stable_offset(&log);
@@ -222,6 +255,29 @@ fn read_all(
         bytes: total,
         errored,
     }
+}
+
+/// The leader's end of the follower's last fetched epoch, when the
+/// follower's log diverged from it (Kafka: the leader's epoch there is
+/// older, or it ended before the follower's fetch offset).
+fn diverging_epoch(
+    partition: &crate::replica_manager::Partition,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<EpochEndOffset> {
+    let end = partition
+        .log
+        .lock()
+        .end_offset_for_epoch(last_fetched_epoch);
+    let (epoch, end_offset) = end.unwrap_or((-1, -1));
+    if epoch == last_fetched_epoch && end_offset >= fetch_offset {
+        return None;
+    }
+    Some(
+        EpochEndOffset::default()
+            .with_epoch(epoch)
+            .with_end_offset(end_offset),
+    )
 }
 
 fn with_error(p: PartitionData, code: ResponseError) -> PartitionData {

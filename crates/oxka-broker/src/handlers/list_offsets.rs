@@ -63,6 +63,11 @@ pub async fn handle(
                     if !partition.is_leader() {
                         return resp.with_error_code(ResponseError::NotLeaderOrFollower.code());
                     }
+                    if ctx.version >= 4 {
+                        if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                            return resp.with_error_code(code.code());
+                        }
+                    }
                     if ctx.version == 0 {
                         return match legacy(
                             &partition,
@@ -88,6 +93,8 @@ pub async fn handle(
                         LATEST if read_committed => {
                             Ok(Some((partition.last_stable_offset(&log), -1)))
                         }
+                        // a follower resetting its fetch offset: the log end
+                        LATEST if req.replica_id.0 >= 0 => Ok(Some((log.log_end_offset(), -1))),
                         LATEST => Ok(Some((hw, -1))),
                         LATEST_TIERED => Ok(None),
                         MAX_TIMESTAMP => log

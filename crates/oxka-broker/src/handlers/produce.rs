@@ -31,6 +31,9 @@ pub async fn handle(
     let acks_valid = matches!(acks, -1..=1);
     let image = state.controller.image();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut waits: Vec<Waiting> = Vec::new();
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
     for topic in req.topic_data {
         // v13+ (KIP-516) names topics by id only.
         let info = if ctx.version >= 13 {
@@ -88,6 +91,7 @@ pub async fn handle(
                                 .replica_manager
                                 .leader_partition(&tp)
                                 .and_then(|part| {
+                                    let epoch = part.leader_epoch();
                                     state
                                         .txn_coordinator
                                         .verify_transactional_produce(&tp, &records, ctx.version)
@@ -102,14 +106,25 @@ pub async fn handle(
                                         acks,
                                         now_ms(),
                                     )?;
-                                    Ok((info, part))
+                                    Ok((info, part, epoch))
                                 });
                         match appended {
-                            Ok((info, part)) => PartitionProduceResponse::default()
-                                .with_index(p.index)
-                                .with_base_offset(info.first_offset)
-                                .with_log_append_time_ms(info.log_append_time)
-                                .with_log_start_offset(part.log_start_offset()),
+                            Ok((info, part, epoch)) => {
+                                if acks == -1 {
+                                    waits.push(Waiting {
+                                        topic: responses.len(),
+                                        partition: partitions.len(),
+                                        part: part.clone(),
+                                        epoch,
+                                        offset: info.last_offset + 1,
+                                    });
+                                }
+                                PartitionProduceResponse::default()
+                                    .with_index(p.index)
+                                    .with_base_offset(info.first_offset)
+                                    .with_log_append_time_ms(info.log_append_time)
+                                    .with_log_start_offset(part.log_start_offset())
+                            }
                             Err(e) => {
                                 tracing::debug!(partition = %tp, error = %e.message, "produce rejected");
                                 // KIP-467 (v8+): the refused records by
@@ -140,6 +155,37 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
+    if !waits.is_empty() {
+        // acks=all: parked until the ISR has the records (Kafka's
+        // DelayedProduce); the slot is for requests being worked on
+        ctx.slot.release();
+        for w in waits {
+            let done = state
+                .replica_manager
+                .wait_for_high_watermark(&w.part, w.epoch, w.offset, deadline)
+                .await;
+            if let Err(code) = done {
+                let index = responses[w.topic].partition_responses[w.partition].index;
+                responses[w.topic].partition_responses[w.partition] = partition_error(
+                    index,
+                    code,
+                    format!(
+                        "{code:?} while waiting for the in-sync replicas of {}",
+                        w.part.tp
+                    ),
+                );
+            }
+        }
+    }
     // acks=0 is answered (or the connection closed) by the dispatcher
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// An acks=all append waiting for its high watermark.
+struct Waiting {
+    topic: usize,
+    partition: usize,
+    part: std::sync::Arc<crate::replica_manager::Partition>,
+    epoch: i32,
+    offset: i64,
 }

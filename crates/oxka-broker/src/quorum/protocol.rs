@@ -96,6 +96,22 @@ pub enum Command {
         applied: u64,
         want_shut_down: bool,
     },
+    /// A leader's ISR changes (Kafka's AlterPartition, API 56), each
+    /// checked against the leader and partition epochs it was made in.
+    AlterPartition {
+        broker_id: i32,
+        broker_epoch: i64,
+        changes: Vec<AlterPartitionItem>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionItem {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +172,8 @@ pub enum CommandOutcome {
         fenced: bool,
         shut_down: bool,
     },
+    /// AlterPartition: one result per change, in order.
+    Partitions(Vec<Result<(), WireError>>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

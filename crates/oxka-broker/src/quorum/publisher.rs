@@ -172,6 +172,10 @@ fn reconcile(
     config: &KafkaConfig,
 ) {
     let node = config.node_id;
+    if old.brokers != new.brokers {
+        // before the partitions: a new follower needs its leader's address
+        replica_manager.fetchers().update_brokers(new);
+    }
     let dynamic_changed = old.broker_configs != new.broker_configs;
     if dynamic_changed {
         config.set_dynamic_configs(dynamic_configs_of(new, node));

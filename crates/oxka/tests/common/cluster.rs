@@ -217,6 +217,17 @@ impl TestCluster {
         }
     }
 
+    /// Sends a signal (`-STOP`, `-CONT`) to a running node.
+    pub fn signal(&self, id: i32, signal: &str) {
+        let child = self.node(id).child.as_ref().expect("node is running");
+        let ok = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} node {id}");
+    }
+
     /// SIGTERM and wait; the exit code.
     pub fn terminate(&mut self, id: i32) -> Option<i32> {
         let i = self.index(id);

@@ -1088,16 +1088,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "num.replica.fetchers",
-            ty: ConfigType::Int,
-            default: Some("1"),
-            validator: Validator::AtLeast(1),
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ClusterWide,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "offsets.commit.timeout.ms",
             ty: ConfigType::Int,
             default: Some("5000"),
@@ -1418,69 +1408,9 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "replica.fetch.backoff.ms",
-            ty: ConfigType::Int,
-            default: Some("1000"),
-            validator: Validator::AtLeast(0),
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "replica.fetch.max.bytes",
-            ty: ConfigType::Int,
-            default: Some("1048576"),
-            validator: Validator::AtLeast(0),
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "replica.fetch.min.bytes",
-            ty: ConfigType::Int,
-            default: Some("1"),
-            validator: Validator::None,
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "replica.fetch.response.max.bytes",
-            ty: ConfigType::Int,
-            default: Some("10485760"),
-            validator: Validator::AtLeast(0),
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "replica.fetch.wait.max.ms",
-            ty: ConfigType::Int,
-            default: Some("500"),
-            validator: Validator::None,
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "replica.high.watermark.checkpoint.interval.ms",
             ty: ConfigType::Long,
             default: Some("5000"),
-            validator: Validator::None,
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "replica.lag.time.max.ms",
-            ty: ConfigType::Long,
-            default: Some("30000"),
             validator: Validator::None,
             doc: "Replication setting; oxka runs a single node.",
         },
@@ -1501,16 +1431,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
             name: "replica.socket.receive.buffer.bytes",
             ty: ConfigType::Int,
             default: Some("65536"),
-            validator: Validator::None,
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "replica.socket.timeout.ms",
-            ty: ConfigType::Int,
-            default: Some("30000"),
             validator: Validator::None,
             doc: "Replication setting; oxka runs a single node.",
         },

@@ -1,0 +1,331 @@
+//! Partition replication across real `oxka` processes, judged through
+//! librdkafka (the `rdkafka` crate): acks=all writes survive kill -9 of
+//! their leader, a paused leader comes back as a follower and truncates
+//! what only it had, `min.insync.replicas` refuses writes the ISR cannot
+//! hold, and below the high watermark every replica's log is the same,
+//! byte for byte.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::block_on;
+use common::cluster::{wait_for, TestCluster};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Fast failure detection, so a test waits seconds rather than Kafka's
+/// defaults for a dead broker to be fenced and a lagging one dropped.
+const FAST: &[&str] = &[
+    "broker.session.timeout.ms=2000",
+    "broker.heartbeat.interval.ms=200",
+    "replica.lag.time.max.ms=2000",
+    "replica.fetch.wait.max.ms=200",
+    "replica.fetch.backoff.ms=200",
+];
+
+fn create_topic(c: &TestCluster, name: &str, partitions: i32, rf: i32, min_isr: &str) {
+    let a = common::admin_client(&c.bootstrap());
+    let opts = AdminOptions::new().operation_timeout(Some(WAIT));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf))
+        .set("min.insync.replicas", min_isr);
+    for r in block_on(a.create_topics(&[topic], &opts)).expect("create topics") {
+        r.expect("topic created");
+    }
+}
+
+/// (leader, isr) of each partition in the Metadata of any running node.
+fn partitions(c: &TestCluster, topic: &str) -> Option<Vec<(i32, Vec<i32>)>> {
+    for id in c.running_brokers() {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", c.bootstrap_of(id))
+            .create()
+            .ok()?;
+        let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+            continue;
+        };
+        let t = md.topics().first()?;
+        if t.partitions().is_empty() {
+            continue;
+        }
+        return Some(
+            t.partitions()
+                .iter()
+                .map(|p| (p.leader(), p.isr().to_vec()))
+                .collect(),
+        );
+    }
+    None
+}
+
+fn wait_full_isr(c: &TestCluster, topic: &str, rf: usize) {
+    wait_for(WAIT, &format!("every ISR of {topic} full"), || {
+        let ps = partitions(c, topic)?;
+        ps.iter()
+            .all(|(l, isr)| *l >= 0 && isr.len() == rf)
+            .then_some(())
+    });
+}
+
+/// Delivery reports: what was acknowledged, at which offset, and what failed.
+#[derive(Clone, Default)]
+struct Acks {
+    ok: Arc<Mutex<Vec<(i32, i64, String)>>>,
+    failed: Arc<Mutex<Vec<(String, RDKafkaErrorCode)>>>,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                self.ok.lock().unwrap().push((m.partition(), m.offset(), v));
+            }
+            Err((e, m)) => {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                let code = match e {
+                    KafkaError::MessageProduction(code) => *code,
+                    _ => RDKafkaErrorCode::Fail,
+                };
+                self.failed.lock().unwrap().push((v, code));
+            }
+        }
+    }
+}
+
+fn producer(c: &TestCluster, acks: &str, timeout_ms: u64) -> (ThreadedProducer<Acks>, Acks) {
+    let acks_ctx = Acks::default();
+    let p = ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("acks", acks)
+        .set(
+            "enable.idempotence",
+            if acks == "all" { "true" } else { "false" },
+        )
+        .set("message.timeout.ms", timeout_ms.to_string())
+        .set("linger.ms", "5")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create_with_context(acks_ctx.clone())
+        .expect("producer");
+    (p, acks_ctx)
+}
+
+fn send(p: &ThreadedProducer<Acks>, topic: &str, values: impl Iterator<Item = String>) {
+    for v in values {
+        let mut rec = BaseRecord::to(topic).payload(&v).key(&v);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((e, _)) => panic!("send: {e}"),
+            }
+        }
+    }
+}
+
+/// Every record of `topic`, read from the start on the current leaders.
+fn read_all(c: &TestCluster, topic: &str, partitions: i32) -> BTreeMap<(i32, i64), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("group.id", format!("check-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = BTreeMap::new();
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + WAIT;
+    while quiet_since.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                out.insert((m.partition(), m.offset()), v);
+                quiet_since = Instant::now();
+            }
+            Some(Err(e)) => eprintln!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Every acknowledged record is where its acknowledgement said, and no
+/// value is stored twice (idempotence across the failover).
+fn check_acked(acks: &Acks, stored: &BTreeMap<(i32, i64), String>) {
+    let ok = acks.ok.lock().unwrap();
+    for (p, o, v) in ok.iter() {
+        assert_eq!(
+            stored.get(&(*p, *o)),
+            Some(v),
+            "acknowledged record {v} at {p}/{o} lost"
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for v in stored.values() {
+        assert!(seen.insert(v.clone()), "{v} stored twice");
+    }
+}
+
+/// The log segment files of one partition on every running node hosting
+/// it are the same, byte for byte (all replicas caught up).
+fn logs_identical(c: &TestCluster, topic: &str, partition: i32) {
+    let read = |id: i32| -> BTreeMap<String, Vec<u8>> {
+        let dir = c.data_dir(id).join(format!("{topic}-{partition}"));
+        let mut files = BTreeMap::new();
+        for e in std::fs::read_dir(&dir).expect("partition dir").flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".log") {
+                files.insert(name, std::fs::read(e.path()).expect("segment"));
+            }
+        }
+        files
+    };
+    let ids: Vec<i32> = c
+        .running_brokers()
+        .into_iter()
+        .filter(|id| {
+            c.data_dir(*id)
+                .join(format!("{topic}-{partition}"))
+                .exists()
+        })
+        .collect();
+    assert!(ids.len() >= 2, "replicas of {topic}-{partition}: {ids:?}");
+    wait_for(
+        WAIT,
+        &format!("identical logs of {topic}-{partition}"),
+        || {
+            let first = read(ids[0]);
+            ids[1..].iter().all(|id| read(*id) == first).then_some(())
+        },
+    );
+}
+
+#[test]
+fn acks_all_writes_survive_kill9_of_the_leader_and_replicas_stay_identical() {
+    let mut c = TestCluster::start(3, 0, 0, FAST);
+    create_topic(&c, "r", 3, 3, "2");
+    wait_full_isr(&c, "r", 3);
+    let (p, acks) = producer(&c, "all", 60_000);
+    send(&p, "r", (0..300).map(|i| format!("a-{i}")));
+    p.flush(WAIT).expect("flush");
+    assert_eq!(acks.ok.lock().unwrap().len(), 300);
+
+    let leader = partitions(&c, "r").expect("metadata")[0].0;
+    c.kill9(leader);
+    send(&p, "r", (0..300).map(|i| format!("b-{i}")));
+    p.flush(WAIT).expect("flush after the kill");
+    assert!(
+        acks.failed.lock().unwrap().is_empty(),
+        "writes failed across the failover: {:?}",
+        acks.failed.lock().unwrap()
+    );
+    assert_eq!(acks.ok.lock().unwrap().len(), 600);
+    let now = partitions(&c, "r").expect("metadata");
+    assert_ne!(now[0].0, leader, "a new leader for partition 0");
+
+    c.start_node(leader, true);
+    wait_full_isr(&c, "r", 3);
+    let stored = read_all(&c, "r", 3);
+    check_acked(&acks, &stored);
+    assert_eq!(stored.len(), 600, "only what was sent, once");
+    for partition in 0..3 {
+        logs_identical(&c, "r", partition);
+    }
+}
+
+#[test]
+fn a_paused_leader_returns_as_a_follower_and_truncates_what_only_it_had() {
+    let c = TestCluster::start(3, 0, 0, FAST);
+    create_topic(&c, "z", 1, 3, "2");
+    wait_full_isr(&c, "z", 3);
+    let (p, acks) = producer(&c, "all", 60_000);
+    send(&p, "z", (0..100).map(|i| format!("a-{i}")));
+    p.flush(WAIT).expect("flush");
+
+    let zombie = partitions(&c, "z").expect("metadata")[0].0;
+    c.signal(zombie, "-STOP");
+    wait_for(WAIT, "a new leader", || {
+        let ps = partitions(&c, "z")?;
+        (ps[0].0 >= 0 && ps[0].0 != zombie).then_some(())
+    });
+    send(&p, "z", (0..100).map(|i| format!("b-{i}")));
+    p.flush(WAIT).expect("flush under the new leader");
+    c.signal(zombie, "-CONT");
+    wait_full_isr(&c, "z", 3);
+    let stored = read_all(&c, "z", 1);
+    check_acked(&acks, &stored);
+    assert!(acks.failed.lock().unwrap().is_empty());
+    logs_identical(&c, "z", 0);
+}
+
+#[test]
+fn min_insync_replicas_refuses_acks_all_until_the_follower_is_back_in_the_isr() {
+    let mut c = TestCluster::start(3, 0, 0, FAST);
+    create_topic(&c, "m", 1, 2, "2");
+    wait_full_isr(&c, "m", 2);
+    let (leader, isr) = partitions(&c, "m").expect("metadata")[0].clone();
+    let follower = *isr.iter().find(|r| **r != leader).expect("a follower");
+    c.kill9(follower);
+    // fenced by the controller: out of the ISR
+    wait_for(WAIT, "the ISR to shrink", || {
+        let ps = partitions(&c, "m")?;
+        (ps[0].1 == vec![leader]).then_some(())
+    });
+    // no retries: the broker's answer itself is the delivery error
+    let strict = Acks::default();
+    let p = ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("acks", "all")
+        .set("retries", "0")
+        .set("message.timeout.ms", "20000")
+        .create_with_context::<_, ThreadedProducer<Acks>>(strict.clone())
+        .expect("producer");
+    send(&p, "m", (0..5).map(|i| format!("refused-{i}")));
+    p.flush(WAIT).expect("flush");
+    let failed = strict.failed.lock().unwrap().clone();
+    assert_eq!(failed.len(), 5, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|(_, code)| *code == RDKafkaErrorCode::NotEnoughReplicas),
+        "{failed:?}"
+    );
+    // acks=1 needs only the leader
+    let (p1, acks1) = producer(&c, "1", 20_000);
+    send(&p1, "m", (0..5).map(|i| format!("one-{i}")));
+    p1.flush(WAIT).expect("flush");
+    assert_eq!(acks1.ok.lock().unwrap().len(), 5);
+
+    // the follower returns, catches up and is added back (AlterPartition)
+    c.start_node(follower, true);
+    wait_full_isr(&c, "m", 2);
+    let (p2, acks2) = producer(&c, "all", 30_000);
+    send(&p2, "m", (0..5).map(|i| format!("all-{i}")));
+    p2.flush(WAIT).expect("flush");
+    assert_eq!(acks2.ok.lock().unwrap().len(), 5);
+    let stored = read_all(&c, "m", 1);
+    check_acked(&acks1, &stored);
+    check_acked(&acks2, &stored);
+    logs_identical(&c, "m", 0);
+}
