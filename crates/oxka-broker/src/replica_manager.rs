@@ -156,6 +156,19 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
     }
 }
 
+/// A partition's leadership moved to or away from this broker: what the
+/// coordinators follow for their internal topics' partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadershipChange {
+    /// Leads now, in this leader epoch (the coordinator epoch).
+    Leader { leader_epoch: i32 },
+    /// Follows, has no leader, or no longer hosts the partition.
+    NotLeader,
+}
+
+/// Called on the metadata publisher's thread: must not block.
+pub type LeadershipListener = Box<dyn Fn(&TopicPartition, LeadershipChange) + Send + Sync>;
+
 /// An ISR change a leader asks the controller for (AlterPartition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrChange {
@@ -177,6 +190,7 @@ pub struct ReplicaManager {
     /// ISR changes waiting to be sent, one per partition at most.
     isr_changes: Mutex<HashMap<TopicPartition, IsrChange>>,
     isr_changes_ready: tokio::sync::Notify,
+    leadership_listeners: RwLock<Vec<LeadershipListener>>,
 }
 
 impl ReplicaManager {
@@ -201,6 +215,19 @@ impl ReplicaManager {
             fetchers,
             isr_changes: Mutex::new(HashMap::new()),
             isr_changes_ready: tokio::sync::Notify::new(),
+            leadership_listeners: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Registers a listener for leadership changes of every partition
+    /// (the coordinators load and unload their partitions' state with it).
+    pub fn add_leadership_listener(&self, listener: LeadershipListener) {
+        self.leadership_listeners.write().push(listener);
+    }
+
+    fn notify_leadership(&self, tp: &TopicPartition, change: LeadershipChange) {
+        for l in self.leadership_listeners.read().iter() {
+            l(tp, change);
         }
     }
 
@@ -337,13 +364,23 @@ impl ReplicaManager {
                 }
                 drop(log);
                 tracing::info!(partition = %partition.tp, epoch = p.leader_epoch, leo, "leading");
+                self.notify_leadership(
+                    &partition.tp,
+                    LeadershipChange::Leader {
+                        leader_epoch: p.leader_epoch,
+                    },
+                );
             }
             RoleChange::BecameFollower { leader } => {
                 self.fetchers
                     .add_partition(partition.clone(), leader, p.leader_epoch);
                 tracing::debug!(partition = %partition.tp, leader, epoch = p.leader_epoch, "following");
+                self.notify_leadership(&partition.tp, LeadershipChange::NotLeader);
             }
-            RoleChange::Stopped => self.fetchers.remove_partition(&partition.tp),
+            RoleChange::Stopped => {
+                self.fetchers.remove_partition(&partition.tp);
+                self.notify_leadership(&partition.tp, LeadershipChange::NotLeader);
+            }
             RoleChange::Unchanged => {}
         }
         // a smaller ISR may let the high watermark move
@@ -373,6 +410,9 @@ impl ReplicaManager {
                 parts.remove(tp);
                 self.fetchers.remove_partition(tp);
             }
+        }
+        for tp in partitions {
+            self.notify_leadership(tp, LeadershipChange::NotLeader);
         }
         for tp in partitions {
             self.log_manager.delete_log(tp)?;
