@@ -88,6 +88,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }],
             configs: BTreeMap::from([("retention.ms".to_string(), "5".to_string())]),
         });

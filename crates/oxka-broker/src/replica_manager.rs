@@ -268,10 +268,15 @@ impl ReplicaManager {
             .and_then(|v| v.parse::<i32>().ok())
             .unwrap_or(1);
         for (i, p) in topic.partitions.iter().enumerate() {
+            let tp = TopicPartition::new(topic.name.clone(), i as i32);
             if !p.replicas.contains(&self.node_id) {
+                // reassigned away (KIP-455): Kafka's StopReplica with delete
+                if self.get_partition(&tp).is_some() {
+                    tracing::info!(partition = %tp, "no longer a replica: deleting the local log");
+                    self.remove_partitions(std::slice::from_ref(&tp))?;
+                }
                 continue;
             }
-            let tp = TopicPartition::new(topic.name.clone(), i as i32);
             if let Some(existing) = self.get_partition(&tp) {
                 {
                     let mut log = existing.log.lock();

@@ -96,6 +96,9 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeProducers,
     ApiKey::DescribeQuorum,
     ApiKey::OffsetForLeaderEpoch,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -332,6 +335,24 @@ pub async fn handle_frame_in_slot(
         ApiKey::OffsetForLeaderEpoch => {
             run(ctx, body, |r| {
                 handlers::offset_for_leader_epoch::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::ElectLeaders => {
+            run(ctx, body, |r| {
+                handlers::elect_leaders::handle(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::AlterPartitionReassignments => {
+            run(ctx, body, |r| {
+                handlers::partition_reassignments::alter(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::ListPartitionReassignments => {
+            run(ctx, body, |r| {
+                handlers::partition_reassignments::list(state, ctx, r)
             })
             .await
         }

@@ -22,6 +22,42 @@ pub struct PartitionInfo {
     /// which AlterPartition is checked against).
     #[serde(default)]
     pub partition_epoch: i32,
+    /// An ongoing reassignment (KIP-455): target replicas not yet in the
+    /// ISR, and the current ones the target drops. (Always serialised:
+    /// `TopicInfo` also travels in postcard frames, which cannot skip
+    /// fields.)
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionInfo {
+    /// A partition as created: the replicas are the ISR, the first leads.
+    pub fn new(replicas: Vec<i32>) -> Self {
+        PartitionInfo {
+            leader: replicas.first().copied().unwrap_or(-1),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
+    }
+
+    /// The replicas a finished reassignment keeps.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -215,6 +251,8 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 let i = *partition as usize;
                 if i < t.partitions.len() {
@@ -231,6 +269,8 @@ impl MetadataImage {
                 isr,
                 leader,
                 replicas,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let Some(p) = self
                     .topic_mut(topic_id)
@@ -244,6 +284,12 @@ impl MetadataImage {
                 }
                 if let Some(r) = replicas {
                     p.replicas = r.clone();
+                }
+                if let Some(a) = adding_replicas {
+                    p.adding_replicas = a.clone();
+                }
+                if let Some(r) = removing_replicas {
+                    p.removing_replicas = r.clone();
                 }
                 if let Some(l) = leader {
                     if *l != p.leader {
@@ -442,6 +488,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }],
             configs: BTreeMap::from([("retention.ms".to_string(), "5".to_string())]),
         }
@@ -487,6 +535,8 @@ mod tests {
             isr: Some(vec![2]),
             leader: Some(2),
             replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
         });
         let p = &image.topic("a").unwrap().partitions[0];
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 1));
@@ -496,6 +546,8 @@ mod tests {
             isr: Some(vec![2, 1]),
             leader: None,
             replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
         });
         let p = &image.topic("a").unwrap().partitions[0];
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));

@@ -70,6 +70,13 @@ pub enum MetadataRecord {
         leader: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replicas: Option<Vec<i32>>,
+        /// A reassignment's replicas still to join (KIP-455); `Some(vec![])`
+        /// ends the reassignment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<i32>>,
+        /// A reassignment's replicas to remove once it completes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<i32>>,
     },
     /// RemoveTopicRecord.
     RemoveTopic { topic_id: Uuid },
@@ -141,6 +148,8 @@ mod tests {
                 isr: Some(vec![1, 2]),
                 leader: None,
                 replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             },
         ]);
         assert_eq!(RecordBatch::decode(7, &b.encode()).unwrap(), b);

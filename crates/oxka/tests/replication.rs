@@ -329,3 +329,198 @@ fn min_insync_replicas_refuses_acks_all_until_the_follower_is_back_in_the_isr() 
     check_acked(&acks2, &stored);
     logs_identical(&c, "m", 0);
 }
+
+/// One request on a fresh connection to `bootstrap`, at `version`.
+fn raw<R: kafka_protocol::protocol::Request>(bootstrap: &str, req: R, version: i16) -> R::Response {
+    block_on(async {
+        // any one node answers (a broker forwards to the controller)
+        let addr = bootstrap.split(',').next().expect("an address");
+        let c = oxka_client::Connection::connect(
+            addr,
+            "replication-test",
+            Duration::from_secs(5),
+            Duration::from_secs(40),
+            64 << 20,
+        )
+        .await
+        .expect("connect");
+        c.send_at(req, version).await.expect("request")
+    })
+}
+
+fn leaders_of(c: &TestCluster, topic: &str) -> Vec<i32> {
+    partitions(c, topic)
+        .expect("metadata")
+        .iter()
+        .map(|(l, _)| *l)
+        .collect()
+}
+
+/// Each partition's first replica (its preferred leader).
+fn preferred(c: &TestCluster, topic: &str) -> Vec<i32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.replicas()[0])
+        .collect()
+}
+
+#[test]
+fn preferred_leader_election_by_request_and_automatically() {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut extra = FAST.to_vec();
+    extra.push("leader.imbalance.check.interval.seconds=3");
+    extra.push("auto.leader.rebalance.enable=false");
+    let mut c = TestCluster::start(3, 0, 0, &extra);
+    create_topic(&c, "p", 6, 3, "1");
+    wait_full_isr(&c, "p", 3);
+    let pref = preferred(&c, "p");
+    assert_eq!(
+        leaders_of(&c, "p"),
+        pref,
+        "the first replica leads at creation"
+    );
+    let x = pref[0];
+    c.kill9(x);
+    wait_for(WAIT, "leaderships moved off the stopped node", || {
+        let l = leaders_of(&c, "p");
+        l.iter().all(|l| *l >= 0 && *l != x).then_some(())
+    });
+    c.start_node(x, true);
+    wait_full_isr(&c, "p", 3);
+    let moved: Vec<i32> = (0..6).filter(|p| pref[*p as usize] == x).collect();
+    assert!(!moved.is_empty());
+    // Kafka never hands leadership back by itself on restart (the
+    // automatic rebalance is off here)
+    assert!(moved.iter().all(|p| leaders_of(&c, "p")[*p as usize] != x));
+
+    let req = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(30_000)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(TopicName(StrBytes::from_static_str("p")))
+            .with_partitions((0..6).collect())]));
+    let resp = raw(&c.bootstrap(), req, 2);
+    assert_eq!(resp.error_code, 0);
+    let results = &resp.replica_election_results[0].partition_result;
+    assert_eq!(results.len(), 6);
+    for r in results {
+        let expected = if moved.contains(&r.partition_id) {
+            0
+        } else {
+            84
+        };
+        assert_eq!(
+            r.error_code, expected,
+            "partition {}: {:?} (84 = ELECTION_NOT_NEEDED)",
+            r.partition_id, r.error_message
+        );
+    }
+    wait_for(WAIT, "preferred leaders after the election", || {
+        (leaders_of(&c, "p") == pref).then_some(())
+    });
+    drop(c);
+
+    // the automatic rebalance does the same on its own
+    extra.pop();
+    let mut c = TestCluster::start(3, 0, 0, &extra);
+    create_topic(&c, "q", 6, 3, "1");
+    wait_full_isr(&c, "q", 3);
+    let pref = preferred(&c, "q");
+    let x = pref[0];
+    c.kill9(x);
+    wait_for(WAIT, "leaderships moved off the stopped node", || {
+        leaders_of(&c, "q")
+            .iter()
+            .all(|l| *l >= 0 && *l != x)
+            .then_some(())
+    });
+    c.start_node(x, true);
+    wait_full_isr(&c, "q", 3);
+    wait_for(
+        WAIT,
+        "preferred leaders restored by auto.leader.rebalance.enable",
+        || (leaders_of(&c, "q") == pref).then_some(()),
+    );
+}
+
+#[test]
+fn reassignment_adds_and_removes_replicas_under_load() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let c = TestCluster::start(3, 0, 0, FAST);
+    create_topic(&c, "g", 1, 1, "1");
+    let (p, acks) = producer(&c, "all", 60_000);
+    send(&p, "g", (0..2000).map(|i| format!("a-{i}")));
+    let first = partitions(&c, "g").expect("metadata")[0].0;
+    let others: Vec<i32> = c.broker_ids().into_iter().filter(|b| *b != first).collect();
+    let reassign = |target: Option<Vec<i32>>| {
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_allow_replication_factor_change(true)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("g")))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(0)
+                    .with_replicas(
+                        target.map(|t| t.into_iter().map(BrokerId).collect()),
+                    )])]);
+        let resp = raw(&c.bootstrap(), req, 1);
+        assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+        resp.responses[0].partitions[0].error_code
+    };
+    let ongoing = || {
+        let resp = raw(
+            &c.bootstrap(),
+            ListPartitionReassignmentsRequest::default().with_timeout_ms(30_000),
+            0,
+        );
+        assert_eq!(resp.error_code, 0);
+        !resp.topics.is_empty()
+    };
+    // grow to every node while records keep coming
+    assert_eq!(reassign(Some([vec![first], others.clone()].concat())), 0);
+    send(&p, "g", (0..2000).map(|i| format!("b-{i}")));
+    wait_for(WAIT, "the reassignment to finish", || {
+        (!ongoing()).then_some(())
+    });
+    wait_full_isr(&c, "g", 3);
+    // then move off the first node entirely: leadership moves with it
+    assert_eq!(reassign(Some(others.clone())), 0);
+    send(&p, "g", (0..2000).map(|i| format!("c-{i}")));
+    p.flush(WAIT).expect("flush");
+    wait_for(WAIT, "the second reassignment to finish", || {
+        let (leader, isr) = partitions(&c, "g")?.remove(0);
+        (!ongoing() && others.contains(&leader) && isr.len() == 2).then_some(())
+    });
+    // nothing to cancel now
+    assert_eq!(reassign(None), 85, "NO_REASSIGNMENT_IN_PROGRESS");
+    assert!(
+        acks.failed.lock().unwrap().is_empty(),
+        "{:?}",
+        acks.failed.lock().unwrap()
+    );
+    let stored = read_all(&c, "g", 1);
+    check_acked(&acks, &stored);
+    assert_eq!(stored.len(), 6000);
+    wait_for(WAIT, "the removed replica's log deleted", || {
+        (!c.data_dir(first).join("g-0").exists()).then_some(())
+    });
+    logs_identical(&c, "g", 0);
+}

@@ -685,6 +685,20 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Replicas that must acknowledge an acks=all write."
     ),
     def!(
+        "auto.leader.rebalance.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        "Move leaderships back to preferred replicas periodically."
+    ),
+    def!(
+        "leader.imbalance.check.interval.seconds",
+        Long,
+        Some("300"),
+        Validator::AtLeast(1),
+        "How often the controller checks for partitions off their preferred leader."
+    ),
+    def!(
         "num.replica.fetchers",
         Int,
         Some("1"),

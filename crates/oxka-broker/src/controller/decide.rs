@@ -16,6 +16,14 @@ use oxka_controller::placement::{place, PlacementSpec, UsableBroker};
 use oxka_controller::records::{ConfigResourceType, MetadataRecord};
 use uuid::Uuid;
 
+mod partitions;
+
+pub use partitions::{
+    alter_reassignments, elect_leaders, imbalanced_partitions, list_reassignments,
+    ReassignmentItem, PREFERRED, UNCLEAN,
+};
+use partitions::{complete_reassignment, Change};
+
 use super::ApiError;
 use crate::config::KafkaConfig;
 use crate::quorum::protocol::{
@@ -86,6 +94,8 @@ fn new_partition(image: &MetadataImage, replicas: Vec<i32>) -> Result<PartitionI
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     })
 }
 
@@ -471,13 +481,12 @@ pub fn alter_partition(
                 ));
             }
             if c.new_isr != p.isr {
-                records.push(MetadataRecord::PartitionChange {
-                    topic_id: c.topic_id,
-                    partition: c.partition,
+                let change = Change {
                     isr: Some(c.new_isr.clone()),
-                    leader: None,
-                    replicas: None,
-                });
+                    ..Change::default()
+                };
+                let change = complete_reassignment(image, p, change);
+                records.push(change.record(c.topic_id, c.partition));
             }
             Ok(())
         })();
@@ -563,13 +572,12 @@ fn leave_isrs(image: &MetadataImage, config: &KafkaConfig, broker: i32) -> Vec<M
             if isr == p.isr && leader == p.leader {
                 continue;
             }
-            out.push(MetadataRecord::PartitionChange {
-                topic_id: t.id,
-                partition: i as i32,
+            let change = Change {
                 isr: (isr != p.isr).then_some(isr),
                 leader: (leader != p.leader).then_some(leader),
-                replicas: None,
-            });
+                ..Change::default()
+            };
+            out.push(change.record(t.id, i as i32));
         }
     }
     out
@@ -608,13 +616,12 @@ fn elect_offline(image: &MetadataImage, config: &KafkaConfig) -> Vec<MetadataRec
                 continue;
             }
             if let Some((leader, isr)) = elect_leader(image, config, t, p, &p.isr) {
-                out.push(MetadataRecord::PartitionChange {
-                    topic_id: t.id,
-                    partition: i as i32,
+                let change = Change {
                     isr: (isr != p.isr).then_some(isr),
                     leader: Some(leader),
-                    replicas: None,
-                });
+                    ..Change::default()
+                };
+                out.push(change.record(t.id, i as i32));
             }
         }
     }

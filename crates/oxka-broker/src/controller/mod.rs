@@ -166,6 +166,8 @@ pub struct Controller {
     sessions: Mutex<HashMap<i32, Session>>,
     /// (term, since): when this node last became the active controller.
     active_since: Mutex<Option<(u64, Instant)>>,
+    /// When the automatic preferred leader election last ran.
+    last_rebalance: Mutex<Option<Instant>>,
     /// Followers of the log that are not voters (DescribeQuorum's
     /// observers): fetched offset and time.
     observers: Mutex<BTreeMap<i32, (u64, i64)>>,
@@ -193,6 +195,7 @@ impl Controller {
             producer_ids: Mutex::new((0, 0)),
             sessions: Mutex::new(HashMap::new()),
             active_since: Mutex::new(None),
+            last_rebalance: Mutex::new(None),
             observers: Mutex::new(BTreeMap::new()),
             leader_hint: Mutex::new(None),
             rng: Mutex::new(rand::rngs::StdRng::from_entropy()),
@@ -268,6 +271,7 @@ impl Controller {
                         match net.request_blocking(id, req, left) {
                             Ok(r) => Some(r),
                             Err(e) => {
+                                tracing::debug!(target = id, error = %e, "forwarding to the controller failed");
                                 last_problem = e.to_string();
                                 *self.leader_hint.lock() = None;
                                 None
@@ -438,6 +442,14 @@ impl Controller {
                 broker_epoch,
                 changes,
             } => decide::alter_partition(image, *broker_id, *broker_epoch, changes),
+            Command::ElectLeaders {
+                election_type,
+                partitions,
+            } => decide::elect_leaders(image, &self.config, *election_type, partitions.as_deref()),
+            Command::AlterReassignments {
+                items,
+                allow_rf_change,
+            } => decide::alter_reassignments(image, items, *allow_rf_change),
             Command::RegisterBroker {
                 broker_id,
                 incarnation_id,
@@ -570,6 +582,66 @@ impl Controller {
         decide::Decision {
             records,
             outcome: Ok(CommandOutcome::Heartbeat { fenced, shut_down }),
+        }
+    }
+
+    /// On the active controller, every `leader.imbalance.check.interval.seconds`
+    /// with `auto.leader.rebalance.enable`: partitions not led by their
+    /// preferred (first) replica while it is live and in sync move back to
+    /// it (Kafka 4's controller balances any imbalance; the per-broker
+    /// percentage was removed with ZooKeeper mode).
+    pub fn rebalance_leaders(&self) {
+        let Some(raft) = self.raft.clone() else {
+            return;
+        };
+        if !self.is_active() {
+            return;
+        }
+        let enabled = self
+            .config
+            .value("auto.leader.rebalance.enable")
+            .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"));
+        if !enabled {
+            return;
+        }
+        let interval = Duration::from_secs(
+            self.config
+                .value("leader.imbalance.check.interval.seconds")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(300)
+                .max(1),
+        );
+        {
+            let mut last = self.last_rebalance.lock();
+            // a new active controller waits a whole interval first
+            let since = self.active_since.lock().map(|(_, t)| t);
+            let Some(l) = *last else {
+                *last = Some(Instant::now());
+                return;
+            };
+            let base = since.map_or(l, |s| s.max(l));
+            if base.elapsed() < interval {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let r = self.decide_and_commit(&raft, deadline, |c, image| {
+            let moved = decide::imbalanced_partitions(image);
+            if moved.is_empty() {
+                return decide::Decision {
+                    records: Vec::new(),
+                    outcome: Ok(CommandOutcome::Done),
+                };
+            }
+            tracing::info!(
+                partitions = moved.len(),
+                "preferred leader election (auto.leader.rebalance.enable)"
+            );
+            decide::elect_leaders(image, &c.config, decide::PREFERRED, Some(&moved))
+        });
+        if let Err(DecideError::Failed(e)) = r {
+            tracing::warn!(error = %e.message, "automatic preferred leader election failed");
         }
     }
 

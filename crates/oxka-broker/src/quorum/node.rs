@@ -254,7 +254,11 @@ impl QuorumNode {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                     let c = c.clone();
-                    let _ = tokio::task::spawn_blocking(move || c.fence_expired_brokers()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        c.fence_expired_brokers();
+                        c.rebalance_leaders();
+                    })
+                    .await;
                 }
             });
         }

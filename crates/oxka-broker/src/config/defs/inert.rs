@@ -58,16 +58,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "auto.leader.rebalance.enable",
-            ty: ConfigType::Boolean,
-            default: Some("true"),
-            validator: Validator::None,
-            doc: "Kafka broker setting with no effect in oxka.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "background.threads",
             ty: ConfigType::Int,
             default: Some("10"),
@@ -872,16 +862,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
             ty: ConfigType::List,
             default: Some(""),
             validator: Validator::None,
-            doc: "Kafka broker setting with no effect in oxka.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "leader.imbalance.check.interval.seconds",
-            ty: ConfigType::Long,
-            default: Some("300"),
-            validator: Validator::AtLeast(1),
             doc: "Kafka broker setting with no effect in oxka.",
         },
         mode: UpdateMode::ReadOnly,
