@@ -622,7 +622,7 @@ mod tests {
         let p = part(&image);
         assert_eq!(
             (p.replicas.clone(), p.is_reassigning()),
-            (vec![2, 3], false)
+            (vec![3, 2], false)
         );
     }
 }
