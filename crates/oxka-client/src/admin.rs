@@ -15,6 +15,16 @@ use crate::config::{ClientConfig, CommonConfig};
 use crate::error::{check, Error, KafkaCode, Result};
 use crate::{sb, tn, TopicPartition};
 
+/// A reassignment in progress (ListPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    pub partition: TopicPartition,
+    /// The target replicas followed by the ones being removed.
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
 /// A topic to create.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
@@ -555,6 +565,154 @@ impl Admin {
                 r => return r,
             }
         }
+    }
+
+    /// ElectLeaders (KIP-460): `preferred` moves leadership back to each
+    /// partition's first replica, otherwise an unclean election gives a
+    /// leaderless partition any live replica. `None`: every partition
+    /// (only the elections made are reported). ELECTION_NOT_NEEDED is an
+    /// error per partition, as Kafka reports it.
+    pub async fn elect_leaders(
+        &self,
+        preferred: bool,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let mut req = ElectLeadersRequest::default();
+        req.election_type = if preferred { 0 } else { 1 };
+        req.timeout_ms = self.timeout_ms;
+        req.topic_partitions = partitions.map(|ps| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for tp in ps {
+                by_topic
+                    .entry(tp.topic.as_str())
+                    .or_default()
+                    .push(tp.partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, p)| {
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(tn(t))
+                        .with_partitions(p)
+                })
+                .collect()
+        });
+        let resp = self.cluster.send_controller(req).await?;
+        check(resp.error_code, None, || "electing leaders".to_string())?;
+        let mut out = Vec::new();
+        for t in resp.replica_election_results {
+            for p in t.partition_result {
+                let tp = TopicPartition::new(t.topic.0.to_string(), p.partition_id);
+                let r = check(p.error_code, p.error_message.as_ref(), || {
+                    format!("electing a leader for {}-{}", tp.topic, tp.partition)
+                });
+                out.push((tp, r));
+            }
+        }
+        let _ = self.cluster.refresh(None).await;
+        Ok(out)
+    }
+
+    /// AlterPartitionReassignments (KIP-455): each partition moves to its
+    /// target replicas (added, caught up, then the old ones removed), or
+    /// `None` cancels its ongoing reassignment. The replication factor may
+    /// change (KIP-860's flag is set).
+    pub async fn alter_partition_reassignments(
+        &self,
+        targets: &[(TopicPartition, Option<Vec<i32>>)],
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let mut req = AlterPartitionReassignmentsRequest::default();
+        req.timeout_ms = self.timeout_ms;
+        req.allow_replication_factor_change = true;
+        let mut by_topic: BTreeMap<
+            &str,
+            Vec<alter_partition_reassignments_request::ReassignablePartition>,
+        > = BTreeMap::new();
+        for (tp, target) in targets {
+            by_topic.entry(tp.topic.as_str()).or_default().push(
+                alter_partition_reassignments_request::ReassignablePartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_replicas(
+                        target
+                            .as_ref()
+                            .map(|r| r.iter().map(|b| BrokerId(*b)).collect()),
+                    ),
+            );
+        }
+        req.topics = by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                alter_partition_reassignments_request::ReassignableTopic::default()
+                    .with_name(tn(t))
+                    .with_partitions(ps)
+            })
+            .collect();
+        let resp = self.cluster.send_controller(req).await?;
+        check(resp.error_code, resp.error_message.as_ref(), || {
+            "reassigning partitions".to_string()
+        })?;
+        let mut out = Vec::new();
+        for t in resp.responses {
+            for p in t.partitions {
+                let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                let r = check(p.error_code, p.error_message.as_ref(), || {
+                    format!("reassigning {}-{}", tp.topic, tp.partition)
+                });
+                out.push((tp, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// ListPartitionReassignments: the ongoing ones (of `partitions`, or
+    /// all), sorted.
+    pub async fn list_partition_reassignments(
+        &self,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<Vec<OngoingReassignment>> {
+        let mut req = ListPartitionReassignmentsRequest::default();
+        req.timeout_ms = self.timeout_ms;
+        req.topics = partitions.map(|ps| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for tp in ps {
+                by_topic
+                    .entry(tp.topic.as_str())
+                    .or_default()
+                    .push(tp.partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, p)| {
+                    list_partition_reassignments_request::ListPartitionReassignmentsTopics::default(
+                    )
+                    .with_name(tn(t))
+                    .with_partition_indexes(p)
+                })
+                .collect()
+        });
+        let resp = self.cluster.send_controller(req).await?;
+        check(resp.error_code, resp.error_message.as_ref(), || {
+            "listing partition reassignments".to_string()
+        })?;
+        let ids = |v: Vec<BrokerId>| v.into_iter().map(|b| b.0).collect::<Vec<_>>();
+        let mut out: Vec<OngoingReassignment> = resp
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| OngoingReassignment {
+                    partition: TopicPartition::new(topic.clone(), p.partition_index),
+                    replicas: ids(p.replicas),
+                    adding: ids(p.adding_replicas),
+                    removing: ids(p.removing_replicas),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (a.partition.topic.as_str(), a.partition.partition)
+                .cmp(&(b.partition.topic.as_str(), b.partition.partition))
+        });
+        Ok(out)
     }
 
     /// Consumer groups on every broker, sorted by id.

@@ -60,6 +60,9 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         // v1: fetch and caught-up times (KIP-836); v2: directory ids and
         // the voters' endpoints (KIP-853).
         ApiKey::DescribeQuorum => 2,
+        ApiKey::ElectLeaders => 2,
+        ApiKey::AlterPartitionReassignments => 1,
+        ApiKey::ListPartitionReassignments => 0,
         ApiKey::DeleteRecords => 2,
         ApiKey::InitProducerId => 4,
         ApiKey::ConsumerGroupHeartbeat => 0,

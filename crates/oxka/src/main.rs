@@ -27,6 +27,9 @@ enum Command {
     /// Create, list, describe, alter and delete topics.
     #[command(alias = "topic")]
     Topics(cli::topics::TopicsArgs),
+    /// Reassign partitions and elect leaders (kafka-reassign-partitions.sh, kafka-leader-election.sh).
+    #[command(alias = "partition")]
+    Partitions(cli::partitions::PartitionsArgs),
     /// Describe and change topic or broker configs.
     #[command(alias = "config")]
     Configs(cli::configs::ConfigsArgs),
@@ -50,6 +53,7 @@ fn main() {
         Command::Storage(args) => storage_cmd::run(args),
         Command::Topics(a) => cli::run(cli::topics::run(a)),
         Command::Configs(a) => cli::run(cli::configs::run(a)),
+        Command::Partitions(a) => cli::run(cli::partitions::run(a)),
         Command::Groups(a) => cli::run(cli::groups::run(a)),
         Command::Produce(a) => cli::run(cli::produce::run(a)),
         Command::Consume(a) => cli::run(cli::consume::run(a)),

@@ -524,3 +524,85 @@ fn reassignment_adds_and_removes_replicas_under_load() {
     });
     logs_identical(&c, "g", 0);
 }
+
+/// The CLI against the cluster: exit status and stdout.
+fn cli(c: &TestCluster, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(common::TestBroker::binary())
+        .args(args)
+        .env("OXKA_BROKERS", c.bootstrap())
+        .output()
+        .expect("oxka runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_cli_shows_replication_state_reassigns_and_elects() {
+    let mut c = TestCluster::start(3, 0, 0, FAST);
+    create_topic(&c, "cli", 2, 2, "1");
+    wait_full_isr(&c, "cli", 2);
+    let (ok, out) = cli(&c, &["topics", "describe", "--under-replicated-partitions"]);
+    assert!(
+        ok && !out.contains("cli"),
+        "nothing under-replicated yet: {out}"
+    );
+    let (leader, isr) = partitions(&c, "cli").expect("metadata")[0].clone();
+    let follower = *isr.iter().find(|r| **r != leader).expect("a follower");
+    c.kill9(follower);
+    wait_for(WAIT, "the follower out of the ISR", || {
+        (partitions(&c, "cli")?[0].1 == vec![leader]).then_some(())
+    });
+    let (ok, out) = cli(&c, &["topics", "describe", "cli", "--under-replicated"]);
+    assert!(ok && out.contains("under-replicated"), "{out}");
+    let (ok, out) = cli(&c, &["topics", "describe", "cli"]);
+    assert!(
+        ok && out.contains("STATE") && out.contains("under-replicated"),
+        "{out}"
+    );
+    c.start_node(follower, true);
+    wait_full_isr(&c, "cli", 2);
+
+    // move partition 0 to all three nodes, from a Kafka-format plan file
+    let plan = c.data_dir(leader).with_extension("plan.json");
+    let all: Vec<i32> = c.broker_ids();
+    std::fs::write(
+        &plan,
+        serde_json::json!({"version": 1, "partitions": [
+            {"topic": "cli", "partition": 0, "replicas": all}
+        ]})
+        .to_string(),
+    )
+    .expect("plan written");
+    let plan = plan.to_string_lossy().to_string();
+    let (ok, out) = cli(
+        &c,
+        &["partitions", "reassign", "--reassignment-json-file", &plan],
+    );
+    assert!(ok && out.contains("STARTED"), "{out}");
+    wait_for(WAIT, "--verify to report completion", || {
+        let (ok, out) = cli(
+            &c,
+            &[
+                "partitions",
+                "reassign",
+                "--reassignment-json-file",
+                &plan,
+                "--verify",
+            ],
+        );
+        (ok && out.contains("complete")).then_some(())
+    });
+    let (ok, out) = cli(
+        &c,
+        &[
+            "partitions",
+            "reassign",
+            "--reassignment-json-file",
+            &plan,
+            "--cancel",
+        ],
+    );
+    assert!(!ok && out.contains("NO_REASSIGNMENT_IN_PROGRESS"), "{out}");
+    let (ok, out) = cli(&c, &["partitions", "elect-leaders", "--topic", "cli"]);
+    assert!(ok && out.contains("ELECTION_NOT_NEEDED"), "{out}");
+}

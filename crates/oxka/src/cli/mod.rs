@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod configs;
 pub mod consume;
 pub mod groups;
+pub mod partitions;
 pub mod perf;
 pub mod produce;
 pub mod topics;

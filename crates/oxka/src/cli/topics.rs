@@ -57,6 +57,13 @@ pub enum TopicsCmd {
         /// Show every config, defaults included.
         #[arg(short, long)]
         all_configs: bool,
+        /// Only partitions whose ISR is smaller than their replica set, of
+        /// the named topics or all (as kafka-topics.sh --describe).
+        #[arg(long, alias = "under-replicated")]
+        under_replicated_partitions: bool,
+        /// Only partitions without a live leader, of the named topics or all.
+        #[arg(long, alias = "unavailable")]
+        unavailable_partitions: bool,
     },
     /// Grow partitions and/or change configs.
     Alter {
@@ -80,6 +87,83 @@ pub enum TopicsCmd {
         #[arg(long)]
         topic: Option<String>,
     },
+}
+
+/// "offline" without a live leader, "under-replicated" with an ISR
+/// smaller than the replica set, else "ok".
+fn partition_state(p: &oxka_client::PartitionInfo, live: &[i32]) -> &'static str {
+    if p.leader < 0 || !live.contains(&p.leader) {
+        "offline"
+    } else if p.isr.len() < p.replicas.len() {
+        "under-replicated"
+    } else {
+        "ok"
+    }
+}
+
+/// `--under-replicated-partitions` / `--unavailable-partitions`: the
+/// matching partitions of the named topics (all when none is named).
+async fn describe_filtered(
+    admin: &Admin,
+    topics: Vec<String>,
+    under_replicated: bool,
+    unavailable: bool,
+    output: Output,
+) -> CliResult {
+    let md = admin.metadata().await?;
+    let live: Vec<i32> = md.brokers.keys().copied().collect();
+    let mut rows = Vec::new();
+    for t in md.topics.values() {
+        if !topics.is_empty() && !topics.contains(&t.name) {
+            continue;
+        }
+        for p in &t.partitions {
+            let state = partition_state(p, &live);
+            let hit = (unavailable && state == "offline")
+                || (under_replicated && p.isr.len() < p.replicas.len());
+            if hit {
+                rows.push((t.name.clone(), p.clone(), state));
+            }
+        }
+    }
+    rows.sort_by(|a, b| (a.0.as_str(), a.1.id).cmp(&(b.0.as_str(), b.1.id)));
+    if output == Output::Json {
+        print_json(&json!(rows
+            .iter()
+            .map(
+                |(t, p, state)| json!({"topic": t, "partition": p.id, "leader": p.leader,
+                                        "replicas": p.replicas, "isr": p.isr, "state": state})
+            )
+            .collect::<Vec<_>>()));
+        return Ok(());
+    }
+    let ids = |v: &[i32]| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(t, p, state)| {
+            vec![
+                t.clone(),
+                p.id.to_string(),
+                p.leader.to_string(),
+                ids(&p.replicas),
+                ids(&p.isr),
+                state.to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "STATE"],
+        &table,
+    );
+    Ok(())
 }
 
 fn report(
@@ -186,7 +270,19 @@ pub async fn run(args: TopicsArgs) -> CliResult {
             names: n,
             topic,
             all_configs,
+            under_replicated_partitions,
+            unavailable_partitions,
         } => {
+            if under_replicated_partitions || unavailable_partitions {
+                return describe_filtered(
+                    &admin,
+                    names(&n, &topic),
+                    under_replicated_partitions,
+                    unavailable_partitions,
+                    output,
+                )
+                .await;
+            }
             let name = one_name(&n, &topic, "topic")?;
             let t = admin.describe_topic(&name).await?;
             let configs = admin
@@ -197,6 +293,7 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                 .filter(|c| all_configs || c.source == "DYNAMIC_TOPIC_CONFIG")
                 .collect();
             let offsets = admin.topic_offsets(&name).await?;
+            let live: Vec<i32> = admin.metadata().await?.brokers.keys().copied().collect();
             if output == Output::Json {
                 print_json(&json!({
                     "name": t.name,
@@ -205,7 +302,8 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                     "partitions": t.partitions.iter().map(|p| {
                         let (lo, hi) = offsets.iter().find(|o| o.0 == p.id).map_or((-1, -1), |o| (o.1, o.2));
                         json!({"partition": p.id, "leader": p.leader, "leader_epoch": p.leader_epoch,
-                               "replicas": p.replicas, "isr": p.isr, "log_start_offset": lo, "high_watermark": hi})
+                               "replicas": p.replicas, "isr": p.isr, "log_start_offset": lo, "high_watermark": hi,
+                               "state": partition_state(p, &live)})
                     }).collect::<Vec<_>>(),
                     "configs": configs.iter().map(|c| json!({"name": c.name, "value": c.value, "source": c.source})).collect::<Vec<_>>(),
                 }));
@@ -267,6 +365,7 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                         fmt_ids(&p.isr),
                         lo.to_string(),
                         hi.to_string(),
+                        partition_state(p, &live).to_string(),
                     ]
                 })
                 .collect();
@@ -279,6 +378,7 @@ pub async fn run(args: TopicsArgs) -> CliResult {
                     "ISR",
                     "LOG-START-OFFSET",
                     "HIGH-WATERMARK",
+                    "STATE",
                 ],
                 &rows,
             );
