@@ -478,6 +478,49 @@ impl ReplicaManager {
         }
     }
 
+    /// The partition a consumer may read here: the leader's, or (KIP-392)
+    /// a follower's when the fetch carries client metadata (v11+), as
+    /// Kafka allows once a consumer was sent to a preferred read replica.
+    pub fn readable_partition(
+        &self,
+        tp: &TopicPartition,
+        followers_too: bool,
+    ) -> Result<Arc<Partition>, AppendError> {
+        match self.get_partition(tp) {
+            Some(p) if p.is_leader() => Ok(p),
+            Some(p) if followers_too && p.state.lock().leader >= 0 => Ok(p),
+            _ => Err(AppendError::new(
+                ResponseError::NotLeaderOrFollower,
+                format!("This server is not the leader of {tp}"),
+            )),
+        }
+    }
+
+    /// KIP-392's rack-aware selection (Kafka's RackAwareReplicaSelector),
+    /// on the leader: for a consumer in `client_rack`, an in-sync replica in
+    /// that rack that has `fetch_offset` (the most caught-up one), unless
+    /// the leader is in that rack itself. `rack_of` gives a broker's rack.
+    pub fn preferred_read_replica(
+        &self,
+        partition: &Partition,
+        client_rack: &str,
+        fetch_offset: i64,
+        rack_of: impl Fn(i32) -> Option<String>,
+    ) -> Option<i32> {
+        if client_rack.is_empty() || rack_of(self.node_id).as_deref() == Some(client_rack) {
+            return None;
+        }
+        let st = partition.state.lock();
+        st.isr
+            .iter()
+            .copied()
+            .filter(|r| *r != self.node_id && rack_of(*r).as_deref() == Some(client_rack))
+            .filter_map(|r| st.follower(r).map(|f| (r, f.log_end_offset)))
+            .filter(|(_, leo)| *leo >= fetch_offset)
+            .max_by_key(|(r, leo)| (*leo, -*r))
+            .map(|(r, _)| r)
+    }
+
     /// DeleteRecords on one partition: raises the log start offset to
     /// `offset` (-1: the high watermark) and returns the new low watermark.
     /// Beyond the high watermark: OFFSET_OUT_OF_RANGE; a topic whose
@@ -748,8 +791,10 @@ impl ReplicaManager {
             log.increment_log_start_offset(leader_log_start)?;
         }
         let hw = leader_high_watermark.min(log.log_end_offset());
-        if hw >= 0 {
-            partition.high_watermark.store(hw, Ordering::Release);
+        if hw >= 0 && partition.high_watermark.swap(hw, Ordering::AcqRel) != hw {
+            drop(log);
+            // consumers reading this follower (KIP-392) may have more now
+            self.notify_data_changed();
         }
         Ok(())
     }

@@ -606,3 +606,89 @@ fn the_cli_shows_replication_state_reassigns_and_elects() {
     let (ok, out) = cli(&c, &["partitions", "elect-leaders", "--topic", "cli"]);
     assert!(ok && out.contains("ELECTION_NOT_NEEDED"), "{out}");
 }
+
+#[test]
+fn consumers_read_from_a_replica_in_their_rack() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut extra = FAST.to_vec();
+    extra.push("replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector");
+    let c = TestCluster::start(3, 0, 0, &extra);
+    create_topic(&c, "rack", 1, 3, "2");
+    wait_full_isr(&c, "rack", 3);
+    let (p, acks) = producer(&c, "all", 30_000);
+    send(&p, "rack", (0..100).map(|i| format!("r-{i}")));
+    p.flush(WAIT).expect("flush");
+    assert_eq!(acks.ok.lock().unwrap().len(), 100);
+    let (leader, isr) = partitions(&c, "rack").expect("metadata")[0].clone();
+    let follower = *isr.iter().find(|r| **r != leader).expect("a follower");
+    // the test cluster puts node N in rack-(N-1)
+    let rack = format!("rack-{}", follower - 1);
+    let fetch = |rack: &str| {
+        FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_rack_id(StrBytes::from_string(rack.to_string()))
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("rack")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    // the leader names the in-rack follower once it has the records
+    wait_for(
+        WAIT,
+        "the leader to name the follower in the client's rack",
+        || {
+            let resp = raw(&c.bootstrap_of(leader), fetch(&rack), 12);
+            let p = &resp.responses[0].partitions[0];
+            (p.preferred_read_replica.0 == follower
+                && p.records.as_ref().is_none_or(|r| r.is_empty()))
+            .then_some(())
+        },
+    );
+    // a client in the leader's own rack reads from the leader
+    let resp = raw(
+        &c.bootstrap_of(leader),
+        fetch(&format!("rack-{}", leader - 1)),
+        12,
+    );
+    let part = &resp.responses[0].partitions[0];
+    assert_eq!(part.preferred_read_replica.0, -1);
+    assert!(part.records.as_ref().is_some_and(|r| !r.is_empty()));
+    // and the follower serves it, up to its high watermark
+    wait_for(WAIT, "the follower to serve the records", || {
+        let resp = raw(&c.bootstrap_of(follower), fetch(&rack), 12);
+        let p = &resp.responses[0].partitions[0];
+        (p.error_code == 0
+            && p.high_watermark == 100
+            && p.records.as_ref().is_some_and(|r| !r.is_empty()))
+        .then_some(())
+    });
+    // librdkafka follows the preferred replica and reads everything
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("group.id", "rack-readers")
+        .set("client.rack", &rack)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("rack", 0, rdkafka::Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while got.len() < 100 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.insert(m.offset());
+        }
+    }
+    assert_eq!(got.len(), 100);
+}

@@ -699,6 +699,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How often the controller checks for partitions off their preferred leader."
     ),
     def!(
+        "replica.selector.class",
+        String,
+        None,
+        Validator::None,
+        "KIP-392: org.apache.kafka.common.replica.RackAwareReplicaSelector (or rack-aware) sends consumers with client.rack to an in-sync replica in their rack."
+    ),
+    def!(
         "num.replica.fetchers",
         Int,
         Some("1"),

@@ -22,7 +22,7 @@ use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use oxka_log::{FileRegion, LogError, TopicPartition};
 use tokio::time::Instant;
 
@@ -123,6 +123,10 @@ fn read_all(
         req.replica_id.0
     };
     let is_follower = replica_id >= 0;
+    // KIP-392: the consumer's rack, when a rack-aware selector is set
+    let selector_rack = (!is_follower && version >= 11 && rack_aware_selector(state))
+        .then_some(req.rack_id.as_str())
+        .filter(|r| !r.is_empty());
     let read_committed = req.isolation_level == 1;
     let mut out = Vec::with_capacity(req.topics.len());
     let mut files = Vec::new();
@@ -155,9 +159,11 @@ fn read_all(
                     errored = true;
                     return with_error(base, ResponseError::UnknownTopicOrPartition);
                 }
+                // KIP-392: consumers with client metadata (v11+) may read
+                // from a follower
                 let partition = match state
                     .replica_manager
-                    .leader_partition(&tp)
+                    .readable_partition(&tp, !is_follower && version >= 11)
                     .map_err(|e| e.error)
                     .and_then(|part| {
                         part.check_leader_epoch(p.current_leader_epoch)?;
@@ -187,6 +193,23 @@ fn read_all(
                     state
                         .replica_manager
                         .follower_fetched(&partition, replica_id, p.fetch_offset);
+                }
+                if let Some(rack) = selector_rack.filter(|_| partition.is_leader()) {
+                    let preferred = state.replica_manager.preferred_read_replica(
+                        &partition,
+                        rack,
+                        p.fetch_offset,
+                        |id| image.brokers.get(&id).and_then(|b| b.rack.clone()),
+                    );
+                    if let Some(replica) = preferred {
+                        // no records: the consumer goes to that replica
+                        errored = true;
+                        return base
+                            .with_high_watermark(partition.high_watermark())
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(partition.log_start_offset())
+                            .with_preferred_read_replica(BrokerId(replica));
+                    }
                 }
                 let hw = partition.high_watermark();
                 let log = partition.log.lock();
@@ -278,6 +301,20 @@ fn diverging_epoch(
             .with_epoch(epoch)
             .with_end_offset(end_offset),
     )
+}
+
+/// Kafka's `replica.selector.class` values that pick by rack (its own
+/// class, or oxka's short alias).
+fn rack_aware_selector(state: &BrokerState) -> bool {
+    state
+        .config
+        .value("replica.selector.class")
+        .is_some_and(|v| {
+            matches!(
+                v.trim(),
+                "org.apache.kafka.common.replica.RackAwareReplicaSelector" | "rack-aware"
+            )
+        })
 }
 
 fn with_error(p: PartitionData, code: ResponseError) -> PartitionData {

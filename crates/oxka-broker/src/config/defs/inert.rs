@@ -1398,16 +1398,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "replica.selector.class",
-            ty: ConfigType::String,
-            default: None,
-            validator: Validator::None,
-            doc: "Replication setting; oxka runs a single node.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "replica.socket.receive.buffer.bytes",
             ty: ConfigType::Int,
             default: Some("65536"),
