@@ -14,6 +14,8 @@
 pub mod assignor;
 pub mod consumer;
 pub mod offsets;
+#[cfg(test)]
+mod ownership_tests;
 pub mod records;
 pub mod state;
 mod txn_offsets;
