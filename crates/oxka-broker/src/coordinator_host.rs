@@ -169,8 +169,11 @@ pub struct MarkerChannel {
     node_id: i32,
     controller: Arc<Controller>,
     listener: Option<String>,
-    connections: Arc<Mutex<HashMap<i32, (String, Arc<Connection>)>>>,
+    connections: Arc<Mutex<MarkerConnections>>,
 }
+
+/// Per broker id: the address connected to and the connection.
+type MarkerConnections = HashMap<i32, (String, Arc<Connection>)>;
 
 impl MarkerChannel {
     pub fn new(config: &KafkaConfig, controller: Arc<Controller>) -> MarkerChannel {
@@ -242,7 +245,9 @@ impl TxnMarkerChannel for MarkerChannel {
                     .with_topics(vec![WritableTxnMarkerTopic::default()
                         .with_name(TopicName(StrBytes::from_string(m.tp.topic.clone())))
                         .with_partition_indexes(vec![m.tp.partition])])]);
-            let resp = conn.send(req).await.map_err(|e| {
+            // v1 (flexible): Kafka 4 dropped v0, and oxka's client caps APIs it
+            // does not use itself at v0
+            let resp = conn.send_at(req, 1).await.map_err(|e| {
                 tracing::debug!(broker, error = %e, "WriteTxnMarkers failed");
                 ResponseError::NetworkException
             })?;

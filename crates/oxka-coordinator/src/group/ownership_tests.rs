@@ -213,7 +213,7 @@ fn groups() -> (&'static str, &'static str) {
 fn partitions_load_on_leadership_and_unload_on_its_loss() {
     let log = Arc::new(FakeLog::default());
     let (a, b) = groups();
-    let (pa, pb) = (partition_for(a, PARTITIONS), partition_for(b, PARTITIONS));
+    let pa = partition_for(a, PARTITIONS);
     let tpa = TopicPartition::new(OFFSETS_TOPIC, pa);
     let c = coordinator(&log);
     // nothing led here: not the coordinator of anything
