@@ -3,16 +3,28 @@
 //! the metadata through the controller, and their settings from the broker
 //! config.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
+use oxka_client::Connection;
 use oxka_controller::image::MetadataImage;
+use oxka_coordinator::group::offsets::OFFSETS_TOPIC;
 use oxka_coordinator::group::GroupConfig;
-use oxka_coordinator::txn::TxnConfig;
-use oxka_coordinator::{AppendError, CoordinatorLog, CoordinatorMetadata};
+use oxka_coordinator::txn::{TxnConfig, TRANSACTION_STATE_TOPIC};
+use oxka_coordinator::{
+    AppendError, BoxFuture, CoordinatorLog, CoordinatorMetadata, GroupCoordinator,
+    TransactionCoordinator, TxnMarker, TxnMarkerChannel,
+};
 use oxka_log::{LogError, TopicPartition};
+use parking_lot::Mutex;
 
 use crate::config::KafkaConfig;
 use crate::controller::Controller;
@@ -92,6 +104,170 @@ impl CoordinatorLog for ReplicaManager {
         let data = p.log.lock().read(from, max_bytes, end, true)?;
         Ok(data.records)
     }
+
+    fn leader_epoch(&self, tp: &TopicPartition) -> Option<i32> {
+        self.get_partition(tp)
+            .filter(|p| p.is_leader())
+            .map(|p| p.leader_epoch())
+    }
+
+    fn leads_alone(&self, tp: &TopicPartition) -> bool {
+        self.get_partition(tp)
+            .is_some_and(|p| p.is_leader() && p.replica_state().isr.len() <= 1)
+    }
+
+    fn wait_replicated(
+        &self,
+        tp: &TopicPartition,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), ResponseError>> {
+        let partition = match self.leader_partition(tp) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(std::future::ready(Err(e.error))),
+        };
+        let epoch = partition.leader_epoch();
+        let end = partition.log.lock().log_end_offset();
+        let deadline = tokio::time::Instant::now() + timeout;
+        Box::pin(async move {
+            self.wait_for_high_watermark(&partition, epoch, end, deadline)
+                .await
+        })
+    }
+}
+
+/// Registers the coordinators' leadership listener: a broker coordinates
+/// the groups (transactional ids) of the `__consumer_offsets`
+/// (`__transaction_state`) partitions it leads (Kafka's
+/// `onElection`/`onResignation`). Runs on the metadata publisher's thread.
+pub fn follow_leadership(
+    replica_manager: &ReplicaManager,
+    groups: &Arc<GroupCoordinator>,
+    txns: &Arc<TransactionCoordinator>,
+) {
+    let (groups, txns) = (Arc::downgrade(groups), Arc::downgrade(txns));
+    replica_manager.add_leadership_listener(Box::new(move |tp, change| {
+        let epoch = match change {
+            replica_manager::LeadershipChange::Leader { leader_epoch } => Some(leader_epoch),
+            replica_manager::LeadershipChange::NotLeader => None,
+        };
+        if tp.topic == OFFSETS_TOPIC {
+            if let Some(g) = groups.upgrade() {
+                g.on_leadership(tp.partition, epoch);
+            }
+        } else if tp.topic == TRANSACTION_STATE_TOPIC {
+            if let Some(t) = txns.upgrade() {
+                t.on_leadership(tp.partition, epoch);
+            }
+        }
+    }));
+}
+
+/// WriteTxnMarkers to the leaders of partitions on other brokers, one kept
+/// connection per broker (bounded by the cluster's size), endpoints from
+/// the metadata image's broker registrations on the inter-broker listener.
+pub struct MarkerChannel {
+    node_id: i32,
+    controller: Arc<Controller>,
+    listener: Option<String>,
+    connections: Arc<Mutex<MarkerConnections>>,
+}
+
+/// Per broker id: the address connected to and the connection.
+type MarkerConnections = HashMap<i32, (String, Arc<Connection>)>;
+
+impl MarkerChannel {
+    pub fn new(config: &KafkaConfig, controller: Arc<Controller>) -> MarkerChannel {
+        MarkerChannel {
+            node_id: config.node_id,
+            controller,
+            listener: config.value("inter.broker.listener.name"),
+            connections: Arc::default(),
+        }
+    }
+}
+
+/// How long a marker may take on the leader: its append and replication
+/// (the leader waits up to `request.timeout.ms`'s default for that).
+const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
+
+impl TxnMarkerChannel for MarkerChannel {
+    fn send_marker(&self, m: TxnMarker) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let image = self.controller.image();
+        let leader = image
+            .topic(&m.tp.topic)
+            .and_then(|t| t.partitions.get(usize::try_from(m.tp.partition).ok()?))
+            .map(|p| p.leader);
+        let target = match leader {
+            None => Err(ResponseError::UnknownTopicOrPartition),
+            Some(l) if l < 0 => Err(ResponseError::LeaderNotAvailable),
+            Some(l) => image
+                .brokers
+                .get(&l)
+                .and_then(|b| b.endpoint(self.listener.as_deref()))
+                .map(|e| (l, format!("{}:{}", e.host, e.port)))
+                .ok_or(ResponseError::BrokerNotAvailable),
+        };
+        let connections = self.connections.clone();
+        let client_id = format!("oxka-txn-markers-{}", self.node_id);
+        Box::pin(async move {
+            let (broker, addr) = target?;
+            let cached = connections
+                .lock()
+                .get(&broker)
+                .filter(|(a, c)| *a == addr && c.is_alive())
+                .map(|(_, c)| c.clone());
+            let conn = match cached {
+                Some(c) => c,
+                None => {
+                    let c = Connection::connect(
+                        &addr,
+                        &client_id,
+                        Duration::from_secs(5),
+                        MARKER_REQUEST_TIMEOUT,
+                        1 << 20,
+                    )
+                    .await
+                    .map_err(|e| {
+                        tracing::debug!(broker, error = %e, "cannot reach a partition leader for markers");
+                        ResponseError::NetworkException
+                    })?;
+                    let c = Arc::new(c);
+                    connections.lock().insert(broker, (addr, c.clone()));
+                    c
+                }
+            };
+            let req =
+                WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(m.producer_id))
+                    .with_producer_epoch(m.producer_epoch)
+                    .with_transaction_result(m.commit)
+                    .with_coordinator_epoch(m.coordinator_epoch)
+                    .with_topics(vec![WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(m.tp.topic.clone())))
+                        .with_partition_indexes(vec![m.tp.partition])])]);
+            // v1 (flexible): Kafka 4 dropped v0, and oxka's client caps APIs it
+            // does not use itself at v0
+            let resp = conn.send_at(req, 1).await.map_err(|e| {
+                tracing::debug!(broker, error = %e, "WriteTxnMarkers failed");
+                ResponseError::NetworkException
+            })?;
+            let code = resp
+                .markers
+                .iter()
+                .flat_map(|r| r.topics.iter())
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == m.tp.partition)
+                .map(|p| p.error_code)
+                .ok_or(ResponseError::UnknownServerError)?;
+            match code {
+                0 => Ok(()),
+                c => {
+                    Err(ResponseError::try_from_code(c)
+                        .unwrap_or(ResponseError::UnknownServerError))
+                }
+            }
+        })
+    }
 }
 
 impl CoordinatorMetadata for Controller {
@@ -140,7 +316,7 @@ mod tests {
     use oxka_log::LogManager;
 
     struct Node {
-        coordinator: GroupCoordinator,
+        coordinator: Arc<GroupCoordinator>,
         controller: Arc<Controller>,
         replica_manager: Arc<ReplicaManager>,
         _quorum: crate::quorum::node::TestQuorum,
@@ -158,12 +334,27 @@ mod tests {
         let rm = Arc::new(ReplicaManager::new(config.node_id, Arc::new(lm)));
         let (controller, quorum) =
             crate::quorum::node::single_node_for_tests(config.clone(), rm.clone());
+        let coordinator = Arc::new(GroupCoordinator::new(
+            group_config(config),
+            controller.clone(),
+            rm.clone(),
+        ));
+        let weak = Arc::downgrade(&coordinator);
+        rm.add_leadership_listener(Box::new(move |tp, change| {
+            if let (true, Some(c)) = (tp.topic == OFFSETS_TOPIC, weak.upgrade()) {
+                c.on_leadership(
+                    tp.partition,
+                    match change {
+                        replica_manager::LeadershipChange::Leader { leader_epoch } => {
+                            Some(leader_epoch)
+                        }
+                        replica_manager::LeadershipChange::NotLeader => None,
+                    },
+                );
+            }
+        }));
         Node {
-            coordinator: GroupCoordinator::new(
-                group_config(config),
-                controller.clone(),
-                rm.clone(),
-            ),
+            coordinator,
             controller,
             replica_manager: rm,
             _quorum: quorum,
@@ -209,12 +400,15 @@ mod tests {
         let cfg = config(dir.path());
         {
             let n = node(&cfg);
-            assert!(n.coordinator.is_loading());
+            // no offsets topic, so no partition of it is led here
             assert_eq!(
                 n.coordinator.heartbeat("g", "m", None, 1),
-                Some(ResponseError::CoordinatorLoadInProgress)
+                Some(ResponseError::NotCoordinator)
             );
             n.coordinator.load().unwrap();
+            // a new, empty partition led here is loaded at once
+            n.coordinator.ensure_offsets_topic().unwrap();
+            assert!(!n.coordinator.is_loading());
             n.controller
                 .create_topic(
                     &CreateTopicSpec {
@@ -349,6 +543,7 @@ mod tests {
         let epoch = {
             let n = node(&cfg);
             n.coordinator.load().unwrap();
+            n.coordinator.ensure_offsets_topic().unwrap();
             create_topic(&n, "t", 2);
             let o = n
                 .coordinator

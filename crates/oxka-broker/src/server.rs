@@ -165,6 +165,17 @@ impl Broker {
             replica_manager.clone(),
             group_coordinator.clone(),
         ));
+        txn_coordinator.set_marker_channel(Arc::new(crate::coordinator_host::MarkerChannel::new(
+            &config,
+            controller.clone(),
+        )));
+        // the coordinators follow the leadership of their topics'
+        // partitions; those led already are picked up by their first load
+        crate::coordinator_host::follow_leadership(
+            &replica_manager,
+            &group_coordinator,
+            &txn_coordinator,
+        );
         // Kafka opens the client listeners once the broker is unfenced
         quorum.run_background(shutdown_rx.clone()).await?;
         {
@@ -296,9 +307,11 @@ impl Broker {
                 .max(1),
             state.shutdown.clone(),
         );
-        // loads __consumer_offsets, then runs the group timers until shutdown
+        // loads the __consumer_offsets partitions led here (and those that
+        // become led here), runs the group timers until shutdown
         let groups_task = state.group_coordinator.spawn(state.shutdown.clone());
-        // loads __transaction_state, then aborts timed-out transactions
+        // the same for __transaction_state; completes decided transactions
+        // (markers) and aborts timed-out ones
         let txn_task = state.txn_coordinator.spawn(state.shutdown.clone());
         tokio::pin!(stop);
         loop {

@@ -159,10 +159,11 @@ fn acks_zero_gets_no_response_and_a_failure_closes_the_connection() {
 fn load_groups() {
     static LOADED: std::sync::Once = std::sync::Once::new();
     LOADED.call_once(|| {
-        common::state()
-            .group_coordinator
-            .load()
-            .expect("groups load")
+        // what a client's FindCoordinator does first: the offsets topic
+        // exists, so its partitions are led (and loaded) here
+        let groups = &common::state().group_coordinator;
+        groups.ensure_offsets_topic().expect("offsets topic");
+        groups.load().expect("groups load")
     });
 }
 

@@ -321,10 +321,11 @@ fn commit_response(mut resp: Resp, topic: &str) -> Vec<i16> {
 fn load_group_coordinator() {
     static LOADED: std::sync::Once = std::sync::Once::new();
     LOADED.call_once(|| {
-        common::state()
-            .group_coordinator
-            .load()
-            .expect("groups load")
+        // what a client's FindCoordinator does first: the offsets topic
+        // exists, so its partitions are led (and loaded) here
+        let groups = &common::state().group_coordinator;
+        groups.ensure_offsets_topic().expect("offsets topic");
+        groups.load().expect("groups load")
     });
 }
 

@@ -41,6 +41,16 @@ fn create(name: &str, partitions: i32) -> uuid::Uuid {
 fn load_coordinators() {
     static LOADED: std::sync::Once = std::sync::Once::new();
     LOADED.call_once(|| {
+        // what clients' FindCoordinator does first: the internal topics
+        // exist, so their partitions are led (and loaded) here
+        state()
+            .group_coordinator
+            .ensure_offsets_topic()
+            .expect("offsets topic");
+        state()
+            .txn_coordinator
+            .ensure_topic()
+            .expect("transaction state topic");
         state().group_coordinator.load().expect("groups load");
         state().txn_coordinator.load().expect("transactions load");
     });

@@ -23,7 +23,14 @@ pub async fn handle(
         // Kafka's handleAddOffsetsToTxnRequest passes TV_0 at every version
         TV_0,
     ) {
-        Ok(()) => 0,
+        Ok(()) => match state
+            .txn_coordinator
+            .replicated(&req.transactional_id.0)
+            .await
+        {
+            Ok(()) => 0,
+            Err(e) => super::txn_error_code(e, ApiKey::AddOffsetsToTxn, ctx.version),
+        },
         Err(e) => super::txn_error_code(e, ApiKey::AddOffsetsToTxn, ctx.version),
     };
     Some(AddOffsetsToTxnResponse::default().with_error_code(code))

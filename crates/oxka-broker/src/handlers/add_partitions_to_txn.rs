@@ -18,7 +18,7 @@ use crate::server::BrokerState;
 
 /// Adds (or verifies) one transaction's partitions; unknown partitions fail
 /// alone and the others answer OPERATION_NOT_ATTEMPTED, as Kafka does.
-fn add(
+async fn add(
     state: &BrokerState,
     version: i16,
     transactional_id: &str,
@@ -58,10 +58,21 @@ fn add(
             .verify_partitions(transactional_id, producer_id, producer_epoch, &tps)
             .unwrap_or_else(|e| vec![Some(e); tps.len()])
     } else {
-        let e = state
-            .txn_coordinator
-            .add_partitions(transactional_id, producer_id, producer_epoch, &tps, tv)
-            .err();
+        let e = match state.txn_coordinator.add_partitions(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            &tps,
+            tv,
+        ) {
+            // the partitions joined once that is replicated
+            Ok(()) => state
+                .txn_coordinator
+                .replicated(transactional_id)
+                .await
+                .err(),
+            Err(e) => Some(e),
+        };
         vec![e; tps.len()]
     };
     let mut outcome = outcome.into_iter();
@@ -106,27 +117,29 @@ pub async fn handle(
             req.v3_and_below_producer_epoch,
             &req.v3_and_below_topics,
             false,
-        );
+        )
+        .await;
         return Some(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
         );
     }
-    let results = req
-        .transactions
-        .iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in &req.transactions {
+        let topic_results = add(
+            state,
+            ctx.version,
+            &t.transactional_id.0,
+            t.producer_id.0,
+            t.producer_epoch,
+            &t.topics,
+            t.verify_only,
+        )
+        .await;
+        results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
-                .with_topic_results(add(
-                    state,
-                    ctx.version,
-                    &t.transactional_id.0,
-                    t.producer_id.0,
-                    t.producer_epoch,
-                    &t.topics,
-                    t.verify_only,
-                ))
-        })
-        .collect();
+                .with_topic_results(topic_results),
+        );
+    }
     Some(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }

@@ -49,6 +49,14 @@ pub async fn handle(
     let o = state
         .group_coordinator
         .consumer_heartbeat(&req.group_id, params);
+    // the group's records are replicated before the member acts on them
+    let o = match o.error {
+        None => match state.group_coordinator.replicated(&req.group_id).await {
+            Ok(()) => o,
+            Err(e) => oxka_coordinator::group::consumer::HeartbeatOutcome::error(e, e.to_string()),
+        },
+        Some(_) => o,
+    };
     let mut resp = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(code(o.error))
         .with_error_message(o.error_message.map(s));

@@ -13,14 +13,17 @@ pub async fn handle(
     _ctx: &RequestContext<'_>,
     req: DeleteGroupsRequest,
 ) -> Option<DeleteGroupsResponse> {
-    let results = req
-        .groups_names
-        .iter()
-        .map(|g| {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in &req.groups_names {
+        let e = match state.group_coordinator.delete_group(g) {
+            None => state.group_coordinator.replicated(g).await.err(),
+            e => e,
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
-                .with_error_code(code(state.group_coordinator.delete_group(g)))
-        })
-        .collect();
+                .with_error_code(code(e)),
+        );
+    }
     Some(DeleteGroupsResponse::default().with_results(results))
 }

@@ -28,6 +28,16 @@ pub async fn handle(
         req.committed,
         tv,
     );
+    // the decision (Prepare*, or Complete* when finished inline) is
+    // replicated before the client learns it (Kafka answers EndTxn then)
+    let r = match r {
+        Ok(ids) => state
+            .txn_coordinator
+            .replicated(&req.transactional_id.0)
+            .await
+            .map(|()| ids),
+        Err(e) => Err(e),
+    };
     let mut resp = EndTxnResponse::default();
     match r {
         // v5+ returns the producer id and epoch to use next (bumped)

@@ -23,23 +23,26 @@ pub async fn handle(
         .is_some_and(|t| !t.0.is_empty())
     {
         let id = req.transactional_id.as_ref().map_or("", |t| t.0.as_str());
-        return Some(
-            match state.txn_coordinator.init_producer_id(
-                id,
-                req.transaction_timeout_ms,
-                req.producer_id.0,
-                req.producer_epoch,
-            ) {
-                Ok((pid, epoch)) => resp
-                    .with_producer_id(ProducerId(pid))
-                    .with_producer_epoch(epoch),
-                Err(e) => resp.with_error_code(super::txn_error_code(
-                    e,
-                    ApiKey::InitProducerId,
-                    ctx.version,
-                )),
-            },
-        );
+        let r = match state.txn_coordinator.init_producer_id(
+            id,
+            req.transaction_timeout_ms,
+            req.producer_id.0,
+            req.producer_epoch,
+        ) {
+            // the new epoch is replicated before the producer uses it
+            Ok(ids) => state.txn_coordinator.replicated(id).await.map(|()| ids),
+            Err(e) => Err(e),
+        };
+        return Some(match r {
+            Ok((pid, epoch)) => resp
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            Err(e) => resp.with_error_code(super::txn_error_code(
+                e,
+                ApiKey::InitProducerId,
+                ctx.version,
+            )),
+        });
     }
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     if pid >= 0 && (0..i16::MAX - 1).contains(&epoch) {

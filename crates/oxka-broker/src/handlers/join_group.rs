@@ -53,6 +53,15 @@ pub async fn handle(
             }
         }
     };
+    // a completed rebalance's group metadata is replicated before the
+    // members learn their generation
+    let outcome = match outcome.error {
+        None => match state.group_coordinator.replicated(&req.group_id).await {
+            Ok(()) => outcome,
+            Err(e) => JoinOutcome::error(e, outcome.member_id),
+        },
+        Some(_) => outcome,
+    };
     Some(response(ctx.version, outcome))
 }
 

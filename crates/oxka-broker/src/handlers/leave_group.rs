@@ -30,6 +30,9 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => return Some(LeaveGroupResponse::default().with_error_code(e.code())),
     };
+    if let Err(e) = state.group_coordinator.replicated(&req.group_id).await {
+        return Some(LeaveGroupResponse::default().with_error_code(e.code()));
+    }
     if ctx.version < 3 {
         let e = results.first().and_then(|(_, e)| *e);
         return Some(LeaveGroupResponse::default().with_error_code(code(e)));

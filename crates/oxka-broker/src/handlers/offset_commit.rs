@@ -45,6 +45,16 @@ pub async fn handle(
         entries,
         ctx.version,
     );
+    // acknowledged once replicated (acks=all, `offsets.commit.timeout.ms`)
+    let results = match results {
+        Ok(r) if r.iter().any(Option::is_none) => {
+            match state.group_coordinator.replicated(&req.group_id).await {
+                Ok(()) => Ok(r),
+                Err(e) => Ok(r.into_iter().map(|x| x.or(Some(e))).collect()),
+            }
+        }
+        other => other,
+    };
     let mut it = 0usize;
     let topics = req
         .topics

@@ -26,10 +26,18 @@ pub async fn handle(
             )
         })
         .collect();
-    match state
+    let deleted = match state
         .group_coordinator
         .delete_offsets(&req.group_id, topics)
     {
+        Ok(r) => state
+            .group_coordinator
+            .replicated(&req.group_id)
+            .await
+            .map(|()| r),
+        Err(e) => Err(e),
+    };
+    match deleted {
         Err(e) => Some(OffsetDeleteResponse::default().with_error_code(e.code())),
         Ok(res) => Some(
             OffsetDeleteResponse::default().with_topics(

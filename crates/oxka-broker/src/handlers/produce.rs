@@ -28,6 +28,8 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
+    // KIP-890 verification asks this transactional id's coordinator
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let acks_valid = matches!(acks, -1..=1);
     let image = state.controller.image();
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -94,7 +96,12 @@ pub async fn handle(
                                     let epoch = part.leader_epoch();
                                     state
                                         .txn_coordinator
-                                        .verify_transactional_produce(&tp, &records, ctx.version)
+                                        .verify_transactional_produce(
+                                            transactional_id.as_deref(),
+                                            &tp,
+                                            &records,
+                                            ctx.version,
+                                        )
                                         .map_err(|e| {
                                             crate::replica_manager::AppendError::new(
                                                 e.error, e.message,

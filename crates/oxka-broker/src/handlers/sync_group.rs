@@ -39,6 +39,15 @@ pub async fn handle(
             }
         }
     };
+    // the group's metadata (the leader's assignment) is replicated before
+    // anyone is answered
+    let outcome = match outcome.error {
+        None => match state.group_coordinator.replicated(&req.group_id).await {
+            Ok(()) => outcome,
+            Err(e) => SyncOutcome::error(e),
+        },
+        Some(_) => outcome,
+    };
     let mut resp = SyncGroupResponse::default()
         .with_error_code(code(outcome.error))
         .with_assignment(outcome.assignment);

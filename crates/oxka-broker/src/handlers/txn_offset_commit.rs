@@ -53,7 +53,26 @@ pub async fn handle(
             ctx.version,
         )
     }) {
-        Ok(per) => per.into_iter().map(|e| e.map_or(0, |e| e.code())).collect(),
+        Ok(per) => {
+            // written in the group's partition (and, for v5+, the
+            // transaction's state): both replicated before the answer
+            let replicated = match state.group_coordinator.replicated(&req.group_id.0).await {
+                Ok(()) => {
+                    state
+                        .txn_coordinator
+                        .replicated(&req.transactional_id.0)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match replicated {
+                Ok(()) => per.into_iter().map(|e| e.map_or(0, |e| e.code())).collect(),
+                Err(e) => per
+                    .into_iter()
+                    .map(|x| x.map_or(e.code(), |x| x.code()))
+                    .collect(),
+            }
+        }
         Err(e) => all(e),
     };
     let mut codes = codes.into_iter();

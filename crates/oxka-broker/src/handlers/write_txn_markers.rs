@@ -1,10 +1,12 @@
 //! WriteTxnMarkers: COMMIT/ABORT control batches on the named partitions
-//! (sent by a transaction coordinator; ours calls the same code directly).
+//! (sent by the transaction coordinator of another broker; one on this
+//! broker calls the same code directly).
 
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use oxka_coordinator::CoordinatorLog;
 use oxka_log::TopicPartition;
 
 use crate::request::RequestContext;
@@ -15,43 +17,53 @@ pub async fn handle(
     _ctx: &RequestContext<'_>,
     req: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
-    let markers = req
-        .markers
-        .iter()
-        .map(|m| {
-            let topics = m
-                .topics
-                .iter()
-                .map(|t| {
-                    let partitions = t
-                        .partition_indexes
-                        .iter()
-                        .map(|&p| {
-                            let tp = TopicPartition::new(t.name.0.to_string(), p);
-                            let code = match state.txn_coordinator.write_marker(
-                                &tp,
-                                m.producer_id.0,
-                                m.producer_epoch,
-                                m.coordinator_epoch,
-                                m.transaction_result,
-                            ) {
-                                Ok(()) => 0,
-                                Err(e) => e.code(),
-                            };
-                            WritableTxnMarkerPartitionResult::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    WritableTxnMarkerTopicResult::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(partitions)
-                })
-                .collect();
+    // Kafka appends markers with acks=all: the coordinator counts a marker
+    // as written only once it is replicated, so a leader that dies right
+    // after cannot lose it (the coordinator resends to the new leader).
+    let timeout = std::time::Duration::from_millis(
+        state
+            .config
+            .value("request.timeout.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(30_000)
+            .clamp(1, 30_000),
+    );
+    let mut markers = Vec::with_capacity(req.markers.len());
+    for m in &req.markers {
+        let mut topics = Vec::with_capacity(m.topics.len());
+        for t in &m.topics {
+            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+            for &p in &t.partition_indexes {
+                let tp = TopicPartition::new(t.name.0.to_string(), p);
+                let written = match state.txn_coordinator.write_marker(
+                    &tp,
+                    m.producer_id.0,
+                    m.producer_epoch,
+                    m.coordinator_epoch,
+                    m.transaction_result,
+                ) {
+                    Ok(()) => {
+                        CoordinatorLog::wait_replicated(&*state.replica_manager, &tp, timeout).await
+                    }
+                    Err(e) => Err(e),
+                };
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_error_code(written.err().map_or(0, |e| e.code())),
+                );
+            }
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        markers.push(
             WritableTxnMarkerResult::default()
                 .with_producer_id(m.producer_id)
-                .with_topics(topics)
-        })
-        .collect();
+                .with_topics(topics),
+        );
+    }
     Some(WriteTxnMarkersResponse::default().with_markers(markers))
 }

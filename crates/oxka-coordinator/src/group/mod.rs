@@ -14,13 +14,14 @@
 pub mod assignor;
 pub mod consumer;
 pub mod offsets;
+#[cfg(test)]
+mod ownership_tests;
 pub mod records;
 pub mod state;
 mod txn_offsets;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use parking_lot::Mutex;
 
 use oxka_controller::image::MetadataImage;
 
-use crate::{now_ms, CoordinatorLog, CoordinatorMetadata};
+use crate::{now_ms, CoordinatorLog, CoordinatorMetadata, Ownership};
 
 use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatOutcome, HeartbeatParams};
 use offsets::{partition_for, OffsetAndMetadata, OFFSETS_TOPIC};
@@ -105,6 +106,11 @@ impl GroupConfig {
                 "offsets.topic.segment.bytes",
                 d.offsets_topic_segment_bytes,
             ),
+            offsets_commit_timeout_ms: int(
+                "offsets.commit.timeout.ms",
+                d.offsets_commit_timeout_ms,
+            )
+            .max(1),
             consumer: ConsumerConfig {
                 heartbeat_interval_ms: int(
                     "group.consumer.heartbeat.interval.ms",
@@ -201,7 +207,9 @@ pub struct GroupCoordinator {
     controller: Arc<dyn CoordinatorMetadata>,
     replica_manager: Arc<dyn CoordinatorLog>,
     groups: Mutex<HashMap<String, Group>>,
-    loaded: AtomicBool,
+    /// The `__consumer_offsets` partitions this broker leads: the groups
+    /// hashed there are coordinated here.
+    owned: Ownership,
     /// Transactional offset commits awaiting their marker (txn_offsets.rs).
     txn_offsets: Mutex<txn_offsets::PendingTxnOffsets>,
 }
@@ -336,7 +344,7 @@ impl GroupCoordinator {
             controller,
             replica_manager,
             groups: Mutex::new(HashMap::new()),
-            loaded: AtomicBool::new(false),
+            owned: Ownership::default(),
             txn_offsets: Mutex::new(Default::default()),
         }
     }
@@ -371,20 +379,130 @@ impl GroupCoordinator {
         Cow::Owned(c)
     }
 
-    /// Until the offsets topic is replayed, group APIs answer
-    /// COORDINATOR_LOAD_IN_PROGRESS (clients retry).
+    /// Whether a partition led here is still being replayed (its groups
+    /// answer COORDINATOR_LOAD_IN_PROGRESS; clients retry).
     pub fn is_loading(&self) -> bool {
-        !self.loaded.load(Ordering::Acquire)
+        self.owned.any_loading()
     }
 
+    /// The `__consumer_offsets` partition of `group_id`.
+    pub fn partition_of(&self, group_id: &str) -> i32 {
+        partition_for(group_id, self.offsets_partitions())
+    }
+
+    /// Whether this broker coordinates `group_id` now: its partition is
+    /// led here and loaded (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS
+    /// otherwise, as Kafka's `validateGroupStatus`).
     fn ready(&self, group_id: &str) -> Result<(), ResponseError> {
-        if self.is_loading() {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
-        Ok(())
+        self.owned.status(self.partition_of(group_id)).map(|_| ())
+    }
+
+    /// The leadership listener's entry (called on the metadata publisher's
+    /// thread; never waits on I/O): `leader_epoch` is `Some` when this
+    /// broker now leads `__consumer_offsets` partition `partition`. A newly
+    /// led partition with an empty log is loaded at once (nothing to
+    /// replay: a new offsets topic is usable at once, as on a single
+    /// node); others are left to the loader task. A partition led
+    /// elsewhere now is dropped (its groups' parked JoinGroup/SyncGroup
+    /// answered NOT_COORDINATOR).
+    pub fn on_leadership(&self, partition: i32, leader_epoch: Option<i32>) {
+        match leader_epoch {
+            Some(epoch) => {
+                if !self.owned.lead(partition, epoch) {
+                    return;
+                }
+                let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+                let empty = self
+                    .replica_manager
+                    .log_bounds(&tp)
+                    .is_some_and(|(start, end)| start >= end);
+                if empty {
+                    self.install(partition, epoch, HashMap::new());
+                } else {
+                    self.owned.wake.notify_one();
+                }
+            }
+            None => {
+                if self.owned.resign(partition) {
+                    self.unload(partition);
+                }
+            }
+        }
+    }
+
+    /// Drops the state of the groups hashed to `partition` (Kafka's
+    /// `onResignation`): their waiting members are told NOT_COORDINATOR
+    /// and find the new coordinator.
+    fn unload(&self, partition: i32) {
+        let n = self.offsets_partitions();
+        let mut groups = self.groups.lock();
+        let mut dropped = 0usize;
+        groups.retain(|id, g| {
+            if partition_for(id, n) != partition {
+                return true;
+            }
+            g.fail_waiters(ResponseError::NotCoordinator);
+            dropped += 1;
+            false
+        });
+        drop(groups);
+        self.txn_offsets.lock().drop_partition(partition, n);
+        tracing::info!(
+            partition,
+            groups = dropped,
+            "no longer the group coordinator for {OFFSETS_TOPIC}-{partition}"
+        );
+    }
+
+    /// Installs the groups replayed from `partition` if it is still owned
+    /// in `epoch` (else the load lost a race with a leadership change and
+    /// is dropped).
+    fn install(&self, partition: i32, epoch: i32, loaded: HashMap<String, Group>) -> bool {
+        let n = self.offsets_partitions();
+        let mut groups = self.groups.lock();
+        let current = self
+            .replica_manager
+            .leader_epoch(&TopicPartition::new(OFFSETS_TOPIC, partition));
+        if current != Some(epoch) || !self.owned.mark_loaded(partition, epoch) {
+            return false;
+        }
+        // leftovers of an earlier term here (a request that raced with the
+        // resignation) give way to the log
+        groups.retain(|id, _| partition_for(id, n) != partition);
+        let count = loaded.len();
+        groups.extend(loaded);
+        tracing::info!(
+            partition,
+            epoch,
+            groups = count,
+            "group coordinator for {OFFSETS_TOPIC}-{partition}"
+        );
+        true
+    }
+
+    /// Awaits the replication of the group's partition (everything written
+    /// to it so far) before a write is acknowledged: Kafka appends the
+    /// coordinator's records with acks=all and answers once the high
+    /// watermark covers them (`offsets.commit.timeout.ms`,
+    /// `offsets.commit.required.acks`). Errors as Kafka maps them:
+    /// REQUEST_TIMED_OUT and NOT_ENOUGH_REPLICAS_AFTER_APPEND become
+    /// COORDINATOR_NOT_AVAILABLE, lost leadership NOT_COORDINATOR.
+    pub async fn replicated(&self, group_id: &str) -> Result<(), ResponseError> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, self.partition_of(group_id));
+        if self.replica_manager.leads_alone(&tp) {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(self.cfg.offsets_commit_timeout_ms.max(1) as u64);
+        self.replica_manager
+            .wait_replicated(&tp, timeout)
+            .await
+            .map_err(|e| {
+                tracing::debug!(group = group_id, error = ?e, "group write not replicated");
+                crate::replication_error(e)
+            })
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka does
@@ -841,9 +959,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Result<PerPartition<Option<OffsetAndMetadata>>, ResponseError> {
-        if self.is_loading() {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
+        self.owned.status(self.partition_of(group_id))?;
         let groups = self.groups.lock();
         let g = groups.get(group_id);
         match topics {
@@ -883,10 +999,12 @@ impl GroupCoordinator {
         if self.is_loading() {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
+        let n = self.offsets_partitions();
         let groups = self.groups.lock();
         let mut out: Vec<ListedGroup> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| self.owned.is_loaded(partition_for(&g.id, n)))
             .map(|g| match &g.consumer {
                 Some(c) => ListedGroup {
                     group_id: g.id.clone(),
@@ -1057,23 +1175,57 @@ impl GroupCoordinator {
         Ok(out)
     }
 
-    /// Replays `__consumer_offsets` into memory. Runs once at start-up,
-    /// before which group APIs answer COORDINATOR_LOAD_IN_PROGRESS.
+    /// Takes the `__consumer_offsets` partitions led here now (also those
+    /// led before the leadership listener was registered) and loads every
+    /// one not loaded yet, on the calling thread. The loader task runs
+    /// this whenever the listener wakes it; tests call it directly.
     pub fn load(&self) -> Result<(), LoadError> {
-        let Some(topic) = self.controller.image().topic(OFFSETS_TOPIC).cloned() else {
-            self.loaded.store(true, Ordering::Release);
-            return Ok(());
-        };
+        let n = self
+            .controller
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32);
+        if let Some(n) = n {
+            for p in self
+                .owned
+                .reconcile(&*self.replica_manager, OFFSETS_TOPIC, n)
+            {
+                self.unload(p);
+            }
+        }
+        let mut first_error = None;
+        for (p, epoch) in self.owned.to_load() {
+            let loaded = match self.replay(p) {
+                Ok(groups) => groups,
+                Err(e) => {
+                    crate::log_load_failure(
+                        "consumer groups",
+                        &TopicPartition::new(OFFSETS_TOPIC, p),
+                        &e,
+                    );
+                    first_error.get_or_insert(e);
+                    HashMap::new()
+                }
+            };
+            self.install(p, epoch, loaded);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Replays one partition of `__consumer_offsets` into the groups hashed
+    /// there (Kafka's `GroupMetadataManager.loadGroupsAndOffsets`).
+    fn replay(&self, p: i32) -> Result<HashMap<String, Group>, LoadError> {
+        let n = self.offsets_partitions();
+        self.txn_offsets.lock().drop_partition(p, n);
         let mut meta: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
         let mut offs: HashMap<String, HashMap<(String, i32), OffsetAndMetadata>> = HashMap::new();
         let mut kip848: HashMap<String, ConsumerReplay> = HashMap::new();
         let mut bad = 0usize;
-        for p in 0..topic.partitions.len() as i32 {
+        {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
             let torn = super::replay_partition(&*self.replica_manager, &tp, |h, raw, pos| {
                 if h.is_transactional() {
                     // TxnOffsetCommit data and its markers
-                    let n = topic.partitions.len() as i32;
                     self.load_txn_batch(p, n, h, raw, &mut offs);
                     return;
                 }
@@ -1136,7 +1288,7 @@ impl GroupCoordinator {
         }
         let now = now_ms();
         let image = self.controller.image();
-        let mut groups = self.groups.lock();
+        let mut groups = HashMap::new();
         let mut ids: HashSet<String> = offs
             .iter()
             .filter(|(_, o)| !o.is_empty())
@@ -1164,21 +1316,19 @@ impl GroupCoordinator {
             g.offsets = offs.remove(&id).unwrap_or_default();
             groups.insert(id, g);
         }
-        tracing::info!(groups = groups.len(), "loaded consumer groups");
-        drop(groups);
-        self.loaded.store(true, Ordering::Release);
-        Ok(())
+        Ok(groups)
     }
 
     /// One pass of the group timers.
     pub fn tick(&self) {
-        if self.is_loading() {
-            return;
-        }
         let now = now_ms();
         let image = self.controller.image();
+        let n = self.offsets_partitions();
         let mut groups = self.groups.lock();
         for g in groups.values_mut() {
+            if !self.owned.is_loaded(partition_for(&g.id, n)) {
+                continue;
+            }
             if let Some(c) = g.consumer.as_mut() {
                 let cfg = self.consumer_config(&image, &g.id);
                 if c.tick(&image, &cfg, now) {
@@ -1196,14 +1346,15 @@ impl GroupCoordinator {
     /// commit for groups that never had members) and forgets empty groups
     /// with nothing left.
     pub fn expire_offsets(&self) {
-        if self.is_loading() {
-            return;
-        }
         let now = now_ms();
         let retention = self.cfg.offsets_retention_ms;
+        let n = self.offsets_partitions();
         let mut groups = self.groups.lock();
         let mut gone = Vec::new();
         for g in groups.values_mut() {
+            if !self.owned.is_loaded(partition_for(&g.id, n)) {
+                continue;
+            }
             if g.state != GroupState::Empty || g.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
                 continue;
             }
@@ -1266,15 +1417,37 @@ impl GroupCoordinator {
         }
     }
 
-    /// Loads the offsets topic, then runs the timers until `shutdown`.
+    /// Loads the offsets partitions led here (again whenever leadership
+    /// moves here) and runs the timers until `shutdown`.
     pub fn spawn(
         self: &Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
+        let loader = self.clone();
+        let mut loader_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let loader = me.clone();
-            super::load_or_start_empty("consumer groups", &me.loaded, move || loader.load()).await;
+            // the loader: a replay reads the log, so it runs on a blocking
+            // thread, one partition set at a time
+            loop {
+                let l = loader.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || {
+                    // failures are logged per partition by `load`
+                    let _ = l.load();
+                })
+                .await
+                {
+                    tracing::error!(error = %e, "group load task failed");
+                }
+                tokio::select! {
+                    _ = loader_shutdown.changed() => break,
+                    _ = loader.owned.wake.notified() => {}
+                    // level-triggered safety net: leadership is re-read
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        });
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut retention = tokio::time::interval(Duration::from_millis(

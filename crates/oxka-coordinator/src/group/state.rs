@@ -30,6 +30,9 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: i64,
+    /// How long a write to `__consumer_offsets` may wait for its
+    /// replication before the request fails (`offsets.commit.timeout.ms`).
+    pub offsets_commit_timeout_ms: i64,
     /// The KIP-848 consumer protocol (`group.consumer.*`).
     pub consumer: super::consumer::ConsumerConfig,
 }
@@ -48,6 +51,7 @@ impl Default for GroupConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 104_857_600,
+            offsets_commit_timeout_ms: 5000,
             consumer: super::consumer::ConsumerConfig::default(),
         }
     }

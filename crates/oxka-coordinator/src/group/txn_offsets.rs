@@ -66,6 +66,15 @@ impl PendingTxnOffsets {
         out
     }
 
+    /// Forgets the pending offsets of the groups on `partition` (its
+    /// coordinator moved; the new one replays them from the log).
+    pub(super) fn drop_partition(&mut self, partition: i32, num_partitions: i32) {
+        for groups in self.by_producer.values_mut() {
+            groups.retain(|g, _| partition_for(g, num_partitions) != partition);
+        }
+        self.by_producer.retain(|_, groups| !groups.is_empty());
+    }
+
     fn pending_for(&self, group: &str, topic: &str, partition: i32) -> bool {
         self.by_producer.values().any(|groups| {
             groups
@@ -76,7 +85,7 @@ impl PendingTxnOffsets {
 }
 
 impl GroupCoordinator {
-    fn offsets_partitions(&self) -> i32 {
+    pub(super) fn offsets_partitions(&self) -> i32 {
         self.controller
             .image()
             .topic(OFFSETS_TOPIC)

@@ -2,13 +2,25 @@
 //! epoch, and Kafka's transaction state machine, persisted in
 //! `__transaction_state` (Kafka's record schemas, [`records`]).
 //!
-//! Single node, so the coordinator writes the COMMIT/ABORT markers itself
-//! through the replica manager (the body of WriteTxnMarkers) right after the
-//! Prepare* state is durable; a marker that cannot be written leaves the
-//! transaction in Prepare* and the periodic sweep retries it, as Kafka's
-//! marker channel does. The sweep also aborts transactions past their
-//! timeout (fencing the producer's epoch first) and forgets transactional
-//! ids idle past `transactional.id.expiration.ms`.
+//! This broker coordinates the transactional ids hashed to the partitions
+//! of `__transaction_state` it leads, loading them when it becomes leader
+//! and dropping them when it stops (see [`crate::Ownership`]); the leader
+//! epoch of that partition is the coordinator epoch in the markers.
+//!
+//! Ending a transaction: the Prepare* record is written, and once it is
+//! replicated the COMMIT/ABORT markers go to every partition of the
+//! transaction (locally through the replica manager, to other brokers with
+//! WriteTxnMarkers through [`crate::TxnMarkerChannel`]), then Complete* is
+//! written. When every partition involved is led here with no follower in
+//! its ISR (a single node) this happens inline in the request; otherwise
+//! the marker task does it, retrying until the markers land (Kafka's
+//! TransactionMarkerChannelManager), and the client learns of the end once
+//! the Prepare* record is replicated (Kafka answers EndTxn then too). A
+//! coordinator that loads a partition with Prepare* transactions finishes
+//! them the same way, so a transaction decided before its coordinator died
+//! ends all-or-nothing. The sweep aborts transactions past their timeout
+//! (fencing the producer's epoch first) and forgets transactional ids idle
+//! past `transactional.id.expiration.ms`.
 //!
 //! KIP-890: a transactional produce must belong to the producer's open
 //! transaction (part 1). Clients of transaction version 2 (part 2, learnt
@@ -30,8 +42,7 @@ pub mod records;
 pub mod state;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,15 +53,21 @@ use parking_lot::Mutex;
 
 use crate::group::offsets::{partition_for, OFFSETS_TOPIC};
 use crate::GroupCoordinator;
-use crate::{now_ms, AppendError, CoordinatorLog, CoordinatorMetadata};
+use crate::{
+    now_ms, AppendError, CoordinatorLog, CoordinatorMetadata, Ownership, TxnMarker,
+    TxnMarkerChannel,
+};
 
 use records::{decode_key, encode_key, TxnLogValue};
 pub use state::{TxnMetadata, TxnState, TV_0, TV_2};
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
-/// Coordinator epoch written into markers; one node, never failed over.
-const COORDINATOR_EPOCH: i32 = 0;
+/// How many transactions the marker task completes at once (the bound of
+/// its in-flight markers; the rest wait for the next round).
+const MARKER_BATCH: usize = 64;
+/// How often the marker task retries markers that did not land.
+const MARKER_RETRY: Duration = Duration::from_millis(500);
 
 /// The feature clients read from ApiVersions (v3+) to learn that the
 /// broker speaks transaction version 2 (KIP-890 part 2).
@@ -90,6 +107,10 @@ pub struct TxnConfig {
     pub remove_expired_interval_ms: u64,
     pub producer_id_expiration_ms: i64,
     pub producer_id_expiration_check_ms: u64,
+    /// How long a write to `__transaction_state` or a marker may wait for
+    /// its replication (Kafka's `request.timeout.ms` for the transaction
+    /// coordinator's appends).
+    pub write_timeout_ms: u64,
 }
 
 impl TxnConfig {
@@ -124,6 +145,7 @@ impl TxnConfig {
                 600_000,
             )
             .max(1) as u64,
+            write_timeout_ms: int("request.timeout.ms", 30_000).max(1) as u64,
         }
     }
 }
@@ -162,7 +184,35 @@ pub struct TransactionCoordinator {
     replica_manager: Arc<dyn CoordinatorLog>,
     groups: Arc<GroupCoordinator>,
     inner: Mutex<Inner>,
-    loaded: AtomicBool,
+    /// The `__transaction_state` partitions led here.
+    owned: Ownership,
+    /// Wakes the marker task (Prepare* transactions to finish).
+    markers_wake: tokio::sync::Notify,
+    /// WriteTxnMarkers to other brokers; none in tests of a single node.
+    channel: OnceLock<Arc<dyn TxnMarkerChannel>>,
+}
+
+/// How an end of a transaction went on: finished inline, or left to the
+/// marker task with its Prepare* record written.
+enum Ending {
+    Done(TxnMetadata),
+    Pending(TxnMetadata),
+}
+
+impl Ending {
+    /// The producer id and epoch the client continues with: those of the
+    /// completed transaction, which a pending end already fixed (a
+    /// transaction version 2 end that exhausts the epochs moves to its next
+    /// producer id at epoch 0).
+    fn next_ids(&self) -> (i64, i16) {
+        match self {
+            Ending::Done(m) => (m.producer_id, m.producer_epoch),
+            Ending::Pending(m) if m.supports_epoch_bump() && m.next_producer_id >= 0 => {
+                (m.next_producer_id, 0)
+            }
+            Ending::Pending(m) => (m.producer_id, m.producer_epoch),
+        }
+    }
 }
 
 impl TransactionCoordinator {
@@ -178,22 +228,153 @@ impl TransactionCoordinator {
             replica_manager,
             groups,
             inner: Mutex::new(Inner::default()),
-            loaded: AtomicBool::new(false),
+            owned: Ownership::default(),
+            markers_wake: tokio::sync::Notify::new(),
+            channel: OnceLock::new(),
         }
+    }
+
+    /// Gives the coordinator its way to other brokers' partitions (set
+    /// once, by the broker at start-up).
+    pub fn set_marker_channel(&self, channel: Arc<dyn TxnMarkerChannel>) {
+        let _ = self.channel.set(channel);
+    }
+
+    fn state_partitions(&self) -> i32 {
+        self.controller
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .map_or(self.cfg.num_partitions, |t| t.partitions.len() as i32)
+    }
+
+    /// The `__transaction_state` partition of `transactional_id`.
+    pub fn partition_of(&self, transactional_id: &str) -> i32 {
+        partition_for(transactional_id, self.state_partitions())
+    }
+
+    /// The leadership listener's entry (on the metadata publisher's
+    /// thread; never waits on I/O), as [`GroupCoordinator::on_leadership`]:
+    /// a newly led partition with an empty log is loaded at once, others
+    /// by the loader task; a partition led elsewhere now is dropped.
+    pub fn on_leadership(&self, partition: i32, leader_epoch: Option<i32>) {
+        match leader_epoch {
+            Some(epoch) => {
+                if !self.owned.lead(partition, epoch) {
+                    return;
+                }
+                let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+                let empty = self
+                    .replica_manager
+                    .log_bounds(&tp)
+                    .is_some_and(|(start, end)| start >= end);
+                if empty {
+                    self.install(partition, epoch, Vec::new());
+                } else {
+                    self.owned.wake.notify_one();
+                }
+            }
+            None => {
+                if self.owned.resign(partition) {
+                    self.unload(partition);
+                }
+            }
+        }
+    }
+
+    /// Forgets the transactional ids of `partition` (Kafka's
+    /// `removeTransactionsForTxnTopicPartition`); the new coordinator has
+    /// them from the log and finishes what was decided.
+    fn unload(&self, partition: i32) {
+        let n = self.state_partitions();
+        let mut inner = self.inner.lock();
+        let gone: Vec<String> = inner
+            .txns
+            .keys()
+            .filter(|id| partition_for(id, n) == partition)
+            .cloned()
+            .collect();
+        for id in &gone {
+            if let Some(m) = inner.txns.remove(id) {
+                inner.by_pid.remove(&m.producer_id);
+            }
+        }
+        tracing::info!(
+            partition,
+            transactional_ids = gone.len(),
+            "no longer the transaction coordinator for {TRANSACTION_STATE_TOPIC}-{partition}"
+        );
+    }
+
+    /// Installs the transactions replayed from `partition` if it is still
+    /// owned in `epoch`, and wakes the marker task for those decided but
+    /// not completed.
+    fn install(&self, partition: i32, epoch: i32, loaded: Vec<TxnMetadata>) -> bool {
+        let n = self.state_partitions();
+        let mut inner = self.inner.lock();
+        let current = self
+            .replica_manager
+            .leader_epoch(&TopicPartition::new(TRANSACTION_STATE_TOPIC, partition));
+        if current != Some(epoch) || !self.owned.mark_loaded(partition, epoch) {
+            return false;
+        }
+        let stale: Vec<String> = inner
+            .txns
+            .keys()
+            .filter(|id| partition_for(id, n) == partition)
+            .cloned()
+            .collect();
+        for id in stale {
+            if let Some(m) = inner.txns.remove(&id) {
+                inner.by_pid.remove(&m.producer_id);
+            }
+        }
+        let count = loaded.len();
+        for m in loaded {
+            inner.insert(m);
+        }
+        drop(inner);
+        self.markers_wake.notify_one();
+        tracing::info!(
+            partition,
+            epoch,
+            transactional_ids = count,
+            "transaction coordinator for {TRANSACTION_STATE_TOPIC}-{partition}"
+        );
+        true
+    }
+
+    /// Awaits the replication of the id's `__transaction_state` partition
+    /// before a state change is acknowledged (Kafka appends transaction
+    /// state with acks=all); errors as Kafka's `TransactionStateManager`
+    /// maps them (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR).
+    pub async fn replicated(&self, transactional_id: &str) -> Result<(), ResponseError> {
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, self.partition_of(transactional_id));
+        if self.replica_manager.leads_alone(&tp) {
+            return Ok(());
+        }
+        self.replica_manager
+            .wait_replicated(&tp, Duration::from_millis(self.cfg.write_timeout_ms))
+            .await
+            .map_err(|e| {
+                tracing::debug!(transactional_id, error = ?e, "transaction state not replicated");
+                crate::replication_error(e)
+            })
     }
 
     pub fn config(&self) -> &TxnConfig {
         &self.cfg
     }
 
+    /// Whether this broker coordinates `transactional_id` now: NOT_COORDINATOR
+    /// when its partition is led elsewhere, COORDINATOR_LOAD_IN_PROGRESS
+    /// while it loads.
     fn ready(&self, transactional_id: &str) -> Result<(), ResponseError> {
-        if !self.loaded.load(Ordering::Acquire) {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
         if transactional_id.is_empty() {
             return Err(ResponseError::InvalidRequest);
         }
-        Ok(())
+        self.owned
+            .status(self.partition_of(transactional_id))
+            .map(|_| ())
     }
 
     /// Creates `__transaction_state` if missing (Kafka does on the first
@@ -386,12 +567,30 @@ impl TransactionCoordinator {
     /// sweep to finish; the decision itself is already durable. A
     /// transaction version 2 end that exhausted the epochs completes on its
     /// new producer id at epoch 0.
+    ///
+    /// Ends that cannot finish inline (see the module doc) are left to the
+    /// marker task: CONCURRENT_TRANSACTIONS, which clients retry, as Kafka
+    /// answers while markers are outstanding.
     fn write_markers_and_complete(
+        &self,
+        inner: &mut Inner,
+        meta: TxnMetadata,
+        commit: bool,
+    ) -> Result<TxnMetadata, ResponseError> {
+        match self.end_transaction(inner, meta, commit)? {
+            Ending::Done(m) => Ok(m),
+            Ending::Pending(_) => Err(ResponseError::ConcurrentTransactions),
+        }
+    }
+
+    /// Writes Prepare* (if not yet), then either finishes inline or hands
+    /// the transaction to the marker task.
+    fn end_transaction(
         &self,
         inner: &mut Inner,
         mut meta: TxnMetadata,
         commit: bool,
-    ) -> Result<TxnMetadata, ResponseError> {
+    ) -> Result<Ending, ResponseError> {
         if !matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
             meta.state = if commit {
                 TxnState::PrepareCommit
@@ -400,16 +599,54 @@ impl TransactionCoordinator {
             };
             self.transition(inner, meta.clone())?;
         }
+        if !self.completes_inline(&meta) {
+            self.markers_wake.notify_one();
+            return Ok(Ending::Pending(meta));
+        }
+        let coordinator_epoch = self
+            .owned
+            .status(self.partition_of(&meta.transactional_id))?;
         let failed = self.write_markers(
             meta.producer_id,
             meta.producer_epoch,
+            coordinator_epoch,
             commit,
             meta.partitions.iter(),
         );
         if failed > 0 {
             tracing::warn!(transactional_id = %meta.transactional_id, failed, "transaction markers not all written; will retry");
+            self.markers_wake.notify_one();
             return Err(ResponseError::ConcurrentTransactions);
         }
+        self.complete(inner, meta, commit).map(Ending::Done)
+    }
+
+    /// Whether the markers of `meta` may be written inline: its state
+    /// partition and every partition of the transaction are led here with
+    /// no follower in the ISR, so every write is committed when written
+    /// (partitions of deleted topics need no marker).
+    fn completes_inline(&self, meta: &TxnMetadata) -> bool {
+        let state_tp = TopicPartition::new(
+            TRANSACTION_STATE_TOPIC,
+            self.partition_of(&meta.transactional_id),
+        );
+        if !self.replica_manager.leads_alone(&state_tp) {
+            return false;
+        }
+        let image = self.controller.image();
+        meta.partitions
+            .iter()
+            .all(|tp| image.topic(&tp.topic).is_none() || self.replica_manager.leads_alone(tp))
+    }
+
+    /// Complete* after every marker landed (durably; a failed write is
+    /// retried by the marker task, the markers being idempotent).
+    fn complete(
+        &self,
+        inner: &mut Inner,
+        mut meta: TxnMetadata,
+        commit: bool,
+    ) -> Result<TxnMetadata, ResponseError> {
         meta.state = if commit {
             TxnState::CompleteCommit
         } else {
@@ -437,12 +674,13 @@ impl TransactionCoordinator {
         &self,
         producer_id: i64,
         producer_epoch: i16,
+        coordinator_epoch: i32,
         commit: bool,
         partitions: impl Iterator<Item = &'a TopicPartition>,
     ) -> usize {
         let mut failed = 0;
         for tp in partitions {
-            match self.write_marker(tp, producer_id, producer_epoch, COORDINATOR_EPOCH, commit) {
+            match self.write_marker(tp, producer_id, producer_epoch, coordinator_epoch, commit) {
                 Ok(()) => {}
                 Err(ResponseError::UnknownTopicOrPartition) => {}
                 Err(e) => {
@@ -675,8 +913,9 @@ impl TransactionCoordinator {
             (TxnState::Ongoing, _) => {
                 let meta = meta.clone();
                 let meta = self.prepare_end(&mut inner, meta, commit, tv)?;
-                self.write_markers_and_complete(&mut inner, meta, commit)
-                    .map(|_| out)
+                // decided: a pending end is answered once Prepare* is
+                // replicated (the handler awaits that), as Kafka does
+                self.end_transaction(&mut inner, meta, commit).map(|_| out)
             }
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(out),
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
@@ -746,8 +985,7 @@ impl TransactionCoordinator {
         let out = (meta.producer_id, meta.producer_epoch);
         let end = |inner: &mut Inner, meta: TxnMetadata| -> Result<(i64, i16), ResponseError> {
             let meta = self.prepare_end(inner, meta, commit, TV_2)?;
-            let done = self.write_markers_and_complete(inner, meta, commit)?;
-            Ok((done.producer_id, done.producer_epoch))
+            Ok(self.end_transaction(inner, meta, commit)?.next_ids())
         };
         match (meta.state, commit) {
             (TxnState::Ongoing, _) => end(&mut inner, meta),
@@ -783,15 +1021,30 @@ impl TransactionCoordinator {
     /// TRANSACTION_ABORTABLE from v11 and INVALID_TXN_STATE before; a
     /// coordinator that cannot answer yet (loading, or the transaction
     /// still ending) is the retriable NOT_ENOUGH_REPLICAS.
+    ///
+    /// Only a coordinator on this broker is asked: when the producer's
+    /// coordinator is another broker the produce is not verified, as Kafka
+    /// with `transaction.partition.verification.enable=false` (Kafka's
+    /// AddPartitionsToTxnManager would ask it with AddPartitionsToTxn v4+;
+    /// not done yet), so a transactional producer's writes never fail just
+    /// because its coordinator is remote.
     pub fn verify_produce(
         &self,
+        transactional_id: Option<&str>,
         producer_id: i64,
         producer_epoch: i16,
         tp: &TopicPartition,
         version: i16,
     ) -> Result<(), ResponseError> {
-        if !self.loaded.load(Ordering::Acquire) {
-            return Err(ResponseError::NotEnoughReplicas);
+        let n = self.state_partitions();
+        match transactional_id {
+            Some(id) => match self.owned.status(partition_for(id, n)) {
+                Ok(_) => {}
+                Err(ResponseError::NotCoordinator) => return Ok(()),
+                Err(_) => return Err(ResponseError::NotEnoughReplicas),
+            },
+            None if self.owned.any_loading() => return Err(ResponseError::NotEnoughReplicas),
+            None => {}
         }
         let mut inner = self.inner.lock();
         let Some(meta) = inner
@@ -799,6 +1052,10 @@ impl TransactionCoordinator {
             .get(&producer_id)
             .and_then(|id| inner.txns.get(id))
         else {
+            if transactional_id.is_none() && self.owned.owned().len() < n as usize {
+                // maybe coordinated elsewhere: not verified (see above)
+                return Ok(());
+            }
             return Err(if version >= FIRST_TV2_PRODUCE_VERSION {
                 ResponseError::InvalidProducerIdMapping
             } else {
@@ -845,6 +1102,7 @@ impl TransactionCoordinator {
     /// batch, [`Self::verify_produce`] its producer against `tp`.
     pub fn verify_transactional_produce(
         &self,
+        transactional_id: Option<&str>,
         tp: &TopicPartition,
         records: &[u8],
         version: i16,
@@ -856,7 +1114,13 @@ impl TransactionCoordinator {
         if !h.is_transactional() || h.producer_id < 0 {
             return Ok(());
         }
-        self.verify_produce(h.producer_id, h.producer_epoch, tp, version)
+        self.verify_produce(
+            transactional_id,
+            h.producer_id,
+            h.producer_epoch,
+            tp,
+            version,
+        )
             .map_err(|error| {
                 let (pid, epoch) = (h.producer_id, h.producer_epoch);
                 let message = match error {
@@ -886,14 +1150,16 @@ impl TransactionCoordinator {
         min_duration_ms: i64,
         pattern: Option<&regex::Regex>,
     ) -> Result<Vec<ListedTxn>, ResponseError> {
-        if !self.loaded.load(Ordering::Acquire) {
+        if self.owned.any_loading() {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         let now = now_ms();
+        let n = self.state_partitions();
         let inner = self.inner.lock();
         let mut out: Vec<ListedTxn> = inner
             .txns
             .values()
+            .filter(|m| self.owned.is_loaded(partition_for(&m.transactional_id, n)))
             .filter(|m| states.is_empty() || states.contains(&m.state))
             .filter(|m| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
             .filter(|m| pattern.is_none_or(|re| re.is_match(&m.transactional_id)))
@@ -923,75 +1189,86 @@ impl TransactionCoordinator {
             .ok_or(ResponseError::TransactionalIdNotFound)
     }
 
-    /// Replays `__transaction_state`. Runs once at start-up, before which
-    /// the transactional APIs answer COORDINATOR_LOAD_IN_PROGRESS.
+    /// Takes the `__transaction_state` partitions led here now (also those
+    /// led before the leadership listener existed) and loads every one not
+    /// loaded yet, on the calling thread. The loader task runs this when
+    /// the listener wakes it; tests call it directly.
     pub fn load(&self) -> Result<(), oxka_log::LogError> {
-        let Some(topic) = self
+        let n = self
             .controller
             .image()
             .topic(TRANSACTION_STATE_TOPIC)
-            .cloned()
-        else {
-            self.loaded.store(true, Ordering::Release);
-            return Ok(());
-        };
-        let mut latest: HashMap<String, Option<TxnLogValue>> = HashMap::new();
-        let mut bad = 0usize;
-        for p in 0..topic.partitions.len() as i32 {
-            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, p);
-            bad += super::replay_partition(&*self.replica_manager, &tp, |h, raw, pos| {
-                let Some(recs) = super::replayed_records(h, raw, pos) else {
-                    bad += 1;
-                    return;
-                };
-                for r in recs {
-                    let Some(Ok(id)) = r.key.as_deref().map(decode_key) else {
-                        bad += 1;
-                        continue;
-                    };
-                    match r.value.as_deref().map(TxnLogValue::decode) {
-                        None => {
-                            latest.insert(id, None);
-                        }
-                        Some(Ok(v)) => {
-                            latest.insert(id, Some(v));
-                        }
-                        Some(Err(_)) => bad += 1,
-                    }
-                }
-            })?;
-        }
-        if bad > 0 {
-            tracing::warn!(
-                records = bad,
-                "skipped undecodable records in {TRANSACTION_STATE_TOPIC}"
-            );
-        }
-        let mut inner = self.inner.lock();
-        for (id, v) in latest {
-            if let Some(v) = v {
-                inner.insert(TxnMetadata::from_value(&id, v));
+            .map(|t| t.partitions.len() as i32);
+        if let Some(n) = n {
+            for p in self
+                .owned
+                .reconcile(&*self.replica_manager, TRANSACTION_STATE_TOPIC, n)
+            {
+                self.unload(p);
             }
         }
-        tracing::info!(
-            transactional_ids = inner.txns.len(),
-            "loaded transaction state"
-        );
-        drop(inner);
-        self.loaded.store(true, Ordering::Release);
-        Ok(())
+        let mut first_error = None;
+        for (p, epoch) in self.owned.to_load() {
+            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, p);
+            let loaded = match self.replay(&tp) {
+                Ok(txns) => txns,
+                Err(e) => {
+                    crate::log_load_failure("transaction state", &tp, &e);
+                    first_error.get_or_insert(e);
+                    Vec::new()
+                }
+            };
+            self.install(p, epoch, loaded);
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// The periodic sweep: finish transactions stuck in Prepare*, abort
-    /// those past their timeout (fencing the producer), forget idle ids.
-    pub fn sweep(&self, now: i64, expire_ids: bool) {
-        if !self.loaded.load(Ordering::Acquire) {
-            return;
+    /// Replays one partition of `__transaction_state` (Kafka's
+    /// `TransactionStateManager.loadTransactionMetadata`): the last record
+    /// per transactional id wins, a tombstone removes it.
+    fn replay(&self, tp: &TopicPartition) -> Result<Vec<TxnMetadata>, oxka_log::LogError> {
+        let mut latest: HashMap<String, Option<TxnLogValue>> = HashMap::new();
+        let mut bad = 0usize;
+        bad += super::replay_partition(&*self.replica_manager, tp, |h, raw, pos| {
+            let Some(recs) = super::replayed_records(h, raw, pos) else {
+                bad += 1;
+                return;
+            };
+            for r in recs {
+                let Some(Ok(id)) = r.key.as_deref().map(decode_key) else {
+                    bad += 1;
+                    continue;
+                };
+                match r.value.as_deref().map(TxnLogValue::decode) {
+                    None => {
+                        latest.insert(id, None);
+                    }
+                    Some(Ok(v)) => {
+                        latest.insert(id, Some(v));
+                    }
+                    Some(Err(_)) => bad += 1,
+                }
+            }
+        })?;
+        if bad > 0 {
+            tracing::warn!(records = bad, "skipped undecodable records in {tp}");
         }
+        Ok(latest
+            .into_iter()
+            .filter_map(|(id, v)| v.map(|v| TxnMetadata::from_value(&id, v)))
+            .collect())
+    }
+
+    /// The periodic sweep: abort transactions past their timeout (fencing
+    /// the producer), forget idle ids, and wake the marker task for
+    /// transactions stuck in Prepare*. Only ids coordinated here.
+    pub fn sweep(&self, now: i64, expire_ids: bool) {
+        let n = self.state_partitions();
         let mut inner = self.inner.lock();
         let todo: Vec<TxnMetadata> = inner
             .txns
             .values()
+            .filter(|m| self.owned.is_loaded(partition_for(&m.transactional_id, n)))
             .filter(|m| match m.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                     true
@@ -1008,12 +1285,19 @@ impl TransactionCoordinator {
                     tracing::info!(transactional_id = %id, producer_id = meta.producer_id, "aborting a transaction past its timeout");
                     self.fence_and_abort(&mut inner, meta).map(|_| ())
                 }
-                state => self
+                state if self.completes_inline(&meta) => self
                     .write_markers_and_complete(&mut inner, meta, state == TxnState::PrepareCommit)
                     .map(|_| ()),
+                _ => {
+                    self.markers_wake.notify_one();
+                    Ok(())
+                }
             };
-            if let Err(e) = res {
-                tracing::warn!(transactional_id = %id, error = ?e, "transaction sweep step failed");
+            match res {
+                Ok(()) | Err(ResponseError::ConcurrentTransactions) => {}
+                Err(e) => {
+                    tracing::warn!(transactional_id = %id, error = ?e, "transaction sweep step failed")
+                }
             }
         }
         if !expire_ids {
@@ -1022,6 +1306,7 @@ impl TransactionCoordinator {
         let expired: Vec<String> = inner
             .txns
             .values()
+            .filter(|m| self.owned.is_loaded(partition_for(&m.transactional_id, n)))
             .filter(|m| {
                 matches!(
                     m.state,
@@ -1040,23 +1325,158 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Loads the state topic, then runs the sweeps until `shutdown`.
+    /// One round of the marker task: the Prepare* transactions coordinated
+    /// here (at most [`MARKER_BATCH`], concurrently) get their markers and
+    /// are completed. Returns whether any is left for another round.
+    async fn complete_pending(self: &Arc<Self>) -> bool {
+        let n = self.state_partitions();
+        let todo: Vec<TxnMetadata> = {
+            let inner = self.inner.lock();
+            inner
+                .txns
+                .values()
+                .filter(|m| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+                .filter(|m| self.owned.is_loaded(partition_for(&m.transactional_id, n)))
+                .take(MARKER_BATCH + 1)
+                .cloned()
+                .collect()
+        };
+        let more = todo.len() > MARKER_BATCH;
+        let mut tasks = tokio::task::JoinSet::new();
+        for meta in todo.into_iter().take(MARKER_BATCH) {
+            let me = self.clone();
+            tasks.spawn(async move { me.complete_one(meta).await });
+        }
+        let mut left = more;
+        while let Some(done) = tasks.join_next().await {
+            left |= !matches!(done, Ok(true));
+        }
+        left
+    }
+
+    /// Sends the markers of one Prepare* transaction, after its decision
+    /// is replicated (Kafka sends markers only for a durable decision, so
+    /// a new coordinator finds the same one and completes it the same
+    /// way), then writes Complete*. True when it completed.
+    async fn complete_one(self: Arc<Self>, meta: TxnMetadata) -> bool {
+        let id = meta.transactional_id.clone();
+        let state_tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, self.partition_of(&id));
+        let Ok(coordinator_epoch) = self.owned.status(state_tp.partition) else {
+            return false;
+        };
+        let timeout = Duration::from_millis(self.cfg.write_timeout_ms);
+        if let Err(e) = self
+            .replica_manager
+            .wait_replicated(&state_tp, timeout)
+            .await
+        {
+            tracing::debug!(transactional_id = %id, error = ?e, "transaction decision not replicated yet");
+            return false;
+        }
+        let commit = meta.state == TxnState::PrepareCommit;
+        let image = self.controller.image();
+        let mut failed = 0usize;
+        for tp in &meta.partitions {
+            let exists = image
+                .topic(&tp.topic)
+                .is_some_and(|t| tp.partition >= 0 && (tp.partition as usize) < t.partitions.len());
+            if !exists {
+                continue; // Kafka drops markers for deleted partitions
+            }
+            let written = if self.replica_manager.leader_epoch(tp).is_some() {
+                match self.write_marker(
+                    tp,
+                    meta.producer_id,
+                    meta.producer_epoch,
+                    coordinator_epoch,
+                    commit,
+                ) {
+                    Ok(()) => self.replica_manager.wait_replicated(tp, timeout).await,
+                    Err(e) => Err(e),
+                }
+            } else if let Some(channel) = self.channel.get() {
+                channel
+                    .send_marker(TxnMarker {
+                        tp: tp.clone(),
+                        producer_id: meta.producer_id,
+                        producer_epoch: meta.producer_epoch,
+                        coordinator_epoch,
+                        commit,
+                    })
+                    .await
+            } else {
+                Err(ResponseError::NotLeaderOrFollower)
+            };
+            match written {
+                Ok(()) | Err(ResponseError::UnknownTopicOrPartition) => {}
+                Err(e) => {
+                    tracing::debug!(transactional_id = %id, partition = %tp, error = ?e, "transaction marker not written; will retry");
+                    failed += 1;
+                }
+            }
+        }
+        if failed > 0 {
+            return false;
+        }
+        let mut inner = self.inner.lock();
+        // still the same decision, still coordinated here in the same epoch
+        let same = inner.txns.get(&id).is_some_and(|m| {
+            m.state == meta.state
+                && m.producer_id == meta.producer_id
+                && m.producer_epoch == meta.producer_epoch
+        });
+        if !same || self.owned.status(state_tp.partition) != Ok(coordinator_epoch) {
+            return false;
+        }
+        self.complete(&mut inner, meta, commit).is_ok()
+    }
+
+    /// Loads the `__transaction_state` partitions led here (again whenever
+    /// leadership moves here), completes decided transactions, and runs
+    /// the sweeps until `shutdown`.
     pub fn spawn(
         self: &Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
+        let loader = self.clone();
+        let mut loader_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let l = loader.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || {
+                    // failures are logged per partition by `load`
+                    let _ = l.load();
+                })
+                .await
+                {
+                    tracing::error!(error = %e, "transaction load task failed");
+                }
+                tokio::select! {
+                    _ = loader_shutdown.changed() => break,
+                    _ = loader.owned.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        });
+        let markers = self.clone();
+        let mut markers_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let again = markers.complete_pending().await;
+                let wait = if again {
+                    MARKER_RETRY
+                } else {
+                    Duration::from_secs(5)
+                };
+                tokio::select! {
+                    _ = markers_shutdown.changed() => break,
+                    _ = markers.markers_wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
         let me = self.clone();
         tokio::spawn(async move {
-            let loader = me.clone();
-            super::load_or_start_empty("transaction state", &me.loaded, move || loader.load())
-                .await;
-            // pending transactional offsets must be loaded before a marker
-            // the first sweep writes can settle them
-            while me.groups.is_loading() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let sweeper = me.clone();
-            let _ = tokio::task::spawn_blocking(move || sweeper.sweep(now_ms(), false)).await;
             let mut abort = tokio::time::interval(Duration::from_millis(me.cfg.abort_interval_ms));
             let mut expire =
                 tokio::time::interval(Duration::from_millis(me.cfg.remove_expired_interval_ms));
