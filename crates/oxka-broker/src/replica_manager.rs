@@ -177,6 +177,8 @@ pub struct IsrChange {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub isr: Vec<i32>,
+    /// KIP-903: the broker epoch each member last fetched with.
+    pub broker_epochs: Vec<i64>,
 }
 
 pub struct ReplicaManager {
@@ -684,18 +686,26 @@ impl ReplicaManager {
     /// progress is recorded, the high watermark may move (waking acks=all
     /// produces and consumers) and a caught-up follower is proposed for
     /// the ISR.
-    pub fn follower_fetched(&self, partition: &Partition, replica: i32, fetch_offset: i64) {
+    pub fn follower_fetched(
+        &self,
+        partition: &Partition,
+        replica: i32,
+        broker_epoch: i64,
+        fetch_offset: i64,
+    ) {
         let now = crate::server::now_ms();
         let leo = partition.log.lock().log_end_offset();
         let hw = partition.high_watermark();
         let expand = {
             let mut st = partition.state.lock();
+            st.note_broker_epoch(replica, broker_epoch);
             let expand = st.on_follower_fetch(replica, fetch_offset, leo, hw, now);
             expand.map(|isr| IsrChange {
                 tp: partition.tp.clone(),
                 topic_id: partition.topic_id,
                 leader_epoch: st.leader_epoch,
                 partition_epoch: st.partition_epoch,
+                broker_epochs: st.broker_epochs(&isr),
                 isr,
             })
         };
@@ -723,6 +733,7 @@ impl ReplicaManager {
                     topic_id: p.topic_id,
                     leader_epoch: st.leader_epoch,
                     partition_epoch: st.partition_epoch,
+                    broker_epochs: st.broker_epochs(&isr),
                     isr,
                 })
             };
@@ -750,15 +761,33 @@ impl ReplicaManager {
         }
     }
 
-    /// The controller answered (or failed to answer) an ISR change: a new
-    /// one may be asked. A committed change already reached the partition
-    /// through the metadata.
-    pub fn isr_change_done(&self, change: &IsrChange) {
+    /// The controller refused an ISR change for good (an ineligible
+    /// replica, no longer the leader): a new one may be asked. Committed
+    /// changes, stale-epoch refusals and lost answers are settled by the
+    /// metadata instead (`ReplicaState::apply`).
+    pub fn isr_change_refused(&self, change: &IsrChange) {
         if let Some(p) = self.get_partition(&change.tp) {
             let mut st = p.state.lock();
             if st.pending_isr() == Some(&change.isr) {
                 st.clear_pending();
             }
+        }
+    }
+
+    /// Sends an unanswered ISR change again if it is still the pending one
+    /// (the controller could not be reached).
+    pub fn retry_isr_change(&self, change: IsrChange) {
+        let Some(p) = self.get_partition(&change.tp) else {
+            return;
+        };
+        let still = {
+            let st = p.state.lock();
+            st.pending_isr() == Some(&change.isr)
+                && st.partition_epoch == change.partition_epoch
+                && st.leader_epoch == change.leader_epoch
+        };
+        if still {
+            self.queue_isr_change(change);
         }
     }
 

@@ -1179,7 +1179,12 @@ impl Log {
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_online()?;
         if offset >= self.log_end_offset {
-            return Ok(());
+            // Nothing to cut, but the epoch cache may end with an entry at
+            // the log end: this replica led briefly and wrote nothing. Left
+            // there, its next fetch names that epoch again and the leader
+            // answers the same divergence forever (Kafka's truncateTo trims
+            // the cache on this path too, KIP-279).
+            return self.epoch_cache.truncate_from_end(self.log_end_offset);
         }
         if offset <= self.log_start_offset {
             return self.truncate_fully_and_start_at(offset.max(0), 0);

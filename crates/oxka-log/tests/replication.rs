@@ -527,3 +527,22 @@ fn a_new_leader_assigns_its_epoch_before_writing() {
     assert_eq!(log.end_offset_for_epoch(2), Some((2, 6)));
     assert_eq!(log.end_offset_for_epoch(3), None);
 }
+
+/// A replica that led in an epoch but wrote nothing keeps an epoch entry at
+/// its log end; truncating to the log end (where the new leader's
+/// divergence answer points) must drop it, or every later fetch names that
+/// epoch again and the follower never catches up (found by the broker's
+/// replication simulator).
+#[test]
+fn truncating_to_the_log_end_drops_an_empty_trailing_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    plain(&mut log, 3, 1);
+    let leo = log.log_end_offset();
+    log.assign_epoch_start_offset(4, leo).unwrap();
+    assert_eq!(log.latest_epoch(), Some(4));
+    log.truncate_to(leo).unwrap();
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(log.latest_epoch(), Some(1));
+    assert_eq!(entries(&log), vec![(1, 0)]);
+}

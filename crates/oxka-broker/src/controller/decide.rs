@@ -468,6 +468,19 @@ pub fn alter_partition(
                     "the partition changed meanwhile",
                 ));
             }
+            // KIP-903: a replica joins with the incarnation that fetched
+            let stale_incarnation = c
+                .new_isr
+                .iter()
+                .zip(&c.new_isr_broker_epochs)
+                .filter(|(r, e)| !p.isr.contains(r) && **e >= 0)
+                .any(|(r, e)| image.brokers.get(r).map(|b| b.epoch) != Some(*e));
+            if stale_incarnation {
+                return Err(wire(
+                    ResponseError::IneligibleReplica,
+                    "a new ISR member fetched with a stale broker epoch",
+                ));
+            }
             let eligible = c.new_isr.contains(&broker_id)
                 && c.new_isr.iter().all(|r| p.replicas.contains(r))
                 && c.new_isr

@@ -190,9 +190,18 @@ fn read_all(
                                 .with_diverging_epoch(diverging);
                         }
                     }
-                    state
-                        .replica_manager
-                        .follower_fetched(&partition, replica_id, p.fetch_offset);
+                    // KIP-903: v15+ says which incarnation fetches
+                    let broker_epoch = if version >= 15 {
+                        req.replica_state.replica_epoch
+                    } else {
+                        -1
+                    };
+                    state.replica_manager.follower_fetched(
+                        &partition,
+                        replica_id,
+                        broker_epoch,
+                        p.fetch_offset,
+                    );
                 }
                 if let Some(rack) = selector_rack.filter(|_| partition.is_leader()) {
                     let preferred = state.replica_manager.preferred_read_replica(

@@ -124,6 +124,11 @@ pub struct AlterPartitionItem {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub new_isr: Vec<i32>,
+    /// KIP-903: the broker epoch each new ISR member fetched with (-1 or
+    /// missing: unknown), so a fetch from before a broker restarted cannot
+    /// put its new incarnation into the ISR.
+    #[serde(default)]
+    pub new_isr_broker_epochs: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,6 +54,7 @@ fn send(rm: &ReplicaManager, controller: &Controller, changes: Vec<IsrChange>) {
             leader_epoch: c.leader_epoch,
             partition_epoch: c.partition_epoch,
             new_isr: c.isr.clone(),
+            new_isr_broker_epochs: c.broker_epochs.clone(),
         })
         .collect();
     let cmd = Command::AlterPartition {
@@ -63,19 +64,26 @@ fn send(rm: &ReplicaManager, controller: &Controller, changes: Vec<IsrChange>) {
     };
     match controller.submit(cmd, Duration::from_secs(10)) {
         Ok(CommandOutcome::Partitions(results)) => {
-            for (c, r) in changes.iter().zip(results) {
-                if let Err(e) = r {
-                    let code = ResponseError::try_from_code(e.code);
-                    tracing::info!(partition = %c.tp, isr = ?c.isr, error = ?code, message = %e.message, "ISR change refused");
+            for (c, r) in changes.into_iter().zip(results) {
+                let Err(e) = r else { continue };
+                let code = ResponseError::try_from_code(e.code);
+                tracing::info!(partition = %c.tp, isr = ?c.isr, error = ?code, message = %e.message, "ISR change refused");
+                match code {
+                    // the metadata has moved on; it settles the change
+                    Some(
+                        ResponseError::InvalidUpdateVersion | ResponseError::FencedLeaderEpoch,
+                    ) => {}
+                    _ => rm.isr_change_refused(&c),
                 }
             }
         }
         Ok(other) => tracing::warn!(?other, "unexpected answer to AlterPartition"),
         Err(e) => {
-            tracing::warn!(error = %e.message, "AlterPartition failed; the leaders will ask again")
+            tracing::warn!(error = %e.message, "AlterPartition failed; asking again");
+            std::thread::sleep(Duration::from_millis(500));
+            for c in changes {
+                rm.retry_isr_change(c);
+            }
         }
-    }
-    for c in &changes {
-        rm.isr_change_done(c);
     }
 }

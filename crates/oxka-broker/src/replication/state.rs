@@ -22,6 +22,8 @@ pub struct FollowerProgress {
     /// The previous fetch's time and the leader's log end offset then.
     last_fetch_ms: i64,
     last_fetch_leader_leo: i64,
+    /// The broker epoch of the follower's last fetch (KIP-903), -1 unknown.
+    pub broker_epoch: i64,
 }
 
 /// The role this broker has for the partition after a metadata change.
@@ -50,8 +52,14 @@ pub struct ReplicaState {
     /// it became leader): a follower below it cannot join the ISR.
     pub leader_epoch_start_offset: i64,
     followers: BTreeMap<i32, FollowerProgress>,
-    /// An AlterPartition sent and not answered: the ISR asked for.
-    pending_isr: Option<Vec<i32>>,
+    /// An AlterPartition sent and not settled: the ISR asked for and the
+    /// partition epoch it was asked against. Only the metadata moving past
+    /// that epoch (or a definite refusal) settles it: an answer lost in
+    /// the network, or a stale-epoch refusal that raced a commit of the
+    /// same change, must not let the high watermark ignore a replica the
+    /// controller may already count in the ISR (found by the replication
+    /// simulator; Kafka keeps its pending state the same way).
+    pending_isr: Option<(Vec<i32>, i32)>,
 }
 
 impl ReplicaState {
@@ -82,9 +90,15 @@ impl ReplicaState {
         self.replicas = p.replicas.clone();
         self.isr = p.isr.clone();
         self.partition_epoch = p.partition_epoch;
-        // an answer to the pending change, or a change that overtook it: in
-        // both cases the metadata is now what the next change starts from
-        if self.pending_isr.as_ref() == Some(&self.isr) || new_epoch {
+        // the metadata moved past the epoch the pending change was asked
+        // against (it was committed, or another change overtook it): the
+        // next change starts from what the metadata says now
+        if new_epoch
+            || self
+                .pending_isr
+                .as_ref()
+                .is_some_and(|(_, epoch)| p.partition_epoch > *epoch)
+        {
             self.pending_isr = None;
         }
         let me = self.node_id;
@@ -130,6 +144,7 @@ impl ReplicaState {
                 last_caught_up_ms: if self.isr.contains(&r) { now_ms } else { 0 },
                 last_fetch_ms: 0,
                 last_fetch_leader_leo: -1,
+                broker_epoch: -1,
             });
         }
     }
@@ -138,13 +153,29 @@ impl ReplicaState {
         self.followers.get(&id)
     }
 
+    /// Records the broker epoch a follower fetched with (KIP-903), before
+    /// `on_follower_fetch` may propose it for the ISR.
+    pub fn note_broker_epoch(&mut self, replica: i32, broker_epoch: i64) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            f.broker_epoch = broker_epoch;
+        }
+    }
+
+    /// The broker epochs of `isr`'s members as last seen in their fetches
+    /// (-1 for this leader and for unknown ones).
+    pub fn broker_epochs(&self, isr: &[i32]) -> Vec<i64> {
+        isr.iter()
+            .map(|r| self.followers.get(r).map_or(-1, |f| f.broker_epoch))
+            .collect()
+    }
+
     /// The ISR the high watermark must wait for: the committed one, or
     /// the larger one asked for while an expansion is in flight (KIP-497's
     /// "maximal ISR": a replica being added must already have the records,
     /// one being removed still counts until it is gone).
     pub fn maximal_isr(&self) -> Vec<i32> {
         let mut isr = self.isr.clone();
-        if let Some(p) = &self.pending_isr {
+        if let Some((p, _)) = &self.pending_isr {
             for r in p {
                 if !isr.contains(r) {
                     isr.push(*r);
@@ -206,7 +237,7 @@ impl ReplicaState {
         }
         let mut isr = self.isr.clone();
         isr.push(replica);
-        self.pending_isr = Some(isr.clone());
+        self.pending_isr = Some((isr.clone(), self.partition_epoch));
         Some(isr)
     }
 
@@ -233,18 +264,18 @@ impl ReplicaState {
         if isr.len() == self.isr.len() {
             return None;
         }
-        self.pending_isr = Some(isr.clone());
+        self.pending_isr = Some((isr.clone(), self.partition_epoch));
         Some(isr)
     }
 
-    /// The pending ISR change was answered (committed, refused or failed):
-    /// a refused or failed one may be asked again.
+    /// The controller refused the pending change for good (an ineligible
+    /// replica, not the leader): it may be asked again.
     pub fn clear_pending(&mut self) {
         self.pending_isr = None;
     }
 
     pub fn pending_isr(&self) -> Option<&Vec<i32>> {
-        self.pending_isr.as_ref()
+        self.pending_isr.as_ref().map(|(isr, _)| isr)
     }
 }
 
@@ -326,6 +357,24 @@ mod tests {
             4,
         );
         assert_eq!(s.pending_isr(), None);
+    }
+
+    #[test]
+    fn a_pending_expansion_counts_until_the_metadata_moves_past_it() {
+        let mut s = ReplicaState::new(1);
+        s.apply(&info(&[1, 2], &[1], 1, 3), 10, 0);
+        assert_eq!(s.on_follower_fetch(2, 10, 10, 10, 1), Some(vec![1, 2]));
+        // the same metadata again (an answer lost, a retry refused as
+        // stale): still pending, so the HW still waits for 2
+        s.apply(&info(&[1, 2], &[1], 1, 3), 20, 2);
+        assert_eq!(s.pending_isr(), Some(&vec![1, 2]));
+        assert_eq!(s.high_watermark_candidate(20), 10);
+        // the committed change arrives (partition epoch 4)
+        let mut committed = info(&[1, 2], &[1, 2], 1, 3);
+        committed.partition_epoch = 4;
+        s.apply(&committed, 20, 3);
+        assert_eq!(s.pending_isr(), None);
+        assert_eq!(s.high_watermark_candidate(20), 10);
     }
 
     #[test]

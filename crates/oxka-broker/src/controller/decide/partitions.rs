@@ -500,6 +500,7 @@ mod tests {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             new_isr: p.isr.clone(),
+            new_isr_broker_epochs: Vec::new(),
         };
         apply(&mut image, |i| {
             alter_partition(i, 2, 2, std::slice::from_ref(&item))
@@ -594,6 +595,7 @@ mod tests {
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch,
                 new_isr: isr,
+                new_isr_broker_epochs: Vec::new(),
             };
             apply(&mut image, |i| alter_partition(i, 1, 1, &[item]));
         }
