@@ -603,8 +603,17 @@ fn the_cli_shows_replication_state_reassigns_and_elects() {
         ],
     );
     assert!(!ok && out.contains("NO_REASSIGNMENT_IN_PROGRESS"), "{out}");
+    // the restart above may have left partitions off their preferred
+    // leader: the first election moves them, the second has nothing to do
     let (ok, out) = cli(&c, &["partitions", "elect-leaders", "--topic", "cli"]);
-    assert!(ok && out.contains("ELECTION_NOT_NEEDED"), "{out}");
+    assert!(
+        ok && (out.contains("ELECTED") || out.contains("ELECTION_NOT_NEEDED")),
+        "{out}"
+    );
+    wait_for(WAIT, "a second election with nothing to do", || {
+        let (ok, out) = cli(&c, &["partitions", "elect-leaders", "--topic", "cli"]);
+        (ok && out.matches("ELECTION_NOT_NEEDED").count() == 2).then_some(())
+    });
 }
 
 #[test]

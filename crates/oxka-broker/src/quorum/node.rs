@@ -285,15 +285,11 @@ impl QuorumNode {
         Ok(())
     }
 
-    /// Controlled shutdown (with others to take over), then the quorum's
-    /// threads stop.
+    /// Stops the quorum's threads. The controlled shutdown happened
+    /// before (`Broker::run_until`, while the node could still reach the
+    /// controller): a second one here, after the listeners closed, only
+    /// waited out its timeout.
     pub fn shutdown(&mut self) {
-        let k = &self.controller.config().kraft;
-        if let Some(l) = &self.lifecycle {
-            if k.controlled_shutdown && k.is_multi_node(self.controller.config().node_id) {
-                l.controlled_shutdown(Duration::from_secs(10));
-            }
-        }
         self.stop_threads();
     }
 

@@ -252,6 +252,19 @@ struct ReplicaFetcher {
     wake: Arc<Notify>,
 }
 
+/// How soon a partition is fetched again when its leader is behind this
+/// follower on metadata (a new topic or leader epoch not applied there
+/// yet): Kafka waits `replica.fetch.backoff.ms` (1 s), which made the
+/// first acks=all write to a new topic take a second.
+const LEADER_BEHIND_RETRY: Duration = Duration::from_millis(50);
+
+/// Why a partition's fetch answer was not taken.
+enum Failure {
+    /// The leader does not know the topic, partition or epoch yet.
+    LeaderBehind(ResponseError),
+    Other(String),
+}
+
 /// The Fetch version followers send: ReplicaState (KIP-903) is v15+.
 const REPLICA_FETCH_VERSION: i16 = 15;
 
@@ -268,11 +281,19 @@ impl ReplicaFetcher {
                 .map(|(tp, e)| (tp.clone(), e.clone()))
                 .collect();
             if ready.is_empty() {
-                let _ = tokio::time::timeout(
+                // until the first partition's back-off ends, or a new one
+                let next = self
+                    .entries
+                    .lock()
+                    .values()
+                    .filter_map(|e| e.retry_at)
+                    .min()
+                    .map_or(self.settings.backoff, |t| t.saturating_duration_since(now));
+                let pause = next.clamp(
+                    Duration::from_millis(1),
                     self.settings.backoff.max(Duration::from_millis(50)),
-                    self.wake.notified(),
-                )
-                .await;
+                );
+                let _ = tokio::time::timeout(pause, self.wake.notified()).await;
                 continue;
             }
             let Some(rm) = self.replicas.read().upgrade() else {
@@ -327,9 +348,18 @@ impl ReplicaFetcher {
                     if !self.still_fetching(tp, sent.leader_epoch) {
                         continue;
                     }
-                    if let Err(e) = self.process(&rm, conn.as_ref(), tp, sent, p).await {
-                        tracing::warn!(partition = %tp, error = %e, "replica fetch of the partition failed; backing off");
-                        self.back_off(tp);
+                    match self.process(&rm, conn.as_ref(), tp, sent, p).await {
+                        Ok(()) => {}
+                        Err(Failure::LeaderBehind(err)) => {
+                            // the leader has not applied the metadata this
+                            // follower acts on yet: milliseconds, usually
+                            tracing::debug!(partition = %tp, error = ?err, "the leader is behind on metadata; retrying soon");
+                            self.back_off_for(tp, LEADER_BEHIND_RETRY.min(self.settings.backoff));
+                        }
+                        Err(Failure::Other(e)) => {
+                            tracing::warn!(partition = %tp, error = %e, "replica fetch of the partition failed; backing off");
+                            self.back_off(tp);
+                        }
                     }
                 }
             }
@@ -406,18 +436,27 @@ impl ReplicaFetcher {
         tp: &TopicPartition,
         e: &FetchEntry,
         p: kafka_protocol::messages::fetch_response::PartitionData,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let partition = &e.partition;
         match ResponseError::try_from_code(p.error_code) {
             None => {}
             Some(ResponseError::OffsetOutOfRange) => {
-                let conn = conn.ok_or("no connection")?;
-                return self.reset_out_of_range(rm, conn, tp, e).await;
+                let conn = conn.ok_or(Failure::Other("no connection".into()))?;
+                return self
+                    .reset_out_of_range(rm, conn, tp, e)
+                    .await
+                    .map_err(Failure::Other);
             }
+            Some(
+                err @ (ResponseError::UnknownTopicId
+                | ResponseError::UnknownTopicOrPartition
+                | ResponseError::UnknownLeaderEpoch
+                | ResponseError::NotLeaderOrFollower),
+            ) => return Err(Failure::LeaderBehind(err)),
             Some(err) => {
                 // a leader change in flight: the metadata will move or
                 // re-epoch this partition
-                return Err(format!("the leader answered {err:?}"));
+                return Err(Failure::Other(format!("the leader answered {err:?}")));
             }
         }
         if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 {
@@ -436,7 +475,7 @@ impl ReplicaFetcher {
             );
             return rm
                 .truncate_follower(partition, t)
-                .map_err(|err| err.to_string());
+                .map_err(|err| Failure::Other(err.to_string()));
         }
         let records = p.records.unwrap_or_default();
         let whole = whole_batches(&records);
@@ -446,7 +485,7 @@ impl ReplicaFetcher {
             p.high_watermark,
             p.log_start_offset,
         )
-        .map_err(|err| err.to_string())
+        .map_err(|err| Failure::Other(err.to_string()))
     }
 
     /// The fetch offset is outside the leader's log: below its start (the
@@ -507,8 +546,12 @@ impl ReplicaFetcher {
     }
 
     fn back_off(&self, tp: &TopicPartition) {
+        self.back_off_for(tp, self.settings.backoff);
+    }
+
+    fn back_off_for(&self, tp: &TopicPartition, pause: Duration) {
         if let Some(e) = self.entries.lock().get_mut(tp) {
-            e.retry_at = Some(Instant::now() + self.settings.backoff);
+            e.retry_at = Some(Instant::now() + pause);
         }
     }
 
