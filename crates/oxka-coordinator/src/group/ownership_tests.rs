@@ -146,16 +146,7 @@ fn image() -> MetadataImage {
         img.upsert(TopicInfo {
             name: name.to_string(),
             id: uuid::Uuid::from_bytes([id; 16]),
-            partitions: vec![
-                PartitionInfo {
-                    replicas: vec![1],
-                    isr: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                };
-                n
-            ],
+            partitions: vec![PartitionInfo::new(vec![1]); n],
             configs: BTreeMap::new(),
         });
     }
