@@ -193,6 +193,14 @@ pub struct ReplicaManager {
     isr_changes: Mutex<HashMap<TopicPartition, IsrChange>>,
     isr_changes_ready: tokio::sync::Notify,
     leadership_listeners: RwLock<Vec<LeadershipListener>>,
+    /// Roles (leader, follower) are taken only once this incarnation's
+    /// registration is in the image: a restarted broker replays metadata
+    /// from before it stopped and must not act as leader of an old epoch
+    /// meanwhile (Kafka's brokers wait for their initial metadata
+    /// catch-up too). Open from the start where nothing registers.
+    roles_enabled: AtomicBool,
+    /// The broker epoch this incarnation registered with; -1 before.
+    registered_epoch: AtomicI64,
 }
 
 impl ReplicaManager {
@@ -218,6 +226,50 @@ impl ReplicaManager {
             isr_changes: Mutex::new(HashMap::new()),
             isr_changes_ready: tokio::sync::Notify::new(),
             leadership_listeners: RwLock::new(Vec::new()),
+            roles_enabled: AtomicBool::new(true),
+            registered_epoch: AtomicI64::new(-1),
+        }
+    }
+
+    /// Holds roles back until [`Self::maybe_enable_roles`] finds this
+    /// incarnation's registration (a broker that registers at start-up).
+    pub fn hold_roles_until_registered(&self) {
+        self.roles_enabled.store(false, Ordering::Release);
+    }
+
+    pub fn roles_enabled(&self) -> bool {
+        self.roles_enabled.load(Ordering::Acquire)
+    }
+
+    /// The registration the lifecycle got (its broker epoch).
+    pub fn set_registered_epoch(&self, epoch: i64) {
+        self.registered_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Called by the metadata publisher (on its thread, so roles are never
+    /// applied from two images at once): once `image` holds this broker's
+    /// registration, roles are taken from it for every topic.
+    pub fn maybe_enable_roles(
+        &self,
+        image: &oxka_controller::image::MetadataImage,
+        config: &KafkaConfig,
+    ) {
+        if self.roles_enabled() {
+            return;
+        }
+        let epoch = self.registered_epoch.load(Ordering::Acquire);
+        if epoch < 0 || image.brokers.get(&self.node_id).map(|b| b.epoch) != Some(epoch) {
+            return;
+        }
+        self.roles_enabled.store(true, Ordering::Release);
+        tracing::info!(
+            broker_epoch = epoch,
+            "registered: taking partition roles from the metadata"
+        );
+        for t in image.topics.values() {
+            if let Err(e) = self.apply_topic(t, config) {
+                tracing::error!(topic = %t.name, error = %e, "cannot open the logs of a topic");
+            }
         }
     }
 
@@ -349,6 +401,17 @@ impl ReplicaManager {
     ) {
         let now = crate::server::now_ms();
         let leo = partition.log.lock().log_end_offset();
+        // before this incarnation is registered: hosted, no role
+        let held;
+        let p = if self.roles_enabled() {
+            p
+        } else {
+            held = oxka_controller::image::PartitionInfo {
+                leader: -1,
+                ..p.clone()
+            };
+            &held
+        };
         let change = partition.state.lock().apply(p, leo, now);
         partition
             .isr_size

@@ -27,11 +27,15 @@ pub struct BrokerLifecycle {
     epoch: AtomicI64,
     fenced: AtomicBool,
     unfenced: watch::Sender<bool>,
+    /// Told the registration, so it takes partition roles once the
+    /// metadata holds it.
+    replica_manager: Arc<crate::replica_manager::ReplicaManager>,
 }
 
 impl BrokerLifecycle {
     pub fn new(
         controller: Arc<Controller>,
+        replica_manager: Arc<crate::replica_manager::ReplicaManager>,
         endpoints: Vec<Endpoint>,
         rack: Option<String>,
         interval: Duration,
@@ -46,7 +50,12 @@ impl BrokerLifecycle {
             epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
             unfenced: watch::channel(false).0,
+            replica_manager,
         })
+    }
+
+    pub fn replica_manager(&self) -> &Arc<crate::replica_manager::ReplicaManager> {
+        &self.replica_manager
     }
 
     pub fn is_fenced(&self) -> bool {
@@ -72,6 +81,7 @@ impl BrokerLifecycle {
         {
             Ok(CommandOutcome::Registered { broker_epoch }) => {
                 self.epoch.store(broker_epoch, Ordering::Release);
+                self.replica_manager.set_registered_epoch(broker_epoch);
                 tracing::info!(broker_epoch, "registered with the active controller");
                 Ok(())
             }

@@ -100,6 +100,12 @@ impl QuorumNode {
         let k = &config.kraft;
         let node_id = config.node_id;
         let multi = k.is_multi_node(node_id);
+        if k.broker {
+            // no partition role from replayed metadata before this
+            // incarnation's registration is in it
+            replica_manager.hold_roles_until_registered();
+        }
+        let lifecycle_rm = replica_manager.clone();
         let voter_addrs: Vec<(i32, String)> = k.voters.iter().map(|v| (v.id, v.addr())).collect();
         let net = if multi {
             Some(ControllerNet::start(
@@ -221,6 +227,7 @@ impl QuorumNode {
         let lifecycle = k.broker.then(|| {
             BrokerLifecycle::new(
                 controller.clone(),
+                lifecycle_rm,
                 endpoints(&config),
                 config.broker_rack.clone(),
                 Duration::from_millis(k.heartbeat_interval_ms),
@@ -280,6 +287,13 @@ impl QuorumNode {
                         tracing::info!(waited_s = waited, "waiting to be unfenced by the active controller (a majority of controller.quorum.voters must be up)");
                     }
                 }
+            }
+            // unfenced means registered: the publisher takes the roles on
+            // its next pass (within 200 ms); serve only once it has
+            let rm = l.replica_manager();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !rm.roles_enabled() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         Ok(())

@@ -91,10 +91,12 @@ impl MetadataPublisher {
                 let mut applied = me.applied.get();
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
                     let commit = source.commit.wait_past(applied, Duration::from_millis(200));
+                    replica_manager.maybe_enable_roles(&me.image(), &config);
                     if commit <= applied {
                         continue;
                     }
                     applied = me.catch_up(&source, &replica_manager, &config);
+                    replica_manager.maybe_enable_roles(&me.image(), &config);
                     if let Some(raft) = &source.raft {
                         if source.log.bytes_since_snapshot() > snapshot_bytes {
                             let image = me.image();
