@@ -44,6 +44,8 @@ enum Command {
     Cluster(cli::cluster::ClusterArgs),
     /// Load tests: produce, consume and end-to-end latency (Kafka's perf-test flags and output).
     Perf(cli::perf::PerfArgs),
+    /// Check a cluster's guarantees: a workload, optional faults in a local cluster, then a check of what the clients saw.
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() {
@@ -59,6 +61,7 @@ fn main() {
         Command::Consume(a) => cli::run(cli::consume::run(a)),
         Command::Cluster(a) => cli::run(cli::cluster::run(a)),
         Command::Perf(a) => cli::run(cli::perf::run(a)),
+        Command::Verify(a) => cli::run(cli::verify::run(a)),
     };
     std::process::exit(code);
 }

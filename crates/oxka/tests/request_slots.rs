@@ -45,6 +45,31 @@ fn join_group_v0(group: &str) -> Vec<u8> {
     request(11, 0, 1, &b)
 }
 
+/// Finds the group's coordinator until it answers without error, as a
+/// client does before JoinGroup (the first FindCoordinator creates
+/// `__consumer_offsets`; until its partition is loaded the broker is not
+/// the group's coordinator, as in Kafka).
+fn find_coordinator(broker: &TestBroker, group: &str) {
+    let mut b = Vec::new();
+    string(&mut b, group);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut s = connect(broker);
+        s.write_all(&request(10, 0, 2, &b)).unwrap();
+        let r = read_response(&mut s);
+        // correlation id, then the error code
+        if r[4..6] == 0i16.to_be_bytes() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no coordinator for {group}: error {:?}",
+            &r[4..6]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Fetch v4 of partition 0 from offset 0, waiting up to 8 s for 1 byte
 /// (long enough that the check below runs while it is parked).
 fn fetch_v4(topic: &str) -> Vec<u8> {
@@ -119,6 +144,7 @@ fn parked_requests_give_their_slot_back() {
     let fetch = answered_while_parked(&broker, &fetch_v4("slots"));
     assert_eq!(fetch[..4], 1i32.to_be_bytes(), "the long poll still ends");
 
+    find_coordinator(&broker, "slots-group");
     let join = answered_while_parked(&broker, &join_group_v0("slots-group"));
     // correlation id, then JoinGroup v0's error code: the join completes
     assert_eq!(join[..4], 1i32.to_be_bytes());

@@ -27,6 +27,7 @@ pub mod perf;
 pub mod produce;
 pub mod topics;
 mod util;
+pub mod verify;
 
 use std::path::PathBuf;
 

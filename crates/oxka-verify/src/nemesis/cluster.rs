@@ -1,0 +1,313 @@
+//! A local cluster of oxka nodes started from the running binary, which
+//! the nemesis may kill, restart, pause and resume. One node runs the
+//! single-node mode users start with (`oxka broker --listen --data-dir`);
+//! more run KRaft's combined mode (every node a broker and a voter).
+//!
+//! Every node is its own process group, killed (SIGKILL, SIGCONT first if
+//! paused) and its data removed when the cluster is dropped: on success,
+//! failure, panic or Ctrl-C (the caller drops it).
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error("cannot prepare the cluster's directory {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start node {id} ({bin}): {source}")]
+    Spawn {
+        id: i32,
+        bin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no free loopback port: {0}")]
+    Port(std::io::Error),
+}
+
+pub struct Node {
+    pub id: i32,
+    pub port: u16,
+    pub controller_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Node {
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.with_extension("log")
+    }
+}
+
+pub struct LocalCluster {
+    bin: PathBuf,
+    root: PathBuf,
+    keep: bool,
+    voters: String,
+    /// `key=value` broker settings for every node.
+    settings: Vec<String>,
+    pub nodes: Vec<Node>,
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(ClusterError::Port)
+}
+
+impl LocalCluster {
+    /// Starts `n` nodes of `bin` under a new directory in `parent`.
+    pub fn start(
+        bin: &Path,
+        parent: &Path,
+        n: usize,
+        settings: &[String],
+        keep: bool,
+    ) -> Result<LocalCluster, ClusterError> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let root = parent.join(format!("oxka-verify-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&root).map_err(|source| ClusterError::Dir {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let mut nodes = Vec::new();
+        for id in 1..=n as i32 {
+            nodes.push(Node {
+                id,
+                port: free_port()?,
+                controller_port: free_port()?,
+                dir: root.join(format!("node-{id}")),
+                child: None,
+                paused: false,
+            });
+        }
+        let voters = nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = LocalCluster {
+            bin: bin.to_path_buf(),
+            root,
+            keep,
+            voters,
+            settings: settings.to_vec(),
+            nodes,
+        };
+        for id in 1..=n as i32 {
+            c.spawn(id)?;
+        }
+        Ok(c)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn node(&self, id: i32) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    fn node_mut(&mut self, id: i32) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+
+    fn command(&self, n: &Node) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("broker").arg("--log-level").arg("info");
+        if self.nodes.len() == 1 {
+            cmd.arg("--listen")
+                .arg(format!("127.0.0.1:{}", n.port))
+                .arg("--data-dir")
+                .arg(&n.dir);
+        } else {
+            for kv in [
+                format!("node.id={}", n.id),
+                "process.roles=broker,controller".to_string(),
+                format!(
+                    "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                    n.port, n.controller_port
+                ),
+                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{}", n.port),
+                "controller.listener.names=CONTROLLER".to_string(),
+                format!("controller.quorum.voters={}", self.voters),
+                format!("log.dirs={}", n.dir.display()),
+                format!("broker.rack=rack-{}", (n.id - 1) % 3),
+            ] {
+                cmd.arg("--override").arg(kv);
+            }
+        }
+        for kv in &self.settings {
+            cmd.arg("--override").arg(kv);
+        }
+        cmd
+    }
+
+    /// Starts node `id` (again); its output goes to `node-<id>.log`.
+    pub fn spawn(&mut self, id: i32) -> Result<(), ClusterError> {
+        let Some(n) = self.node(id) else {
+            return Ok(());
+        };
+        if n.running() {
+            return Ok(());
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(n.log_path())
+            .map_err(|source| ClusterError::Dir {
+                path: n.log_path().display().to_string(),
+                source,
+            })?;
+        let err = log.try_clone().map_err(|source| ClusterError::Dir {
+            path: n.log_path().display().to_string(),
+            source,
+        })?;
+        let mut cmd = self.command(n);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .process_group(0);
+        let child = cmd.spawn().map_err(|source| ClusterError::Spawn {
+            id,
+            bin: self.bin.display().to_string(),
+            source,
+        })?;
+        if let Some(n) = self.node_mut(id) {
+            n.child = Some(child);
+            n.paused = false;
+        }
+        Ok(())
+    }
+
+    /// kill -9 of node `id` (its whole process group).
+    pub fn kill(&mut self, id: i32) {
+        if let Some(n) = self.node_mut(id) {
+            if let Some(mut c) = n.child.take() {
+                signal_group(c.id(), libc::SIGKILL);
+                if n.paused {
+                    signal_group(c.id(), libc::SIGCONT);
+                }
+                let _ = c.wait();
+            }
+            n.paused = false;
+        }
+    }
+
+    /// SIGSTOP: the node keeps its sockets but answers nothing.
+    pub fn pause(&mut self, id: i32) {
+        if let Some(n) = self.node_mut(id) {
+            if let Some(pid) = n.pid() {
+                signal_group(pid, libc::SIGSTOP);
+                n.paused = true;
+            }
+        }
+    }
+
+    pub fn resume(&mut self, id: i32) {
+        if let Some(n) = self.node_mut(id) {
+            if let Some(pid) = n.pid() {
+                signal_group(pid, libc::SIGCONT);
+            }
+            n.paused = false;
+        }
+    }
+
+    /// Ends a node that exited by itself (a crash): `Some(status)`.
+    pub fn reap(&mut self, id: i32) -> Option<String> {
+        let n = self.node_mut(id)?;
+        let c = n.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(status)) => {
+                n.child = None;
+                Some(status.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// The last lines of a node's log.
+    pub fn log_tail(&self, id: i32, lines: usize) -> String {
+        let Some(n) = self.node(id) else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits until node `id` accepts connections on its Kafka port.
+    pub fn wait_listening(&self, id: i32, timeout: Duration) -> bool {
+        let Some(n) = self.node(id) else {
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect_timeout(
+                &([127, 0, 0, 1], n.port).into(),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+fn signal_group(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group the
+    // node leads (it was started with process_group(0)); no memory is
+    // shared with it.
+    unsafe {
+        libc::kill(-(pid as i32), sig);
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let ids: Vec<i32> = self.nodes.iter().map(|n| n.id).collect();
+        for id in ids {
+            self.kill(id);
+        }
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
