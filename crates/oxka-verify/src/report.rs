@@ -54,6 +54,13 @@ pub fn summary(r: &RunReport) -> String {
         );
     }
     let _ = writeln!(out, "faults injected: {}", r.faults_injected);
+    if !r.faults_skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "faults skipped (network faults need root): {}",
+            r.faults_skipped.join(", ")
+        );
+    }
     for f in &r.faults {
         if let Event::Fault { t, what } = f {
             let _ = writeln!(out, "  {:>8.3} s  {what}", *t as f64 / 1000.0);

@@ -96,6 +96,8 @@ pub struct RunReport {
     pub nodes: Option<usize>,
     pub expect: Expect,
     pub faults_injected: u64,
+    /// Faults asked for but not possible here (network faults without root).
+    pub faults_skipped: Vec<String>,
     pub node_crashes: Vec<String>,
     /// Every fault with its time, to read anomalies against.
     pub faults: Vec<Event>,
@@ -119,9 +121,32 @@ pub async fn run(
 ) -> Result<RunReport, VerifyError> {
     let started = Instant::now();
     let mut client = spec.client.clone();
+    // network faults need namespaces, which need root: without, they are
+    // skipped (said on stderr and in the report), the others still run
+    let mut nemesis_spec = spec.nemesis.clone();
+    let mut skipped = Vec::new();
+    let namespaces = match &mut nemesis_spec {
+        Some(n) if n.faults.iter().any(|f| f.action.is_network()) => {
+            match nemesis::netns::available() {
+                Ok(()) => true,
+                Err(e) => {
+                    skipped = n
+                        .faults
+                        .iter()
+                        .filter(|f| f.action.is_network())
+                        .map(|f| format!("{f:?}"))
+                        .collect();
+                    n.faults.retain(|f| !f.action.is_network());
+                    eprintln!("warning: {e}: the network faults are left out");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
     let cluster = match &spec.cluster {
         Some(c) => {
-            let lc = LocalCluster::start(&c.bin, &c.dir, c.nodes, &c.settings, c.keep)?;
+            let lc = LocalCluster::start(&c.bin, &c.dir, c.nodes, &c.settings, c.keep, namespaces)?;
             client.set("bootstrap.servers", lc.bootstrap());
             if spec.progress {
                 eprintln!(
@@ -182,7 +207,7 @@ pub async fn run(
         Workload::Append => spawn_readers(&ctx, spec.readers, false, &mut tasks),
         Workload::Group => group::spawn(&ctx, &spec.group, &mut tasks),
     }
-    let nemesis_task = match (&spec.nemesis, &cluster) {
+    let nemesis_task = match (&nemesis_spec, &cluster) {
         (Some(n), Some(c)) => Some(tokio::spawn(nemesis::run(
             ctx.clone(),
             n.clone(),
@@ -228,6 +253,7 @@ pub async fn run(
     if interrupted {
         return Ok(report(
             &spec,
+            skipped,
             topic,
             started,
             nodes,
@@ -245,6 +271,7 @@ pub async fn run(
     final_read(&ctx, &admin, Duration::from_secs(120)).await;
     Ok(report(
         &spec,
+        skipped,
         topic,
         started,
         nodes,
@@ -254,8 +281,10 @@ pub async fn run(
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     spec: &RunSpec,
+    skipped: Vec<String>,
     topic: String,
     started: Instant,
     nodes: Option<usize>,
@@ -278,6 +307,7 @@ fn report(
         nodes,
         expect,
         faults_injected: nemesis.injected,
+        faults_skipped: skipped,
         node_crashes: nemesis.node_crashes,
         faults: history
             .iter()

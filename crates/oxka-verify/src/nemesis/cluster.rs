@@ -12,9 +12,10 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use super::netns::{Net, NetError};
 
 #[derive(Debug, Error)]
 pub enum ClusterError {
@@ -33,10 +34,14 @@ pub enum ClusterError {
     },
     #[error("no free loopback port: {0}")]
     Port(std::io::Error),
+    #[error(transparent)]
+    Net(#[from] NetError),
 }
 
 pub struct Node {
     pub id: i32,
+    /// 127.0.0.1, or the node's address in its namespace.
+    pub host: std::net::Ipv4Addr,
     pub port: u16,
     pub controller_port: u16,
     dir: PathBuf,
@@ -70,6 +75,9 @@ pub struct LocalCluster {
     /// `key=value` broker settings for every node.
     settings: Vec<String>,
     pub nodes: Vec<Node>,
+    /// The namespaces when the network can be cut (dropped after the
+    /// nodes are killed).
+    net: Option<Net>,
 }
 
 fn free_port() -> Result<u16, ClusterError> {
@@ -80,14 +88,22 @@ fn free_port() -> Result<u16, ClusterError> {
 }
 
 impl LocalCluster {
-    /// Starts `n` nodes of `bin` under a new directory in `parent`.
+    /// Starts `n` nodes of `bin` under a new directory in `parent`; with
+    /// `namespaces`, each in its own network namespace (see `netns`).
     pub fn start(
         bin: &Path,
         parent: &Path,
         n: usize,
         settings: &[String],
         keep: bool,
+        namespaces: bool,
     ) -> Result<LocalCluster, ClusterError> {
+        let ids: Vec<i32> = (1..=n as i32).collect();
+        let net = if namespaces {
+            Some(Net::create(&ids)?)
+        } else {
+            None
+        };
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -98,10 +114,16 @@ impl LocalCluster {
         })?;
         let mut nodes = Vec::new();
         for id in 1..=n as i32 {
+            // in a namespace of its own a node has its address to itself
+            let (host, port, controller_port) = match &net {
+                Some(net) => (net.addr(id), 9092, 9093),
+                None => (std::net::Ipv4Addr::LOCALHOST, free_port()?, free_port()?),
+            };
             nodes.push(Node {
                 id,
-                port: free_port()?,
-                controller_port: free_port()?,
+                host,
+                port,
+                controller_port,
                 dir: root.join(format!("node-{id}")),
                 child: None,
                 paused: false,
@@ -109,7 +131,7 @@ impl LocalCluster {
         }
         let voters = nodes
             .iter()
-            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .map(|n| format!("{}@{}:{}", n.id, n.host, n.controller_port))
             .collect::<Vec<_>>()
             .join(",");
         let mut c = LocalCluster {
@@ -119,6 +141,7 @@ impl LocalCluster {
             voters,
             settings: settings.to_vec(),
             nodes,
+            net,
         };
         for id in 1..=n as i32 {
             c.spawn(id)?;
@@ -133,7 +156,7 @@ impl LocalCluster {
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("{}:{}", n.host, n.port))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -146,12 +169,26 @@ impl LocalCluster {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
 
+    /// The namespaces, when the network can be cut.
+    pub fn net(&self) -> Option<&Net> {
+        self.net.as_ref()
+    }
+
     fn command(&self, n: &Node) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        // `ip netns exec` enters the namespace and execs the node: the
+        // child's pid is the node's
+        let mut cmd = match &self.net {
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.arg("netns").arg("exec").arg(net.ns(n.id)).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("broker").arg("--log-level").arg("info");
         if self.nodes.len() == 1 {
             cmd.arg("--listen")
-                .arg(format!("127.0.0.1:{}", n.port))
+                .arg(format!("{}:{}", n.host, n.port))
                 .arg("--data-dir")
                 .arg(&n.dir);
         } else {
@@ -159,10 +196,12 @@ impl LocalCluster {
                 format!("node.id={}", n.id),
                 "process.roles=broker,controller".to_string(),
                 format!(
-                    "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                    n.port, n.controller_port
+                    "listeners=PLAINTEXT://{h}:{},CONTROLLER://{h}:{}",
+                    n.port,
+                    n.controller_port,
+                    h = n.host
                 ),
-                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{}", n.port),
+                format!("advertised.listeners=PLAINTEXT://{}:{}", n.host, n.port),
                 "controller.listener.names=CONTROLLER".to_string(),
                 format!("controller.quorum.voters={}", self.voters),
                 format!("log.dirs={}", n.dir.display()),
@@ -268,26 +307,6 @@ impl LocalCluster {
         let text = std::fs::read_to_string(n.log_path()).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// Waits until node `id` accepts connections on its Kafka port.
-    pub fn wait_listening(&self, id: i32, timeout: Duration) -> bool {
-        let Some(n) = self.node(id) else {
-            return false;
-        };
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect_timeout(
-                &([127, 0, 0, 1], n.port).into(),
-                Duration::from_millis(200),
-            )
-            .is_ok()
-            {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
     }
 }
 

@@ -2,12 +2,22 @@
 //! runs, one at a time, each held for a while and then healed, every
 //! injection and heal recorded in the history.
 //!
-//! Faults: `kill` (kill -9, restarted when healed), `pause` (SIGSTOP, a
-//! zombie once SIGCONT heals it); each aimed at any node, at the leader of
-//! one of the workload's partitions (`kill-leader`, `pause-leader`) or at
-//! the active controller (`kill-controller`, `pause-controller`).
+//! Faults (`--nemesis`, comma-separated):
+//! - `kill`: kill -9, the node restarted when healed;
+//! - `pause`: SIGSTOP, then SIGCONT: the node comes back as a zombie that
+//!   must find out it was replaced;
+//! - `isolate`: the node cut off from every other node (clients still
+//!   reach it: a leader cut off from its followers but not from clients);
+//! - `split`: the nodes split into a majority and a minority;
+//! - `bridge`: two halves that cannot talk, one node seeing both.
+//!
+//! `kill`, `pause` and `isolate` aim at any node, or with `-leader` at the
+//! leader of one of the workload's partitions, or with `-controller` at
+//! the active controller. The network faults need root (namespaces, see
+//! [`netns`]); without it they are skipped with a message.
 
 pub mod cluster;
+pub mod netns;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +36,16 @@ use crate::workload::{nap, Ctx};
 pub enum Action {
     Kill,
     Pause,
+    Isolate,
+    Split,
+    Bridge,
+}
+
+impl Action {
+    /// Cuts the network (needs namespaces).
+    pub fn is_network(&self) -> bool {
+        matches!(self, Action::Isolate | Action::Split | Action::Bridge)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +63,18 @@ pub struct Fault {
 
 impl Fault {
     /// Every fault name `--nemesis` takes.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 11] = [
         "kill",
-        "pause",
         "kill-leader",
-        "pause-leader",
         "kill-controller",
+        "pause",
+        "pause-leader",
         "pause-controller",
+        "isolate",
+        "isolate-leader",
+        "isolate-controller",
+        "split",
+        "bridge",
     ];
 
     pub fn parse(name: &str) -> Option<Fault> {
@@ -57,6 +82,9 @@ impl Fault {
         let action = match a {
             "kill" => Action::Kill,
             "pause" => Action::Pause,
+            "isolate" => Action::Isolate,
+            "split" => Action::Split,
+            "bridge" => Action::Bridge,
             _ => return None,
         };
         let target = match t {
@@ -65,6 +93,9 @@ impl Fault {
             "controller" => Target::Controller,
             _ => return None,
         };
+        if matches!(action, Action::Split | Action::Bridge) && target != Target::Any {
+            return None;
+        }
         Some(Fault { action, target })
     }
 
@@ -138,14 +169,15 @@ pub async fn run(
                 None => break,
             },
         };
-        let what = match fault.action {
-            Action::Kill => {
-                cluster.lock().unwrap_or_else(|p| p.into_inner()).kill(id);
-                format!("kill -9 node {id} ({why})")
-            }
-            Action::Pause => {
-                cluster.lock().unwrap_or_else(|p| p.into_inner()).pause(id);
-                format!("SIGSTOP node {id} ({why})")
+        let what = {
+            let mut c = cluster.lock().unwrap_or_else(|p| p.into_inner());
+            match inject(&mut c, fault.action, id, &ids, &mut rng) {
+                Ok(what) if matches!(fault.action, Action::Split | Action::Bridge) => what,
+                Ok(what) => format!("{what} ({why})"),
+                Err(e) => {
+                    tracing::warn!("nemesis: {e}");
+                    continue;
+                }
             }
         };
         report.injected += 1;
@@ -164,18 +196,76 @@ pub async fn run(
     report
 }
 
-async fn heal(ctx: &Ctx, cluster: &Arc<Mutex<LocalCluster>>, action: Action, id: i32) {
-    let what = match action {
+/// Injects one fault; what was done.
+fn inject(
+    c: &mut LocalCluster,
+    action: Action,
+    id: i32,
+    ids: &[i32],
+    rng: &mut StdRng,
+) -> Result<String, String> {
+    match action {
         Action::Kill => {
-            let r = cluster.lock().unwrap_or_else(|p| p.into_inner()).spawn(id);
-            match r {
-                Ok(()) => format!("restart node {id}"),
-                Err(e) => format!("restart node {id} failed: {e}"),
-            }
+            c.kill(id);
+            return Ok(format!("kill -9 node {id}"));
         }
         Action::Pause => {
-            cluster.lock().unwrap_or_else(|p| p.into_inner()).resume(id);
-            format!("SIGCONT node {id}")
+            c.pause(id);
+            return Ok(format!("SIGSTOP node {id}"));
+        }
+        _ => {}
+    }
+    let net = c
+        .net()
+        .ok_or_else(|| "network faults need namespaces".to_string())?;
+    let cut = |a: &[i32], b: &[i32]| -> Result<(), String> {
+        for x in a {
+            for y in b {
+                net.cut(*x, *y).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    };
+    let mut all = ids.to_vec();
+    all.shuffle(rng);
+    match action {
+        Action::Split => {
+            let (minority, majority) = all.split_at(ids.len() / 2);
+            cut(minority, majority)?;
+            Ok(format!("network split {minority:?} | {majority:?}"))
+        }
+        Action::Bridge => {
+            let (bridge, rest) = all.split_first().ok_or("no nodes")?;
+            let (a, b) = rest.split_at(rest.len() / 2);
+            cut(a, b)?;
+            Ok(format!(
+                "network split {a:?} | {b:?}, node {bridge} sees both"
+            ))
+        }
+        _ => {
+            let others: Vec<i32> = ids.iter().copied().filter(|o| *o != id).collect();
+            cut(&[id], &others)?;
+            Ok(format!("node {id} cut off from nodes {others:?}"))
+        }
+    }
+}
+
+async fn heal(ctx: &Ctx, cluster: &Arc<Mutex<LocalCluster>>, action: Action, id: i32) {
+    let what = {
+        let mut c = cluster.lock().unwrap_or_else(|p| p.into_inner());
+        match action {
+            Action::Kill => match c.spawn(id) {
+                Ok(()) => format!("restart node {id}"),
+                Err(e) => format!("restart node {id} failed: {e}"),
+            },
+            Action::Pause => {
+                c.resume(id);
+                format!("SIGCONT node {id}")
+            }
+            Action::Isolate | Action::Split | Action::Bridge => match c.net().map(|n| n.heal()) {
+                Some(Ok(())) | None => "network healed".to_string(),
+                Some(Err(e)) => format!("network heal failed: {e}"),
+            },
         }
     };
     ctx.recorder.record(Event::Fault {
@@ -184,28 +274,21 @@ async fn heal(ctx: &Ctx, cluster: &Arc<Mutex<LocalCluster>>, action: Action, id:
     });
     tracing::info!("nemesis: {what}");
     // the node listens again before the next fault (bounded)
-    let c = cluster.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        let port_of = c
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .node(id)
-            .map(|n| n.port);
-        let Some(port) = port_of else { return };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            if std::net::TcpStream::connect_timeout(
-                &([127, 0, 0, 1], port).into(),
-                Duration::from_millis(200),
-            )
-            .is_ok()
-            {
-                return;
+    let addr = cluster
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .node(id)
+        .map(|n| (n.host, n.port));
+    if let Some(addr) = addr {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            let connect = tokio::net::TcpStream::connect(addr);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+                break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    })
-    .await;
+    }
 }
 
 /// Records nodes that exited without the nemesis killing them.
@@ -278,6 +361,11 @@ mod tests {
             ]
         );
         assert_eq!(Fault::parse_list("all").unwrap().len(), Fault::NAMES.len());
+        assert!(Fault::parse_list("split-leader").is_err());
+        assert_eq!(
+            Fault::parse("isolate-controller").unwrap().action,
+            Action::Isolate
+        );
         assert!(Fault::parse_list("kill,explode")
             .unwrap_err()
             .contains("explode"));

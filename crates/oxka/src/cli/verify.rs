@@ -29,8 +29,9 @@ pub struct VerifyArgs {
     /// Start N local oxka nodes from this binary and run against them.
     #[arg(long, value_name = "N")]
     cluster: Option<usize>,
-    /// Faults to inject into the local cluster, comma-separated: kill,
-    /// pause, kill-leader, pause-leader, kill-controller, pause-controller, all.
+    /// Faults to inject into the local cluster, comma-separated: kill, pause,
+    /// isolate (each also -leader, -controller), split, bridge, all.
+    /// The network faults need root.
     #[arg(long, value_name = "LIST")]
     nemesis: Option<String>,
     /// How long the workload runs (30s, 2m, 500ms; plain numbers are seconds).
@@ -150,6 +151,7 @@ pub async fn run(a: VerifyArgs) -> CliResult {
             nodes: None,
             expect: analysis_expect(acks_all, a.unclean),
             faults_injected: 0,
+            faults_skipped: Vec::new(),
             node_crashes: Vec::new(),
             faults: events
                 .iter()
