@@ -165,6 +165,59 @@ pub async fn run(
                 .into(),
         ));
     }
+    let recorder = Arc::new(Recorder::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let nodes = spec.cluster.as_ref().map(|c| c.nodes);
+    let work = body(
+        &spec,
+        client,
+        nemesis_spec,
+        cluster.clone(),
+        recorder.clone(),
+        stop.clone(),
+        started,
+    );
+    // an interrupt (Ctrl-C, SIGTERM) at any stage ends the run; the local
+    // cluster goes either way, whatever task still holds it
+    tokio::pin!(interrupt);
+    let outcome = tokio::select! {
+        r = work => Some(r),
+        _ = &mut interrupt => None,
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(c) = &cluster {
+        c.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+    }
+    let (topic, nemesis_report, interrupted) = match outcome {
+        Some(r) => {
+            let (topic, n) = r?;
+            (topic, n, false)
+        }
+        None => (String::new(), NemesisReport::default(), true),
+    };
+    Ok(report(
+        &spec,
+        skipped,
+        topic,
+        started,
+        nodes,
+        nemesis_report,
+        recorder.take(),
+        interrupted,
+    ))
+}
+
+/// Everything between starting the nodes and stopping them: the topic,
+/// the workload with the nemesis, healing, the final read.
+async fn body(
+    spec: &RunSpec,
+    client: ClientConfig,
+    nemesis_spec: Option<NemesisSpec>,
+    cluster: Option<Arc<Mutex<LocalCluster>>>,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+) -> Result<(String, NemesisReport), VerifyError> {
     let admin = Admin::new(&client)?;
     let nodes = spec.cluster.as_ref().map(|c| c.nodes);
     wait_brokers(&admin, nodes.unwrap_or(1), Duration::from_secs(60)).await?;
@@ -191,8 +244,6 @@ pub async fn run(
     })?;
     wait_leaders(&admin, &topic, false, Duration::from_secs(60)).await?;
 
-    let recorder = Arc::new(Recorder::new());
-    let stop = Arc::new(AtomicBool::new(false));
     let ctx = Ctx {
         client: client.clone(),
         topic: topic.clone(),
@@ -218,14 +269,11 @@ pub async fn run(
     };
 
     // the run itself, with progress
-    let mut interrupted = false;
-    tokio::pin!(interrupt);
     let end = tokio::time::Instant::now() + spec.duration;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end) => break,
-            _ = &mut interrupt => { interrupted = true; break; }
             _ = tick.tick() => {
                 if spec.progress {
                     eprint!("\r{:>4}s  {} events recorded ", started.elapsed().as_secs(), recorder.len());
@@ -250,18 +298,6 @@ pub async fn run(
     if drain.is_err() {
         tasks.abort_all();
     }
-    if interrupted {
-        return Ok(report(
-            &spec,
-            skipped,
-            topic,
-            started,
-            nodes,
-            nemesis_report,
-            recorder.take(),
-            true,
-        ));
-    }
 
     // heal and read everything back
     if spec.progress {
@@ -269,16 +305,7 @@ pub async fn run(
     }
     let _ = wait_leaders(&admin, &topic, true, Duration::from_secs(60)).await;
     final_read(&ctx, &admin, Duration::from_secs(120)).await;
-    Ok(report(
-        &spec,
-        skipped,
-        topic,
-        started,
-        nodes,
-        nemesis_report,
-        recorder.take(),
-        false,
-    ))
+    Ok((topic, nemesis_report))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -78,6 +78,8 @@ pub struct LocalCluster {
     /// The namespaces when the network can be cut (dropped after the
     /// nodes are killed).
     net: Option<Net>,
+    /// After `shutdown`: nothing starts again.
+    closed: bool,
 }
 
 fn free_port() -> Result<u16, ClusterError> {
@@ -142,6 +144,7 @@ impl LocalCluster {
             settings: settings.to_vec(),
             nodes,
             net,
+            closed: false,
         };
         for id in 1..=n as i32 {
             c.spawn(id)?;
@@ -221,7 +224,7 @@ impl LocalCluster {
         let Some(n) = self.node(id) else {
             return Ok(());
         };
-        if n.running() {
+        if n.running() || self.closed {
             return Ok(());
         }
         let log = File::options()
@@ -319,14 +322,24 @@ fn signal_group(pid: u32, sig: i32) {
     }
 }
 
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
+impl LocalCluster {
+    /// Kills every node, removes the namespaces and (unless kept) the
+    /// data; nothing can be started afterwards. Idempotent.
+    pub fn shutdown(&mut self) {
+        self.closed = true;
         let ids: Vec<i32> = self.nodes.iter().map(|n| n.id).collect();
         for id in ids {
             self.kill(id);
         }
+        self.net = None;
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.root);
         }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }

@@ -260,8 +260,16 @@ pub async fn run(a: VerifyArgs) -> CliResult {
         seed,
         progress: std::io::stderr().is_terminal(),
     };
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // the handlers are in place before any node starts, so Ctrl-C or
+    // SIGTERM at any moment stops the nodes and removes their namespaces
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let interrupt = async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     };
     let r = oxka_verify::run(spec, interrupt)
         .await
@@ -270,7 +278,7 @@ pub async fn run(a: VerifyArgs) -> CliResult {
         if let Some(p) = &a.history {
             report::write_history(&r.history, p)?;
         }
-        eprintln!("interrupted: the local cluster was stopped and removed");
+        eprintln!("interrupted: the local cluster (if any) was stopped and removed");
         return Err(CliError::Signal(130));
     }
     finish(&a, &r)
