@@ -47,15 +47,16 @@ pub mod partitioner;
 pub mod producer;
 pub mod quorum;
 pub mod records;
+mod transaction;
 
 pub use admin::Admin;
 pub use cluster::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
 /// One broker connection (the broker's replica fetchers use it too).
 pub use connection::Connection;
-pub use consumer::{Consumer, ConsumerRecord, RebalanceListener};
+pub use consumer::{Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener};
 pub use error::{Error, KafkaCode, Result};
-pub use producer::{Producer, ProducerRecord, RecordMetadata};
+pub use producer::{Producer, ProducerRecord, RecordMetadata, TransactionState};
 pub use quorum::QuorumInfo;
 pub use records::{Compression, Header};
 
