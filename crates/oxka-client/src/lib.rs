@@ -8,7 +8,11 @@
 //!   offsets, cluster and metadata-quorum description, record deletion.
 //! - [`Producer`]: batching by `batch.size`/`linger.ms` under
 //!   `buffer.memory`, Java's partitioner, compression, acks, retries within
-//!   `delivery.timeout.ms`, idempotence on by default.
+//!   `delivery.timeout.ms`, idempotence on by default; transactions with
+//!   `transactional.id` (`init_transactions`, `begin_transaction`,
+//!   `commit_transaction`, `abort_transaction`,
+//!   `send_offsets_to_transaction`), Java's state machine and error model
+//!   ([`TransactionState`], [`Error::Transaction`]).
 //! - [`Consumer`]: manual assignment or group membership (classic protocol,
 //!   `range` and `cooperative-sticky` assignors), seek, pause/resume,
 //!   commits, auto-commit, rebalance callbacks.

@@ -29,6 +29,15 @@
 //! - Retries: retriable errors (leader moved, broker unreachable) requeue
 //!   the batch after `retry.backoff.ms` with the same sequence number,
 //!   until `delivery.timeout.ms` since the record was queued.
+//! - Transactions (`transactional.id`, Kafka's classic protocol; the
+//!   state machine and coordinator requests are in `transaction`): sends
+//!   go through the same accumulator. The first record for a partition
+//!   in a transaction marks it pending; the sender adds every pending
+//!   partition in one AddPartitionsToTxn before its pass drains, and
+//!   drains a partition only once it is in the transaction. Batches carry
+//!   the transactional bit, Produce the transactional id. A send that
+//!   fails for good makes the transaction abortable (a fenced producer is
+//!   fatal); then, and on abort, the batches not yet sent fail at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -649,6 +658,42 @@ impl Drop for Handle {
 }
 
 /// The producer. Cheap to clone; clones share batches and connections.
+///
+/// With `transactional.id` set it is transactional (and idempotent:
+/// `enable.idempotence=false` is then a config error): after
+/// [`Producer::init_transactions`], the records sent between
+/// [`Producer::begin_transaction`] and [`Producer::commit_transaction`]
+/// (and offsets given to [`Producer::send_offsets_to_transaction`]) are
+/// committed together, or none of them with
+/// [`Producer::abort_transaction`]; `read_committed` consumers see only
+/// committed ones. `transaction.timeout.ms` (default 60000) is how long
+/// the coordinator lets a transaction stay open; every transactional call
+/// waits at most `max.block.ms` (default 60000). Errors follow Java's
+/// model: [`Error::Transaction`] with `fatal` (fenced by a newer producer
+/// with the same id, not authorized, ...: every later call returns it,
+/// close the producer) or abortable (a send of the transaction failed:
+/// `commit_transaction` returns it, call `abort_transaction` and go on);
+/// calls in the wrong state return [`Error::TransactionState`];
+/// `Error::Timeout` means the same call may be made again.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), oxka_client::Error> {
+/// use oxka_client::{ClientConfig, Producer, ProducerRecord};
+/// let mut cfg = ClientConfig::with_bootstrap("localhost:9092");
+/// cfg.set("transactional.id", "payments-1");
+/// let producer = Producer::new(&cfg)?;
+/// producer.init_transactions().await?;
+/// producer.begin_transaction().await?;
+/// for i in 0..3 {
+///     producer.enqueue(ProducerRecord::new("ledger").partition(i).value("debit")).await?;
+/// }
+/// match producer.commit_transaction().await {
+///     Ok(()) => {}
+///     Err(e) if e.is_abortable_transaction_error() => producer.abort_transaction().await?,
+///     Err(e) => return Err(e), // fatal (fenced) or timed out
+/// }
+/// # Ok(()) }
+/// ```
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), oxka_client::Error> {

@@ -170,7 +170,10 @@ async fn committed_transactions_are_read_and_aborted_ones_are_not() {
     committed.push("open".into());
     let got = read_all(&b, &topic, "read_committed", committed.len()).await;
     assert_eq!(sorted(got), sorted(committed.clone()), "read_committed");
-    assert!(written_aborted.len() >= 24, "aborted transactions were written");
+    assert!(
+        written_aborted.len() >= 24,
+        "aborted transactions were written"
+    );
     let mut all = committed.clone();
     all.extend(written_aborted.iter().cloned());
     let got = read_all(&b, &topic, "read_uncommitted", all.len()).await;
@@ -338,4 +341,70 @@ async fn offsets_sent_with_a_transaction_commit_only_with_it() {
     assert_eq!(committed, BTreeSet::from([(0, 5), (1, 9)]));
     let got = read_all(&b, &topic, "read_committed", 1).await;
     assert_eq!(got, ["out-1"]);
+
+    // consume-transform-produce with a subscribed member's metadata: the
+    // coordinator checks its generation and member id
+    let mut ccfg = ClientConfig::with_bootstrap(b.bootstrap());
+    let member_group = unique("ctp-group");
+    ccfg.set("group.id", &member_group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    let mut consumer = oxka_client::Consumer::new(&ccfg).unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut records = Vec::new();
+    while records.is_empty() && Instant::now() < deadline {
+        records = consumer.poll(Duration::from_millis(500)).await.unwrap();
+    }
+    assert_eq!(records.len(), 1, "the one committed record");
+    let meta = consumer.group_metadata().expect("group metadata");
+    assert!(
+        meta.generation_id > 0 && !meta.member_id.is_empty(),
+        "{meta:?}"
+    );
+    let tp2 = TopicPartition::new(&topic, 2);
+    p.begin_transaction().await.unwrap();
+    p.send(ProducerRecord::new(&topic).partition(0).value("derived"))
+        .await
+        .unwrap();
+    let next = BTreeMap::from([(tp2.clone(), records[0].offset + 1)]);
+    p.send_offsets_to_transaction(&next, &meta).await.unwrap();
+    p.commit_transaction().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = BTreeMap::new();
+    while got != next && Instant::now() < deadline {
+        got = consumer
+            .committed(std::slice::from_ref(&tp2))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got, next,
+        "offsets of a group member committed with the transaction"
+    );
+    // a stale generation is refused: the transaction cannot commit
+    let stale = oxka_client::ConsumerGroupMetadata {
+        generation_id: meta.generation_id + 100,
+        ..meta.clone()
+    };
+    p.begin_transaction().await.unwrap();
+    let e = p
+        .send_offsets_to_transaction(&next, &stale)
+        .await
+        .unwrap_err();
+    assert!(e.is_abortable_transaction_error(), "{e}");
+    assert_eq!(
+        p.transaction_state(),
+        Some(TransactionState::AbortableError)
+    );
+    assert!(p
+        .commit_transaction()
+        .await
+        .unwrap_err()
+        .is_abortable_transaction_error());
+    p.abort_transaction().await.unwrap();
+    consumer.close().await.unwrap();
+    p.close().await.unwrap();
 }
