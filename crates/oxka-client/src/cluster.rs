@@ -370,45 +370,89 @@ impl Cluster {
     /// Finds the coordinator of a consumer group.
     pub async fn find_coordinator(&self, group: &str) -> Result<(i32, Arc<Connection>)> {
         let deadline = Instant::now() + self.cfg.request_timeout;
+        self.find_coordinator_of(CoordinatorType::Group, group, deadline)
+            .await
+    }
+
+    /// Finds the coordinator of `key` (a group id or a transactional id),
+    /// retrying retriable errors until `deadline`.
+    pub async fn find_coordinator_of(
+        &self,
+        kind: CoordinatorType,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<(i32, Arc<Connection>)> {
         loop {
-            let conn = self.any_conn().await?;
-            let v = conn.version_for(ApiKey::FindCoordinator)?;
-            let mut req = FindCoordinatorRequest::default();
-            req.key_type = 0;
-            if v >= 4 {
-                req.coordinator_keys = vec![StrBytes::from_string(group.to_string())];
-            } else {
-                req.key = StrBytes::from_string(group.to_string());
-            }
-            let resp = conn.send_at(req, v).await?;
-            let (code, msg, node, host, port) = if v >= 4 {
-                let c = resp.coordinators.into_iter().next().ok_or_else(|| {
-                    Error::Protocol("FindCoordinator returned no coordinator".into())
-                })?;
-                (c.error_code, c.error_message, c.node_id, c.host, c.port)
-            } else {
-                (
-                    resp.error_code,
-                    resp.error_message,
-                    resp.node_id,
-                    resp.host,
-                    resp.port,
-                )
+            let err = match self.find_coordinator_once(kind, key).await {
+                Ok(found) => return Ok(found),
+                Err(e) => e,
             };
-            if code == 0 {
-                let addr = format!("{host}:{port}");
-                let BrokerId(id) = node;
-                return Ok((id, self.conn_to_addr(&addr).await?));
-            }
-            let err = Error::kafka(
-                code,
-                msg.map(|m| m.to_string()),
-                format!("finding the coordinator of group `{group}`"),
-            );
             if !err.is_retriable() || Instant::now() >= deadline {
                 return Err(err);
             }
             tokio::time::sleep(self.cfg.retry_backoff.max(Duration::from_millis(50))).await;
         }
     }
+
+    /// One FindCoordinator exchange (key type 0: group, 1: transaction).
+    pub async fn find_coordinator_once(
+        &self,
+        kind: CoordinatorType,
+        key: &str,
+    ) -> Result<(i32, Arc<Connection>)> {
+        let conn = self.any_conn().await?;
+        let v = conn.version_for(ApiKey::FindCoordinator)?;
+        if kind == CoordinatorType::Transaction && v < 1 {
+            return Err(Error::UnsupportedApi {
+                api: "FindCoordinator (transaction key type)".into(),
+                addr: conn.addr.clone(),
+                min: 1,
+                max: 4,
+            });
+        }
+        let mut req = FindCoordinatorRequest::default();
+        req.key_type = kind as i8;
+        if v >= 4 {
+            req.coordinator_keys = vec![StrBytes::from_string(key.to_string())];
+        } else {
+            req.key = StrBytes::from_string(key.to_string());
+        }
+        let resp = conn.send_at(req, v).await?;
+        let (code, msg, node, host, port) = if v >= 4 {
+            let c =
+                resp.coordinators.into_iter().next().ok_or_else(|| {
+                    Error::Protocol("FindCoordinator returned no coordinator".into())
+                })?;
+            (c.error_code, c.error_message, c.node_id, c.host, c.port)
+        } else {
+            (
+                resp.error_code,
+                resp.error_message,
+                resp.node_id,
+                resp.host,
+                resp.port,
+            )
+        };
+        if code == 0 {
+            let addr = format!("{host}:{port}");
+            let BrokerId(id) = node;
+            return Ok((id, self.conn_to_addr(&addr).await?));
+        }
+        let what = match kind {
+            CoordinatorType::Group => "group",
+            CoordinatorType::Transaction => "transactional id",
+        };
+        Err(Error::kafka(
+            code,
+            msg.map(|m| m.to_string()),
+            format!("finding the coordinator of {what} `{key}`"),
+        ))
+    }
+}
+
+/// FindCoordinator's key types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoordinatorType {
+    Group = 0,
+    Transaction = 1,
 }

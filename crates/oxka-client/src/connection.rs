@@ -65,6 +65,14 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::ListPartitionReassignments => 0,
         ApiKey::DeleteRecords => 2,
         ApiKey::InitProducerId => 4,
+        // The classic transaction protocol (partitions added before they
+        // are produced to): v4 of AddPartitionsToTxn is broker-to-broker,
+        // EndTxn v5 / AddOffsetsToTxn v4 / TxnOffsetCommit v4+ belong to
+        // KIP-890 (transaction version 2, TRANSACTION_ABORTABLE).
+        ApiKey::AddPartitionsToTxn => 3,
+        ApiKey::AddOffsetsToTxn => 3,
+        ApiKey::EndTxn => 3,
+        ApiKey::TxnOffsetCommit => 3,
         ApiKey::ConsumerGroupHeartbeat => 0,
         ApiKey::ApiVersions => 3,
         _ => 0,

@@ -230,6 +230,48 @@ impl GroupState {
     }
 }
 
+/// A consumer's group membership, for offsets committed within a
+/// transaction (Java's `ConsumerGroupMetadata`): from
+/// [`Consumer::group_metadata`], or from a bare group id (generation -1,
+/// no member id: the coordinator checks no membership).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// A group id alone (generation -1, no member id).
+    pub fn new(group_id: impl Into<String>) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
+impl From<&str> for ConsumerGroupMetadata {
+    fn from(group_id: &str) -> Self {
+        ConsumerGroupMetadata::new(group_id)
+    }
+}
+
+impl From<String> for ConsumerGroupMetadata {
+    fn from(group_id: String) -> Self {
+        ConsumerGroupMetadata::new(group_id)
+    }
+}
+
+impl From<&ConsumerGroupMetadata> for ConsumerGroupMetadata {
+    fn from(m: &ConsumerGroupMetadata) -> Self {
+        m.clone()
+    }
+}
+
 /// The consumer. Not `Clone`: one owner drives `poll`.
 ///
 /// ```no_run
@@ -925,6 +967,22 @@ impl Consumer {
         } else {
             (self.group.generation, self.group.member_id.clone())
         }
+    }
+
+    /// The group membership a transactional producer commits this
+    /// consumer's offsets under (`Producer::send_offsets_to_transaction`),
+    /// as Java's `groupMetadata()`: the coordinator then refuses the
+    /// commit of a member a rebalance has fenced. `None` without
+    /// `group.id`; generation -1 and no member id with manual assignment.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group_id = self.cfg.group_id.clone()?;
+        let (generation_id, member_id) = self.commit_identity();
+        Some(ConsumerGroupMetadata {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id: self.cfg.group_instance_id.clone(),
+        })
     }
 
     /// Commits offsets (the current positions when `None`) and waits.

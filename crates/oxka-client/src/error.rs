@@ -37,19 +37,36 @@ impl KafkaCode {
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const ILLEGAL_GENERATION: i16 = 22;
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    pub const PRODUCER_FENCED: i16 = 90;
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
     pub const STALE_MEMBER_EPOCH: i16 = 113;
+    pub const TRANSACTION_ABORTABLE: i16 = 120;
 }
 
 fn camel_to_upper_snake(s: &str) -> String {
@@ -132,6 +149,28 @@ pub enum Error {
     /// A record batch could not be encoded or decoded.
     #[error("record batch error: {0}")]
     Records(String),
+    /// The transactional producer failed (Java's error model). `fatal`:
+    /// the producer can do nothing more (fenced by a newer instance with
+    /// its `transactional.id`, not authorized, ...) and every later call
+    /// returns this error: close it. Otherwise the current transaction
+    /// cannot commit (a send in it failed, say) and must be aborted with
+    /// `abort_transaction`; the producer then goes on.
+    #[error("{} transaction error: {message}", if *fatal { "fatal" } else { "abortable" })]
+    Transaction {
+        fatal: bool,
+        /// The broker's error code, when the error came from one.
+        code: Option<KafkaCode>,
+        message: String,
+    },
+    /// A transactional method called in a state that does not allow it
+    /// (`begin_transaction` twice, `commit_transaction` without a
+    /// transaction, any transactional call on a producer without
+    /// `transactional.id`, ...). Nothing was changed.
+    #[error("cannot {operation}: the producer is {state}")]
+    TransactionState {
+        operation: &'static str,
+        state: String,
+    },
 }
 
 impl Error {
@@ -147,8 +186,21 @@ impl Error {
     pub fn kafka_code(&self) -> Option<KafkaCode> {
         match self {
             Error::Kafka { code, .. } => Some(*code),
+            Error::Transaction { code, .. } => *code,
             _ => None,
         }
+    }
+
+    /// A fatal transactional error: the producer is unusable (fenced, not
+    /// authorized, ...); close it and build a new one.
+    pub fn is_fatal_transaction_error(&self) -> bool {
+        matches!(self, Error::Transaction { fatal: true, .. })
+    }
+
+    /// An abortable transactional error: abort the transaction
+    /// (`abort_transaction`) and go on with a new one.
+    pub fn is_abortable_transaction_error(&self) -> bool {
+        matches!(self, Error::Transaction { fatal: false, .. })
     }
 
     /// Whether retrying the same operation may succeed (network trouble,

@@ -8,7 +8,11 @@
 //!   offsets, cluster and metadata-quorum description, record deletion.
 //! - [`Producer`]: batching by `batch.size`/`linger.ms` under
 //!   `buffer.memory`, Java's partitioner, compression, acks, retries within
-//!   `delivery.timeout.ms`, idempotence on by default.
+//!   `delivery.timeout.ms`, idempotence on by default; transactions with
+//!   `transactional.id` (`init_transactions`, `begin_transaction`,
+//!   `commit_transaction`, `abort_transaction`,
+//!   `send_offsets_to_transaction`), Java's state machine and error model
+//!   ([`TransactionState`], [`Error::Transaction`]).
 //! - [`Consumer`]: manual assignment or group membership (classic protocol,
 //!   `range` and `cooperative-sticky` assignors), seek, pause/resume,
 //!   commits, auto-commit, rebalance callbacks.
@@ -47,15 +51,16 @@ pub mod partitioner;
 pub mod producer;
 pub mod quorum;
 pub mod records;
+mod transaction;
 
 pub use admin::Admin;
 pub use cluster::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
 /// One broker connection (the broker's replica fetchers use it too).
 pub use connection::Connection;
-pub use consumer::{Consumer, ConsumerRecord, RebalanceListener};
+pub use consumer::{Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener};
 pub use error::{Error, KafkaCode, Result};
-pub use producer::{Producer, ProducerRecord, RecordMetadata};
+pub use producer::{Producer, ProducerRecord, RecordMetadata, TransactionState};
 pub use quorum::QuorumInfo;
 pub use records::{Compression, Header};
 

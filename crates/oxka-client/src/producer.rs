@@ -29,6 +29,15 @@
 //! - Retries: retriable errors (leader moved, broker unreachable) requeue
 //!   the batch after `retry.backoff.ms` with the same sequence number,
 //!   until `delivery.timeout.ms` since the record was queued.
+//! - Transactions (`transactional.id`, Kafka's classic protocol; the
+//!   state machine and coordinator requests are in `transaction`): sends
+//!   go through the same accumulator. The first record for a partition
+//!   in a transaction marks it pending; the sender adds every pending
+//!   partition in one AddPartitionsToTxn before its pass drains, and
+//!   drains a partition only once it is in the transaction. Batches carry
+//!   the transactional bit, Produce the transactional id. A send that
+//!   fails for good makes the transaction abortable (a fenced producer is
+//!   fatal); then, and on abort, the batches not yet sent fail at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -45,9 +54,14 @@ use tokio::sync::{Notify, Semaphore};
 use crate::buffer_pool::{AllocError, BufferPool};
 use crate::cluster::Cluster;
 use crate::config::{ClientConfig, CommonConfig};
+use crate::consumer::ConsumerGroupMetadata;
 use crate::error::{Error, KafkaCode, Result};
 use crate::partitioner::{partition_for_key, XorShift};
 use crate::records::{BatchBuilder, Compression, Header, BATCH_HEADER_SIZE};
+pub use crate::transaction::TransactionState;
+use crate::transaction::{
+    classify, produce_failure_is_fatal, Disposition, TxnCoordinator, TxnMachine,
+};
 
 use crate::{now_ms, tn, TopicPartition};
 
@@ -207,6 +221,15 @@ impl BatchOutcome {
             }),
             Err(Error::Timeout(m)) => Err(Error::Timeout(m.clone())),
             Err(Error::Closed) => Err(Error::Closed),
+            Err(Error::Transaction {
+                fatal,
+                code,
+                message,
+            }) => Err(Error::Transaction {
+                fatal: *fatal,
+                code: *code,
+                message: message.clone(),
+            }),
             Err(e) => match e.kafka_code() {
                 Some(code) => Err(Error::Kafka {
                     code,
@@ -235,6 +258,10 @@ struct ProducerConfig {
     /// Idempotence was asked for explicitly (fail rather than fall back).
     idempotence_explicit: bool,
     request_timeout_ms: i32,
+    /// `transactional.id`; its Produce field, built once.
+    transactional_id: Option<String>,
+    txn_id_field: Option<TransactionalId>,
+    transaction_timeout_ms: i32,
 }
 
 impl ProducerConfig {
@@ -256,8 +283,23 @@ impl ProducerConfig {
         };
         let max_in_flight =
             cfg.get_i64("max.in.flight.requests.per.connection", 5, 1, 1000)? as usize;
-        let explicit = cfg.get("enable.idempotence").is_some();
+        let transactional_id = cfg
+            .get("transactional.id")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        let mut explicit = cfg.get("enable.idempotence").is_some();
         let mut idempotence = cfg.get_bool("enable.idempotence", true)?;
+        if transactional_id.is_some() {
+            // Java: a transactional producer is idempotent; saying
+            // otherwise is a config error, and the conflicts below are too
+            if !idempotence {
+                return Err(cfg.bad(
+                    "enable.idempotence",
+                    "must be true (or unset) with transactional.id",
+                ));
+            }
+            explicit = true;
+        }
         if idempotence && (acks != -1 || max_in_flight > 5) {
             // Kafka 3+: the default yields to conflicting settings; an
             // explicit request does not.
@@ -305,6 +347,16 @@ impl ProducerConfig {
             idempotence,
             idempotence_explicit: explicit,
             request_timeout_ms: request_timeout.as_millis().min(i32::MAX as u128) as i32,
+            txn_id_field: transactional_id
+                .as_ref()
+                .map(|t| TransactionalId(crate::sb(t.clone()))),
+            transactional_id,
+            transaction_timeout_ms: cfg.get_i64(
+                "transaction.timeout.ms",
+                60_000,
+                1,
+                i32::MAX as i64,
+            )? as i32,
         })
     }
 }
@@ -382,6 +434,19 @@ struct PartQueue {
     /// records): batches sent after them are renumbered when they return.
     /// Cleared whenever nothing is in flight (nothing left to renumber).
     gaps: Vec<(i32, i32)>,
+    /// Transactional producers: whether the partition is in the current
+    /// transaction (its batches are drained only once it is).
+    txn: TxnMark,
+}
+
+/// A partition's place in the current transaction.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum TxnMark {
+    #[default]
+    NotAdded,
+    /// A record waits for the partition's AddPartitionsToTxn.
+    Pending,
+    Added,
 }
 
 impl PartQueue {
@@ -499,6 +564,8 @@ struct State {
     producer_id: i64,
     producer_epoch: i16,
     closing: bool,
+    /// The transaction state machine (`transactional.id` set).
+    txn: Option<TxnMachine>,
 }
 
 struct Inner {
@@ -514,6 +581,8 @@ struct Inner {
     /// `State::closing`, readable without the lock: a send to a closing
     /// producer fails at once instead of waiting for buffer memory.
     closed: AtomicBool,
+    /// The transaction and group coordinators (`transactional.id` set).
+    txn: Option<TxnCoordinator>,
 }
 
 impl Inner {
@@ -590,6 +659,42 @@ impl Drop for Handle {
 
 /// The producer. Cheap to clone; clones share batches and connections.
 ///
+/// With `transactional.id` set it is transactional (and idempotent:
+/// `enable.idempotence=false` is then a config error): after
+/// [`Producer::init_transactions`], the records sent between
+/// [`Producer::begin_transaction`] and [`Producer::commit_transaction`]
+/// (and offsets given to [`Producer::send_offsets_to_transaction`]) are
+/// committed together, or none of them with
+/// [`Producer::abort_transaction`]; `read_committed` consumers see only
+/// committed ones. `transaction.timeout.ms` (default 60000) is how long
+/// the coordinator lets a transaction stay open; every transactional call
+/// waits at most `max.block.ms` (default 60000). Errors follow Java's
+/// model: [`Error::Transaction`] with `fatal` (fenced by a newer producer
+/// with the same id, not authorized, ...: every later call returns it,
+/// close the producer) or abortable (a send of the transaction failed:
+/// `commit_transaction` returns it, call `abort_transaction` and go on);
+/// calls in the wrong state return [`Error::TransactionState`];
+/// `Error::Timeout` means the same call may be made again.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), oxka_client::Error> {
+/// use oxka_client::{ClientConfig, Producer, ProducerRecord};
+/// let mut cfg = ClientConfig::with_bootstrap("localhost:9092");
+/// cfg.set("transactional.id", "payments-1");
+/// let producer = Producer::new(&cfg)?;
+/// producer.init_transactions().await?;
+/// producer.begin_transaction().await?;
+/// for i in 0..3 {
+///     producer.enqueue(ProducerRecord::new("ledger").partition(i).value("debit")).await?;
+/// }
+/// match producer.commit_transaction().await {
+///     Ok(()) => {}
+///     Err(e) if e.is_abortable_transaction_error() => producer.abort_transaction().await?,
+///     Err(e) => return Err(e), // fatal (fenced) or timed out
+/// }
+/// # Ok(()) }
+/// ```
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), oxka_client::Error> {
 /// use oxka_client::{ClientConfig, Producer, ProducerRecord};
@@ -620,8 +725,14 @@ impl Producer {
     pub fn new(cfg: &ClientConfig) -> Result<Producer> {
         let common = CommonConfig::parse(cfg, "oxka-producer")?;
         let pcfg = ProducerConfig::parse(cfg)?;
+        let cluster = Arc::new(Cluster::new(common, true));
+        let txn = pcfg.transactional_id.as_ref().map(|tid| {
+            TxnCoordinator::new(cluster.clone(), tid.clone(), pcfg.transaction_timeout_ms)
+        });
+        let machine = txn.as_ref().map(|_| TxnMachine::new());
         let inner = Arc::new(Inner {
-            cluster: Arc::new(Cluster::new(common, true)),
+            txn,
+            cluster,
             pool: BufferPool::new(pcfg.buffer_memory, pcfg.batch_capacity()),
             cfg: pcfg,
             state: Mutex::new(State {
@@ -632,6 +743,7 @@ impl Producer {
                 producer_id: -1,
                 producer_epoch: -1,
                 closing: false,
+                txn: machine,
             }),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -759,20 +871,7 @@ impl Producer {
     /// Sends everything queued now and waits until every record is
     /// acknowledged or failed.
     pub async fn flush(&self) -> Result<()> {
-        let inner = self.inner();
-        inner.lock().flushing += 1;
-        inner.wake.notify_one();
-        loop {
-            let idle = inner.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if inner.lock().outstanding == 0 {
-                break;
-            }
-            idle.await;
-        }
-        inner.lock().flushing -= 1;
-        Ok(())
+        flush_until(self.inner(), None).await
     }
 
     /// Flushes, then stops the sender. Later sends fail with `Error::Closed`.
@@ -792,6 +891,443 @@ impl Producer {
         let (n, _) =
             partitions_of(&self.inner().cluster, topic, self.inner().cfg.max_block).await?;
         Ok(n)
+    }
+
+    /// Where the transactional producer stands; `None` without
+    /// `transactional.id`.
+    pub fn transaction_state(&self) -> Option<TransactionState> {
+        self.inner().lock().txn.as_ref().map(|m| m.state())
+    }
+
+    /// The transaction coordinator's side, or the error of a producer
+    /// without `transactional.id`.
+    fn txn(&self, operation: &'static str) -> Result<&TxnCoordinator> {
+        self.inner()
+            .txn
+            .as_ref()
+            .ok_or_else(|| Error::TransactionState {
+                operation,
+                state: "not transactional (set transactional.id)".into(),
+            })
+    }
+
+    /// Registers the `transactional.id` with its coordinator and obtains
+    /// the producer id and a new epoch (InitProducerId): an earlier
+    /// producer with the same id is fenced and its open transaction
+    /// aborted. Call once, before anything else. Waits up to
+    /// `max.block.ms`; after `Error::Timeout` it may be called again.
+    pub async fn init_transactions(&self) -> Result<()> {
+        const OP: &str = "init_transactions";
+        let tx = self.txn(OP)?;
+        let inner = self.inner();
+        let deadline = Instant::now() + inner.cfg.max_block;
+        with_txn(inner, |m| match m.state() {
+            TransactionState::Initializing => Ok(()),
+            _ => m.transition(TransactionState::Initializing, OP),
+        })?;
+        let _turn = tx.ops.lock().await;
+        let r = tx
+            .retry_until(deadline, "InitProducerId", || tx.init_producer_id(None))
+            .await;
+        let (pid, epoch) = r.map_err(|e| txn_failed(inner, e, true))?;
+        let mut st = inner.lock();
+        st.producer_id = pid;
+        st.producer_epoch = epoch;
+        reset_sequences(&mut st);
+        match st.txn.as_mut() {
+            Some(m) => m.transition(TransactionState::Ready, OP),
+            None => Err(Error::Closed),
+        }
+    }
+
+    /// Starts a transaction: the records sent until it ends, and the
+    /// offsets sent with [`Producer::send_offsets_to_transaction`], are
+    /// committed or aborted together. Local (nothing is sent); fails when
+    /// a transaction is open or the producer is not initialized.
+    pub async fn begin_transaction(&self) -> Result<()> {
+        self.txn("begin_transaction")?;
+        with_txn(self.inner(), |m| {
+            m.transition(TransactionState::InTransaction, "begin_transaction")
+        })
+    }
+
+    /// Commits the transaction: sends everything queued, waits for every
+    /// record's acknowledgement, then EndTxn(commit). If a record of the
+    /// transaction failed, nothing is committed: the error (abortable) is
+    /// returned and the transaction must be aborted. Waits up to
+    /// `max.block.ms`; after `Error::Timeout`, call it again.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        self.end_transaction(true).await
+    }
+
+    /// Aborts the transaction: records not sent yet fail (their futures
+    /// return an abortable `Error::Transaction`), those in flight are
+    /// awaited, then EndTxn(abort); read_committed consumers never see
+    /// the transaction's records. Allowed after an abortable error. Waits
+    /// up to `max.block.ms`; after `Error::Timeout`, call it again.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        self.end_transaction(false).await
+    }
+
+    async fn end_transaction(&self, commit: bool) -> Result<()> {
+        let op = if commit {
+            "commit_transaction"
+        } else {
+            "abort_transaction"
+        };
+        let tx = self.txn(op)?;
+        let inner = self.inner();
+        let deadline = Instant::now() + inner.cfg.max_block;
+        let (ending, resuming) = if commit {
+            (TransactionState::Committing, TransactionState::Committing)
+        } else {
+            (TransactionState::Aborting, TransactionState::Aborting)
+        };
+        with_txn(inner, |m| {
+            if m.state() == resuming {
+                Ok(())
+            } else {
+                m.transition(ending, op)
+            }
+        })?;
+        if !commit {
+            abort_undrained(inner);
+        }
+        inner.wake.notify_one();
+        flush_until(inner, Some(deadline)).await?;
+        let turn = tx.ops.lock().await;
+        let (started, pid, epoch, bump) = {
+            let st = inner.lock();
+            let Some(m) = st.txn.as_ref() else {
+                return Err(Error::Closed);
+            };
+            if m.state() != ending {
+                // a record of the transaction failed while it was flushed
+                return Err(m.refusal(op));
+            }
+            (
+                m.started,
+                st.producer_id,
+                st.producer_epoch,
+                m.epoch_bump_required,
+            )
+        };
+        if started {
+            let what = if commit {
+                "EndTxn(commit)"
+            } else {
+                "EndTxn(abort)"
+            };
+            tx.retry_until(deadline, what, || tx.end_txn(pid, epoch, commit))
+                .await
+                .map_err(|e| txn_failed(inner, e, false))?;
+            with_txn(inner, |m| {
+                m.started = false;
+                Ok(())
+            })?;
+        }
+        if !commit && bump && tx.can_bump_epoch().await {
+            // KIP-360: a batch of the aborted transaction failed, so what
+            // the broker holds of its sequences is unknown: a new epoch
+            // starts every partition again at sequence 0
+            let (pid, epoch) = tx
+                .retry_until(deadline, "InitProducerId (epoch bump)", || {
+                    tx.init_producer_id(Some((pid, epoch)))
+                })
+                .await
+                .map_err(|e| txn_failed(inner, e, true))?;
+            let mut st = inner.lock();
+            st.producer_id = pid;
+            st.producer_epoch = epoch;
+            reset_sequences(&mut st);
+            if let Some(m) = st.txn.as_mut() {
+                m.epoch_bump_required = false;
+            }
+        }
+        drop(turn);
+        let mut st = inner.lock();
+        for q in st.topics.queues_mut() {
+            q.txn = TxnMark::NotAdded;
+        }
+        match st.txn.as_mut() {
+            Some(m) => m.complete(),
+            None => Err(Error::Closed),
+        }
+    }
+
+    /// Commits a consumer group's offsets as part of the transaction
+    /// (AddOffsetsToTxn, then TxnOffsetCommit to the group coordinator):
+    /// they take effect only if the transaction commits. `offsets` are
+    /// the next offsets to read (as `Consumer::commit_sync`'s). `group`:
+    /// [`crate::Consumer::group_metadata`] (the coordinator then fences
+    /// a member a rebalance replaced), or a bare group id. Waits up to
+    /// `max.block.ms`.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+        group: impl Into<ConsumerGroupMetadata>,
+    ) -> Result<()> {
+        const OP: &str = "send_offsets_to_transaction";
+        let tx = self.txn(OP)?;
+        let inner = self.inner();
+        let group: ConsumerGroupMetadata = group.into();
+        if group.group_id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "send_offsets_to_transaction needs a group id".into(),
+            ));
+        }
+        let deadline = Instant::now() + inner.cfg.max_block;
+        let (pid, epoch) = {
+            let st = inner.lock();
+            let Some(m) = st.txn.as_ref() else {
+                return Err(Error::Closed);
+            };
+            if m.state() != TransactionState::InTransaction {
+                return Err(m.refusal(OP));
+            }
+            (st.producer_id, st.producer_epoch)
+        };
+        let _turn = tx.ops.lock().await;
+        tx.retry_until(deadline, "AddOffsetsToTxn", || {
+            tx.add_offsets(pid, epoch, &group.group_id)
+        })
+        .await
+        .map_err(|e| txn_failed(inner, e, false))?;
+        with_txn(inner, |m| {
+            m.started = true;
+            Ok(())
+        })?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        tx.retry_until(deadline, "TxnOffsetCommit", || {
+            tx.txn_offset_commit(pid, epoch, &group, offsets)
+        })
+        .await
+        .map_err(|e| txn_failed(inner, e, false))
+    }
+}
+
+/// Runs `f` on the transaction state machine under the producer's lock.
+fn with_txn<T>(inner: &Inner, f: impl FnOnce(&mut TxnMachine) -> Result<T>) -> Result<T> {
+    let mut st = inner.lock();
+    match st.txn.as_mut() {
+        Some(m) => f(m),
+        None => Err(Error::Closed),
+    }
+}
+
+/// A transactional request failed for good: a timeout is returned as it
+/// is (the call may be repeated), anything else moves the state machine
+/// (`init`: every failure of InitProducerId is fatal, as Java's) and comes
+/// back as `Error::Transaction`.
+fn txn_failed(inner: &Inner, e: Error, init: bool) -> Error {
+    if matches!(e, Error::Timeout(_)) {
+        return e;
+    }
+    let fatal = init || classify(&e, Duration::ZERO) != Disposition::Abortable;
+    let mut st = inner.lock();
+    let Some(m) = st.txn.as_mut() else {
+        return e;
+    };
+    let code = e.kafka_code();
+    m.fail(fatal, code, e.to_string());
+    drop(st);
+    // queued records of a transaction that cannot commit fail now
+    inner.wake.notify_one();
+    Error::Transaction {
+        fatal,
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// A new epoch: every partition starts again at sequence 0. Only called
+/// when nothing is queued or in flight.
+fn reset_sequences(st: &mut State) {
+    for q in st.topics.queues_mut() {
+        q.next_seq = 0;
+        q.acked_next = 0;
+        q.gaps.clear();
+    }
+}
+
+/// Waits until every queued record is acknowledged or failed (the sender
+/// sends lingering batches at once meanwhile); `Error::Timeout` at
+/// `deadline`.
+async fn flush_until(inner: &Inner, deadline: Option<Instant>) -> Result<()> {
+    inner.lock().flushing += 1;
+    inner.wake.notify_one();
+    let result = loop {
+        let idle = inner.idle.notified();
+        tokio::pin!(idle);
+        idle.as_mut().enable();
+        let outstanding = inner.lock().outstanding;
+        if outstanding == 0 {
+            break Ok(());
+        }
+        match deadline {
+            None => idle.await,
+            Some(at) => {
+                if tokio::time::timeout_at(at.into(), idle).await.is_err() {
+                    break Err(Error::Timeout(format!(
+                        "{outstanding} record(s) still unacknowledged after max.block.ms ({:?})",
+                        inner.cfg.max_block
+                    )));
+                }
+            }
+        }
+    };
+    inner.lock().flushing -= 1;
+    result
+}
+
+/// Fails the records the current transaction will never send: with an
+/// abortable error or an abort under way, the batches not sent yet (a
+/// batch sent before finishes its retries: its sequence is taken); with
+/// a fatal error, every queued batch. Partitions waiting to join the
+/// transaction no longer need to.
+fn abort_undrained(inner: &Inner) {
+    let mut guard = inner.lock();
+    let st = &mut *guard;
+    let Some(m) = st.txn.as_mut() else {
+        return;
+    };
+    let state = m.state();
+    if !matches!(
+        state,
+        TransactionState::AbortableError
+            | TransactionState::FatalError
+            | TransactionState::Aborting
+    ) {
+        return;
+    }
+    m.pending_adds = false;
+    m.add_retry_at = None;
+    let fatal = state == TransactionState::FatalError;
+    let mut failed = Vec::new();
+    for q in st.topics.queues_mut() {
+        if q.txn == TxnMark::Pending {
+            q.txn = TxnMark::NotAdded;
+        }
+        if fatal {
+            failed.extend(q.batches.drain(..));
+        } else {
+            while q.batches.back().is_some_and(|b| b.sealed.is_none()) {
+                failed.extend(q.batches.pop_back());
+            }
+        }
+    }
+    if failed.is_empty() {
+        return;
+    }
+    let errors: Vec<Error> = failed.iter().map(|_| m.error()).collect();
+    drop(guard);
+    for (b, e) in failed.into_iter().zip(errors) {
+        settle(inner, b, Err(e));
+    }
+}
+
+/// A batch of the transaction failed for good (`sent`: it had a sequence):
+/// the transaction can no longer commit, or the producer is done.
+fn note_batch_failure(inner: &Inner, e: &Error, sent: bool) {
+    let mut st = inner.lock();
+    let Some(m) = st.txn.as_mut() else {
+        return;
+    };
+    if sent {
+        m.epoch_bump_required = true;
+    }
+    m.fail(
+        produce_failure_is_fatal(e),
+        e.kafka_code(),
+        format!("a send of the transaction failed: {e}"),
+    );
+    drop(st);
+    inner.wake.notify_one();
+}
+
+/// The sender's transactional step before it drains: fails what an
+/// aborted or failed transaction will not send, then adds the partitions
+/// waiting to join the transaction, all in one AddPartitionsToTxn.
+/// Returns when to try again after a retriable failure.
+async fn txn_housekeeping(inner: &Arc<Inner>) -> Option<Instant> {
+    let tx = inner.txn.as_ref()?;
+    abort_undrained(inner);
+    let now = Instant::now();
+    let (pending, pid, epoch) = {
+        let mut guard = inner.lock();
+        let st = &mut *guard;
+        let m = st.txn.as_mut()?;
+        if !m.pending_adds
+            || !matches!(
+                m.state(),
+                TransactionState::InTransaction | TransactionState::Committing
+            )
+        {
+            return None;
+        }
+        if let Some(at) = m.add_retry_at.filter(|at| *at > now) {
+            return Some(at);
+        }
+        m.pending_adds = false;
+        let mut pending = Vec::new();
+        for t in &st.topics.list {
+            for (p, q) in &t.partitions {
+                if q.txn == TxnMark::Pending {
+                    pending.push(TopicPartition::new(t.name.clone(), *p));
+                }
+            }
+        }
+        (pending, st.producer_id, st.producer_epoch)
+    };
+    if pending.is_empty() {
+        return None;
+    }
+    let turn = tx.ops.lock().await;
+    let result = tx.add_partitions(pid, epoch, &pending).await;
+    let mut guard = inner.lock();
+    let st = &mut *guard;
+    let m = st.txn.as_mut()?;
+    let e = match result {
+        Ok(()) => {
+            m.started = true;
+            m.add_retry_at = None;
+            for tp in &pending {
+                if let Some(q) = st.topics.partition_mut(tp) {
+                    if q.txn == TxnMark::Pending {
+                        q.txn = TxnMark::Added;
+                    }
+                }
+            }
+            drop(guard);
+            drop(turn);
+            return None;
+        }
+        Err(e) => e,
+    };
+    match classify(&e, inner.cluster.cfg.retry_backoff) {
+        Disposition::Retry {
+            rediscover,
+            backoff,
+        } => {
+            tracing::debug!(error = %e, "retrying AddPartitionsToTxn");
+            m.pending_adds = true;
+            let at = Instant::now() + backoff;
+            m.add_retry_at = Some(at);
+            drop(guard);
+            if rediscover {
+                tx.forget();
+            }
+            Some(at)
+        }
+        d => {
+            m.fail(d == Disposition::Fatal, e.kafka_code(), e.to_string());
+            drop(guard);
+            drop(turn);
+            abort_undrained(inner);
+            None
+        }
     }
 }
 
@@ -817,11 +1353,23 @@ fn append_record(
     if st.closing {
         return Err(Error::Closed);
     }
+    if let Some(m) = &st.txn {
+        m.check_send()?;
+    }
     let topic = st.topics.get_or_insert(&record.topic);
     let p = *partition.get_or_insert_with(|| {
         sticky_partition(topic, &mut st.rng, num_partitions, size, cfg.batch_size)
     });
     let q = topic.partitions.entry(p).or_default();
+    let mut wake = false;
+    if let Some(m) = st.txn.as_mut() {
+        if q.txn == TxnMark::NotAdded {
+            // the sender adds it to the transaction before draining it
+            q.txn = TxnMark::Pending;
+            m.pending_adds = true;
+            wake = true;
+        }
+    }
     let fits = q.batches.back().is_some_and(|b| {
         b.sealed.is_none()
             && b.builder.size()
@@ -833,7 +1381,6 @@ fn append_record(
                 )
                 <= capacity
     });
-    let mut wake = false;
     if fits {
         if let Some(b) = allocated.take() {
             // another record opened a batch while this one waited
@@ -1005,7 +1552,8 @@ fn fail_all(inner: &Inner, e: &Error) {
 
 async fn sender_loop(inner: Arc<Inner>) {
     let mut idempotent = inner.cfg.idempotence;
-    if idempotent {
+    // a transactional producer's id comes from init_transactions
+    if idempotent && inner.txn.is_none() {
         if let Err(e) = init_producer_id(&inner).await {
             if inner.cfg.idempotence_explicit || !matches!(e, Error::UnsupportedApi { .. }) {
                 tracing::error!(error = %e, "cannot start an idempotent producer");
@@ -1037,7 +1585,15 @@ async fn sender_loop(inner: Arc<Inner>) {
                 tracing::debug!(error = %e, "metadata refresh failed");
             }
         }
+        let txn_wake = match inner.txn {
+            Some(_) => txn_housekeeping(&inner).await,
+            None => None,
+        };
         let (ready, next_wake, expired, exit) = collect_ready(&inner, idempotent);
+        let next_wake = match (next_wake, txn_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for b in expired {
             let msg = format!(
                 "{} record(s) for {} not acknowledged within delivery.timeout.ms ({:?})",
@@ -1045,7 +1601,9 @@ async fn sender_loop(inner: Arc<Inner>) {
                 b.tp,
                 inner.cfg.delivery_timeout
             );
-            settle(&inner, b, Err(Error::Timeout(msg)));
+            let e = Error::Timeout(msg);
+            note_batch_failure(&inner, &e, b.sealed.is_some());
+            settle(&inner, b, Err(e));
         }
         if exit {
             return;
@@ -1080,6 +1638,7 @@ fn collect_ready(
     } else {
         (-1, -1)
     };
+    let transactional = st.txn.is_some();
     let mut ready = Vec::new();
     let mut to_seal = Vec::new();
     let mut expired = Vec::new();
@@ -1098,6 +1657,11 @@ fn collect_ready(
             }
         }
         if q.in_flight >= cfg.max_in_flight {
+            continue;
+        }
+        // not in the transaction yet: the sender's AddPartitionsToTxn
+        // comes first
+        if transactional && q.txn != TxnMark::Added {
             continue;
         }
         let Some(b) = q.batches.front() else { continue };
@@ -1153,7 +1717,10 @@ fn collect_ready(
     // sealed here in sequence order within one pass, and the next pass
     // starts after this one's are dispatched.
     for (mut b, seq) in to_seal {
-        match b.builder.build(pid, epoch, seq, cfg.compression) {
+        match b
+            .builder
+            .build_with(pid, epoch, seq, cfg.compression, transactional)
+        {
             Ok(bytes) => {
                 b.sealed = Some(bytes);
                 ready.push(b);
@@ -1321,6 +1888,7 @@ async fn produce_request(
     let mut req = ProduceRequest::default();
     req.acks = cfg.acks;
     req.timeout_ms = cfg.request_timeout_ms;
+    req.transactional_id = cfg.txn_id_field.clone();
     let mut by_topic: BTreeMap<&str, Vec<produce_request::PartitionProduceData>> = BTreeMap::new();
     for b in &batches {
         let mut p = produce_request::PartitionProduceData::default();
@@ -1428,6 +1996,7 @@ async fn produce_request(
                 // the broker answered: nothing of the batch was written
                 refused_for_good(inner, &b);
             }
+            note_batch_failure(inner, &err, true);
             settle(inner, b, Err(err));
         }
     }
@@ -1450,6 +2019,7 @@ mod tests {
             producer_id: -1,
             producer_epoch: -1,
             closing: false,
+            txn: None,
         }
     }
 
@@ -1954,6 +2524,248 @@ mod tests {
         for f in [f1, f2] {
             assert_eq!(f.await.unwrap_err().kafka_code(), Some(KafkaCode(10)));
         }
+    }
+
+    #[test]
+    fn transactional_config_implies_idempotence() {
+        let tid = |extra: &[(&str, &str)]| {
+            let mut cfg: ClientConfig = [("transactional.id", "tx")].into_iter().collect();
+            for (k, v) in extra {
+                cfg.set(*k, *v);
+            }
+            ProducerConfig::parse(&cfg)
+        };
+        let c = tid(&[]).unwrap();
+        assert!(c.idempotence && c.idempotence_explicit);
+        assert_eq!(c.transactional_id.as_deref(), Some("tx"));
+        assert_eq!(c.transaction_timeout_ms, 60_000);
+        let e = tid(&[("enable.idempotence", "false")]).unwrap_err();
+        assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        // the idempotence conflicts are errors, not a silent fallback
+        assert!(tid(&[("acks", "1")]).is_err());
+        assert!(tid(&[("max.in.flight.requests.per.connection", "6")]).is_err());
+        assert_eq!(
+            tid(&[("transaction.timeout.ms", "9000")])
+                .unwrap()
+                .transaction_timeout_ms,
+            9000
+        );
+        assert!(tid(&[("transaction.timeout.ms", "0")]).is_err());
+        let plain = ProducerConfig::parse(&ClientConfig::new()).unwrap();
+        assert!(plain.transactional_id.is_none());
+    }
+
+    /// An offline transactional producer, initialized as if InitProducerId
+    /// had answered.
+    fn offline_txn() -> Producer {
+        let p = offline(&[("transactional.id", "tx"), ("max.block.ms", "300")]);
+        with_txn(p.inner(), |m| {
+            m.transition(TransactionState::Initializing, "init")?;
+            m.transition(TransactionState::Ready, "init")
+        })
+        .unwrap();
+        let mut st = p.inner().lock();
+        st.producer_id = 7;
+        st.producer_epoch = 0;
+        drop(st);
+        p
+    }
+
+    fn record() -> ProducerRecord {
+        ProducerRecord::new("t").partition(0).value("v")
+    }
+
+    #[tokio::test]
+    async fn transactional_calls_need_init_and_a_transaction() {
+        let p = offline(&[("transactional.id", "tx")]);
+        assert_eq!(p.transaction_state(), Some(TransactionState::Uninitialized));
+        for e in [
+            p.enqueue(record()).await.err().unwrap(),
+            p.begin_transaction().await.unwrap_err(),
+            p.commit_transaction().await.unwrap_err(),
+            p.abort_transaction().await.unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::TransactionState { .. }), "{e}");
+            assert!(e.to_string().contains("init_transactions"), "{e}");
+        }
+        let p = offline_txn();
+        let e = p.enqueue(record()).await.err().unwrap();
+        assert!(e.to_string().contains("begin_transaction"), "{e}");
+        p.begin_transaction().await.unwrap();
+        let e = p.begin_transaction().await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::TransactionState {
+                    operation: "begin_transaction",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // a producer without transactional.id has no transactions
+        let plain = offline(&[]);
+        assert_eq!(plain.transaction_state(), None);
+        assert!(matches!(
+            plain.begin_transaction().await,
+            Err(Error::TransactionState { .. })
+        ));
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 1)]);
+        assert!(plain
+            .send_offsets_to_transaction(&offsets, "g")
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_partition_is_drained_only_once_added_to_the_transaction() {
+        let p = offline_txn();
+        let inner = p.inner().clone();
+        p.begin_transaction().await.unwrap();
+        for partition in [0, 1, 0] {
+            p.enqueue(ProducerRecord::new("t").partition(partition).value("v"))
+                .await
+                .unwrap();
+        }
+        {
+            let st = inner.lock();
+            assert!(st.txn.as_ref().unwrap().pending_adds);
+            assert_eq!(st.topics["t"][&0].txn, TxnMark::Pending);
+            assert_eq!(st.topics["t"][&1].txn, TxnMark::Pending);
+        }
+        inner.lock().flushing += 1;
+        let (ready, _, expired, _) = collect_ready(&inner, true);
+        assert!(
+            ready.is_empty() && expired.is_empty(),
+            "nothing before AddPartitionsToTxn"
+        );
+        // as the sender marks them once the coordinator added them
+        inner
+            .lock()
+            .topics
+            .partition_mut(&TopicPartition::new("t", 1))
+            .unwrap()
+            .txn = TxnMark::Added;
+        let (ready, _, _, _) = collect_ready(&inner, true);
+        assert_eq!(ready.len(), 1);
+        let sealed = ready[0].sealed.as_ref().unwrap();
+        let attributes = i16::from_be_bytes([sealed[21], sealed[22]]);
+        assert_ne!(attributes & 0x10, 0, "the batch is marked transactional");
+        assert_eq!(i64::from_be_bytes(sealed[43..51].try_into().unwrap()), 7);
+    }
+
+    #[tokio::test]
+    async fn abort_fails_the_unsent_records_and_ends_locally_when_nothing_started() {
+        let p = offline_txn();
+        p.begin_transaction().await.unwrap();
+        let pending = p.enqueue(record()).await.unwrap();
+        p.abort_transaction().await.unwrap();
+        let e = pending.await.unwrap_err();
+        assert!(e.is_abortable_transaction_error(), "{e}");
+        assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+        assert_eq!(p.inner().lock().outstanding, 0);
+        assert_eq!(p.inner().pool.available(), 33_554_432);
+        assert_eq!(
+            p.inner().lock().topics["t"][&0].txn,
+            TxnMark::NotAdded,
+            "the next transaction adds the partition again"
+        );
+        // an empty transaction commits without a coordinator
+        p.begin_transaction().await.unwrap();
+        p.commit_transaction().await.unwrap();
+        assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_makes_commit_fail_until_the_abort() {
+        let p = offline_txn();
+        p.begin_transaction().await.unwrap();
+        let queued = p.enqueue(record()).await.unwrap();
+        // what produce_request does when a batch fails for good
+        note_batch_failure(
+            p.inner(),
+            &Error::kafka(KafkaCode::INVALID_PRODUCER_EPOCH, None, "producing to t-0"),
+            true,
+        );
+        assert_eq!(
+            p.transaction_state(),
+            Some(TransactionState::AbortableError)
+        );
+        let e = p.commit_transaction().await.unwrap_err();
+        assert!(e.is_abortable_transaction_error(), "{e}");
+        assert_eq!(
+            e.kafka_code(),
+            Some(KafkaCode(KafkaCode::INVALID_PRODUCER_EPOCH))
+        );
+        assert!(p
+            .enqueue(record())
+            .await
+            .err()
+            .unwrap()
+            .is_abortable_transaction_error());
+        // the sender fails what was queued
+        abort_undrained(p.inner());
+        assert!(queued.await.unwrap_err().is_abortable_transaction_error());
+        assert!(p.inner().lock().txn.as_ref().unwrap().epoch_bump_required);
+        p.abort_transaction().await.unwrap();
+        assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+        p.begin_transaction().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_fatal_error_fails_every_later_call() {
+        let p = offline_txn();
+        p.begin_transaction().await.unwrap();
+        let queued = p.enqueue(record()).await.unwrap();
+        note_batch_failure(
+            p.inner(),
+            &Error::kafka(KafkaCode::PRODUCER_FENCED, None, "producing to t-0"),
+            true,
+        );
+        abort_undrained(p.inner());
+        let fenced = Some(KafkaCode(KafkaCode::PRODUCER_FENCED));
+        let e = queued.await.unwrap_err();
+        assert!(
+            e.is_fatal_transaction_error() && e.kafka_code() == fenced,
+            "{e}"
+        );
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 1)]);
+        for e in [
+            p.enqueue(record()).await.err().unwrap(),
+            p.commit_transaction().await.unwrap_err(),
+            p.abort_transaction().await.unwrap_err(),
+            p.begin_transaction().await.unwrap_err(),
+            p.send_offsets_to_transaction(&offsets, "g")
+                .await
+                .unwrap_err(),
+            p.init_transactions().await.unwrap_err(),
+        ] {
+            assert!(e.is_fatal_transaction_error(), "{e}");
+            assert_eq!(e.kafka_code(), fenced);
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_is_bounded_by_max_block_and_can_be_called_again() {
+        let p = offline_txn();
+        p.begin_transaction().await.unwrap();
+        // never added, never sent: the offline sender does not run
+        let _queued = p.enqueue(record()).await.unwrap();
+        let started = Instant::now();
+        let e = p.commit_transaction().await.unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(p.transaction_state(), Some(TransactionState::Committing));
+        assert!(matches!(
+            p.abort_transaction().await,
+            Err(Error::TransactionState { .. })
+        ));
+        assert_eq!(p.inner().lock().flushing, 0);
+        let e = p.commit_transaction().await.unwrap_err();
+        assert!(
+            matches!(e, Error::Timeout(_)),
+            "a second commit waits again: {e}"
+        );
     }
 
     #[tokio::test]

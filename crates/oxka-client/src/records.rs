@@ -309,6 +309,25 @@ impl BatchBuilder {
         base_sequence: i32,
         compression: Compression,
     ) -> Result<Bytes> {
+        self.build_with(
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            compression,
+            false,
+        )
+    }
+
+    /// As [`BatchBuilder::build`]; `transactional` sets the header's
+    /// transactional bit (a transactional producer's batches).
+    pub fn build_with(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+        compression: Compression,
+        transactional: bool,
+    ) -> Result<Bytes> {
         debug_assert!(!self.sealed, "a batch is sealed once");
         self.sealed = true;
         let mut buf = match compression {
@@ -329,7 +348,7 @@ impl BatchBuilder {
         header.put_i32(-1); // partition leader epoch
         header.put_i8(2); // magic
         header.put_u32(0); // crc, patched below
-        header.put_i16(compression.id());
+        header.put_i16(compression.id() | if transactional { 0x10 } else { 0 });
         header.put_i32(self.count.saturating_sub(1));
         header.put_i64(self.base_timestamp);
         header.put_i64(self.max_timestamp);
