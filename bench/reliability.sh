@@ -4,7 +4,7 @@
 #
 #   bench/reliability.sh [MINUTES_PER_SCENARIO] [OUT_DIR]
 #
-# Default 5 minutes per scenario (8 scenarios: about 45 minutes with the
+# Default 5 minutes per scenario (9 scenarios: about 50 minutes with the
 # start-ups and read-backs). Needs root for the network faults (they are
 # skipped, and said so, without it). Uses the release build.
 set -euo pipefail
@@ -25,6 +25,7 @@ SCENARIOS=(
   "5 nodes, majority/minority split and bridge|--cluster 5 --nemesis split,bridge"
   "3 nodes, everything|--cluster 3 --nemesis all"
   "3 nodes, group under churn, kills and pauses|--cluster 3 --workload group --nemesis kill-leader,pause-leader,isolate-leader"
+  "3 nodes, transactions under kills, pauses and isolation|--cluster 3 --workload txn --nemesis kill-leader,pause-leader,isolate-leader,kill-controller"
   "3 nodes, acks=1, kill -9 of leaders (losses expected)|--cluster 3 --acks 1 --nemesis kill-leader"
 )
 

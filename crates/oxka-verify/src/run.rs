@@ -18,6 +18,7 @@ use crate::history::{Event, Recorder};
 use crate::nemesis::{self, LocalCluster, NemesisReport, NemesisSpec};
 use crate::workload::append::{reader_config, spawn_producers, spawn_readers, value_string};
 use crate::workload::group::{self, GroupSpec};
+use crate::workload::txn;
 use crate::workload::{Ctx, ProduceSpec};
 
 #[derive(Debug, Error)]
@@ -35,6 +36,7 @@ pub enum VerifyError {
 pub enum Workload {
     Append,
     Group,
+    Txn,
 }
 
 impl Workload {
@@ -42,6 +44,7 @@ impl Workload {
         match self {
             Workload::Append => "append",
             Workload::Group => "group",
+            Workload::Txn => "txn",
         }
     }
 
@@ -49,6 +52,7 @@ impl Workload {
         match s {
             "append" => Some(Workload::Append),
             "group" => Some(Workload::Group),
+            "txn" => Some(Workload::Txn),
             _ => None,
         }
     }
@@ -253,10 +257,19 @@ async fn body(
         seed: spec.seed,
     };
     let mut tasks = JoinSet::new();
-    spawn_producers(&ctx, &spec.produce, &mut tasks);
     match spec.workload {
-        Workload::Append => spawn_readers(&ctx, spec.readers, false, &mut tasks),
-        Workload::Group => group::spawn(&ctx, &spec.group, &mut tasks),
+        Workload::Append => {
+            spawn_producers(&ctx, &spec.produce, &mut tasks);
+            spawn_readers(&ctx, spec.readers, false, &mut tasks);
+        }
+        Workload::Group => {
+            spawn_producers(&ctx, &spec.produce, &mut tasks);
+            group::spawn(&ctx, &spec.group, &mut tasks);
+        }
+        Workload::Txn => {
+            txn::spawn_producers(&ctx, &spec.produce, &mut tasks);
+            spawn_readers(&ctx, spec.readers, true, &mut tasks);
+        }
     }
     let nemesis_task = match (&nemesis_spec, &cluster) {
         (Some(n), Some(c)) => Some(tokio::spawn(nemesis::run(
@@ -304,7 +317,8 @@ async fn body(
         eprintln!("faults healed; waiting for every partition's replicas, then reading back");
     }
     let _ = wait_leaders(&admin, &topic, true, Duration::from_secs(60)).await;
-    final_read(&ctx, &admin, Duration::from_secs(120)).await;
+    let read_committed = spec.workload == Workload::Txn;
+    final_read(&ctx, &admin, read_committed, Duration::from_secs(120)).await;
     Ok((topic, nemesis_report))
 }
 
@@ -405,7 +419,7 @@ async fn wait_leaders(
 /// Reads every partition from its start to its high watermark with a new
 /// consumer (reader `final`), recording each record and, per partition,
 /// whether the read reached the end.
-async fn final_read(ctx: &Ctx, admin: &Admin, timeout: Duration) {
+async fn final_read(ctx: &Ctx, admin: &Admin, read_committed: bool, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let mut ends: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     while Instant::now() < deadline {
@@ -421,7 +435,7 @@ async fn final_read(ctx: &Ctx, admin: &Admin, timeout: Duration) {
     }
     let mut reached: BTreeMap<i32, bool> =
         ends.iter().map(|(p, (lo, hi))| (*p, lo >= hi)).collect();
-    if let Ok(mut consumer) = Consumer::new(&reader_config(ctx, FINAL_READER, false)) {
+    if let Ok(mut consumer) = Consumer::new(&reader_config(ctx, FINAL_READER, read_committed)) {
         let tps: Vec<TopicPartition> = ends
             .keys()
             .map(|p| TopicPartition::new(ctx.topic.clone(), *p))
@@ -449,7 +463,7 @@ async fn final_read(ctx: &Ctx, admin: &Admin, timeout: Duration) {
                                 partition: r.partition,
                                 offset: r.offset,
                                 value: value_string(r.value.as_deref()),
-                                read_committed: false,
+                                read_committed,
                             });
                         }
                         for tp in &tps {

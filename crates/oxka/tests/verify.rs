@@ -1,7 +1,8 @@
 //! `oxka verify` end to end: the short fault schedule CI runs (issue 14):
 //! single-node kill -9, three-node kill / pause / network faults with
-//! acks=all and min.insync.replicas=2, a consumer group under churn, with
-//! zero anomalies required; and the checker failing a doctored history.
+//! acks=all and min.insync.replicas=2, a consumer group under churn,
+//! transactions under leader and controller faults, with zero anomalies
+//! required; and the checker failing a doctored history.
 //!
 //! Each run starts its own local cluster from the binary; its report (JSON)
 //! is read back to check that faults were injected and data flowed, so a
@@ -40,8 +41,8 @@ fn stat(r: &serde_json::Value, key: &str) -> u64 {
     r["analysis"]["stats"][key].as_u64().unwrap_or(0)
 }
 
-/// Zero anomalies, the faults injected, data written and read back.
-fn assert_clean(out: &Output, r: &serde_json::Value, min_faults: u64) {
+/// Zero anomalies and the faults injected.
+fn assert_no_anomaly(out: &Output, r: &serde_json::Value, min_faults: u64) {
     assert!(out.status.success(), "verify failed: {}", stdout(out));
     assert_eq!(
         r["analysis"]["anomalies"].as_array().map(Vec::len),
@@ -55,6 +56,11 @@ fn assert_clean(out: &Output, r: &serde_json::Value, min_faults: u64) {
         "only {faults} faults injected: {}",
         stdout(out)
     );
+}
+
+/// Zero anomalies, the faults injected, data written and read back.
+fn assert_clean(out: &Output, r: &serde_json::Value, min_faults: u64) {
+    assert_no_anomaly(out, r, min_faults);
     let acked = stat(r, "acked");
     assert!(
         acked >= 500,
@@ -156,6 +162,40 @@ fn a_consumer_group_under_churn_and_leader_kills_resumes_at_its_commits() {
     assert_clean(&out, &r, 2);
     assert!(stat(&r, "commits") > 100, "{}", stdout(&out));
     assert!(stat(&r, "rebalances") >= 3, "{}", stdout(&out));
+}
+
+#[test]
+fn transactions_stay_all_or_nothing_under_leader_and_controller_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let (out, r) = verify(
+        &[
+            "--cluster",
+            "3",
+            "--workload",
+            "txn",
+            "--nemesis",
+            "kill-leader,pause-leader,kill-controller",
+            "--duration",
+            "25s",
+            "--fault-interval",
+            "3s",
+            "--seed",
+            "4",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &report,
+    );
+    assert_no_anomaly(&out, &r, 2);
+    let (committed, aborted) = (stat(&r, "txns_committed"), stat(&r, "txns_aborted"));
+    assert!(
+        committed >= 100 && aborted >= 30,
+        "{committed} committed, {aborted} aborted: {}",
+        stdout(&out)
+    );
+    // every committed write is in the final read_committed read, none of the aborted ones
+    assert!(stat(&r, "final_records") >= committed, "{}", stdout(&out));
 }
 
 #[test]

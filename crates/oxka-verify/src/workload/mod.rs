@@ -6,9 +6,12 @@
 //!   start.
 //! - [`group`]: the same producers, and a consumer group whose members
 //!   commit after every poll while members join, leave and crash.
+//! - [`txn`]: transactional producers committing or aborting
+//!   multi-partition transactions; readers with read_committed.
 
 pub mod append;
 pub mod group;
+pub mod txn;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -23,7 +23,8 @@ use super::{CliError, CliResult, ClientOpts, Output};
 pub struct VerifyArgs {
     #[command(flatten)]
     opts: ClientOpts,
-    /// append (producers and readers), group (a consumer group under churn).
+    /// append (producers and readers), group (a consumer group under churn),
+    /// txn (transactions that commit or abort; read_committed readers).
     #[arg(long, default_value = "append")]
     workload: String,
     /// Start N local oxka nodes from this binary and run against them.
@@ -166,7 +167,7 @@ pub async fn run(a: VerifyArgs) -> CliResult {
     }
     let workload = Workload::parse(&a.workload).ok_or_else(|| {
         CliError::Usage(format!(
-            "--workload {}: expected append or group",
+            "--workload {}: expected append, group or txn",
             a.workload
         ))
     })?;
