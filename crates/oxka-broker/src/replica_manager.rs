@@ -199,6 +199,8 @@ pub struct ReplicaManager {
     /// meanwhile (Kafka's brokers wait for their initial metadata
     /// catch-up too). Open from the start where nothing registers.
     roles_enabled: AtomicBool,
+    /// Set once the roles of every topic were taken (see `roles_taken`).
+    roles_taken: AtomicBool,
     /// The broker epoch this incarnation registered with; -1 before.
     registered_epoch: AtomicI64,
 }
@@ -227,6 +229,7 @@ impl ReplicaManager {
             isr_changes_ready: tokio::sync::Notify::new(),
             leadership_listeners: RwLock::new(Vec::new()),
             roles_enabled: AtomicBool::new(true),
+            roles_taken: AtomicBool::new(true),
             registered_epoch: AtomicI64::new(-1),
         }
     }
@@ -235,10 +238,20 @@ impl ReplicaManager {
     /// incarnation's registration (a broker that registers at start-up).
     pub fn hold_roles_until_registered(&self) {
         self.roles_enabled.store(false, Ordering::Release);
+        self.roles_taken.store(false, Ordering::Release);
     }
 
     pub fn roles_enabled(&self) -> bool {
         self.roles_enabled.load(Ordering::Acquire)
+    }
+
+    /// Every partition's role has been taken from the metadata (after
+    /// [`Self::roles_enabled`] turns true, once every topic is applied and
+    /// its leadership listeners told, e.g. the coordinators own their
+    /// partitions): what start-up waits for before it serves, so a client
+    /// is never told NOT_COORDINATOR by a broker about to lead.
+    pub fn roles_taken(&self) -> bool {
+        self.roles_taken.load(Ordering::Acquire)
     }
 
     /// The registration the lifecycle got (its broker epoch).
@@ -271,6 +284,7 @@ impl ReplicaManager {
                 tracing::error!(topic = %t.name, error = %e, "cannot open the logs of a topic");
             }
         }
+        self.roles_taken.store(true, Ordering::Release);
     }
 
     /// Registers a listener for leadership changes of every partition

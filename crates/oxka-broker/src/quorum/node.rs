@@ -292,7 +292,7 @@ impl QuorumNode {
             // its next pass (within 200 ms); serve only once it has
             let rm = l.replica_manager();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while !rm.roles_enabled() && tokio::time::Instant::now() < deadline {
+            while !rm.roles_taken() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
