@@ -115,6 +115,11 @@ fn producer(c: &TestCluster, acks: &str, timeout_ms: u64) -> (ThreadedProducer<A
             if acks == "all" { "true" } else { "false" },
         )
         .set("message.timeout.ms", timeout_ms.to_string())
+        // a request in flight to a paused leader holds the idempotent
+        // producer's later batches until it times out (librdkafka keeps
+        // the order): 30 s by default, which made the zombie test take
+        // a minute
+        .set("request.timeout.ms", "5000")
         .set("linger.ms", "5")
         .set("topic.metadata.refresh.interval.ms", "500")
         .create_with_context(acks_ctx.clone())
