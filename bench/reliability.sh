@@ -4,9 +4,11 @@
 #
 #   bench/reliability.sh [MINUTES_PER_SCENARIO] [OUT_DIR]
 #
-# Default 5 minutes per scenario (9 scenarios: about 50 minutes with the
-# start-ups and read-backs). Needs root for the network faults (they are
-# skipped, and said so, without it). Uses the release build.
+# Default 5 minutes per scenario (10 scenarios: about 55 minutes with the
+# start-ups and read-backs). FAULT_INTERVAL (default 4s) and FAULT_HOLD (5s)
+# set the nemesis's pace, RATE (1000) the records per second. Needs root
+# for the network faults (they are skipped, and said so, without it). Uses
+# the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIN=${1:-5}
@@ -15,6 +17,9 @@ mkdir -p "$OUT"
 cargo build --release -q -p oxka
 OXKA=target/release/oxka
 D="${MIN}m"
+FAULT_INTERVAL=${FAULT_INTERVAL:-4s}
+FAULT_HOLD=${FAULT_HOLD:-5s}
+RATE=${RATE:-1000}
 
 # name | arguments
 SCENARIOS=(
@@ -23,6 +28,7 @@ SCENARIOS=(
   "3 nodes, pause (zombie leader)|--cluster 3 --nemesis pause,pause-leader,pause-controller"
   "3 nodes, isolate (leader cut from followers, not from clients)|--cluster 3 --nemesis isolate,isolate-leader,isolate-controller"
   "5 nodes, majority/minority split and bridge|--cluster 5 --nemesis split,bridge"
+  "3 nodes, power cuts (unsynced writes lost)|--cluster 3 --nemesis power-cut,power-cut-leader,power-cut-controller"
   "3 nodes, everything|--cluster 3 --nemesis all"
   "3 nodes, group under churn, kills and pauses|--cluster 3 --workload group --nemesis kill-leader,pause-leader,isolate-leader"
   "3 nodes, transactions under kills, pauses and isolation|--cluster 3 --workload txn --nemesis kill-leader,pause-leader,isolate-leader,kill-controller"
@@ -38,8 +44,9 @@ for s in "${SCENARIOS[@]}"; do
   args=${s#*|}
   report="$OUT/scenario-$i.json"
   # shellcheck disable=SC2086
-  $OXKA verify $args --duration "$D" --fault-interval 4s --fault-hold 5s \
-    --rate 1000 --seed "$i" --report "$report" > "$OUT/scenario-$i.txt" 2>&1 || true
+  $OXKA verify $args --duration "$D" --fault-interval "$FAULT_INTERVAL" \
+    --fault-hold "$FAULT_HOLD" --rate "$RATE" --seed "$i" --report "$report" \
+    > "$OUT/scenario-$i.txt" 2>&1 || true
   python3 - "$report" "$name" <<'PY'
 import json, sys
 try:

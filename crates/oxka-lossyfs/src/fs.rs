@@ -839,6 +839,24 @@ impl Filesystem for LossyFs {
         }
     }
 
+    /// No extended attributes: ENOSYS makes the kernel stop asking (the
+    /// default answer, without fuser's warning on every write a process
+    /// makes with `security.capability` checks).
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &std::ffi::OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
     fn flush(
         &self,
         _req: &Request,

@@ -19,9 +19,12 @@
 //! - incomplete final read: the read-back could not reach the end of a
 //!   partition, so losses cannot be ruled out.
 //!
-//! With `acks` other than `all` or with unclean leader election a lost
-//! write (and the offset conflicts it leaves) is what Kafka promises too:
-//! reported as expected, not as an anomaly. Without idempotence a retried
+//! With `acks` other than `all`, with unclean leader election, or with
+//! power cuts while a write needs only one in-sync copy
+//! (`min.insync.replicas` < 2: Kafka does not fsync each write, it counts
+//! on the other replicas) a lost write (and the offset conflicts it
+//! leaves) is what Kafka promises too: reported as expected, not as an
+//! anomaly. Without idempotence a retried
 //! send may be written twice: duplicates are expected then.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -46,6 +49,10 @@ pub struct Expect {
     pub idempotent: bool,
     /// Unclean leader election was enabled.
     pub unclean: bool,
+    /// Power cuts were injected while an acknowledged write may have had
+    /// a single in-sync copy (min.insync.replicas < 2, e.g. one node).
+    #[serde(default)]
+    pub unsynced_loss: bool,
 }
 
 impl Default for Expect {
@@ -54,13 +61,14 @@ impl Default for Expect {
             acks_all: true,
             idempotent: true,
             unclean: false,
+            unsynced_loss: false,
         }
     }
 }
 
 impl Expect {
     fn loss_expected(&self) -> bool {
-        !self.acks_all || self.unclean
+        !self.acks_all || self.unclean || self.unsynced_loss
     }
 }
 
@@ -374,7 +382,9 @@ pub fn check(events: &[Event], expect: Expect) -> Analysis {
                 let acked_there = matches!(first, Event::Send { .. });
                 out.add(Anomaly {
                     kind: Kind::OffsetConflict,
-                    expected: (acked_there && loss_expected) || expect.unclean,
+                    expected: (acked_there && loss_expected)
+                        || expect.unclean
+                        || expect.unsynced_loss,
                     partition: Some(p),
                     message: format!(
                         "partition {p} offset {o} held `{other}` ({}) and later `{v}`",
@@ -819,6 +829,15 @@ mod tests {
         );
         assert_eq!(kinds(&a), vec![(Kind::LostWrite, true)]);
         assert_eq!(a.failures(), 0);
+        // and under power cuts with a single in-sync copy
+        let a = check(
+            &h,
+            Expect {
+                unsynced_loss: true,
+                ..Expect::default()
+            },
+        );
+        assert_eq!(kinds(&a), vec![(Kind::LostWrite, true)]);
     }
 
     #[test]

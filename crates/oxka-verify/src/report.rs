@@ -57,7 +57,7 @@ pub fn summary(r: &RunReport) -> String {
     if !r.faults_skipped.is_empty() {
         let _ = writeln!(
             out,
-            "faults skipped (network faults need root): {}",
+            "faults skipped (network faults and power cuts need root): {}",
             r.faults_skipped.join(", ")
         );
     }

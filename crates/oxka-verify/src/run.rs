@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::check::{check, Analysis, Expect, FINAL_READER};
 use crate::history::{Event, Recorder};
-use crate::nemesis::{self, LocalCluster, NemesisReport, NemesisSpec};
+use crate::nemesis::{self, Action, LocalCluster, NemesisReport, NemesisSpec};
 use crate::workload::append::{reader_config, spawn_producers, spawn_readers, value_string};
 use crate::workload::group::{self, GroupSpec};
 use crate::workload::txn;
@@ -138,7 +138,7 @@ pub async fn run(
                         .faults
                         .iter()
                         .filter(|f| f.action.is_network())
-                        .map(|f| format!("{f:?}"))
+                        .map(|f| f.name())
                         .collect();
                     n.faults.retain(|f| !f.action.is_network());
                     eprintln!("warning: {e}: the network faults are left out");
@@ -148,9 +148,37 @@ pub async fn run(
         }
         _ => false,
     };
+    // power cuts need a FUSE mount (root): the same
+    let lossy = match &mut nemesis_spec {
+        Some(n) if n.faults.iter().any(|f| f.action == Action::PowerCut) => {
+            match oxka_lossyfs::fuse_available() {
+                Ok(()) => true,
+                Err(e) => {
+                    skipped.extend(
+                        n.faults
+                            .iter()
+                            .filter(|f| f.action == Action::PowerCut)
+                            .map(|f| f.name()),
+                    );
+                    n.faults.retain(|f| f.action != Action::PowerCut);
+                    eprintln!("warning: power cuts need a FUSE mount: {e}: they are left out");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
     let cluster = match &spec.cluster {
         Some(c) => {
-            let lc = LocalCluster::start(&c.bin, &c.dir, c.nodes, &c.settings, c.keep, namespaces)?;
+            let lc = LocalCluster::start(
+                &c.bin,
+                &c.dir,
+                c.nodes,
+                &c.settings,
+                c.keep,
+                namespaces,
+                lossy,
+            )?;
             client.set("bootstrap.servers", lc.bootstrap());
             if spec.progress {
                 eprintln!(
@@ -334,10 +362,15 @@ fn report(
     interrupted: bool,
 ) -> RunReport {
     let acks_all = matches!(spec.produce.acks.as_str(), "all" | "-1");
+    let power_cuts = spec
+        .nemesis
+        .as_ref()
+        .is_some_and(|n| n.faults.iter().any(|f| f.action == Action::PowerCut));
     let expect = Expect {
         acks_all,
         idempotent: acks_all,
         unclean: spec.unclean,
+        unsynced_loss: power_cuts && spec.min_insync_replicas.unwrap_or(1) < 2,
     };
     let analysis = check(&history, expect);
     RunReport {

@@ -109,7 +109,7 @@ fn three_nodes_under_kills_pauses_and_partitions_lose_nothing() {
             "--cluster",
             "3",
             "--nemesis",
-            "kill-leader,pause-leader,kill-controller,isolate-leader,split,bridge",
+            "kill-leader,pause-leader,kill-controller,isolate-leader,split,bridge,power-cut-leader",
             "--duration",
             "40s",
             "--fault-interval",

@@ -33,7 +33,13 @@ impl DiskStore {
     /// Opens (creating) the metadata log dir under `parent`.
     pub fn open(parent: &Path) -> io::Result<DiskStore> {
         let dir = parent.join(METADATA_LOG_DIR);
-        std::fs::create_dir_all(&dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            // the new directory's name is durable once its parent is
+            // synced (found by `oxka verify`'s power cuts: a voter came back
+            // with no metadata log at all)
+            File::open(parent)?.sync_all()?;
+        }
         Ok(DiskStore {
             dir,
             entries: None,
@@ -51,10 +57,20 @@ impl DiskStore {
     fn entries_file(&mut self) -> io::Result<&mut File> {
         let f = match self.entries.take() {
             Some(f) => f,
-            None => OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.dir.join(ENTRIES))?,
+            None => {
+                let path = self.dir.join(ENTRIES);
+                let new = !path.exists();
+                let f = OpenOptions::new().create(true).append(true).open(&path)?;
+                if new {
+                    // a new file's name is only durable once its directory
+                    // is synced: without this a power cut took back every
+                    // entry this voter had acknowledged (raft-rs then
+                    // panicked: "to_commit 9 is out of range [last_index 0]")
+                    f.sync_all()?;
+                    File::open(&self.dir)?.sync_all()?;
+                }
+                f
+            }
         };
         Ok(self.entries.insert(f))
     }

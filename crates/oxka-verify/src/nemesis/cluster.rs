@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 
 use thiserror::Error;
 
+use oxka_lossyfs::{CutReport, LossyMount};
+
 use super::netns::{Net, NetError};
 
 #[derive(Debug, Error)]
@@ -36,6 +38,12 @@ pub enum ClusterError {
     Port(std::io::Error),
     #[error(transparent)]
     Net(#[from] NetError),
+    #[error("cannot mount the lossy file system for node {id}: {source}")]
+    Mount {
+        id: i32,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub struct Node {
@@ -47,6 +55,8 @@ pub struct Node {
     dir: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// The data dir's lossy mount, when power cuts are on.
+    mount: Option<LossyMount>,
 }
 
 impl Node {
@@ -91,7 +101,9 @@ fn free_port() -> Result<u16, ClusterError> {
 
 impl LocalCluster {
     /// Starts `n` nodes of `bin` under a new directory in `parent`; with
-    /// `namespaces`, each in its own network namespace (see `netns`).
+    /// `namespaces`, each in its own network namespace (see `netns`); with
+    /// `lossy`, each node's data dir on a file system that forgets what
+    /// was not fsynced when told (power cuts, `oxka-lossyfs`).
     pub fn start(
         bin: &Path,
         parent: &Path,
@@ -99,6 +111,7 @@ impl LocalCluster {
         settings: &[String],
         keep: bool,
         namespaces: bool,
+        lossy: bool,
     ) -> Result<LocalCluster, ClusterError> {
         let ids: Vec<i32> = (1..=n as i32).collect();
         let net = if namespaces {
@@ -106,6 +119,7 @@ impl LocalCluster {
         } else {
             None
         };
+        sweep_stale_mounts();
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -121,14 +135,26 @@ impl LocalCluster {
                 Some(net) => (net.addr(id), 9092, 9093),
                 None => (std::net::Ipv4Addr::LOCALHOST, free_port()?, free_port()?),
             };
+            let dir = root.join(format!("node-{id}"));
+            let mount = if lossy {
+                let backing = root.join(format!("node-{id}.backing"));
+                let made =
+                    std::fs::create_dir_all(&backing).and_then(|_| std::fs::create_dir_all(&dir));
+                made.and_then(|_| LossyMount::mount(&backing, &dir))
+                    .map(Some)
+                    .map_err(|source| ClusterError::Mount { id, source })?
+            } else {
+                None
+            };
             nodes.push(Node {
                 id,
                 host,
                 port,
                 controller_port,
-                dir: root.join(format!("node-{id}")),
+                dir,
                 child: None,
                 paused: false,
+                mount,
             });
         }
         let voters = nodes
@@ -270,6 +296,13 @@ impl LocalCluster {
         }
     }
 
+    /// A power cut: kill -9, then everything the node wrote and did not
+    /// fsync is gone from its data dir. `None` without a lossy mount.
+    pub fn power_cut(&mut self, id: i32) -> Option<std::io::Result<CutReport>> {
+        self.kill(id);
+        self.node(id)?.mount.as_ref().map(LossyMount::power_cut)
+    }
+
     /// SIGSTOP: the node keeps its sockets but answers nothing.
     pub fn pause(&mut self, id: i32) {
         if let Some(n) = self.node_mut(id) {
@@ -313,6 +346,37 @@ impl LocalCluster {
     }
 }
 
+/// Detaches the lossy mounts of runs whose process is gone (a run killed
+/// with SIGKILL leaves its FUSE mounts dead: "Transport endpoint is not
+/// connected").
+fn sweep_stale_mounts() {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return;
+    };
+    for line in mounts.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(source), Some(path)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if source != "oxka-lossyfs" {
+            continue;
+        }
+        let Some(rest) = path.split("/oxka-verify-").nth(1) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            if let Ok(c) = std::ffi::CString::new(path) {
+                // SAFETY: a NUL-terminated path; umount2 touches no memory
+                // of ours.
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
+    }
+}
+
 fn signal_group(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a negative pid signals the process group the
     // node leads (it was started with process_group(0)); no memory is
@@ -330,6 +394,11 @@ impl LocalCluster {
         let ids: Vec<i32> = self.nodes.iter().map(|n| n.id).collect();
         for id in ids {
             self.kill(id);
+        }
+        for n in &mut self.nodes {
+            if let Some(m) = n.mount.take() {
+                let _ = m.unmount();
+            }
         }
         self.net = None;
         if !self.keep {

@@ -9,12 +9,15 @@
 //! - `isolate`: the node cut off from every other node (clients still
 //!   reach it: a leader cut off from its followers but not from clients);
 //! - `split`: the nodes split into a majority and a minority;
-//! - `bridge`: two halves that cannot talk, one node seeing both.
+//! - `bridge`: two halves that cannot talk, one node seeing both;
+//! - `power-cut`: kill -9 and everything the node had not fsynced is lost
+//!   (its data dir is on `oxka-lossyfs`), restarted when healed.
 //!
-//! `kill`, `pause` and `isolate` aim at any node, or with `-leader` at the
+//! `kill`, `pause`, `isolate` and `power-cut` aim at any node, or with `-leader` at the
 //! leader of one of the workload's partitions, or with `-controller` at
-//! the active controller. The network faults need root (namespaces, see
-//! [`netns`]); without it they are skipped with a message.
+//! the active controller. The network faults and power cuts need root
+//! (namespaces, see [`netns`]; a FUSE mount); without it they are skipped
+//! with a message.
 
 pub mod cluster;
 pub mod netns;
@@ -39,6 +42,7 @@ pub enum Action {
     Isolate,
     Split,
     Bridge,
+    PowerCut,
 }
 
 impl Action {
@@ -63,7 +67,7 @@ pub struct Fault {
 
 impl Fault {
     /// Every fault name `--nemesis` takes.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 14] = [
         "kill",
         "kill-leader",
         "kill-controller",
@@ -75,16 +79,23 @@ impl Fault {
         "isolate-controller",
         "split",
         "bridge",
+        "power-cut",
+        "power-cut-leader",
+        "power-cut-controller",
     ];
 
     pub fn parse(name: &str) -> Option<Fault> {
-        let (a, t) = name.split_once('-').unwrap_or((name, ""));
+        let (a, t) = match name.strip_prefix("power-cut") {
+            Some(rest) => ("power-cut", rest.trim_start_matches('-')),
+            None => name.split_once('-').unwrap_or((name, "")),
+        };
         let action = match a {
             "kill" => Action::Kill,
             "pause" => Action::Pause,
             "isolate" => Action::Isolate,
             "split" => Action::Split,
             "bridge" => Action::Bridge,
+            "power-cut" => Action::PowerCut,
             _ => return None,
         };
         let target = match t {
@@ -97,6 +108,23 @@ impl Fault {
             return None;
         }
         Some(Fault { action, target })
+    }
+
+    /// The name `--nemesis` knows it by.
+    pub fn name(&self) -> String {
+        let a = match self.action {
+            Action::Kill => "kill",
+            Action::Pause => "pause",
+            Action::Isolate => "isolate",
+            Action::Split => "split",
+            Action::Bridge => "bridge",
+            Action::PowerCut => "power-cut",
+        };
+        match self.target {
+            Target::Any => a.to_string(),
+            Target::Leader => format!("{a}-leader"),
+            Target::Controller => format!("{a}-controller"),
+        }
     }
 
     /// A comma-separated list; `all` means every fault.
@@ -213,6 +241,16 @@ fn inject(
             c.pause(id);
             return Ok(format!("SIGSTOP node {id}"));
         }
+        Action::PowerCut => {
+            return match c.power_cut(id) {
+                Some(Ok(r)) => Ok(format!(
+                    "power cut of node {id}: {} files back to their last fsync, {} bytes lost",
+                    r.files_reverted, r.bytes_cut
+                )),
+                Some(Err(e)) => Err(format!("power cut of node {id}: {e}")),
+                None => Err("power cuts need the lossy mount".into()),
+            };
+        }
         _ => {}
     }
     let net = c
@@ -254,7 +292,7 @@ async fn heal(ctx: &Ctx, cluster: &Arc<Mutex<LocalCluster>>, action: Action, id:
     let what = {
         let mut c = cluster.lock().unwrap_or_else(|p| p.into_inner());
         match action {
-            Action::Kill => match c.spawn(id) {
+            Action::Kill | Action::PowerCut => match c.spawn(id) {
                 Ok(()) => format!("restart node {id}"),
                 Err(e) => format!("restart node {id} failed: {e}"),
             },

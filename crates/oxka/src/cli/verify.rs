@@ -136,14 +136,7 @@ pub async fn run(a: VerifyArgs) -> CliResult {
     }
     if let Some(path) = &a.check {
         let events = report::read_history(path).map_err(CliError::Usage)?;
-        let analysis = check(
-            &events,
-            Expect {
-                acks_all,
-                idempotent: acks_all,
-                unclean: a.unclean,
-            },
-        );
+        let analysis = check(&events, analysis_expect(acks_all, a.unclean));
         let r = oxka_verify::RunReport {
             workload: Workload::parse(&a.workload).unwrap_or(Workload::Append),
             topic: String::new(),
@@ -290,6 +283,7 @@ fn analysis_expect(acks_all: bool, unclean: bool) -> Expect {
         acks_all,
         idempotent: acks_all,
         unclean,
+        unsynced_loss: false,
     }
 }
 
