@@ -344,36 +344,22 @@ pub fn check(events: &[Event], expect: Expect) -> Analysis {
                 .and_then(|i| txns[*i].writes.iter().find(|w| w.1 == v))
                 .map(|w| w.0)
         });
-        match sent_to {
-            None => {
-                if phantom_seen.insert(v) {
-                    out.add(Anomaly {
-                        kind: Kind::PhantomRead,
-                        expected: false,
-                        partition: Some(p),
-                        message: format!(
-                            "partition {p} offset {o} holds `{v}`, which no producer sent"
-                        ),
-                        events: vec![e.clone()],
-                    });
-                }
-                continue;
+        let misplaced = match sent_to {
+            None => Some("which no producer sent".to_string()),
+            Some(sp) if sp != p => Some(format!("which was sent to partition {sp}")),
+            Some(_) => None,
+        };
+        if let Some(why) = misplaced {
+            if phantom_seen.insert(v) {
+                out.add(Anomaly {
+                    kind: Kind::PhantomRead,
+                    expected: false,
+                    partition: Some(p),
+                    message: format!("partition {p} offset {o} holds `{v}`, {why}"),
+                    events: vec![e.clone()],
+                });
             }
-            Some(sp) if sp != p => {
-                if phantom_seen.insert(v) {
-                    out.add(Anomaly {
-                        kind: Kind::PhantomRead,
-                        expected: false,
-                        partition: Some(p),
-                        message: format!(
-                            "partition {p} offset {o} holds `{v}`, which was sent to partition {sp}"
-                        ),
-                        events: vec![e.clone()],
-                    });
-                }
-                continue;
-            }
-            Some(_) => {}
+            continue;
         }
         match at.get(&(p, o)) {
             Some((other, first)) if *other != v => {

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::check::{check, Analysis, Expect, FINAL_READER};
 use crate::history::{Event, Recorder};
 use crate::nemesis::{self, Action, LocalCluster, NemesisReport, NemesisSpec};
-use crate::workload::append::{reader_config, spawn_producers, spawn_readers, value_string};
+use crate::workload::append::{reader_config, record_read, spawn_producers, spawn_readers};
 use crate::workload::group::{self, GroupSpec};
 use crate::workload::txn;
 use crate::workload::{Ctx, ProduceSpec};
@@ -489,15 +489,7 @@ async fn final_read(ctx: &Ctx, admin: &Admin, read_committed: bool, timeout: Dur
                             if r.offset + 1 >= end {
                                 reached.insert(r.partition, true);
                             }
-                            ctx.recorder.record(Event::Read {
-                                t,
-                                reader: FINAL_READER.into(),
-                                session: 0,
-                                partition: r.partition,
-                                offset: r.offset,
-                                value: value_string(r.value.as_deref()),
-                                read_committed,
-                            });
+                            record_read(ctx, t, FINAL_READER, 0, read_committed, &r);
                         }
                         for tp in &tps {
                             if consumer

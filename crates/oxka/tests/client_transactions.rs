@@ -20,13 +20,7 @@ use oxka_client::{
 const PARTITIONS: i32 = 3;
 
 fn broker() -> TestBroker {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        ))
-        .with_test_writer()
-        .try_init();
-    TestBroker::start_with(&["group.initial.rebalance.delay.ms=0"])
+    common::client_test_broker()
 }
 
 async fn topic(b: &TestBroker, prefix: &str) -> String {

@@ -164,16 +164,8 @@ async fn read(ctx: Ctx, name: String, read_committed: bool) {
         match consumer.poll(Duration::from_millis(200)).await {
             Ok(records) => {
                 let t = ctx.recorder.now();
-                for r in records {
-                    ctx.recorder.record(Event::Read {
-                        t,
-                        reader: name.clone(),
-                        session: 0,
-                        partition: r.partition,
-                        offset: r.offset,
-                        value: value_string(r.value.as_deref()),
-                        read_committed,
-                    });
+                for r in &records {
+                    record_read(&ctx, t, &name, 0, read_committed, r);
                 }
             }
             Err(e) => {
@@ -182,6 +174,27 @@ async fn read(ctx: Ctx, name: String, read_committed: bool) {
             }
         }
     }
+}
+
+/// Records one record a consumer returned (every reader: plain, group
+/// member, final read).
+pub(crate) fn record_read(
+    ctx: &Ctx,
+    t: u64,
+    reader: &str,
+    session: u32,
+    read_committed: bool,
+    r: &oxka_client::ConsumerRecord,
+) {
+    ctx.recorder.record(Event::Read {
+        t,
+        reader: reader.to_string(),
+        session,
+        partition: r.partition,
+        offset: r.offset,
+        value: value_string(r.value.as_deref()),
+        read_committed,
+    });
 }
 
 /// A record's value as the history keeps it (values are ASCII; anything

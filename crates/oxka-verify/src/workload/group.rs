@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;
 
-use super::append::{reader_config, value_string};
+use super::append::{reader_config, record_read};
 use super::{nap, Ctx};
 use crate::history::Event;
 
@@ -151,20 +151,12 @@ async fn member(ctx: Ctx, group: String, name: String, exit: Arc<Mutex<Option<Ex
         let n = session.lock().unwrap_or_else(|p| p.into_inner()).n;
         let t = ctx.recorder.now();
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        for r in records {
+        for r in &records {
             next.insert(
                 TopicPartition::new(ctx.topic.clone(), r.partition),
                 r.offset + 1,
             );
-            ctx.recorder.record(Event::Read {
-                t,
-                reader: name.clone(),
-                session: n,
-                partition: r.partition,
-                offset: r.offset,
-                value: value_string(r.value.as_deref()),
-                read_committed: false,
-            });
+            record_read(&ctx, t, &name, n, false, r);
         }
         let sent = ctx.recorder.now();
         let r = consumer.commit_sync(Some(next.clone())).await;

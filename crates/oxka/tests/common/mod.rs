@@ -173,6 +173,18 @@ impl Drop for TestBroker {
     }
 }
 
+/// A broker for the native client's tests: logs at `RUST_LOG` (default
+/// warn) through the test writer, no initial rebalance delay.
+pub fn client_test_broker() -> TestBroker {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .with_test_writer()
+        .try_init();
+    TestBroker::start_with(&["group.initial.rebalance.delay.ms=0"])
+}
+
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
