@@ -297,20 +297,20 @@ pub fn check(events: &[Event], expect: Expect) -> Analysis {
             _ => {}
         }
     }
-    let in_final = |p: i32, v: &str| -> Option<bool> {
-        final_range.get(&p)?;
-        Some(
-            final_log
-                .get(&p)
-                .is_some_and(|log| log.values().any(|x| *x == v)),
-        )
-    };
-    let mut final_index: HashMap<&str, (i32, i64)> = HashMap::new();
+    // value -> where the final read found it: the lookups below are one
+    // hash probe each, not a scan of the log (a long run reads back
+    // hundreds of thousands of records)
+    let mut final_index: HashMap<&str, Vec<i32>> = HashMap::new();
     for (p, log) in &final_log {
-        for (o, v) in log {
-            final_index.insert(v, (*p, *o));
+        for v in log.values() {
+            final_index.entry(v).or_default().push(*p);
         }
     }
+    // None: no complete final read of `p`, nothing can be said
+    let in_final = |p: i32, v: &str| -> Option<bool> {
+        final_range.get(&p)?;
+        Some(final_index.get(v).is_some_and(|ps| ps.contains(&p)))
+    };
 
     // --- reads: phantoms, conflicts, duplicates, read_committed ----------
     let mut at: HashMap<(i32, i64), (&str, &Event)> = HashMap::new();
