@@ -12,6 +12,7 @@ pub mod controller;
 /// The coordinators live in `oxka-coordinator`; the old path still works.
 pub use oxka_coordinator as coordinator;
 pub mod coordinator_host;
+pub mod group_lag;
 pub mod handlers;
 pub mod limits;
 pub mod memory;

@@ -62,6 +62,9 @@ pub struct BrokerState {
     /// `max.connections`, `max.connections.per.ip(.overrides)`.
     pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
     pub idle_timeout_ms: u64,
+    /// High watermarks of partitions led elsewhere, for consumer lag
+    /// (`group_lag`), cached for a few seconds.
+    pub end_offsets: crate::group_lag::EndOffsetCache,
     /// Flips to true when the broker is stopping; long polls end early.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -220,6 +223,7 @@ impl Broker {
             group_coordinator,
             txn_coordinator,
             idle_timeout_ms,
+            end_offsets: Default::default(),
             shutdown: shutdown_rx,
         });
         Ok(Broker {
