@@ -14,6 +14,7 @@ pub use oxka_coordinator as coordinator;
 pub mod coordinator_host;
 pub mod group_lag;
 pub mod handlers;
+pub mod http;
 pub mod limits;
 pub mod memory;
 pub mod metadata;

@@ -28,6 +28,8 @@ pub enum BrokerError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    HttpBind(#[from] crate::http::BindError),
 }
 
 impl BrokerError {
@@ -99,6 +101,8 @@ pub struct Broker {
     listeners: Vec<TcpListener>,
     shutdown_tx: watch::Sender<bool>,
     quorum: crate::quorum::node::QuorumNode,
+    /// `http.listeners`, bound; served from `run_until`.
+    http: Option<crate::http::HttpListener>,
 }
 
 impl Broker {
@@ -201,6 +205,8 @@ impl Broker {
                 .map_err(|source| BrokerError::Bind { addr, source })?;
             listeners.push(listener);
         }
+        let http = crate::http::HttpListener::bind(crate::http::HttpSettings::from_config(&config))
+            .await?;
         let idle_timeout_ms = config
             .value("connections.max.idle.ms")
             .and_then(|v| v.parse::<i64>().ok())
@@ -232,6 +238,7 @@ impl Broker {
             listeners,
             shutdown_tx,
             quorum,
+            http,
         })
     }
 
@@ -246,6 +253,11 @@ impl Broker {
             .collect()
     }
 
+    /// The HTTP listener's bound address (`http.listeners`), if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.local_addr())
+    }
+
     /// Serves until `stop` completes, then stops accepting, lets in-flight
     /// requests finish, flushes every log and writes the checkpoints.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), BrokerError> {
@@ -255,6 +267,7 @@ impl Broker {
             listeners,
             shutdown_tx,
             mut quorum,
+            http,
         } = self;
         let mut connections = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(
@@ -297,6 +310,14 @@ impl Broker {
             });
         }
         drop(conn_tx);
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let http_task = http.map(|h| {
+            let ctx = crate::http::HttpContext {
+                state: state.clone(),
+                serving: serving.clone(),
+            };
+            h.serve(crate::http::routes(ctx), state.shutdown.clone())
+        });
         let background = spawn_background_jobs(&state, &log_manager);
         let retention = spawn_retention_jobs(&state);
         let cleaner = start_log_cleaner(&state.config, &log_manager);
@@ -342,6 +363,7 @@ impl Broker {
             }
         }
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        serving.store(false, std::sync::atomic::Ordering::Release);
         let _ = shutdown_tx.send(true);
         acceptors.shutdown().await;
         let drain = async { while connections.join_next().await.is_some() {} };
@@ -351,6 +373,9 @@ impl Broker {
         {
             tracing::warn!("connections did not finish within 30 s; closing them");
             connections.shutdown().await;
+        }
+        if let Some(t) = http_task {
+            let _ = t.await;
         }
         background.abort();
         retention.abort();

@@ -113,11 +113,15 @@ pub fn run(args: BrokerArgs) -> i32 {
             .iter()
             .map(|d| d.display().to_string())
             .collect();
+        let http = broker
+            .http_addr()
+            .map_or_else(|| "off".to_string(), |a| format!("http://{a}"));
         println!(
-            "oxka {} started in {} ms: listener {} node.id {} log.dirs {} cluster.id {}",
+            "oxka {} started in {} ms: listener {} http {} node.id {} log.dirs {} cluster.id {}",
             env!("CARGO_PKG_VERSION"),
             started.elapsed().as_millis(),
             listeners.join(","),
+            http,
             config.node_id,
             dirs.join(","),
             broker.state().cluster_id,

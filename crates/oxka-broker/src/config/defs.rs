@@ -531,6 +531,27 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "oxka: a log dir with less free space takes no writes (KAFKA_STORAGE_ERROR, retriable) and keeps serving reads, until space is freed; 0 disables the check."
     ),
     def!(
+        "http.listeners",
+        List,
+        Some("http://127.0.0.1:9644"),
+        Validator::None,
+        "oxka: the HTTP listener for /metrics, /health and the console, as http://HOST:PORT (one); empty turns it off. Left at its default, a port already in use is logged and the broker runs without it; a value that is set must bind."
+    ),
+    def!(
+        "http.max.connections",
+        Int,
+        Some("64"),
+        Validator::AtLeast(1),
+        "oxka: HTTP connections served at once; further ones wait in the accept queue."
+    ),
+    def!(
+        "http.request.max.bytes",
+        Int,
+        Some("1048576"),
+        Validator::AtLeast(0),
+        "oxka: the largest HTTP request body accepted (413 beyond)."
+    ),
+    def!(
         "log.flush.offset.checkpoint.interval.ms",
         Int,
         Some("60000"),

@@ -273,6 +273,8 @@ impl KafkaConfig {
             cfg.int("log.flush.offset.checkpoint.interval.ms")?.max(1) as u64;
         cfg.flush_scheduler_interval_ms = cfg.int("log.flush.scheduler.interval.ms")?.max(1) as u64;
         cfg.broker_rack = cfg.value("broker.rack");
+        let http = cfg.value("http.listeners").unwrap_or_default();
+        crate::http::parse_listeners(&http).map_err(|r| invalid("http.listeners", &http, r))?;
         cfg.kraft = cfg.kraft_from(&all_listeners, &controller_names)?;
         if cfg.kraft.broker && cfg.listeners.is_empty() {
             return Err(invalid("listeners", &listeners_value, "no client listener"));

@@ -27,6 +27,9 @@ const CHUNK_BYTES: usize = 8 << 20;
 pub struct MetadataPublisher {
     image: RwLock<Arc<MetadataImage>>,
     applied: Arc<CommitSignal>,
+    /// The committed offset of the log followed (set by `start`): how far
+    /// `applied` has to go (readiness, the metadata lag metric).
+    committed: RwLock<Option<Arc<CommitSignal>>>,
 }
 
 /// Where the committed log comes from: this voter's Raft log, or the copy
@@ -43,6 +46,7 @@ impl MetadataPublisher {
         Arc::new(MetadataPublisher {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             applied: Arc::new(CommitSignal::default()),
+            committed: RwLock::new(None),
         })
     }
 
@@ -52,6 +56,15 @@ impl MetadataPublisher {
 
     pub fn applied(&self) -> u64 {
         self.applied.get()
+    }
+
+    /// The metadata log's committed offset as this node knows it (the
+    /// applied offset before the publisher runs).
+    pub fn committed(&self) -> u64 {
+        match &*self.committed.read() {
+            Some(c) => c.get(),
+            None => self.applied(),
+        }
     }
 
     /// Waits until the image includes offset `offset`; false on timeout.
@@ -85,6 +98,7 @@ impl MetadataPublisher {
         stop: Arc<std::sync::atomic::AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = self.clone();
+        *self.committed.write() = Some(source.commit.clone());
         std::thread::Builder::new()
             .name("metadata-publisher".into())
             .spawn(move || {

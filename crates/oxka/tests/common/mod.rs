@@ -20,6 +20,8 @@ pub struct TestBroker {
     fd_limit: Option<u32>,
     /// Where the data goes: `data_dir` unless the test chose a place.
     data: PathBuf,
+    /// The HTTP listener's address from the start-up line, when it is on.
+    pub http: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -43,6 +45,7 @@ impl TestBroker {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             fd_limit: None,
             data: PathBuf::new(),
+            http: None,
         };
         b.data = b.data_dir.path().to_path_buf();
         b.spawn();
@@ -59,6 +62,7 @@ impl TestBroker {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             fd_limit: Some(limit),
             data: PathBuf::new(),
+            http: None,
         };
         b.data = b.data_dir.path().to_path_buf();
         b.spawn();
@@ -74,6 +78,7 @@ impl TestBroker {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             fd_limit: None,
             data: data.to_path_buf(),
+            http: None,
         };
         b.spawn();
         b
@@ -127,6 +132,12 @@ impl TestBroker {
             line.contains("started"),
             "unexpected start-up output: {line:?}"
         );
+        self.http = line
+            .split_whitespace()
+            .skip_while(|w| *w != "http")
+            .nth(1)
+            .and_then(|a| a.strip_prefix("http://"))
+            .map(str::to_string);
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(self.bootstrap()).is_err() {
