@@ -76,9 +76,18 @@ impl GroupLag {
 /// (partitions by topic then partition). Groups whose coordinator
 /// partition is still loading are left out until loaded.
 pub async fn group_lags(state: &BrokerState) -> Vec<GroupLag> {
+    lags_of(state, |_| true).await
+}
+
+/// One group's lag, if this node coordinates it.
+pub async fn group_lag(state: &BrokerState, group_id: &str) -> Option<GroupLag> {
+    lags_of(state, |g| g == group_id).await.pop()
+}
+
+async fn lags_of(state: &BrokerState, wanted: impl Fn(&str) -> bool) -> Vec<GroupLag> {
     let groups = state.group_coordinator.list_groups().unwrap_or_default();
-    let mut out = Vec::with_capacity(groups.len());
-    for g in groups {
+    let mut out = Vec::new();
+    for g in groups.into_iter().filter(|g| wanted(&g.group_id)) {
         let Ok(offsets) = state.group_coordinator.fetch_offsets(&g.group_id, None) else {
             continue;
         };
@@ -103,12 +112,12 @@ pub async fn group_lags(state: &BrokerState) -> Vec<GroupLag> {
             partitions,
         });
     }
-    let wanted: Vec<TopicPartition> = out
+    let partitions: Vec<TopicPartition> = out
         .iter()
         .flat_map(|g| g.partitions.iter())
         .map(|p| TopicPartition::new(p.topic.clone(), p.partition))
         .collect();
-    let ends = state.end_offsets.end_offsets(state, &wanted).await;
+    let ends = state.end_offsets.end_offsets(state, &partitions).await;
     for g in &mut out {
         for p in &mut g.partitions {
             let tp = TopicPartition::new(p.topic.clone(), p.partition);

@@ -8,6 +8,7 @@
 
 pub mod authorizer;
 pub mod config;
+pub mod console_host;
 pub mod controller;
 /// The coordinators live in `oxka-coordinator`; the old path still works.
 pub use oxka_coordinator as coordinator;

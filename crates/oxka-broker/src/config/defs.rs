@@ -517,6 +517,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Milliseconds before a forced fsync."
     ),
     def!(
+        "http.console.actions.enable",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        "oxka: the web console's changes (create/delete topics, add partitions, change topic configs, reset group offsets); off, they are refused with 403 and not offered."
+    ),
+    def!(
         "log.flush.scheduler.interval.ms",
         Long,
         Some(LONG_MAX),
