@@ -301,7 +301,8 @@ async fn refuse_large_body(
 
 /// The one router: every feature's routes merged.
 pub fn routes(ctx: HttpContext) -> Router {
-    health::routes(ctx)
+    let console = crate::console_host::routes(ctx.state.clone());
+    health::routes(ctx).merge(console)
 }
 
 #[cfg(test)]
