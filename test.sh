@@ -2,9 +2,10 @@
 # Runs every oxka test on this machine, installing what it needs first:
 #   cmake (librdkafka is built from source for the rdkafka integration tests),
 #   a Python venv with kafka-python and confluent-kafka, kcat, Go and
-#   Debian's sarama 1.22 (golang-github-shopify-sarama-dev), Maven.
+#   Debian's sarama 1.22 (golang-github-shopify-sarama-dev), Maven,
+#   Debian's chromium and chromium-driver (Selenium is in the venv).
 # Then: cargo fmt/clippy checks, unit + integration tests (cargo test),
-# the Python client tests, the sarama 1.22 test, the Java client tests
+# the Python client tests, the web console in a browser, the sarama 1.22 test, the Java client tests
 # (tests/java), and the shared conformance suite.
 #
 #   ./test.sh              everything
@@ -58,6 +59,11 @@ fi
 
 say "Python client tests (kafka-python, confluent-kafka)"
 OXKA_BIN="$TARGET/debug/oxka" "$VENV/bin/python" -m pytest -c tests/python/pytest.ini tests/python -q
+
+say "web console in a browser (chromium, chromium-driver, Selenium)"
+{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } \
+    || { say "installing chromium and chromium-driver"; apt_install chromium chromium-driver; }
+OXKA_BIN="$TARGET/debug/oxka" "$VENV/bin/python" -m pytest -c tests/console/pytest.ini tests/console -q
 
 say "sarama 1.22 (request versions Kafka 4.0 removed, KIP-896)"
 command -v go >/dev/null || { say "installing Go"; apt_install golang-go; }

@@ -495,7 +495,11 @@ impl ConsoleSource for BrokerConsole {
         for p in self.state.replica_manager.all_partitions() {
             if p.is_leader() {
                 let hw = p.high_watermark();
-                messages_in += hw;
+                // like Kafka's MessagesInPerSec: records clients produced,
+                // not the coordinators' own writes
+                if !is_internal(&p.tp.topic) {
+                    messages_in += hw;
+                }
                 *topics.entry(p.tp.topic.clone()).or_default() += hw;
             }
         }
@@ -596,6 +600,10 @@ impl ConsoleSource for BrokerConsole {
             }
         }
     }
+}
+
+fn is_internal(topic: &str) -> bool {
+    topic == "__consumer_offsets" || topic == "__transaction_state"
 }
 
 fn config_row(c: oxka_client::admin::ConfigEntry) -> ConfigRow {
