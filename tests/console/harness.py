@@ -138,3 +138,59 @@ def commit(bootstrap, group, topic, offsets):
 def get_json(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.load(r)
+
+
+class ConsoleCluster:
+    """`n` nodes, each a broker and a voter of the metadata quorum, each
+    with its own console; nodes[i].url and .bootstrap as ConsoleBroker."""
+
+    def __init__(self, n=3):
+        self.nodes = [ConsoleBroker() for _ in range(n)]
+        for i, node in enumerate(self.nodes):
+            node.node_id = i + 1
+            node.controller_port = free_port()
+        voters = ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}" for x in self.nodes)
+        for node in self.nodes:
+            node.overrides = [
+                f"node.id={node.node_id}",
+                "process.roles=broker,controller",
+                f"listeners=PLAINTEXT://127.0.0.1:{node.port},"
+                f"CONTROLLER://127.0.0.1:{node.controller_port}",
+                "controller.listener.names=CONTROLLER",
+                f"controller.quorum.voters={voters}",
+                f"log.dirs={node.data}",
+            ]
+
+    @property
+    def bootstrap(self):
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def start(self):
+        # every node waits for a quorum before it prints its start-up line
+        procs = []
+        for node in self.nodes:
+            args = [node.bin, "broker", "--log-level", "warn",
+                    "--override", f"http.listeners=http://127.0.0.1:{node.http_port}"]
+            for o in node.overrides:
+                args += ["--override", o]
+            node.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=None,
+                                         start_new_session=True)
+            procs.append(node.proc)
+        for node in self.nodes:
+            line = node.proc.stdout.readline().decode()
+            assert "started" in line, f"node {node.node_id} did not start: {line!r}"
+        for node in self.nodes:
+            wait_for(lambda: _answers(node.url), what=f"console of node {node.node_id}")
+        return self
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()
+
+
+def _answers(url):
+    try:
+        with urllib.request.urlopen(url + "/", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False

@@ -361,31 +361,27 @@ impl ConsoleSource for BrokerConsole {
         cfg.set("fetch.max.bytes", BROWSE_FETCH_BYTES);
         let mut consumer = Consumer::new(&cfg).map_err(|e| e.to_string())?;
         consumer.assign(tps.clone()).map_err(|e| e.to_string())?;
-        match req.from {
-            BrowseFrom::Latest => {
-                let starts = self
-                    .bounded(
-                        "start offsets",
-                        admin.list_offsets(&tps, OffsetSpec::Earliest),
-                    )
-                    .await?;
-                for tp in &tps {
-                    let end = ends.get(tp).copied().unwrap_or(0);
-                    let start = starts.get(tp).copied().unwrap_or(0);
-                    consumer
-                        .seek(tp, (end - limit as i64).max(start))
-                        .map_err(|e| e.to_string())?;
-                }
+        let starts = self
+            .bounded(
+                "start offsets",
+                admin.list_offsets(&tps, OffsetSpec::Earliest),
+            )
+            .await?;
+        for tp in &tps {
+            let end = ends.get(tp).copied().unwrap_or(0);
+            let start = starts.get(tp).copied().unwrap_or(0).min(end);
+            // an offset outside the log starts at its nearest end rather
+            // than being reset by `auto.offset.reset`
+            match req.from {
+                BrowseFrom::Latest => consumer.seek(tp, (end - limit as i64).max(start)),
+                BrowseFrom::Offset(o) => consumer.seek(tp, o.clamp(start, end)),
+                BrowseFrom::Timestamp(_) => Ok(()),
             }
-            BrowseFrom::Offset(o) => {
-                for tp in &tps {
-                    consumer.seek(tp, o.max(0)).map_err(|e| e.to_string())?;
-                }
-            }
-            BrowseFrom::Timestamp(ts) => {
-                self.bounded("seek to time", consumer.seek_to_timestamp(&tps, ts))
-                    .await?;
-            }
+            .map_err(|e| e.to_string())?;
+        }
+        if let BrowseFrom::Timestamp(ts) = req.from {
+            self.bounded("seek to time", consumer.seek_to_timestamp(&tps, ts))
+                .await?;
         }
         // read until every partition reached its end offset, the limit
         // per partition, or the time is up
