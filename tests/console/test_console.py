@@ -215,3 +215,27 @@ def commit_free_lag(bootstrap, group, topic):
         return high - tp.offset
     finally:
         c.close()
+
+
+def test_a_kip848_group_shows_its_members_and_assignment(driver, readonly, data):
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": readonly.bootstrap, "group.id": "console-848",
+                  "group.protocol": "consumer", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "client.id": "reader-848"})
+    try:
+        c.subscribe([TOPIC])
+        got = []
+        wait_for(lambda: got.extend(c.consume(10, timeout=0.5)) or len(got) >= 10,
+                 timeout=30, what="records of the KIP-848 group")
+        c.commit(asynchronous=False)
+        driver.get(readonly.url + "/groups/console-848")
+        text = driver.find_element(By.TAG_NAME, "main").text
+        assert "consumer group" in text and "Stable" in text
+        members = cells(driver, "members")
+        assert len(members) == 1 and members[0][1] == "reader-848"
+        assert members[0][3] == f"{TOPIC}: 0, 1, 2"
+        lag = cells(driver, "lag")
+        assert [(int(r[1]), int(r[4])) for r in lag] == [(0, 0), (1, 0), (2, 0)]
+        assert all(r[5] == members[0][0] for r in lag), "each partition's member"
+    finally:
+        c.close()
