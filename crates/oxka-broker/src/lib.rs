@@ -19,6 +19,7 @@ pub mod http;
 pub mod limits;
 pub mod memory;
 pub mod metadata;
+pub mod metrics;
 pub mod network;
 pub mod quorum;
 pub mod replica_manager;

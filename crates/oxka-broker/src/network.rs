@@ -19,13 +19,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::RequestTiming;
 use crate::request::{self, Outcome};
 use crate::server::BrokerState;
 
@@ -122,18 +123,25 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_CHUNK, read_half);
-    let (tx, mut rx) = mpsc::channel::<Response>(RESPONSE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<(Response, Option<RequestTiming>)>(RESPONSE_QUEUE);
     let peer = info.peer;
+    let metrics = state.metrics.clone();
     let writer = tokio::spawn(async move {
-        while let Some(resp) = rx.recv().await {
+        while let Some((resp, timing)) = rx.recv().await {
+            let picked = timing.map(|_| Instant::now());
             if let Err(e) = send::write_response(&mut write_half, &resp).await {
                 tracing::debug!(%peer, error = %e, "closing connection: response not sent");
                 break;
+            }
+            if let Some(t) = timing {
+                metrics.requests.completed(&t, picked, Some(Instant::now()));
             }
         }
         let _ = write_half.shutdown().await;
     });
     let max = state.config.socket_request_max_bytes;
+    // RequestMetrics' stage times (metrics.instrumentation.enable)
+    let timed = state.metrics.enabled;
     let idle = Duration::from_millis(state.idle_timeout_ms);
     loop {
         let frame = tokio::select! {
@@ -152,21 +160,50 @@ pub async fn serve_connection(
                 }
             },
         };
-        let Ok(permit) = state.request_slots.clone().acquire_owned().await else {
-            break;
+        let received = timed.then(Instant::now);
+        let permit = match state.request_slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                state.metrics.network.queued(1);
+                let p = state.request_slots.clone().acquire_owned().await;
+                state.metrics.network.queued(-1);
+                let Ok(p) = p else { break };
+                p
+            }
         };
         let (frame, reservation) = frame;
+        // the frame reader guarantees the 8 header bytes
+        let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+        state
+            .metrics
+            .requests
+            .received(api_key, i16::from_be_bytes([frame[2], frame[3]]));
+        let dequeued = timed.then(Instant::now);
         let slot = request::RequestSlot::new(permit);
         let outcome = request::handle_frame_in_slot(&state, &info, &slot, frame.freeze()).await;
         // the request's bytes are no longer held
         drop(reservation);
+        let timing = match (received, dequeued) {
+            (Some(received), Some(dequeued)) => Some(RequestTiming {
+                api_key,
+                received,
+                dequeued,
+                parked: slot.parked_at(),
+                handled: Instant::now(),
+            }),
+            _ => None,
+        };
         match outcome {
             Outcome::Respond(resp) => {
-                if tx.send(resp).await.is_err() {
+                if tx.send((resp, timing)).await.is_err() {
                     break;
                 }
             }
-            Outcome::NoResponse => {}
+            Outcome::NoResponse => {
+                if let Some(t) = timing {
+                    state.metrics.requests.completed(&t, None, None);
+                }
+            }
             Outcome::Close(reason) => {
                 tracing::debug!(peer = %info.peer, %reason, "closing connection");
                 break;

@@ -39,6 +39,9 @@ pub struct Partition {
     leader: AtomicBool,
     /// Roles, ISR and followers' progress. Lock order: the log first.
     state: Mutex<ReplicaState>,
+    /// The topic's BrokerTopicMetrics, looked up once here so the produce
+    /// and fetch paths count without a map lookup.
+    pub stats: Arc<crate::metrics::TopicStats>,
 }
 
 impl Partition {
@@ -203,6 +206,12 @@ pub struct ReplicaManager {
     roles_taken: AtomicBool,
     /// The broker epoch this incarnation registered with; -1 before.
     registered_epoch: AtomicI64,
+    /// Per-topic BrokerTopicMetrics of the partitions hosted here.
+    topic_stats: crate::metrics::BrokerTopicStats,
+    /// ISR changes proposed by partitions led here (IsrShrinksPerSec,
+    /// IsrExpandsPerSec).
+    isr_shrinks: std::sync::atomic::AtomicU64,
+    isr_expands: std::sync::atomic::AtomicU64,
 }
 
 impl ReplicaManager {
@@ -231,7 +240,28 @@ impl ReplicaManager {
             roles_enabled: AtomicBool::new(true),
             roles_taken: AtomicBool::new(true),
             registered_epoch: AtomicI64::new(-1),
+            topic_stats: crate::metrics::BrokerTopicStats::new(true),
+            isr_shrinks: Default::default(),
+            isr_expands: Default::default(),
         }
+    }
+
+    /// `metrics.instrumentation.enable=false`: topic metrics record
+    /// nothing. Before any partition is hosted.
+    pub fn disable_instrumentation(&mut self) {
+        self.topic_stats = crate::metrics::BrokerTopicStats::new(false);
+    }
+
+    pub fn topic_stats(&self) -> &crate::metrics::BrokerTopicStats {
+        &self.topic_stats
+    }
+
+    /// (ISR shrinks, ISR expansions) proposed so far.
+    pub fn isr_changes_proposed(&self) -> (u64, u64) {
+        (
+            self.isr_shrinks.load(Ordering::Relaxed),
+            self.isr_expands.load(Ordering::Relaxed),
+        )
     }
 
     /// Holds roles back until [`Self::maybe_enable_roles`] finds this
@@ -399,6 +429,7 @@ impl ReplicaManager {
                 isr_size: AtomicI32::new(p.isr.len() as i32),
                 leader: AtomicBool::new(false),
                 state: Mutex::new(ReplicaState::new(self.node_id)),
+                stats: self.topic_stats.topic(&tp.topic),
             });
             self.partitions.write().insert(tp, partition.clone());
             self.apply_partition(&partition, p);
@@ -482,6 +513,7 @@ impl ReplicaManager {
             .filter(|tp| tp.topic == topic)
             .cloned()
             .collect();
+        self.topic_stats.remove_topic(topic);
         self.remove_partitions(&hosted)
     }
 
@@ -791,6 +823,7 @@ impl ReplicaManager {
         }
         if let Some(change) = expand {
             tracing::info!(partition = %partition.tp, replica, isr = ?change.isr, "expanding the ISR");
+            self.isr_expands.fetch_add(1, Ordering::Relaxed);
             self.queue_isr_change(change);
         }
     }
@@ -816,6 +849,7 @@ impl ReplicaManager {
             };
             if let Some(change) = change {
                 tracing::info!(partition = %p.tp, isr = ?change.isr, "shrinking the ISR: a follower is out of sync");
+                self.isr_shrinks.fetch_add(1, Ordering::Relaxed);
                 self.queue_isr_change(change);
             }
         }
@@ -889,6 +923,7 @@ impl ReplicaManager {
                         self.log_manager.refresh_free_space();
                     }
                 })?;
+            partition.stats.replicated_in(records.len() as u64);
             if log.num_segments() != segments_before {
                 self.log_manager.schedule_retention_check_for(tp, &log);
             }

@@ -33,16 +33,36 @@ pub struct RequestContext<'a> {
 /// request queue: otherwise a few hundred idle consumers would hold every
 /// slot and stall all other clients for up to a rebalance timeout.
 #[derive(Default)]
-pub struct RequestSlot(parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>);
+pub struct RequestSlot(parking_lot::Mutex<SlotState>);
+
+#[derive(Default)]
+struct SlotState {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// When the request was first parked: its local time ends there and
+    /// its remote (purgatory) time begins (RequestMetrics).
+    parked: Option<std::time::Instant>,
+}
 
 impl RequestSlot {
     pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> RequestSlot {
-        RequestSlot(parking_lot::Mutex::new(Some(permit)))
+        RequestSlot(parking_lot::Mutex::new(SlotState {
+            permit: Some(permit),
+            parked: None,
+        }))
     }
 
     /// Frees the slot while the request waits; idempotent.
     pub fn release(&self) {
-        self.0.lock().take();
+        let mut s = self.0.lock();
+        if s.parked.is_none() {
+            s.parked = Some(std::time::Instant::now());
+        }
+        s.permit.take();
+    }
+
+    /// When the request was parked, if it was.
+    pub fn parked_at(&self) -> Option<std::time::Instant> {
+        self.0.lock().parked
     }
 }
 

@@ -69,6 +69,9 @@ pub struct BrokerState {
     pub end_offsets: crate::group_lag::EndOffsetCache,
     /// Flips to true when the broker is stopping; long polls end early.
     pub shutdown: watch::Receiver<bool>,
+    /// Request, network and process metrics (`/metrics`); topic metrics
+    /// live with the partitions in the replica manager.
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
 }
 
 pub use oxka_log::now_ms;
@@ -144,11 +147,13 @@ impl Broker {
             config.node_id,
             crate::replication::fetcher::FetcherSettings::from_config(&config),
         ));
-        let replica_manager = Arc::new(ReplicaManager::with_fetchers(
-            config.node_id,
-            log_manager.clone(),
-            fetchers,
-        ));
+        let instrumented = crate::metrics::BrokerMetrics::enabled_in(&config);
+        let mut replica_manager =
+            ReplicaManager::with_fetchers(config.node_id, log_manager.clone(), fetchers);
+        if !instrumented {
+            replica_manager.disable_instrumentation();
+        }
+        let replica_manager = Arc::new(replica_manager);
         replica_manager
             .fetchers()
             .set_replica_manager(&replica_manager);
@@ -231,6 +236,7 @@ impl Broker {
             idle_timeout_ms,
             end_offsets: Default::default(),
             shutdown: shutdown_rx,
+            metrics: Arc::new(crate::metrics::BrokerMetrics::new(instrumented)),
         });
         Ok(Broker {
             state,
@@ -273,9 +279,11 @@ impl Broker {
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(
             tokio::net::TcpStream,
             crate::network::ConnectionGuard,
+            Arc<crate::metrics::ListenerStats>,
         )>(64);
         let mut acceptors = JoinSet::new();
-        for listener in listeners {
+        for (listener, config) in listeners.into_iter().zip(&state.config.listeners) {
+            let stats = state.metrics.network.listener(&config.name);
             let tx = conn_tx.clone();
             let mut shutdown = state.shutdown.clone();
             let quotas = state.connection_quotas.clone();
@@ -295,7 +303,7 @@ impl Broker {
                                         continue;
                                     }
                                 };
-                                if tx.send((stream, guard)).await.is_err() {
+                                if tx.send((stream, guard, stats.clone())).await.is_err() {
                                     break;
                                 }
                             }
@@ -342,11 +350,14 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                Some((stream, guard)) = conn_rx.recv() => {
+                Some((stream, guard, stats)) = conn_rx.recv() => {
                     let st = state.clone();
                     let shutdown = state.shutdown.clone();
+                    st.metrics.network.opened(&stats);
                     connections.spawn(async move {
+                        let metrics = st.metrics.clone();
                         crate::network::serve_connection(st, stream, shutdown).await;
+                        metrics.network.closed(&stats);
                         drop(guard);
                     });
                 }

@@ -142,3 +142,401 @@ fn limits_bound_connections_and_bodies() {
     let (status, _, _) = get(&addr, "/health/live", None);
     assert_eq!(status, 200);
 }
+
+/// The Prometheus text exposition of a node, parsed: every sample line
+/// must be `name{labels} value` with a valid name and number, every family
+/// must have a TYPE, and `prometheus-parse` must read it.
+fn scrape(addr: &str) -> Vec<prometheus_parse::Sample> {
+    let (status, head, body) = get(addr, "/metrics", None);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let mut typed = std::collections::BTreeSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut w = rest.split(' ');
+            let name = w.next().unwrap_or("");
+            let ty = w.next().unwrap_or("");
+            assert!(
+                ["counter", "gauge", "histogram", "untyped", "summary"].contains(&ty),
+                "bad TYPE line {line:?}"
+            );
+            assert!(typed.insert(name.to_string()), "family {name} typed twice");
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value in {line:?}"
+        );
+        let name = series.split('{').next().unwrap_or("");
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "bad metric name in {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "bad labels in {line:?}"
+            );
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "sample {name} has no TYPE line");
+    }
+    let parsed = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses");
+    assert!(!parsed.samples.is_empty());
+    parsed.samples
+}
+
+/// The value of the one sample `name` whose labels include `labels`
+/// (summed over the samples that match, e.g. every version).
+fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<&prometheus_parse::Sample> = samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert!(!matching.is_empty(), "no sample {name} {labels:?}");
+    matching
+        .iter()
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a plain value"),
+        })
+        .sum()
+}
+
+fn unlabelled(samples: &[prometheus_parse::Sample], name: &str) -> f64 {
+    let s = samples
+        .iter()
+        .find(|s| s.metric == name && s.labels.is_empty())
+        .unwrap_or_else(|| panic!("no unlabelled sample {name}"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a plain value"),
+    }
+}
+
+#[test]
+fn metrics_follow_what_clients_did() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::Message;
+
+    let b = http_broker(&["group.initial.rebalance.delay.ms=0"]);
+    let addr = b.http.clone().expect("HTTP listener");
+    let topic = common::unique("metrics");
+    let group = common::unique("metrics-group");
+    let a = common::admin_client(&b.bootstrap());
+    let opts = rdkafka::admin::AdminOptions::new();
+    for r in common::block_on(a.create_topics(
+        &[rdkafka::admin::NewTopic::new(
+            &topic,
+            1,
+            rdkafka::admin::TopicReplication::Fixed(1),
+        )],
+        &opts,
+    ))
+    .expect("create topic")
+    {
+        r.expect("topic created");
+    }
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    const N: usize = 100;
+    let mut value_bytes = 0;
+    common::block_on(async {
+        for i in 0..N {
+            let v = format!("value-{i}");
+            value_bytes += v.len();
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&topic).payload(&v),
+                    Duration::from_secs(30),
+                )
+                .await
+                .expect("delivered");
+        }
+    });
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut got = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while got < N {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumed {got} of {N}"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            m.expect("message").payload().expect("payload");
+            got += 1;
+        }
+    }
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+
+    let s = scrape(&addr);
+    let t = [("topic", topic.as_str())];
+    let p = [("topic", topic.as_str()), ("partition", "0")];
+    assert_eq!(
+        value(&s, "kafka_server_brokertopicmetrics_messagesin_total", &t),
+        N as f64
+    );
+    assert!(unlabelled(&s, "kafka_server_brokertopicmetrics_messagesin_total") >= N as f64);
+    let bytes_in = value(&s, "kafka_server_brokertopicmetrics_bytesin_total", &t);
+    assert!(bytes_in > value_bytes as f64, "bytes in {bytes_in}");
+    assert!(value(&s, "kafka_server_brokertopicmetrics_bytesout_total", &t) > 0.0);
+    assert!(
+        value(
+            &s,
+            "kafka_server_brokertopicmetrics_totalproducerequests_total",
+            &t
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &s,
+            "kafka_server_brokertopicmetrics_totalfetchrequests_total",
+            &t
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "kafka_server_brokertopicmetrics_failedproducerequests_total",
+            &t
+        ),
+        0.0
+    );
+    assert!(
+        value(
+            &s,
+            "kafka_network_requestmetrics_requests_total",
+            &[("request", "Produce")]
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &s,
+            "kafka_network_requestmetrics_requests_total",
+            &[("request", "Fetch")]
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &s,
+            "kafka_network_requestmetrics_errors_total",
+            &[("request", "Produce"), ("error", "NONE")]
+        ) >= 1.0
+    );
+    // histograms: prometheus-parse folds the buckets into one sample
+    let total_time = s
+        .iter()
+        .find(|x| {
+            x.metric == "kafka_network_requestmetrics_totaltimems"
+                && x.labels.get("request") == Some("Produce")
+        })
+        .expect("Produce's total time");
+    match &total_time.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert!(
+                buckets.last().is_some_and(|b| b.count >= 1.0),
+                "{buckets:?}"
+            )
+        }
+        v => panic!("total time is {v:?}"),
+    }
+    assert_eq!(value(&s, "kafka_log_log_logendoffset", &p), N as f64);
+    assert_eq!(value(&s, "kafka_log_log_logstartoffset", &p), 0.0);
+    assert!(value(&s, "kafka_log_log_size", &p) >= bytes_in);
+    assert_eq!(value(&s, "kafka_log_log_numlogsegments", &p), 1.0);
+    assert_eq!(
+        unlabelled(&s, "kafka_server_replicamanager_underreplicatedpartitions"),
+        0.0
+    );
+    assert_eq!(
+        unlabelled(&s, "kafka_server_replicamanager_underminisrpartitioncount"),
+        0.0
+    );
+    assert!(unlabelled(&s, "kafka_server_replicamanager_leadercount") >= 1.0);
+    assert_eq!(
+        unlabelled(&s, "kafka_controller_kafkacontroller_activecontrollercount"),
+        1.0
+    );
+    assert_eq!(
+        unlabelled(
+            &s,
+            "kafka_controller_kafkacontroller_offlinepartitionscount"
+        ),
+        0.0
+    );
+    assert!(
+        value(
+            &s,
+            "kafka_server_socket_server_metrics_connection_count",
+            &[("listener", "PLAINTEXT")]
+        ) >= 1.0
+    );
+    assert!(unlabelled(&s, "process_resident_memory_bytes") > 0.0);
+    assert!(unlabelled(&s, "process_open_fds") > 0.0);
+    assert_eq!(unlabelled(&s, "kafka_server_kafkaserver_brokerstate"), 3.0);
+    // the group's lag: 0 after its commit, then what was produced since
+    let g = [
+        ("consumergroup", group.as_str()),
+        ("topic", topic.as_str()),
+        ("partition", "0"),
+    ];
+    assert_eq!(value(&s, "kafka_consumergroup_lag", &g), 0.0);
+    assert_eq!(
+        value(&s, "kafka_consumergroup_current_offset", &g),
+        N as f64
+    );
+    common::block_on(async {
+        for _ in 0..7 {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&topic).payload("more"),
+                    Duration::from_secs(30),
+                )
+                .await
+                .expect("delivered");
+        }
+    });
+    let s = scrape(&addr);
+    assert_eq!(value(&s, "kafka_consumergroup_lag", &g), 7.0);
+    assert_eq!(
+        value(&s, "kafka_server_brokertopicmetrics_messagesin_total", &t),
+        (N + 7) as f64
+    );
+
+    // OpenMetrics when asked for
+    let (status, head, body) = get(
+        &addr,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    assert!(body.contains("# TYPE kafka_server_brokertopicmetrics_messagesin counter\n"));
+    assert!(body.contains("# TYPE oxka_build info\n"));
+}
+
+#[test]
+fn instrumentation_off_leaves_counters_at_zero() {
+    let b = http_broker(&["metrics.instrumentation.enable=false"]);
+    let addr = b.http.clone().expect("HTTP listener");
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("consumer");
+    use rdkafka::consumer::Consumer;
+    consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    let s = scrape(&addr);
+    assert!(!s
+        .iter()
+        .any(|x| x.metric == "kafka_network_requestmetrics_requests_total"));
+    // state is still read at scrape time
+    assert_eq!(
+        unlabelled(&s, "kafka_controller_kafkacontroller_activecontrollercount"),
+        1.0
+    );
+}
+
+#[test]
+fn under_replicated_partitions_when_a_follower_dies() {
+    use common::cluster::{wait_for, TestCluster};
+    let extra = [
+        "broker.session.timeout.ms=2000",
+        "broker.heartbeat.interval.ms=200",
+        "replica.lag.time.max.ms=2000",
+        "replica.fetch.wait.max.ms=200",
+        "replica.fetch.backoff.ms=200",
+        "http.listeners=http://127.0.0.1:0",
+    ];
+    let mut c = TestCluster::start(3, 0, 0, &extra);
+    let topic = common::unique("urp");
+    let a = common::admin_client(&c.bootstrap());
+    let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
+    for r in common::block_on(a.create_topics(
+        &[rdkafka::admin::NewTopic::new(
+            &topic,
+            3,
+            rdkafka::admin::TopicReplication::Fixed(3),
+        )],
+        &opts,
+    ))
+    .expect("create topic")
+    {
+        r.expect("topic created");
+    }
+    let urp = |c: &TestCluster, id: i32| -> Option<f64> {
+        let addr = c.node(id).http.clone()?;
+        let s = scrape(&addr);
+        Some(unlabelled(
+            &s,
+            "kafka_server_replicamanager_underreplicatedpartitions",
+        ))
+    };
+    // every ISR full: no node reports an under-replicated partition
+    wait_for(Duration::from_secs(60), "full ISRs", || {
+        let total: f64 = [1, 2, 3].iter().filter_map(|id| urp(&c, *id)).sum();
+        (total == 0.0).then_some(())
+    });
+    c.kill9(3);
+    // the leaders of the partitions node 3 followed see it leave the ISR
+    wait_for(
+        Duration::from_secs(60),
+        "under-replicated partitions",
+        || {
+            let total: f64 = [1, 2].iter().filter_map(|id| urp(&c, *id)).sum();
+            (total > 0.0).then_some(())
+        },
+    );
+    let addr = c.node(1).http.clone().expect("HTTP listener");
+    let s = scrape(&addr);
+    let shrinks: f64 = [1, 2]
+        .iter()
+        .map(|id| {
+            let s = scrape(c.node(*id).http.as_deref().expect("HTTP"));
+            unlabelled(&s, "kafka_server_replicamanager_isrshrinks_total")
+        })
+        .sum();
+    assert!(shrinks >= 1.0);
+    assert!(unlabelled(&s, "kafka_server_replicamanager_partitioncount") >= 3.0);
+}

@@ -559,6 +559,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "oxka: the largest HTTP request body accepted (413 beyond)."
     ),
     def!(
+        "metrics.instrumentation.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        "oxka: false stops counting request, topic and connection metrics on the request path (they stay 0 in /metrics; state such as log sizes is still read at scrape time). For measuring their cost."
+    ),
+    def!(
         "log.flush.offset.checkpoint.interval.ms",
         Int,
         Some("60000"),

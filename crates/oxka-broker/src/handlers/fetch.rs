@@ -60,11 +60,18 @@ pub async fn handle(
             || stopping
             || Instant::now() >= deadline
         {
+            state.metrics.requests.error(ctx.api_key, 0);
+            for p in read.responses.iter().flat_map(|t| t.partitions.iter()) {
+                state.metrics.requests.error(ctx.api_key, p.error_code);
+            }
             let mut reply = FetchReply::from(
                 FetchResponse::default()
                     .with_session_id(0)
                     .with_responses(read.responses),
             );
+            for (stats, bytes, failed) in &read.stats {
+                stats.fetched(read.from_follower, *bytes, *failed);
+            }
             for (topic, partition, region) in read.files {
                 // the indexes are those of the responses just built
                 let attached = reply.set_file_records(topic, partition, region);
@@ -92,6 +99,10 @@ struct ReadResult {
     bytes: usize,
     /// Some partition answered with an error (the fetch returns at once).
     errored: bool,
+    /// Per partition read: its topic's stats, record bytes, whether the
+    /// read failed (BrokerTopicMetrics, counted for the pass answered).
+    stats: Vec<(std::sync::Arc<crate::metrics::TopicStats>, u64, bool)>,
+    from_follower: bool,
 }
 
 fn read_all(
@@ -130,6 +141,7 @@ fn read_all(
     let read_committed = req.isolation_level == 1;
     let mut out = Vec::with_capacity(req.topics.len());
     let mut files = Vec::new();
+    let mut stats = Vec::new();
     for (topic_index, topic) in req.topics.iter().enumerate() {
         let info = if version >= 13 {
             image.topic_by_id(&topic.topic_id)
@@ -242,6 +254,7 @@ fn read_all(
                 match log.read_region(p.fetch_offset, limit, upper, min_one) {
                     Ok(data) => {
                         let n = data.len();
+                        stats.push((partition.stats.clone(), n as u64, false));
                         total += n;
                         budget = budget.saturating_sub(n);
                         let base = if read_committed && n > 0 {
@@ -267,7 +280,11 @@ fn read_all(
                     }
                     Err(e) => {
                         errored = true;
-                        if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                        // Kafka counts a failed fetch for errors other
+                        // than the partition's or the offset's state
+                        let failed = !matches!(e, LogError::OffsetOutOfRange { .. });
+                        stats.push((partition.stats.clone(), 0, failed));
+                        if failed {
                             tracing::error!(partition = %tp, error = %e, "fetch read failed");
                         }
                         with_error(base, log_error_code(&e))
@@ -286,6 +303,8 @@ fn read_all(
         files,
         bytes: total,
         errored,
+        stats,
+        from_follower: is_follower,
     }
 }
 

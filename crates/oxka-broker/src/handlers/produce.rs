@@ -107,12 +107,17 @@ pub async fn handle(
                                                 e.error, e.message,
                                             )
                                         })?;
-                                    let info = state.replica_manager.append_records(
-                                        &part,
-                                        records,
-                                        acks,
-                                        now_ms(),
-                                    )?;
+                                    let len = records.len() as u64;
+                                    let info = state
+                                        .replica_manager
+                                        .append_records(&part, records, acks, now_ms())
+                                        .inspect_err(|e| {
+                                            part.stats.produce_failed(
+                                                records_refused(e.error).then_some(len),
+                                            )
+                                        })?;
+                                    part.stats
+                                        .produced(info.num_records, info.valid_bytes as u64);
                                     Ok((info, part, epoch))
                                 });
                         match appended {
@@ -184,8 +189,24 @@ pub async fn handle(
             }
         }
     }
+    for p in responses.iter().flat_map(|t| t.partition_responses.iter()) {
+        state.metrics.requests.error(ctx.api_key, p.error_code);
+    }
     // acks=0 is answered (or the connection closed) by the dispatcher
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// The append refused the records themselves (Kafka's BytesRejectedPerSec
+/// counts these bytes), not the partition's state.
+fn records_refused(e: ResponseError) -> bool {
+    matches!(
+        e,
+        ResponseError::CorruptMessage
+            | ResponseError::MessageTooLarge
+            | ResponseError::RecordListTooLarge
+            | ResponseError::InvalidRecord
+            | ResponseError::InvalidTimestamp
+    )
 }
 
 /// An acks=all append waiting for its high watermark.

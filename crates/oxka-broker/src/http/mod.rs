@@ -34,6 +34,7 @@
 //! with the Kafka listeners. The limits above apply to every route.
 
 pub mod health;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -302,7 +303,9 @@ async fn refuse_large_body(
 /// The one router: every feature's routes merged.
 pub fn routes(ctx: HttpContext) -> Router {
     let console = crate::console_host::routes(ctx.state.clone());
-    health::routes(ctx).merge(console)
+    health::routes(ctx.clone())
+        .merge(metrics::routes(ctx))
+        .merge(console)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct Node {
     pub dir: PathBuf,
     child: Option<Child>,
     started: Option<mpsc::Receiver<String>>,
+    /// The HTTP listener's address from the start-up line, when it is on.
+    pub http: Option<String>,
 }
 
 pub struct TestCluster {
@@ -63,6 +65,7 @@ impl TestCluster {
                     dir: root.path().join(format!("node-{id}")),
                     child: None,
                     started: None,
+                    http: None,
                 });
                 id += 1;
             }
@@ -200,6 +203,12 @@ impl TestCluster {
             self.nodes[i].id,
             self.log_tail(self.nodes[i].id)
         );
+        self.nodes[i].http = line
+            .split_whitespace()
+            .skip_while(|w| *w != "http")
+            .nth(1)
+            .and_then(|a| a.strip_prefix("http://"))
+            .map(str::to_string);
     }
 
     pub fn log_tail(&self, id: i32) -> String {

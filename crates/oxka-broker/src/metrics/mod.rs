@@ -1,0 +1,461 @@
+//! The broker's metrics, named as the Prometheus JMX exporter's Kafka rules
+//! name Kafka's MBeans, so existing dashboards and alerts work unchanged
+//! (`docs/metrics.md` lists them all with the MBean each mirrors).
+//!
+//! Two kinds, kept apart on purpose:
+//!
+//! * Events on the request path (requests, their latency, bytes and
+//!   messages in and out, connections) are counted here, in plain atomics
+//!   reached without a lookup: per-API handles sit in an array indexed by
+//!   API key ([`RequestMetrics`]), per-topic handles ([`TopicStats`]) in
+//!   each hosted [`crate::replica_manager::Partition`]. Recording takes no
+//!   lock and allocates nothing.
+//! * Everything that is state (log sizes and offsets, partition and leader
+//!   counts, under-replicated partitions, the controller's view, groups and
+//!   their lag, the process) is read from the broker when `/metrics` is
+//!   scraped ([`collect`]), never kept up to date on the hot path.
+//!
+//! `metrics.instrumentation.enable=false` turns the first kind off (every
+//! record call returns at once); it exists to measure what they cost.
+
+pub mod collect;
+pub mod histogram;
+pub mod process;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::ApiKey;
+use parking_lot::RwLock;
+
+pub use histogram::Histogram;
+
+/// Kafka's BrokerTopicMetrics meters (as cumulative counts), for one topic
+/// or for all topics together.
+#[derive(Debug, Default)]
+pub struct TopicCounters {
+    pub messages_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub bytes_rejected: AtomicU64,
+    pub failed_produce_requests: AtomicU64,
+    pub failed_fetch_requests: AtomicU64,
+    pub total_produce_requests: AtomicU64,
+    pub total_fetch_requests: AtomicU64,
+    pub replication_bytes_in: AtomicU64,
+    pub replication_bytes_out: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// One topic's counters, shared by the topic's hosted partitions; every
+/// update also goes to the all-topics counters.
+#[derive(Debug)]
+pub struct TopicStats {
+    enabled: bool,
+    topic: TopicCounters,
+    all: Arc<TopicCounters>,
+}
+
+impl TopicStats {
+    pub fn counters(&self) -> &TopicCounters {
+        &self.topic
+    }
+
+    fn both(&self, f: impl Fn(&TopicCounters)) {
+        if self.enabled {
+            f(&self.topic);
+            f(&self.all);
+        }
+    }
+
+    /// A produce request's records for one partition, appended as leader.
+    pub fn produced(&self, messages: u64, bytes: u64) {
+        self.both(|c| {
+            add(&c.total_produce_requests, 1);
+            add(&c.messages_in, messages);
+            add(&c.bytes_in, bytes);
+        });
+    }
+
+    /// A produce to one partition that the log refused; `rejected_bytes`
+    /// when the records themselves were refused (invalid, too large).
+    pub fn produce_failed(&self, rejected_bytes: Option<u64>) {
+        self.both(|c| {
+            add(&c.total_produce_requests, 1);
+            add(&c.failed_produce_requests, 1);
+            if let Some(b) = rejected_bytes {
+                add(&c.bytes_rejected, b);
+            }
+        });
+    }
+
+    /// One partition of a Fetch answered with `bytes` of records.
+    pub fn fetched(&self, from_follower: bool, bytes: u64, failed: bool) {
+        self.both(|c| {
+            add(&c.total_fetch_requests, 1);
+            if failed {
+                add(&c.failed_fetch_requests, 1);
+            }
+            if from_follower {
+                add(&c.replication_bytes_out, bytes);
+            } else {
+                add(&c.bytes_out, bytes);
+            }
+        });
+    }
+
+    /// A follower appended `bytes` fetched from its leader.
+    pub fn replicated_in(&self, bytes: u64) {
+        self.both(|c| add(&c.replication_bytes_in, bytes));
+    }
+}
+
+/// The per-topic stats of this broker (Kafka's BrokerTopicStats): a topic
+/// gets its entry when its first partition is hosted here and loses it
+/// when the topic is deleted.
+#[derive(Debug)]
+pub struct BrokerTopicStats {
+    enabled: bool,
+    all: Arc<TopicCounters>,
+    topics: RwLock<HashMap<String, Arc<TopicStats>>>,
+}
+
+impl BrokerTopicStats {
+    pub fn new(enabled: bool) -> BrokerTopicStats {
+        BrokerTopicStats {
+            enabled,
+            all: Arc::new(TopicCounters::default()),
+            topics: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The handle a partition keeps (looked up once, when it is hosted).
+    pub fn topic(&self, topic: &str) -> Arc<TopicStats> {
+        if let Some(s) = self.topics.read().get(topic) {
+            return s.clone();
+        }
+        self.topics
+            .write()
+            .entry(topic.to_string())
+            .or_insert_with(|| {
+                Arc::new(TopicStats {
+                    enabled: self.enabled,
+                    topic: TopicCounters::default(),
+                    all: self.all.clone(),
+                })
+            })
+            .clone()
+    }
+
+    pub fn remove_topic(&self, topic: &str) {
+        self.topics.write().remove(topic);
+    }
+
+    pub fn all_topics(&self) -> &TopicCounters {
+        &self.all
+    }
+
+    /// (topic, stats), sorted by topic (scrape time).
+    pub fn snapshot(&self) -> Vec<(String, Arc<TopicStats>)> {
+        let mut v: Vec<(String, Arc<TopicStats>)> = self
+            .topics
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// Highest request version counted per API (higher ones share the last
+/// slot; no API is near it).
+pub const MAX_VERSION: usize = 31;
+/// Error codes counted: -1 (UNKNOWN_SERVER_ERROR) up to this.
+pub const MAX_ERROR_CODE: i16 = 159;
+
+/// Kafka's RequestMetrics for one API: RequestsPerSec by version,
+/// ErrorsPerSec by error code, and the time a request spends in each stage.
+#[derive(Debug)]
+pub struct ApiMetrics {
+    pub requests: [AtomicU64; MAX_VERSION + 1],
+    /// Index `code + 1`.
+    pub errors: Box<[AtomicU64]>,
+    pub request_queue_time: Histogram,
+    pub local_time: Histogram,
+    pub remote_time: Histogram,
+    pub response_queue_time: Histogram,
+    pub response_send_time: Histogram,
+    pub total_time: Histogram,
+}
+
+impl ApiMetrics {
+    fn new() -> ApiMetrics {
+        ApiMetrics {
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: (-1..=MAX_ERROR_CODE).map(|_| AtomicU64::new(0)).collect(),
+            request_queue_time: Histogram::default(),
+            local_time: Histogram::default(),
+            remote_time: Histogram::default(),
+            response_queue_time: Histogram::default(),
+            response_send_time: Histogram::default(),
+            total_time: Histogram::default(),
+        }
+    }
+}
+
+/// When a request passed each stage (Kafka's RequestChannel.Request
+/// timestamps), to split its total time.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTiming {
+    pub api_key: i16,
+    /// Its whole frame was read.
+    pub received: Instant,
+    /// It got a `queued.max.requests` slot and went to its handler.
+    pub dequeued: Instant,
+    /// It was parked (acks=all, a long poll, a join): local time ends and
+    /// remote time begins.
+    pub parked: Option<Instant>,
+    /// Its handler returned.
+    pub handled: Instant,
+}
+
+/// Every API's [`ApiMetrics`], indexed by API key.
+#[derive(Debug)]
+pub struct RequestMetrics {
+    enabled: bool,
+    apis: Box<[Option<ApiMetrics>]>,
+}
+
+impl RequestMetrics {
+    fn new(enabled: bool) -> RequestMetrics {
+        let max = crate::request::SUPPORTED_APIS
+            .iter()
+            .map(|k| *k as i16)
+            .max()
+            .unwrap_or(0) as usize;
+        let mut apis: Vec<Option<ApiMetrics>> = (0..=max).map(|_| None).collect();
+        for k in crate::request::SUPPORTED_APIS {
+            apis[*k as i16 as usize] = Some(ApiMetrics::new());
+        }
+        RequestMetrics {
+            enabled,
+            apis: apis.into_boxed_slice(),
+        }
+    }
+
+    pub fn api(&self, api_key: i16) -> Option<&ApiMetrics> {
+        if !self.enabled || api_key < 0 {
+            return None;
+        }
+        self.apis.get(api_key as usize).and_then(Option::as_ref)
+    }
+
+    /// (API, its metrics) for every API oxka serves (scrape time).
+    pub fn all(&self) -> impl Iterator<Item = (ApiKey, &ApiMetrics)> {
+        crate::request::SUPPORTED_APIS
+            .iter()
+            .filter_map(|k| Some((*k, self.apis.get(*k as i16 as usize)?.as_ref()?)))
+    }
+
+    /// A request of a served API arrived.
+    pub fn received(&self, api_key: i16, version: i16) {
+        if let Some(m) = self.api(api_key) {
+            let v = (version.max(0) as usize).min(MAX_VERSION);
+            m.requests[v].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An error code the response carries (Kafka counts NONE too).
+    pub fn error(&self, api_key: ApiKey, code: i16) {
+        if let Some(m) = self.api(api_key as i16) {
+            let i = (code.clamp(-1, MAX_ERROR_CODE) + 1) as usize;
+            m.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The request's response was written (`picked`: taken from the
+    /// connection's response queue; `sent`: written), or it had none
+    /// (both `None`).
+    pub fn completed(&self, t: &RequestTiming, picked: Option<Instant>, sent: Option<Instant>) {
+        let Some(m) = self.api(t.api_key) else {
+            return;
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        m.request_queue_time
+            .observe(ms(t.dequeued.saturating_duration_since(t.received)));
+        let local_end = t.parked.unwrap_or(t.handled);
+        m.local_time
+            .observe(ms(local_end.saturating_duration_since(t.dequeued)));
+        m.remote_time.observe(ms(t
+            .parked
+            .map_or(Duration::ZERO, |p| t.handled.saturating_duration_since(p))));
+        let picked = picked.unwrap_or(t.handled);
+        let sent = sent.unwrap_or(picked);
+        m.response_queue_time
+            .observe(ms(picked.saturating_duration_since(t.handled)));
+        m.response_send_time
+            .observe(ms(sent.saturating_duration_since(picked)));
+        m.total_time
+            .observe(ms(sent.saturating_duration_since(t.received)));
+    }
+}
+
+/// One Kafka listener's connection counts (Kafka's socket-server-metrics).
+#[derive(Debug)]
+pub struct ListenerStats {
+    pub name: String,
+    pub created: AtomicU64,
+    pub closed: AtomicU64,
+}
+
+/// Network metrics that are events.
+#[derive(Debug)]
+pub struct NetworkMetrics {
+    enabled: bool,
+    listeners: RwLock<Vec<Arc<ListenerStats>>>,
+    /// Requests read and waiting for a `queued.max.requests` slot.
+    pub request_queue_size: AtomicI64,
+}
+
+impl NetworkMetrics {
+    /// The handle a listener's accept loop keeps.
+    pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
+        let mut l = self.listeners.write();
+        if let Some(s) = l.iter().find(|s| s.name == name) {
+            return s.clone();
+        }
+        let s = Arc::new(ListenerStats {
+            name: name.to_string(),
+            created: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+        });
+        l.push(s.clone());
+        s
+    }
+
+    pub fn listeners(&self) -> Vec<Arc<ListenerStats>> {
+        self.listeners.read().clone()
+    }
+
+    pub fn opened(&self, l: &ListenerStats) {
+        if self.enabled {
+            l.created.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn closed(&self, l: &ListenerStats) {
+        if self.enabled {
+            l.closed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A request waits for a slot (only called when it must wait).
+    pub fn queued(&self, delta: i64) {
+        if self.enabled {
+            self.request_queue_size.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The event metrics of one broker.
+#[derive(Debug)]
+pub struct BrokerMetrics {
+    pub enabled: bool,
+    pub requests: RequestMetrics,
+    pub network: NetworkMetrics,
+    pub started: std::time::SystemTime,
+}
+
+impl BrokerMetrics {
+    pub fn new(enabled: bool) -> BrokerMetrics {
+        BrokerMetrics {
+            enabled,
+            requests: RequestMetrics::new(enabled),
+            network: NetworkMetrics {
+                enabled,
+                listeners: RwLock::new(Vec::new()),
+                request_queue_size: AtomicI64::new(0),
+            },
+            started: std::time::SystemTime::now(),
+        }
+    }
+
+    /// `metrics.instrumentation.enable` (default true).
+    pub fn enabled_in(config: &crate::config::KafkaConfig) -> bool {
+        config
+            .value("metrics.instrumentation.enable")
+            .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_updates_reach_the_all_topics_counters() {
+        let stats = BrokerTopicStats::new(true);
+        let a = stats.topic("a");
+        let b = stats.topic("b");
+        assert!(Arc::ptr_eq(&a, &stats.topic("a")));
+        a.produced(3, 300);
+        b.produced(2, 200);
+        b.produce_failed(Some(50));
+        a.fetched(false, 100, false);
+        a.fetched(true, 40, false);
+        let all = stats.all_topics();
+        assert_eq!(all.messages_in.load(Ordering::Relaxed), 5);
+        assert_eq!(all.bytes_in.load(Ordering::Relaxed), 500);
+        assert_eq!(all.bytes_rejected.load(Ordering::Relaxed), 50);
+        assert_eq!(all.total_produce_requests.load(Ordering::Relaxed), 3);
+        assert_eq!(all.bytes_out.load(Ordering::Relaxed), 100);
+        assert_eq!(all.replication_bytes_out.load(Ordering::Relaxed), 40);
+        assert_eq!(a.counters().messages_in.load(Ordering::Relaxed), 3);
+        stats.remove_topic("a");
+        assert_eq!(stats.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn disabled_records_nothing() {
+        let stats = BrokerTopicStats::new(false);
+        stats.topic("a").produced(3, 300);
+        assert_eq!(stats.all_topics().messages_in.load(Ordering::Relaxed), 0);
+        let m = BrokerMetrics::new(false);
+        m.requests.received(ApiKey::Produce as i16, 9);
+        assert!(m.requests.api(ApiKey::Produce as i16).is_none());
+    }
+
+    #[test]
+    fn request_stages_add_up() {
+        let m = BrokerMetrics::new(true);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let t = RequestTiming {
+            api_key: ApiKey::Produce as i16,
+            received: t0,
+            dequeued: t0 + ms(1),
+            parked: Some(t0 + ms(3)),
+            handled: t0 + ms(10),
+        };
+        m.requests.received(ApiKey::Produce as i16, 9);
+        m.requests
+            .completed(&t, Some(t0 + ms(11)), Some(t0 + ms(15)));
+        let p = m.requests.api(ApiKey::Produce as i16).unwrap();
+        assert_eq!(p.requests[9].load(Ordering::Relaxed), 1);
+        let sum = |h: &Histogram| h.snapshot().sum;
+        let parts = sum(&p.request_queue_time)
+            + sum(&p.local_time)
+            + sum(&p.remote_time)
+            + sum(&p.response_queue_time)
+            + sum(&p.response_send_time);
+        assert!((parts - sum(&p.total_time)).abs() < 1e-6, "{parts}");
+        assert!((sum(&p.total_time) - 15.0).abs() < 1e-6);
+        assert!((sum(&p.remote_time) - 7.0).abs() < 1e-6);
+    }
+}
