@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from harness import commit, create_topic, produce, wait_for
+from harness import commit, create_topic, get_json, produce, wait_for
 
 TOPIC = "console-orders"
 GROUP = "console-billing"
@@ -77,6 +77,15 @@ def test_group_lag_matches_the_clients_view(driver, readonly, data):
     wait_for(lambda: int(driver.find_element(By.CSS_SELECTOR, "[data-chart=lag]")
                          .get_attribute("data-points") or 0) >= 1,
              timeout=30, what="lag history")
+
+
+def test_throughput_counts_what_was_produced(readonly, data):
+    """The sampler's history holds the produce of the data fixture (the
+    broker's request counters, as /metrics has them)."""
+    def produced():
+        d = get_json(readonly.url + "/api/throughput")["data"]
+        return any(m and m > 0 for m in d[1]) and any(b and b > 0 for b in d[2])
+    wait_for(produced, timeout=30, what="messages and bytes in")
 
 
 def test_message_browser_shows_a_produced_record(driver, readonly, data):

@@ -486,31 +486,38 @@ impl ConsoleSource for BrokerConsole {
     }
 
     async fn sample(&self) -> Sample {
-        let mut topics: BTreeMap<String, i64> = BTreeMap::new();
-        let mut messages_in = 0;
-        for p in self.state.replica_manager.all_partitions() {
-            if p.is_leader() {
-                let hw = p.high_watermark();
-                // like Kafka's MessagesInPerSec: records clients produced,
-                // not the coordinators' own writes
-                if !is_internal(&p.tp.topic) {
-                    messages_in += hw;
-                }
-                *topics.entry(p.tp.topic.clone()).or_default() += hw;
-            }
-        }
+        // the request counters `/metrics` exports (Kafka's
+        // BrokerTopicMetrics): one count of what was produced and fetched
+        let stats = self.state.replica_manager.topic_stats();
+        let counting = self.state.metrics.enabled;
+        let all = stats.all_topics();
+        let count = |c: &std::sync::atomic::AtomicU64| {
+            counting.then(|| c.load(std::sync::atomic::Ordering::Relaxed))
+        };
         let group_lags = group_lag::group_lags(&self.state)
             .await
             .into_iter()
             .map(|g| (g.group_id.clone(), g.total_lag()))
             .collect();
         Sample {
-            messages_in,
-            // bytes in/out come from the broker's request counters (the
-            // metrics module) once they exist; none are counted yet
-            bytes_in: None,
-            bytes_out: None,
-            topic_messages: topics.into_iter().collect(),
+            messages_in: count(&all.messages_in),
+            bytes_in: count(&all.bytes_in),
+            bytes_out: count(&all.bytes_out),
+            topic_messages: if counting {
+                stats
+                    .snapshot()
+                    .into_iter()
+                    .map(|(t, s)| {
+                        let n = s
+                            .counters()
+                            .messages_in
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        (t, n)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             group_lags,
         }
     }
@@ -596,10 +603,6 @@ impl ConsoleSource for BrokerConsole {
             }
         }
     }
-}
-
-fn is_internal(topic: &str) -> bool {
-    topic == "__consumer_offsets" || topic == "__transaction_state"
 }
 
 fn config_row(c: oxka_client::admin::ConfigEntry) -> ConfigRow {

@@ -26,7 +26,8 @@
     var set = function (k, text) {
       document.querySelectorAll('[data-live="' + k + '"]').forEach(function (e) { e.textContent = text; });
     };
-    set("messages_in", d[1][n - 1].toFixed(1) + " msg/s");
+    var m = d[1][n - 1];
+    set("messages_in", m == null ? "–" : m.toFixed(1) + " msg/s");
     set("bytes_in", fmtBytes(d[2][n - 1]));
     set("bytes_out", fmtBytes(d[3][n - 1]));
   }
@@ -42,7 +43,9 @@
         series.push(s);
       });
       var axes = [{}, { scale: kind === "lag" ? "y" : "y", label: kind === "lag" ? "records" : "messages/s" }];
-      if (kind === "throughput") axes.push({ scale: "bytes", side: 1, label: "bytes/s", grid: { show: false } });
+      if (kind === "throughput") axes.push({ scale: "bytes", side: 1, label: "bytes/s", size: 80,
+        grid: { show: false },
+        values: function (u, vals) { return vals.map(function (v) { return fmtBytes(v).replace("/s", ""); }); } });
       return { width: Math.max(300, el.clientWidth - 16), height: 220, series: series, axes: axes,
                scales: { x: { time: true } } };
     }

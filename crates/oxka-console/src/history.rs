@@ -22,7 +22,7 @@ pub const MAX_GROUPS: usize = 1000;
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct ThroughputPoint {
     pub t: f64,
-    pub messages_in: f64,
+    pub messages_in: Option<f64>,
     pub bytes_in: Option<f64>,
     pub bytes_out: Option<f64>,
 }
@@ -54,11 +54,11 @@ impl History {
             if secs > 0.0 {
                 let point = ThroughputPoint {
                     t,
-                    messages_in: (sample.messages_in - before.messages_in).max(0) as f64 / secs,
+                    messages_in: rate(sample.messages_in, before.messages_in, secs),
                     bytes_in: rate(sample.bytes_in, before.bytes_in, secs),
                     bytes_out: rate(sample.bytes_out, before.bytes_out, secs),
                 };
-                let previous: HashMap<&str, i64> = before
+                let previous: HashMap<&str, u64> = before
                     .topic_messages
                     .iter()
                     .map(|(n, m)| (n.as_str(), *m))
@@ -67,7 +67,7 @@ impl History {
                     .topic_messages
                     .iter()
                     .map(|(n, m)| {
-                        let d = previous.get(n.as_str()).map_or(0, |b| (m - b).max(0));
+                        let d = previous.get(n.as_str()).map_or(0, |b| m.saturating_sub(*b));
                         (n.clone(), d as f64 / secs)
                     })
                     .collect();
@@ -128,9 +128,9 @@ impl History {
 mod tests {
     use super::*;
 
-    fn sample(messages: i64, bytes_in: u64, groups: &[(&str, i64)]) -> Sample {
+    fn sample(messages: u64, bytes_in: u64, groups: &[(&str, i64)]) -> Sample {
         Sample {
-            messages_in: messages,
+            messages_in: Some(messages),
             bytes_in: Some(bytes_in),
             bytes_out: None,
             topic_messages: vec![("t".into(), messages)],
@@ -145,14 +145,14 @@ mod tests {
         assert!(h.now().is_none());
         h.record(105.0, sample(60, 6000, &[("g", 3)]));
         let p = h.now().unwrap();
-        assert_eq!(p.messages_in, 10.0);
+        assert_eq!(p.messages_in, Some(10.0));
         assert_eq!(p.bytes_in, Some(1000.0));
         assert_eq!(p.bytes_out, None);
         assert_eq!(h.topic_rate("t"), Some(10.0));
         assert_eq!(h.group_lag("g"), vec![(100.0, 5), (105.0, 3)]);
         // a counter that went back (restart) is no negative rate
         h.record(110.0, sample(0, 0, &[]));
-        assert_eq!(h.now().unwrap().messages_in, 0.0);
+        assert_eq!(h.now().unwrap().messages_in, Some(0.0));
         assert_eq!(h.now().unwrap().bytes_in, Some(0.0));
         assert!(
             h.group_lag("g").is_empty(),
@@ -166,7 +166,7 @@ mod tests {
         let groups: Vec<(String, i64)> =
             (0..MAX_GROUPS + 10).map(|i| (format!("g{i}"), 1)).collect();
         for i in 0..(THROUGHPUT_POINTS + 50) {
-            let mut s = sample(i as i64, 0, &[]);
+            let mut s = sample(i as u64, 0, &[]);
             s.group_lags = groups.clone();
             h.record(i as f64, s);
         }

@@ -155,19 +155,18 @@ pub struct BrowsedRecord {
 }
 
 /// Counters the sampler reads every few seconds; rates are their
-/// differences. Totals only ever grow (a decrease, e.g. a restart, is a
-/// new start, not a negative rate).
+/// differences. Counters only ever grow (a decrease, e.g. a restart, is a
+/// new start, not a negative rate); `None` when the broker does not count.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
-    /// Records appended to the partitions this node leads (sum of their
-    /// log end offsets).
-    pub messages_in: i64,
-    /// Bytes received by produce requests, when the broker counts them.
+    /// Records produced to the partitions this node leads.
+    pub messages_in: Option<u64>,
+    /// Bytes of records produced to them.
     pub bytes_in: Option<u64>,
-    /// Bytes sent by fetch responses, when the broker counts them.
+    /// Bytes of records fetched by consumers (not followers).
     pub bytes_out: Option<u64>,
-    /// Per topic, the sum of its led-here partitions' log end offsets.
-    pub topic_messages: Vec<(String, i64)>,
+    /// Per topic, its records produced here.
+    pub topic_messages: Vec<(String, u64)>,
     /// Per group, its total lag.
     pub group_lags: Vec<(String, i64)>,
 }

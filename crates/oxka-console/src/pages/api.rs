@@ -17,7 +17,7 @@ pub async fn throughput<S: ConsoleSource>(State(c): State<Arc<Console<S>>>) -> J
         "series": ["messages in/s", "bytes in/s", "bytes out/s"],
         "data": [
             col(&|p| Some(p.t)),
-            col(&|p| Some(p.messages_in)),
+            col(&|p| p.messages_in),
             col(&|p| p.bytes_in),
             col(&|p| p.bytes_out),
         ],

@@ -37,12 +37,12 @@ pub async fn page<S: ConsoleSource>(
             }
             div.card {
                 h2 { "Now" }
-                p.big data-live="messages_in" { (now.map_or_else(|| "–".to_string(), |p| format!("{:.1} msg/s", p.messages_in))) }
+                p.big data-live="messages_in" { (now.and_then(|p| p.messages_in).map_or_else(|| "–".to_string(), |m| format!("{m:.1} msg/s"))) }
                 p { "in " span data-live="bytes_in" { (rate(now.and_then(|p| p.bytes_in))) }
                     " · out " span data-live="bytes_out" { (rate(now.and_then(|p| p.bytes_out))) } }
             }
         }
-        h2 { "Throughput (partitions led by node " (o.node_id) ")" }
+        h2 { "Throughput of node " (o.node_id) " (produce and consumer fetch)" }
         div.chart data-chart="throughput" data-src="/api/throughput" {}
         p.note { "Sampled every " (c.settings.sample_interval.as_secs_f64()) " s into a bounded in-memory history (30 minutes); cluster id " code { (o.cluster_id) } "." }
     };
