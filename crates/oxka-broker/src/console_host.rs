@@ -16,8 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::ConsumerProtocolAssignment;
-use kafka_protocol::protocol::Decodable;
 use oxka_client::admin::{AlterConfigOp, ConfigResource, NewTopic, OffsetSpec};
 use oxka_client::{Admin, ClientConfig, Consumer};
 use oxka_console::model::*;
@@ -173,23 +171,15 @@ impl BrokerConsole {
     }
 }
 
-/// A classic consumer group's assignment bytes (version, then Kafka's
-/// ConsumerProtocolAssignment); nothing for bytes that do not parse.
+/// A classic consumer group's assignment bytes by topic (the client's
+/// decoder of Kafka's ConsumerProtocolAssignment); nothing for bytes that
+/// do not parse.
 fn decode_assignment(bytes: &bytes::Bytes) -> Vec<(String, Vec<i32>)> {
-    let mut buf = bytes.clone();
-    if buf.len() < 2 {
-        return Vec::new();
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for tp in oxka_client::consumer::decode_assignment(bytes).unwrap_or_default() {
+        by_topic.entry(tp.topic).or_default().push(tp.partition);
     }
-    let version = i16::from_be_bytes([buf[0], buf[1]]);
-    let _ = bytes::Buf::get_i16(&mut buf);
-    match ConsumerProtocolAssignment::decode(&mut buf, version.clamp(0, 3)) {
-        Ok(a) => a
-            .assigned_partitions
-            .into_iter()
-            .map(|tp| (tp.topic.to_string(), tp.partitions))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    by_topic.into_iter().collect()
 }
 
 impl ConsoleSource for BrokerConsole {
@@ -619,6 +609,7 @@ fn config_row(c: oxka_client::admin::ConfigEntry) -> ConfigRow {
 mod tests {
     use super::*;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTp;
+    use kafka_protocol::messages::ConsumerProtocolAssignment;
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     #[test]

@@ -1755,7 +1755,7 @@ fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
 }
 
 /// Decodes a consumer protocol assignment (empty bytes: nothing assigned).
-pub(crate) fn decode_assignment(b: &Bytes) -> Result<Vec<TopicPartition>> {
+pub fn decode_assignment(b: &Bytes) -> Result<Vec<TopicPartition>> {
     let mut buf = b.clone();
     if buf.remaining() < 2 {
         return Ok(Vec::new());
