@@ -248,3 +248,17 @@ def test_a_kip848_group_shows_its_members_and_assignment(driver, readonly, data)
         assert all(r[5] == members[0][0] for r in lag), "each partition's member"
     finally:
         c.close()
+
+
+def test_unknown_host_names_are_refused(readonly):
+    """A DNS name pointed at the broker (DNS rebinding) gets 403; IP
+    addresses and localhost are served."""
+    def status(host):
+        req = urllib.request.Request(readonly.url + "/topics", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    assert status(f"localhost:{readonly.http_port}") == 200
+    assert status(f"rebound.example:{readonly.http_port}") == 403

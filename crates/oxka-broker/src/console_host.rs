@@ -53,11 +53,23 @@ impl BrokerConsole {
 
     /// The console's settings from the broker config.
     pub fn settings(state: &BrokerState) -> oxka_console::ConsoleSettings {
+        let mut allowed_hosts: Vec<String> = state
+            .config
+            .value("http.console.allowed.hosts")
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if let Some(e) = crate::http::HttpSettings::from_config(&state.config).endpoint {
+            allowed_hosts.push(e.host);
+        }
         oxka_console::ConsoleSettings {
             actions_enabled: state
                 .config
                 .value("http.console.actions.enable")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            allowed_hosts,
             ..Default::default()
         }
     }

@@ -10,6 +10,7 @@
 
 mod actions;
 pub mod history;
+mod host_check;
 pub mod model;
 mod pages;
 pub mod render;
@@ -41,6 +42,10 @@ pub struct ConsoleSettings {
     pub actions_enabled: bool,
     /// How often the sampler reads the counters behind the charts.
     pub sample_interval: Duration,
+    /// Host names (besides IP literals and `localhost`) the console
+    /// answers for: `http.console.allowed.hosts` and the listener's host
+    /// (see `host_check`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ConsoleSettings {
@@ -48,6 +53,7 @@ impl Default for ConsoleSettings {
         ConsoleSettings {
             actions_enabled: false,
             sample_interval: Duration::from_secs(5),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -70,6 +76,7 @@ pub fn console<S: ConsoleSource>(source: S, settings: ConsoleSettings) -> Router
         history: History::default(),
     });
     tokio::spawn(sample_forever(Arc::downgrade(&c)));
+    let hosts = Arc::new(c.settings.allowed_hosts.clone());
     Router::new()
         .route("/", get(pages::overview::page::<S>))
         .route("/topics", get(pages::topics::list::<S>))
@@ -83,6 +90,10 @@ pub fn console<S: ConsoleSource>(source: S, settings: ConsoleSettings) -> Router
         .route("/assets/{file}", get(asset))
         .route("/actions/{action}", post(actions::act::<S>))
         .with_state(c)
+        .route_layer(axum::middleware::from_fn_with_state(
+            hosts,
+            host_check::check,
+        ))
 }
 
 async fn sample_forever<S: ConsoleSource>(c: std::sync::Weak<Console<S>>) {

@@ -303,3 +303,28 @@ async fn pages_are_small() {
         "first page with assets: {first} bytes; /topics (1,000 topics, page 1): {topics} bytes"
     );
 }
+
+#[tokio::test]
+async fn unknown_host_names_are_refused() {
+    let (r, _) = app(false);
+    let get_host = |host: &'static str| {
+        let r = r.clone();
+        async move {
+            r.oneshot(
+                Request::get("/topics")
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+        }
+    };
+    assert_eq!(get_host("127.0.0.1:9644").await, StatusCode::OK);
+    assert_eq!(get_host("localhost:9644").await, StatusCode::OK);
+    assert_eq!(
+        get_host("rebound.example:9644").await,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -524,6 +524,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "oxka: the web console's changes (create/delete topics, add partitions, change topic configs, reset group offsets); off, they are refused with 403 and not offered."
     ),
     def!(
+        "http.console.allowed.hosts",
+        List,
+        Some(""),
+        Validator::None,
+        "oxka: host names (besides IP addresses, localhost and the host of http.listeners) the web console answers for; other Host headers get 403 (a guard against DNS rebinding)."
+    ),
+    def!(
         "log.flush.scheduler.interval.ms",
         Long,
         Some(LONG_MAX),
