@@ -19,6 +19,13 @@
 #                                (+~15 minutes, 11 GiB of disk)
 #   ROUNDS=5 bench/run.sh        runs per produce row (default 3; the median
 #                                is reported, every run's figure beside it)
+#   METRICS_ONLY=1 bench/run.sh  only the metrics on/off rows (after the limits)
+#
+# Metrics on vs off: produce and consume, 1 KiB records, 1 partition, each
+# round on two fresh brokers, one with the HTTP listener on and /metrics
+# scraped every second meanwhile, one with `http.listeners=` and
+# `metrics.instrumentation.enable=false` (no counting at all); rounds
+# alternate off/on so drift in the machine's speed hits both alike.
 #
 # Each produce run gets a fresh broker on an empty data dir after `sync`:
 # the host's write cache is the "disk" limit, and a run that starts with
@@ -30,7 +37,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OXKA="$ROOT/target/release/oxka"
+OXKA="${OXKA:-${CARGO_TARGET_DIR:-$ROOT/target}/release/oxka}"
 SCALE="${SCALE:-1}"
 PORT="${PORT:-29192}"
 B="127.0.0.1:$PORT"
@@ -46,6 +53,7 @@ command -v kcat >/dev/null || { echo "needs kcat (apt-get install kcat) for the 
 WORK="$(mktemp -d "${WORK:-${TMPDIR:-/var/tmp}}/oxka-bench.XXXXXX")"
 PID=
 cleanup() {
+    if [ -n "${SCRAPER:-}" ]; then kill "$SCRAPER" 2>/dev/null || true; fi
     [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
     rm -rf "$WORK"
 }
@@ -114,9 +122,11 @@ row "limit: disk sequential write (dd, fdatasync; best of 3)" dd "$DISK_MIBS MiB
 row "limit: loopback TCP" "$NET_TOOL" "$NET_MIBS MiB/s" "1" "-"
 
 # ---------------------------------------------------------------- broker
+# BROKER_ARGS: extra `--override key=value` arguments (the metrics rows)
+BROKER_ARGS=()
 start_broker() {
     local t0; t0=$(now)
-    "$OXKA" broker --listen "$B" --data-dir "$WORK/data" --log-level warn >"$WORK/broker.out" 2>&1 &
+    "$OXKA" broker --listen "$B" --data-dir "$WORK/data" --log-level warn "${BROKER_ARGS[@]}" >"$WORK/broker.out" 2>&1 &
     PID=$!
     local deadline=$((SECONDS + 30))
     until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
@@ -196,6 +206,64 @@ ratio() { calc "$1 / $2" 2; }
 N1K=$(n 1000000)
 N100=$(n 3000000)
 
+# ------------------------------------------------- metrics on vs off
+HTTP_PORT=$((PORT + 2))
+METRICS_ON=(--override "http.listeners=http://127.0.0.1:$HTTP_PORT")
+METRICS_OFF=(--override "http.listeners=" --override "metrics.instrumentation.enable=false")
+SCRAPER=
+scraper_start() {
+    ( while :; do
+        curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics" || true
+        sleep 1
+    done ) &
+    SCRAPER=$!
+}
+scraper_stop() {
+    if [ -n "$SCRAPER" ]; then
+        kill "$SCRAPER" 2>/dev/null || true
+        wait "$SCRAPER" 2>/dev/null || true
+    fi
+    SCRAPER=
+}
+# metrics_round on|off: a fresh broker, produce then consume; appends
+# "produce MiB/s consume MiB/s" to MR_<mode>
+MR_on=(); MR_off=()
+metrics_round() {
+    if [ "$1" = on ]; then BROKER_ARGS=("${METRICS_ON[@]}"); else BROKER_ARGS=("${METRICS_OFF[@]}"); fi
+    fresh_broker
+    if [ "$1" = on ]; then scraper_start; fi
+    topic metrics-cost 1
+    ours_produce metrics-cost "$N1K" 1024
+    local p=$MIBS out
+    out=$(timeout "$STEP_TIMEOUT" "$OXKA" perf consume -b "$B" --topic metrics-cost --num-records "$N1K" | tail -1)
+    echo "   oxka perf consume ($1): $out" >&2
+    local c; c=$(echo "$out" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/')
+    scraper_stop
+    if [ "$1" = on ]; then MR_on+=("$p $c"); else MR_off+=("$p $c"); fi
+    BROKER_ARGS=()
+}
+median_col() { # column, values...
+    local col=$1; shift
+    printf '%s\n' "$@" | awk -v c="$col" '{ print $c }' | sort -g | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'
+}
+all_col() { local col=$1; shift; printf '%s\n' "$@" | awk -v c="$col" '{ printf "%s%s", (NR > 1 ? ", " : ""), $c }'; }
+log "metrics on vs off: produce + consume 1 KiB x $N1K, 1 partition, $ROUNDS rounds (off, on alternating)"
+for i in $(seq 1 "$ROUNDS"); do
+    metrics_round off
+    metrics_round on
+done
+for col in 1 2; do
+    what=$([ $col = 1 ] && echo "produce 1 partition 1 KiB acks=1" || echo "consume from page cache 1 KiB")
+    OFF=$(median_col $col "${MR_off[@]}")
+    ON=$(median_col $col "${MR_on[@]}")
+    row "$what, metrics off" "oxka perf" "$OFF MiB/s; runs $(all_col $col "${MR_off[@]}")" "-" "-"
+    row "$what, metrics on (scraped every 1 s)" "oxka perf" "$ON MiB/s; runs $(all_col $col "${MR_on[@]}")" "$(ratio "$ON" "$OFF") of off" "within noise"
+done
+if [ -n "${METRICS_ONLY:-}" ]; then
+    stop_broker
+    ROWS_ONLY=1
+fi
+
 p1_ours() { topic p1-ours 1; ours_produce p1-ours "$N1K" 1024; }
 p1_kcat() { topic p1-kcat 1; kcat_produce p1-kcat "$N1K" 1024 0; }
 small_ours() { topic small-ours 1; ours_produce small-ours "$N100" 100; }
@@ -203,6 +271,7 @@ small_kcat() { topic small-kcat 1; kcat_produce small-kcat "$N100" 100 0; }
 p64_ours() { topic p64-ours 64; ours_produce p64-ours "$N1K" 1024; }
 p64_kcat() { topic p64-kcat 64; kcat_produce p64-kcat "$N1K" 1024 -1; }
 
+if [ -z "${ROWS_ONLY:-}" ]; then
 log "produce, 1 partition, acks=1, 1 KiB x $N1K, kcat then ours ($ROUNDS runs each)"
 median_of p1_kcat
 P1_KCAT=$MIBS
@@ -284,6 +353,8 @@ if [ -n "${LONG:-}" ]; then
     SOAK=$(OXKA="$OXKA" bench/soak.sh | grep '^RSS samples')
     row "broker RSS over a 10-minute mixed load" "oxka perf e2e" "$SOAK" "-" "no growth"
 fi
+
+fi # ROWS_ONLY
 
 # ---------------------------------------------------------------- table
 echo

@@ -21,11 +21,14 @@ def _free_port():
 
 
 class Broker:
-    def __init__(self):
+    def __init__(self, overrides=()):
         self.bin = os.environ.get("OXKA_BIN", os.path.join(ROOT, "target", "debug", "oxka"))
         self.port = _free_port()
         self.data = tempfile.mkdtemp(prefix="oxka-pytest-")
         self.proc = None
+        self.overrides = list(overrides)
+        # the HTTP listener's host:port from the start-up line, if it is on
+        self.http = None
 
     @property
     def bootstrap(self):
@@ -34,10 +37,15 @@ class Broker:
     def start(self):
         self.proc = subprocess.Popen(
             [self.bin, "broker", "--listen", self.bootstrap, "--data-dir", self.data,
-             "--log-level", "warn"],
+             "--log-level", "warn"]
+            + [a for o in self.overrides for a in ("--override", o)],
             stdout=subprocess.PIPE, stderr=None, start_new_session=True)
         line = self.proc.stdout.readline().decode()
         assert "started" in line, f"broker did not start: {line!r}"
+        words = line.split()
+        if "http" in words and words.index("http") + 1 < len(words):
+            addr = words[words.index("http") + 1]
+            self.http = addr[len("http://"):] if addr.startswith("http://") else None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

@@ -438,6 +438,39 @@ fn metrics_follow_what_clients_did() {
         (N + 7) as f64
     );
 
+    // docs/metrics.md names every family served, and the Grafana
+    // dashboard uses only names that are served
+    let (_, _, body) = get(&addr, "/metrics", None);
+    let docs = include_str!("../../../docs/metrics.md");
+    let served: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for name in &served {
+        let short = name.strip_suffix("_total").unwrap_or(name);
+        assert!(docs.contains(short), "docs/metrics.md does not list {name}");
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/metrics/grafana-dashboard.json"))
+            .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    for p in dashboard["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            exprs.push(t["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    for expr in &exprs {
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for w in words.filter(|w| w.starts_with("kafka_") || w.starts_with("process_")) {
+            let family = w.strip_suffix("_bucket").unwrap_or(w);
+            assert!(
+                served.contains(family) || body.contains(&format!("\n{w}")),
+                "the dashboard's {w} is not served"
+            );
+        }
+    }
+
     // OpenMetrics when asked for
     let (status, head, body) = get(
         &addr,
