@@ -81,7 +81,7 @@ def test_both_formats_parse_and_agree(http_broker):
         assert value(ss, "kafka_network_requestmetrics_requests_total", request="Produce") >= 1
         assert value(ss, "kafka_server_replicamanager_underreplicatedpartitions") == 0
         assert value(ss, "kafka_consumergroup_lag", consumergroup=group, topic=topic) == 0
-        assert value(ss, "kafka_network_requestmetrics_totaltimems_count", request="Fetch") >= 1
+        assert value(ss, "kafka_network_requestmetrics_totaltimems_count", request="FetchConsumer") >= 1
         assert value(ss, "process_resident_memory_bytes") > 0
     # the same series in both formats
     assert set(prom) - {"oxka_build_info"} <= set(open_metrics) | {"oxka_build_info"}

@@ -189,6 +189,7 @@ pub async fn serve_connection(
                 received,
                 dequeued,
                 parked: slot.parked_at(),
+                follower_fetch: slot.is_follower_fetch(),
                 handled: Instant::now(),
             }),
             _ => None,

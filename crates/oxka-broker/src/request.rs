@@ -41,6 +41,9 @@ struct SlotState {
     /// When the request was first parked: its local time ends there and
     /// its remote (purgatory) time begins (RequestMetrics).
     parked: Option<std::time::Instant>,
+    /// A Fetch from a follower (RequestMetrics' FetchFollower, not
+    /// FetchConsumer).
+    follower_fetch: bool,
 }
 
 impl RequestSlot {
@@ -48,6 +51,7 @@ impl RequestSlot {
         RequestSlot(parking_lot::Mutex::new(SlotState {
             permit: Some(permit),
             parked: None,
+            follower_fetch: false,
         }))
     }
 
@@ -63,6 +67,16 @@ impl RequestSlot {
     /// When the request was parked, if it was.
     pub fn parked_at(&self) -> Option<std::time::Instant> {
         self.0.lock().parked
+    }
+
+    /// The request is a follower's Fetch (its metrics go under
+    /// FetchFollower, as Kafka's do).
+    pub fn note_follower_fetch(&self) {
+        self.0.lock().follower_fetch = true;
+    }
+
+    pub fn is_follower_fetch(&self) -> bool {
+        self.0.lock().follower_fetch
     }
 }
 

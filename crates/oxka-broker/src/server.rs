@@ -328,7 +328,7 @@ impl Broker {
         });
         let background = spawn_background_jobs(&state, &log_manager);
         let retention = spawn_retention_jobs(&state);
-        let cleaner = start_log_cleaner(&state.config, &log_manager);
+        let cleaner = start_log_cleaner(&state.config, &log_manager, &state.metrics);
         let isr_task = crate::replication::isr::spawn(
             state.replica_manager.clone(),
             state.controller.clone(),
@@ -514,6 +514,7 @@ fn spawn_retention_jobs(state: &Arc<BrokerState>) -> tokio::task::JoinHandle<()>
 fn start_log_cleaner(
     config: &KafkaConfig,
     log_manager: &Arc<LogManager>,
+    metrics: &crate::metrics::BrokerMetrics,
 ) -> Option<oxka_log::cleaner::CleanerThread> {
     let enabled = config
         .value("log.cleaner.enable")
@@ -550,6 +551,7 @@ fn start_log_cleaner(
         backoff_ms: int("log.cleaner.backoff.ms", d.backoff_ms),
     };
     let cleaner = Arc::new(oxka_log::cleaner::LogCleaner::new(cleaner_config));
+    let _ = metrics.cleaner.set(cleaner.clone());
     match cleaner.start(log_manager.clone()) {
         Ok(t) => Some(t),
         Err(e) => {

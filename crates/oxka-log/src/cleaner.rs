@@ -1580,6 +1580,26 @@ pub struct LogCleaner {
     backoff: Duration,
     stop: AtomicBool,
     wake: (Mutex<()>, Condvar),
+    totals: Mutex<CleanerTotals>,
+}
+
+/// What the cleaner did since start, for the broker's metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CleanerTotals {
+    /// Passes that completed (one log each).
+    pub runs: u64,
+    /// Bytes of segments rewritten, their size before cleaning.
+    pub bytes_cleaned: u64,
+    /// Bytes written to the cleaned segments.
+    pub bytes_written: u64,
+    /// Records removed (superseded, keyless or expired tombstones).
+    pub records_removed: u64,
+    /// The last round's longest pass, in seconds (Kafka's
+    /// max-clean-time-secs).
+    pub last_round_max_secs: f64,
+    /// The last pass's bytes written per byte cleaned, in percent (Kafka's
+    /// cleaner-recopy-percent).
+    pub last_recopy_percent: f64,
 }
 
 impl std::fmt::Debug for LogCleaner {
@@ -1606,7 +1626,13 @@ impl LogCleaner {
             states: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             wake: (Mutex::new(()), Condvar::new()),
+            totals: Mutex::new(CleanerTotals::default()),
         }
+    }
+
+    /// Totals since start.
+    pub fn totals(&self) -> CleanerTotals {
+        self.totals.lock().clone()
     }
 
     fn first_dirty_of(&self, tp: &TopicPartition, log: &SharedLog) -> (i64, Option<i64>, bool) {
@@ -1693,6 +1719,7 @@ impl LogCleaner {
             .lock()
             .retain(|tp, s| s.log.strong_count() > 0 && live.contains(tp));
         let mut done = Vec::new();
+        let mut round_max_secs: Option<f64> = None;
         for cand in self.candidates(logs, now_ms) {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -1733,6 +1760,18 @@ impl LogCleaner {
                         secs,
                         "cleaned log"
                     );
+                    {
+                        let mut t = self.totals.lock();
+                        t.runs += 1;
+                        t.bytes_cleaned += outcome.stats.bytes_cleaned;
+                        t.bytes_written += outcome.stats.bytes_written;
+                        t.records_removed += outcome.stats.records_removed;
+                        if outcome.stats.bytes_cleaned > 0 {
+                            t.last_recopy_percent = outcome.stats.bytes_written as f64 * 100.0
+                                / outcome.stats.bytes_cleaned as f64;
+                        }
+                    }
+                    round_max_secs = Some(round_max_secs.map_or(secs, |m: f64| m.max(secs)));
                     if !outcome.interrupted {
                         state.first_dirty = outcome.next_dirty_offset;
                         state.next_delete_horizon = outcome.next_delete_horizon;
@@ -1748,6 +1787,9 @@ impl LogCleaner {
                     state.uncleanable = true;
                 }
             }
+        }
+        if let Some(m) = round_max_secs {
+            self.totals.lock().last_round_max_secs = m;
         }
         done
     }

@@ -348,7 +348,7 @@ fn metrics_follow_what_clients_did() {
         value(
             &s,
             "kafka_network_requestmetrics_requests_total",
-            &[("request", "Fetch")]
+            &[("request", "FetchConsumer")]
         ) >= 1.0
     );
     assert!(
@@ -551,6 +551,24 @@ fn under_replicated_partitions_when_a_follower_dies() {
         let total: f64 = [1, 2, 3].iter().filter_map(|id| urp(&c, *id)).sum();
         (total == 0.0).then_some(())
     });
+    // followers' fetches are FetchFollower, as in Kafka
+    let follower_fetches: f64 = [1, 2, 3]
+        .iter()
+        .map(|id| {
+            let s = scrape(c.node(*id).http.as_deref().expect("HTTP"));
+            s.iter()
+                .filter(|x| {
+                    x.metric == "kafka_network_requestmetrics_requests_total"
+                        && x.labels.get("request") == Some("FetchFollower")
+                })
+                .map(|x| match x.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => 0.0,
+                })
+                .sum::<f64>()
+        })
+        .sum();
+    assert!(follower_fetches >= 1.0);
     c.kill9(3);
     // the leaders of the partitions node 3 followed see it leave the ISR
     wait_for(
@@ -572,4 +590,48 @@ fn under_replicated_partitions_when_a_follower_dies() {
         .sum();
     assert!(shrinks >= 1.0);
     assert!(unlabelled(&s, "kafka_server_replicamanager_partitioncount") >= 3.0);
+}
+
+#[test]
+fn cleaner_metrics_count_compaction() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let b = http_broker(&["log.cleaner.backoff.ms=100"]);
+    let addr = b.http.clone().expect("HTTP listener");
+    let topic = common::unique("compacted");
+    let a = common::admin_client(&b.bootstrap());
+    let t = rdkafka::admin::NewTopic::new(&topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "1000")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    for r in common::block_on(a.create_topics(&[t], &rdkafka::admin::AdminOptions::new()))
+        .expect("create topic")
+    {
+        r.expect("topic created");
+    }
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    common::block_on(async {
+        for i in 0..200 {
+            let key = format!("key-{}", i % 5);
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload("a value to compact away"),
+                    Duration::from_secs(30),
+                )
+                .await
+                .expect("delivered");
+        }
+    });
+    common::cluster::wait_for(Duration::from_secs(60), "a cleaner pass", || {
+        let s = scrape(&addr);
+        (unlabelled(&s, "oxka_log_cleaner_runs_total") >= 1.0
+            && unlabelled(&s, "oxka_log_cleaner_bytes_cleaned_total") > 0.0
+            && unlabelled(&s, "oxka_log_cleaner_records_removed_total") > 0.0)
+            .then_some(())
+    });
 }

@@ -40,6 +40,14 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: FetchRequest,
 ) -> FetchReply {
+    let from_follower = fetching_replica(ctx.version, &req) >= 0;
+    if from_follower {
+        ctx.slot.note_follower_fetch();
+    }
+    state
+        .metrics
+        .requests
+        .fetch_received(from_follower, ctx.version);
     if req.session_id != 0 {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
@@ -60,9 +68,12 @@ pub async fn handle(
             || stopping
             || Instant::now() >= deadline
         {
-            state.metrics.requests.error(ctx.api_key, 0);
+            state.metrics.requests.fetch_error(from_follower, 0);
             for p in read.responses.iter().flat_map(|t| t.partitions.iter()) {
-                state.metrics.requests.error(ctx.api_key, p.error_code);
+                state
+                    .metrics
+                    .requests
+                    .fetch_error(from_follower, p.error_code);
             }
             let mut reply = FetchReply::from(
                 FetchResponse::default()
@@ -86,6 +97,16 @@ pub async fn handle(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// The replica that fetches (a broker id), or -1 for a consumer: v15+
+/// names it in ReplicaState (KIP-903), older versions in replica_id.
+fn fetching_replica(version: i16, req: &FetchRequest) -> i32 {
+    if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
     }
 }
 
@@ -126,13 +147,7 @@ fn read_all(
     };
     let mut total = 0usize;
     let mut errored = false;
-    // v15+ names the fetching replica in ReplicaState (KIP-903), older
-    // versions in replica_id; consumers send -1
-    let replica_id = if version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
+    let replica_id = fetching_replica(version, req);
     let is_follower = replica_id >= 0;
     // KIP-392: the consumer's rack, when a rack-aware selector is set
     let selector_rack = (!is_follower && version >= 11 && rack_aware_selector(state))

@@ -218,8 +218,7 @@ impl Scrape {
                 samples: Vec::new(),
             })
             .collect();
-        for (key, api) in m.requests.all() {
-            let name = format!("{key:?}");
+        for (name, api) in m.requests.all() {
             for (v, c) in api.requests.iter().enumerate() {
                 let c = c.load(Ordering::Relaxed);
                 if c > 0 {
@@ -389,6 +388,26 @@ impl Scrape {
             gauge("kafka_server_replicamanager_offlinereplicacount", "Partitions hosted here that have no leader (ReplicaManager OfflineReplicaCount).", offline),
             counter("kafka_server_replicamanager_isrshrinks", "ISR shrinks proposed by partitions led here (ReplicaManager IsrShrinksPerSec).", shrinks),
             counter("kafka_server_replicamanager_isrexpands", "ISR expansions proposed by partitions led here (ReplicaManager IsrExpandsPerSec).", expands),
+        ]
+    }
+
+    fn cleaner_metrics(&self, m: &BrokerMetrics) -> Vec<Family> {
+        let Some(c) = m.cleaner.get() else {
+            return Vec::new();
+        };
+        let t = c.totals();
+        let one = |name, ty, help, v: V| {
+            let mut f = Family::new(name, ty, help);
+            f.add(Vec::new(), v);
+            f
+        };
+        vec![
+            one("kafka_log_logcleaner_max_clean_time_secs", MetricType::Gauge, "Seconds of the last cleaner round's longest pass (LogCleaner max-clean-time-secs).", V::F(t.last_round_max_secs)),
+            one("kafka_log_logcleaner_cleaner_recopy_percent", MetricType::Gauge, "Bytes written per byte cleaned by the last pass, in percent (LogCleaner cleaner-recopy-percent).", V::F(t.last_recopy_percent)),
+            one("oxka_log_cleaner_runs", MetricType::Counter, "Cleaner passes completed, one log each (oxka's; Kafka has no such MBean).", V::U(t.runs)),
+            one("oxka_log_cleaner_bytes_cleaned", MetricType::Counter, "Bytes of segments the cleaner rewrote, their size before cleaning.", V::U(t.bytes_cleaned)),
+            one("oxka_log_cleaner_bytes_written", MetricType::Counter, "Bytes the cleaner wrote to cleaned segments.", V::U(t.bytes_written)),
+            one("oxka_log_cleaner_records_removed", MetricType::Counter, "Records the cleaner removed (superseded, keyless, expired tombstones).", V::U(t.records_removed)),
         ]
     }
 
@@ -597,6 +616,7 @@ impl Collector for Scrape {
             .chain(requests)
             .chain(self.network_metrics(m))
             .chain(self.log_and_replica_metrics())
+            .chain(self.cleaner_metrics(m))
             .chain(self.controller_metrics())
             .chain(self.group_metrics())
             .chain(self.process_metrics(m));

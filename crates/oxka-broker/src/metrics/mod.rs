@@ -223,13 +223,18 @@ pub struct RequestTiming {
     pub parked: Option<Instant>,
     /// Its handler returned.
     pub handled: Instant,
+    /// A follower's Fetch (FetchFollower rather than FetchConsumer).
+    pub follower_fetch: bool,
 }
 
-/// Every API's [`ApiMetrics`], indexed by API key.
+/// Every API's [`ApiMetrics`], indexed by API key. Fetch is split as
+/// Kafka splits it: `FetchConsumer` and `FetchFollower`, no `Fetch`.
 #[derive(Debug)]
 pub struct RequestMetrics {
     enabled: bool,
     apis: Box<[Option<ApiMetrics>]>,
+    fetch_consumer: ApiMetrics,
+    fetch_follower: ApiMetrics,
 }
 
 impl RequestMetrics {
@@ -241,41 +246,89 @@ impl RequestMetrics {
             .unwrap_or(0) as usize;
         let mut apis: Vec<Option<ApiMetrics>> = (0..=max).map(|_| None).collect();
         for k in crate::request::SUPPORTED_APIS {
-            apis[*k as i16 as usize] = Some(ApiMetrics::new());
+            if *k != ApiKey::Fetch {
+                apis[*k as i16 as usize] = Some(ApiMetrics::new());
+            }
         }
         RequestMetrics {
             enabled,
             apis: apis.into_boxed_slice(),
+            fetch_consumer: ApiMetrics::new(),
+            fetch_follower: ApiMetrics::new(),
         }
     }
 
-    pub fn api(&self, api_key: i16) -> Option<&ApiMetrics> {
+    /// The metrics of a request of `api_key` (for Fetch, by who fetches).
+    pub fn api(&self, api_key: i16, follower_fetch: bool) -> Option<&ApiMetrics> {
         if !self.enabled || api_key < 0 {
             return None;
+        }
+        if api_key == ApiKey::Fetch as i16 {
+            return Some(if follower_fetch {
+                &self.fetch_follower
+            } else {
+                &self.fetch_consumer
+            });
         }
         self.apis.get(api_key as usize).and_then(Option::as_ref)
     }
 
-    /// (API, its metrics) for every API oxka serves (scrape time).
-    pub fn all(&self) -> impl Iterator<Item = (ApiKey, &ApiMetrics)> {
+    /// (Kafka's request name, its metrics) for every API oxka serves
+    /// (scrape time).
+    pub fn all(&self) -> impl Iterator<Item = (String, &ApiMetrics)> {
         crate::request::SUPPORTED_APIS
             .iter()
-            .filter_map(|k| Some((*k, self.apis.get(*k as i16 as usize)?.as_ref()?)))
+            .filter_map(|k| {
+                Some((
+                    format!("{k:?}"),
+                    self.apis.get(*k as i16 as usize)?.as_ref()?,
+                ))
+            })
+            .chain([
+                ("FetchConsumer".to_string(), &self.fetch_consumer),
+                ("FetchFollower".to_string(), &self.fetch_follower),
+            ])
     }
 
-    /// A request of a served API arrived.
+    fn count_request(m: &ApiMetrics, version: i16) {
+        let v = (version.max(0) as usize).min(MAX_VERSION);
+        m.requests[v].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request of a served API arrived (Fetch is counted by its handler,
+    /// which knows whether a follower sent it).
     pub fn received(&self, api_key: i16, version: i16) {
-        if let Some(m) = self.api(api_key) {
-            let v = (version.max(0) as usize).min(MAX_VERSION);
-            m.requests[v].fetch_add(1, Ordering::Relaxed);
+        if api_key == ApiKey::Fetch as i16 {
+            return;
         }
+        if let Some(m) = self.api(api_key, false) {
+            Self::count_request(m, version);
+        }
+    }
+
+    /// A Fetch arrived.
+    pub fn fetch_received(&self, from_follower: bool, version: i16) {
+        if let Some(m) = self.api(ApiKey::Fetch as i16, from_follower) {
+            Self::count_request(m, version);
+        }
+    }
+
+    fn count_error(m: &ApiMetrics, code: i16) {
+        let i = (code.clamp(-1, MAX_ERROR_CODE) + 1) as usize;
+        m.errors[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// An error code the response carries (Kafka counts NONE too).
     pub fn error(&self, api_key: ApiKey, code: i16) {
-        if let Some(m) = self.api(api_key as i16) {
-            let i = (code.clamp(-1, MAX_ERROR_CODE) + 1) as usize;
-            m.errors[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.api(api_key as i16, false) {
+            Self::count_error(m, code);
+        }
+    }
+
+    /// An error code a Fetch response carries.
+    pub fn fetch_error(&self, from_follower: bool, code: i16) {
+        if let Some(m) = self.api(ApiKey::Fetch as i16, from_follower) {
+            Self::count_error(m, code);
         }
     }
 
@@ -283,7 +336,7 @@ impl RequestMetrics {
     /// connection's response queue; `sent`: written), or it had none
     /// (both `None`).
     pub fn completed(&self, t: &RequestTiming, picked: Option<Instant>, sent: Option<Instant>) {
-        let Some(m) = self.api(t.api_key) else {
+        let Some(m) = self.api(t.api_key, t.follower_fetch) else {
             return;
         };
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -369,6 +422,8 @@ pub struct BrokerMetrics {
     pub enabled: bool,
     pub requests: RequestMetrics,
     pub network: NetworkMetrics,
+    /// The log cleaner, once started (its totals are read at scrape time).
+    pub cleaner: std::sync::OnceLock<Arc<oxka_log::cleaner::LogCleaner>>,
     pub started: std::time::SystemTime,
 }
 
@@ -382,6 +437,7 @@ impl BrokerMetrics {
                 listeners: RwLock::new(Vec::new()),
                 request_queue_size: AtomicI64::new(0),
             },
+            cleaner: std::sync::OnceLock::new(),
             started: std::time::SystemTime::now(),
         }
     }
@@ -428,7 +484,7 @@ mod tests {
         assert_eq!(stats.all_topics().messages_in.load(Ordering::Relaxed), 0);
         let m = BrokerMetrics::new(false);
         m.requests.received(ApiKey::Produce as i16, 9);
-        assert!(m.requests.api(ApiKey::Produce as i16).is_none());
+        assert!(m.requests.api(ApiKey::Produce as i16, false).is_none());
     }
 
     #[test]
@@ -442,11 +498,12 @@ mod tests {
             dequeued: t0 + ms(1),
             parked: Some(t0 + ms(3)),
             handled: t0 + ms(10),
+            follower_fetch: false,
         };
         m.requests.received(ApiKey::Produce as i16, 9);
         m.requests
             .completed(&t, Some(t0 + ms(11)), Some(t0 + ms(15)));
-        let p = m.requests.api(ApiKey::Produce as i16).unwrap();
+        let p = m.requests.api(ApiKey::Produce as i16, false).unwrap();
         assert_eq!(p.requests[9].load(Ordering::Relaxed), 1);
         let sum = |h: &Histogram| h.snapshot().sum;
         let parts = sum(&p.request_queue_time)
