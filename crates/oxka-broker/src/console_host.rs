@@ -286,7 +286,6 @@ impl ConsoleSource for BrokerConsole {
         let tps: Vec<TopicPartition> = (0..t.partitions.len() as i32)
             .map(|p| TopicPartition::new(name, p))
             .collect();
-        let ends = self.state.end_offsets.end_offsets(&self.state, &tps).await;
         let mut starts = HashMap::new();
         let mut sizes = HashMap::new();
         let mut remote = Vec::new();
@@ -304,7 +303,12 @@ impl ConsoleSource for BrokerConsole {
                 None => remote.push(tp.clone()),
             }
         }
-        starts.extend(self.remote_start_offsets(&remote).await);
+        // other leaders are asked for both ends at once
+        let (ends, remote_starts) = tokio::join!(
+            self.state.end_offsets.end_offsets(&self.state, &tps),
+            self.remote_start_offsets(&remote)
+        );
+        starts.extend(remote_starts);
         Some(TopicDetail {
             name: t.name.clone(),
             id: t.id.to_string(),

@@ -15,10 +15,11 @@
 //! manager (an atomic load); a partition led by another broker is asked of
 //! its leader with ListOffsets through `oxka-client` (the loopback admin
 //! client bootstrapped at this node's own inter-broker endpoint routes each
-//! partition to its leader), cached for [`END_OFFSET_TTL`], refreshed at
-//! most one lookup at a time and bounded by [`LOOKUP_TIMEOUT`]; a partition
-//! whose leader does not answer has no end offset (and no lag) rather than
-//! a stale or invented one.
+//! partition to its leader), one request per leader at once, cached for
+//! [`END_OFFSET_TTL`], one refresh at a time, each bounded by
+//! [`LOOKUP_TIMEOUT`]; a partition whose leader does not answer has no end
+//! offset (and no lag) rather than a stale or invented one, and is not
+//! asked again before the TTL.
 //!
 //! In a cluster each node reports the groups it coordinates, so the union
 //! over the nodes is every group once (no double counting when Prometheus
@@ -133,7 +134,10 @@ async fn lags_of(state: &BrokerState, wanted: impl Fn(&str) -> bool) -> Vec<Grou
 /// docs). One per broker, in [`BrokerState`].
 #[derive(Default)]
 pub struct EndOffsetCache {
-    cached: Mutex<HashMap<TopicPartition, (i64, Instant)>>,
+    /// `None`: the leader was asked and did not answer (not asked again
+    /// before the TTL, so a dead leader costs one timeout per TTL, not
+    /// one per caller).
+    cached: Mutex<HashMap<TopicPartition, (Option<i64>, Instant)>>,
     /// Held while asking the leaders: one lookup at a time, so callers
     /// arriving meanwhile find the cache fresh instead of asking again.
     lookup: tokio::sync::Mutex<Option<oxka_client::Admin>>,
@@ -191,35 +195,64 @@ impl EndOffsetCache {
         let Some(client) = admin.as_ref() else {
             return out;
         };
-        let tps: Vec<oxka_client::TopicPartition> = stale
-            .iter()
-            .map(|tp| oxka_client::TopicPartition::new(tp.topic.clone(), tp.partition))
-            .collect();
-        let found = tokio::time::timeout(
-            LOOKUP_TIMEOUT,
-            client.list_offsets(&tps, oxka_client::admin::OffsetSpec::Latest),
-        )
-        .await;
-        match found {
-            Ok(Ok(found)) => {
-                let now = Instant::now();
-                let mut cached = self.cached.lock();
-                if cached.len() + found.len() > MAX_CACHED {
-                    cached.retain(|_, (_, at)| now.duration_since(*at) < END_OFFSET_TTL);
-                    if cached.len() + found.len() > MAX_CACHED {
-                        cached.clear();
+        // one ListOffsets per leader, all at once: a leader that does not
+        // answer costs only its own partitions
+        let mut by_leader: HashMap<i32, Vec<oxka_client::TopicPartition>> = HashMap::new();
+        for tp in &stale {
+            let leader = image
+                .topic(&tp.topic)
+                .and_then(|t| t.partitions.get(tp.partition as usize))
+                .map_or(-1, |p| p.leader);
+            by_leader
+                .entry(leader)
+                .or_default()
+                .push(oxka_client::TopicPartition::new(
+                    tp.topic.clone(),
+                    tp.partition,
+                ));
+        }
+        let mut lookups = tokio::task::JoinSet::new();
+        for (leader, tps) in by_leader {
+            let client = client.clone();
+            lookups.spawn(async move {
+                let r = tokio::time::timeout(
+                    LOOKUP_TIMEOUT,
+                    client.list_offsets(&tps, oxka_client::admin::OffsetSpec::Latest),
+                )
+                .await;
+                match r {
+                    Ok(Ok(found)) => found,
+                    Ok(Err(e)) => {
+                        tracing::debug!(leader, error = %e, "end offsets unavailable");
+                        Default::default()
+                    }
+                    Err(_) => {
+                        tracing::debug!(leader, "end offsets timed out");
+                        Default::default()
                     }
                 }
-                for (tp, end) in found {
-                    let tp = TopicPartition::new(tp.topic, tp.partition);
-                    cached.insert(tp.clone(), (end, now));
-                    out.insert(tp, end);
-                }
+            });
+        }
+        let mut found = HashMap::new();
+        while let Some(r) = lookups.join_next().await {
+            for (tp, end) in r.unwrap_or_default() {
+                found.insert(TopicPartition::new(tp.topic, tp.partition), end);
             }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "end offsets from other leaders unavailable")
+        }
+        let now = Instant::now();
+        let mut cached = self.cached.lock();
+        if cached.len() + stale.len() > MAX_CACHED {
+            cached.retain(|_, (_, at)| now.duration_since(*at) < END_OFFSET_TTL);
+            if cached.len() + stale.len() > MAX_CACHED {
+                cached.clear();
             }
-            Err(_) => tracing::debug!("end offsets from other leaders timed out"),
+        }
+        for tp in stale {
+            let end = found.get(&tp).copied();
+            if let Some(end) = end {
+                out.insert(tp.clone(), end);
+            }
+            cached.insert(tp, (end, now));
         }
         out
     }
@@ -236,7 +269,9 @@ impl EndOffsetCache {
         tps.iter()
             .filter(|tp| match cached.get(*tp) {
                 Some((end, at)) if now.duration_since(*at) < END_OFFSET_TTL => {
-                    out.insert((*tp).clone(), *end);
+                    if let Some(end) = end {
+                        out.insert((*tp).clone(), *end);
+                    }
                     false
                 }
                 _ => true,
