@@ -101,7 +101,7 @@ impl MetadataPublisher {
         *self.committed.write() = Some(source.commit.clone());
         std::thread::Builder::new()
             .name("metadata-publisher".into())
-            .spawn(move || {
+            .spawn(move || super::halt_on_panic("metadata-publisher", move || {
                 let mut applied = me.applied.get();
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
                     let commit = source.commit.wait_past(applied, Duration::from_millis(200));
@@ -128,7 +128,7 @@ impl MetadataPublisher {
                         }
                     }
                 }
-            })
+            }))
     }
 
     /// Folds in every committed batch not applied yet; returns the offset

@@ -125,7 +125,7 @@ impl RaftManager {
         };
         let thread = std::thread::Builder::new()
             .name("quorum".into())
-            .spawn(move || loop_state.run(rx))
+            .spawn(move || super::halt_on_panic("quorum", move || loop_state.run(rx)))
             .map_err(oxka_controller::quorum::QuorumError::Io)?;
         Ok(Arc::new(RaftManager {
             events: tx,
