@@ -22,8 +22,17 @@
 //!   time, in order (Java's Sender and TransactionManager do the same).
 //!   A batch the broker refuses for good leaves a gap: the later batches
 //!   of its partition are renumbered (Java's
-//!   `adjustSequencesDueToFailedBatch`). DUPLICATE_SEQUENCE_NUMBER means
-//!   the broker already has the batch: success.
+//!   `adjustSequencesDueToFailedBatch`). Only a refusal (a non-retriable
+//!   error from the broker) counts: a batch that ran out of retries or of
+//!   `delivery.timeout.ms` after it was sent may have been written (an
+//!   acks=all produce times out after its append), so its sequence is
+//!   unresolved and never used again under that epoch: once nothing is in
+//!   flight the producer moves to the next epoch and numbers its queued
+//!   batches from 0 (KIP-360; Java bumps an idempotent producer's epoch
+//!   the same way). Renumbering over such a batch made the broker take a
+//!   later batch for its duplicate and acknowledge it at the earlier one's
+//!   offset: a lost write `oxka verify` found. DUPLICATE_SEQUENCE_NUMBER
+//!   means the broker already has the batch: success.
 //! - Without idempotence Kafka's rule holds: a retry may reorder a
 //!   partition's records unless `max.in.flight.requests.per.connection=1`.
 //! - Retries: retriable errors (leader moved, broker unreachable) requeue
@@ -563,6 +572,10 @@ struct State {
     flushing: usize,
     producer_id: i64,
     producer_epoch: i16,
+    /// An idempotent producer without a transactional id sent a batch
+    /// whose fate it will never learn: the next epoch is due (see the
+    /// module doc).
+    sequences_unresolved: bool,
     closing: bool,
     /// The transaction state machine (`transactional.id` set).
     txn: Option<TxnMachine>,
@@ -742,6 +755,7 @@ impl Producer {
                 flushing: 0,
                 producer_id: -1,
                 producer_epoch: -1,
+                sequences_unresolved: false,
                 closing: false,
                 txn: machine,
             }),
@@ -1589,6 +1603,9 @@ async fn sender_loop(inner: Arc<Inner>) {
             Some(_) => txn_housekeeping(&inner).await,
             None => None,
         };
+        if idempotent && inner.txn.is_none() && next_epoch_due(&inner) {
+            next_epoch(&inner).await;
+        }
         let (ready, next_wake, expired, exit) = collect_ready(&inner, idempotent);
         let next_wake = match (next_wake, txn_wake) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -1639,6 +1656,9 @@ fn collect_ready(
         (-1, -1)
     };
     let transactional = st.txn.is_some();
+    // nothing goes out under an epoch with an unresolved sequence
+    let hold = st.sequences_unresolved;
+    let mut unresolved = false;
     let mut ready = Vec::new();
     let mut to_seal = Vec::new();
     let mut expired = Vec::new();
@@ -1653,10 +1673,12 @@ fn collect_ready(
                 .is_some_and(|b| now.duration_since(b.created) >= cfg.delivery_timeout)
         {
             if let Some(b) = q.batches.pop_front() {
+                // sent before: whether the broker has it is unknown
+                unresolved |= idempotent && !transactional && b.seq >= 0 && b.sealed.is_some();
                 expired.push(b);
             }
         }
-        if q.in_flight >= cfg.max_in_flight {
+        if hold || q.in_flight >= cfg.max_in_flight {
             continue;
         }
         // not in the transaction yet: the sender's AddPartitionsToTxn
@@ -1710,6 +1732,7 @@ fn collect_ready(
             ready.push(b);
         }
     }
+    st.sequences_unresolved |= unresolved;
     let exit = st.closing && st.outstanding == 0 && to_seal.is_empty();
     drop(st);
     // Sealing (the CRC, compression) runs without the lock, so sends to
@@ -1876,6 +1899,82 @@ fn refused_for_good(inner: &Inner, b: &Batch) {
     q.batches = batches;
 }
 
+/// What a sent batch that failed for good leaves of its sequence: a gap
+/// when the broker refused it (a non-retriable error: nothing of it was
+/// written), else an unresolved sequence (timed out, the leader moved or
+/// the connection dropped after it was sent: it may have been written).
+fn failed_sequence(inner: &Inner, b: &Batch, err: &Error, retriable: bool) {
+    if matches!(err, Error::Kafka { .. }) && !retriable {
+        refused_for_good(inner, b);
+    } else {
+        sequence_unresolved(inner, b);
+    }
+}
+
+/// A sent batch failed without the broker saying it was refused: an
+/// idempotent producer without a transactional id must leave this epoch
+/// (a transactional one aborts, which bumps the epoch: `note_batch_failure`).
+fn sequence_unresolved(inner: &Inner, b: &Batch) {
+    if b.seq < 0 || inner.txn.is_some() {
+        return;
+    }
+    inner.lock().sequences_unresolved = true;
+}
+
+/// Whether the producer must move to its next epoch now: a sequence is
+/// unresolved and nothing is in flight (every answer under the old epoch
+/// is in).
+fn next_epoch_due(inner: &Inner) -> bool {
+    let mut st = inner.lock();
+    st.sequences_unresolved && st.topics.queues_mut().all(|q| q.in_flight == 0)
+}
+
+/// KIP-360 for an idempotent producer: the next epoch of the same producer
+/// id (a new id from InitProducerId once the epoch is exhausted), every
+/// partition's sequence from 0, and the queued batches that were sealed
+/// under the old epoch carried over in their order.
+async fn next_epoch(inner: &Inner) {
+    let (pid, epoch) = {
+        let st = inner.lock();
+        (st.producer_id, st.producer_epoch)
+    };
+    let (pid, epoch) = if epoch < i16::MAX {
+        (pid, epoch + 1)
+    } else {
+        if let Err(e) = init_producer_id(inner).await {
+            tracing::warn!(error = %e, "a new producer id after the epoch ran out");
+            return;
+        }
+        let st = inner.lock();
+        (st.producer_id, st.producer_epoch)
+    };
+    tracing::debug!(
+        producer_id = pid,
+        epoch,
+        "unresolved sequence: next producer epoch"
+    );
+    let mut st = inner.lock();
+    st.producer_id = pid;
+    st.producer_epoch = epoch;
+    st.sequences_unresolved = false;
+    for q in st.topics.queues_mut() {
+        let mut next = 0i32;
+        for b in q.batches.iter_mut() {
+            if let Some(sealed) = b.sealed.take() {
+                b.sealed = Some(crate::records::with_producer_state(
+                    sealed, pid, epoch, next,
+                ));
+                b.seq = next;
+                next = next.wrapping_add(b.builder.count()) & i32::MAX;
+            }
+            b.gaps_seen = 0;
+        }
+        q.next_seq = next;
+        q.acked_next = 0;
+        q.gaps.clear();
+    }
+}
+
 /// Sends one request; `turn` is released once it is queued on the
 /// connection (see `dispatch`).
 async fn produce_request(
@@ -1992,10 +2091,7 @@ async fn produce_request(
                 Error::Protocol(m) if !retriable || !in_time => Error::Timeout(m),
                 e => e,
             };
-            if matches!(err, Error::Kafka { .. }) {
-                // the broker answered: nothing of the batch was written
-                refused_for_good(inner, &b);
-            }
+            failed_sequence(inner, &b, &err, retriable);
             note_batch_failure(inner, &err, true);
             settle(inner, b, Err(err));
         }
@@ -2018,6 +2114,7 @@ mod tests {
             flushing: 0,
             producer_id: -1,
             producer_epoch: -1,
+            sequences_unresolved: false,
             closing: false,
             txn: None,
         }
@@ -2423,8 +2520,9 @@ mod tests {
         // sequence is not the next the broker expects, so it is retriable
         assert!(out_of_order_is_retriable(&inner, &b2));
         assert!(!out_of_order_is_retriable(&inner, &b1), "1 is the next one");
-        refused_for_good(&inner, &b1);
-        settle(&inner, b1, Err(Error::kafka(87, None, "producing")));
+        let refused = Error::kafka(87, None, "producing");
+        failed_sequence(&inner, &b1, &refused, false);
+        settle(&inner, b1, Err(refused));
         requeue(&inner, b2);
         {
             let st = inner.lock();
@@ -2445,6 +2543,66 @@ mod tests {
         settle(&inner, again.into_iter().next().unwrap(), Ok((1, -1)));
         let fresh = drain(&inner, 1);
         assert_eq!(fresh.iter().map(|b| b.seq).collect::<Vec<_>>(), [2]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_unknown_fate_moves_the_producer_to_its_next_epoch() {
+        let p = one_record_batches(&[], 5).await;
+        let inner = p.inner().clone();
+        {
+            let mut st = inner.lock();
+            st.producer_id = 7;
+            st.producer_epoch = 0;
+        }
+        let mut sent = drain(&inner, 3).into_iter();
+        let (b0, b1, b2) = (
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+            sent.next().unwrap(),
+        );
+        acknowledged(&inner, &b0);
+        settle(&inner, b0, Ok((0, -1)));
+        // 1: an acks=all produce timed out after its append
+        // (REQUEST_TIMED_OUT, retriable) and delivery.timeout.ms ran out:
+        // the broker may hold it at sequence 1
+        let timed_out = Error::kafka(7, None, "producing");
+        failed_sequence(&inner, &b1, &timed_out, true);
+        settle(&inner, b1, Err(timed_out));
+        requeue(&inner, b2);
+        {
+            let st = inner.lock();
+            assert!(st.sequences_unresolved);
+            let q = &st.topics["t"][&0];
+            // renumbered into sequence 1, the broker would take it for 1's
+            // duplicate and acknowledge it at 1's offset: a lost write
+            assert_eq!(q.batches[0].seq, 2, "no sequence is used twice");
+            assert_eq!(q.next_seq, 3);
+        }
+        inner
+            .lock()
+            .topics
+            .partition_mut(&TopicPartition::new("t", 0))
+            .unwrap()
+            .batches[0]
+            .retry_at = None;
+        assert!(drain(&inner, 1).is_empty(), "nothing more under epoch 0");
+        assert!(next_epoch_due(&inner));
+        next_epoch(&inner).await;
+        {
+            let st = inner.lock();
+            assert_eq!((st.producer_id, st.producer_epoch), (7, 1));
+            assert!(!st.sequences_unresolved);
+        }
+        let again = drain(&inner, 1);
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].seq, base_sequence(&again[0])), (0, 0));
+        let sealed = again[0].sealed.as_ref().unwrap();
+        assert_eq!(i16::from_be_bytes([sealed[51], sealed[52]]), 1, "epoch 1");
+        let b2 = again.into_iter().next().unwrap();
+        acknowledged(&inner, &b2);
+        settle(&inner, b2, Ok((2, -1)));
+        let fresh = drain(&inner, 1);
+        assert_eq!(fresh.iter().map(|b| b.seq).collect::<Vec<_>>(), [1]);
     }
 
     #[test]
