@@ -47,11 +47,23 @@ def test_a_cluster_seen_from_every_node(driver, cluster):
     real = commit(cluster.bootstrap, GROUP, TOPIC, {p: p % 5 for p in range(6)})
     assert real == {p: 5 - p % 5 for p in range(6)}
 
-    # the group is on exactly one node's console: its coordinator's
-    found = [n for n in cluster.nodes
-             if status(f"{n.url}/groups/{GROUP}") == 200]
-    assert len(found) == 1, "one coordinator"
-    coordinator = found[0]
+    # every node lists the group with its coordinator; only the
+    # coordinator's console has its members and lag, the others point there
+    coordinators = set()
+    for n in cluster.nodes:
+        driver.get(f"{n.url}/groups")
+        [row] = [r for r in cells(driver, "groups") if r[0] == GROUP]
+        coordinators.add(int(row[3]))
+    assert len(coordinators) == 1, coordinators
+    coordinator = cluster.nodes[coordinators.pop() - 1]
+    for n in cluster.nodes:
+        if n is coordinator:
+            assert status(f"{n.url}/groups/{GROUP}") == 200
+        else:
+            assert status(f"{n.url}/groups/{GROUP}") == 404
+            driver.get(f"{n.url}/groups/{GROUP}")
+            assert (f"coordinated by node {coordinator.node_id}"
+                    in driver.find_element(By.ID, "elsewhere").text)
     remote = [p for p, l in led_by.items() if l != coordinator.node_id]
     assert remote, "some partitions are led by other nodes"
     driver.get(f"{coordinator.url}/groups/{GROUP}")

@@ -133,6 +133,20 @@ impl BrokerConsole {
         .unwrap_or_default()
     }
 
+    /// Every broker's groups (ListGroups to each); empty when they
+    /// cannot be asked.
+    async fn listed_groups(&self) -> Vec<oxka_client::admin::GroupListing> {
+        let Ok(admin) = self.admin().await else {
+            return Vec::new();
+        };
+        self.bounded("list groups", admin.list_groups())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "groups of other coordinators");
+                Vec::new()
+            })
+    }
+
     fn members(&self, group_id: &str) -> Vec<MemberRow> {
         let gc = &self.state.group_coordinator;
         if gc.is_consumer_group(group_id) {
@@ -443,18 +457,48 @@ impl ConsoleSource for BrokerConsole {
     }
 
     async fn groups(&self) -> Vec<GroupRow> {
-        group_lag::group_lags(&self.state)
+        let node = self.state.config.node_id;
+        let mut rows: BTreeMap<String, GroupRow> = group_lag::group_lags(&self.state)
             .await
             .into_iter()
-            .map(|g| GroupRow {
-                members: self.members(&g.group_id).len(),
-                partitions: g.partitions.len(),
-                total_lag: g.total_lag(),
-                group_type: g.group_type.to_string(),
-                state: g.state.to_string(),
-                group_id: g.group_id,
+            .map(|g| {
+                let row = GroupRow {
+                    members: Some(self.members(&g.group_id).len()),
+                    partitions: Some(g.partitions.len()),
+                    total_lag: Some(g.total_lag()),
+                    group_type: g.group_type.to_string(),
+                    state: g.state.to_string(),
+                    coordinator: node,
+                    group_id: g.group_id.clone(),
+                };
+                (g.group_id, row)
             })
-            .collect()
+            .collect();
+        // the other coordinators' groups: ListGroups to every broker
+        for g in self.listed_groups().await {
+            if g.coordinator != node {
+                rows.entry(g.group_id.clone()).or_insert(GroupRow {
+                    group_type: match g.group_type {
+                        oxka_client::admin::GroupType::Consumer => "consumer",
+                        _ => "classic",
+                    }
+                    .to_string(),
+                    state: g.state,
+                    coordinator: g.coordinator,
+                    group_id: g.group_id,
+                    ..Default::default()
+                });
+            }
+        }
+        rows.into_values().collect()
+    }
+
+    async fn group_coordinator(&self, id: &str) -> Option<i32> {
+        self.listed_groups()
+            .await
+            .into_iter()
+            .find(|g| g.group_id == id)
+            .map(|g| g.coordinator)
     }
 
     async fn group(&self, id: &str) -> Option<GroupDetail> {

@@ -81,10 +81,13 @@ pub struct GroupRow {
     /// "classic" or "consumer" (KIP-848).
     pub group_type: String,
     pub state: String,
-    pub members: usize,
-    /// Committed partitions.
-    pub partitions: usize,
-    pub total_lag: i64,
+    /// The node coordinating the group.
+    pub coordinator: i32,
+    /// Members, committed partitions and lag are known for the groups
+    /// this node coordinates; `None` for the others.
+    pub members: Option<usize>,
+    pub partitions: Option<usize>,
+    pub total_lag: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -32,9 +32,13 @@ pub trait ConsoleSource: Send + Sync + 'static {
         &self,
         req: BrowseRequest,
     ) -> impl Future<Output = Result<Vec<BrowsedRecord>, String>> + Send;
-    /// Every group the console can show, sorted by id.
+    /// Every group of the cluster, sorted by id; those coordinated
+    /// elsewhere without members and lag.
     fn groups(&self) -> impl Future<Output = Vec<GroupRow>> + Send;
+    /// A group this node coordinates.
     fn group(&self, id: &str) -> impl Future<Output = Option<GroupDetail>> + Send;
+    /// The node coordinating a group, if the group exists.
+    fn group_coordinator(&self, id: &str) -> impl Future<Output = Option<i32>> + Send;
     /// The counters behind the live charts.
     fn sample(&self) -> impl Future<Output = Sample> + Send;
     /// Carries out an action through the broker's own Kafka API paths;

@@ -97,14 +97,27 @@ impl ConsoleSource for Fake {
         }])
     }
     async fn groups(&self) -> Vec<GroupRow> {
-        vec![GroupRow {
-            group_id: "g/1".into(),
-            group_type: "classic".into(),
-            state: "Empty".into(),
-            members: 0,
-            partitions: 1,
-            total_lag: 4,
-        }]
+        vec![
+            GroupRow {
+                group_id: "g/1".into(),
+                group_type: "classic".into(),
+                state: "Empty".into(),
+                coordinator: 1,
+                members: Some(0),
+                partitions: Some(1),
+                total_lag: Some(4),
+            },
+            GroupRow {
+                group_id: "remote".into(),
+                group_type: "consumer".into(),
+                state: "Stable".into(),
+                coordinator: 2,
+                ..Default::default()
+            },
+        ]
+    }
+    async fn group_coordinator(&self, id: &str) -> Option<i32> {
+        (id == "remote").then_some(2)
     }
     async fn group(&self, id: &str) -> Option<GroupDetail> {
         (id == "g/1").then(|| GroupDetail {
@@ -199,6 +212,9 @@ async fn every_page_renders() {
     assert!(!first.contains("topic-0100"), "one page of 100 topics");
     assert_eq!(get(&r, "/topics/nope").await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&r, "/groups/nope").await.0, StatusCode::NOT_FOUND);
+    let (status, body) = get(&r, "/groups/remote").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("coordinated by node 2"));
     assert_eq!(get(&r, "/assets/nope.js").await.0, StatusCode::NOT_FOUND);
     // read-only: no action forms offered
     assert!(!first.contains("/actions/"));

@@ -44,7 +44,7 @@ pub async fn list<S: ConsoleSource>(
         }
         table #groups {
             thead { tr {
-                th { "group" } th { "type" } th { "state" } th.num { "members" }
+                th { "group" } th { "type" } th { "state" } th.num { "coordinator" } th.num { "members" }
                 th.num { "partitions" } th.num { "lag" }
             } }
             tbody {
@@ -53,16 +53,17 @@ pub async fn list<S: ConsoleSource>(
                         td { a href=(group_href(&g.group_id)) { (g.group_id) } }
                         td { (g.group_type) }
                         td { (g.state) }
-                        td.num { (g.members) }
-                        td.num { (g.partitions) }
-                        td.num.lag { (g.total_lag) }
+                        td.num { (g.coordinator) }
+                        td.num { (opt(g.members)) }
+                        td.num { (opt(g.partitions)) }
+                        td.num.lag { (opt(g.total_lag)) }
                     }
                 }
             }
         }
         (pager("/groups", &q.q, page, groups.len()))
-        p.note { "The groups this node coordinates: in a cluster, each node's console lists the groups whose "
-            code { "__consumer_offsets" } " partition it leads." }
+        p.note { "Members and lag are shown for the groups this node coordinates (node " (c.source.overview().node_id)
+            "); the others' are on their coordinator's console." }
     };
     layout(
         "Consumer groups",
@@ -86,17 +87,17 @@ pub async fn group<S: ConsoleSource>(
 ) -> Response {
     let actions = c.settings.actions_enabled;
     let Some(g) = c.source.group(&id).await else {
+        let elsewhere = c.source.group_coordinator(&id).await;
+        let body = html! {
+            @match elsewhere {
+                Some(node) => p #elsewhere { "Group " code { (id) } " is coordinated by node " (node)
+                    ": its members and lag are on that node's console." },
+                None => p { "There is no group " code { (id) } "." },
+            }
+        };
         return (
             StatusCode::NOT_FOUND,
-            layout(
-                "Group not found",
-                "/groups",
-                actions,
-                None,
-                html! {
-                    p { "No group " code { (id) } " is coordinated by this node." }
-                },
-            ),
+            layout("Group not found here", "/groups", actions, None, body),
         )
             .into_response();
     };
