@@ -24,8 +24,9 @@
 # Metrics on vs off: produce and consume, 1 KiB records, 1 partition, each
 # round on two fresh brokers, one with the HTTP listener on and /metrics
 # scraped every second meanwhile, one with `http.listeners=` and
-# `metrics.instrumentation.enable=false` (no counting at all); rounds
-# alternate off/on so drift in the machine's speed hits both alike.
+# `metrics.instrumentation.enable=false` (no counting at all); the order
+# within a round alternates, so drift in the machine's speed and what a run
+# leaves behind hit both alike. The medians are reported, every run beside.
 #
 # Each produce run gets a fresh broker on an empty data dir after `sync`:
 # the host's write cache is the "disk" limit, and a run that starts with
@@ -247,10 +248,17 @@ median_col() { # column, values...
     printf '%s\n' "$@" | awk -v c="$col" '{ print $c }' | sort -g | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'
 }
 all_col() { local col=$1; shift; printf '%s\n' "$@" | awk -v c="$col" '{ printf "%s%s", (NR > 1 ? ", " : ""), $c }'; }
-log "metrics on vs off: produce + consume 1 KiB x $N1K, 1 partition, $ROUNDS rounds (off, on alternating)"
+log "metrics on vs off: produce + consume 1 KiB x $N1K, 1 partition, $ROUNDS rounds of one run each (order alternating)"
 for i in $(seq 1 "$ROUNDS"); do
-    metrics_round off
-    metrics_round on
+    # odd rounds off first, even rounds on first: whatever the first run of
+    # a pair leaves behind (dirty pages, warm caches) hits both modes alike
+    if [ $((i % 2)) = 1 ]; then
+        metrics_round off
+        metrics_round on
+    else
+        metrics_round on
+        metrics_round off
+    fi
 done
 for col in 1 2; do
     what=$([ $col = 1 ] && echo "produce 1 partition 1 KiB acks=1" || echo "consume from page cache 1 KiB")

@@ -184,14 +184,17 @@ pub async fn serve_connection(
         // the request's bytes are no longer held
         drop(reservation);
         let timing = match (received, dequeued) {
-            (Some(received), Some(dequeued)) => Some(RequestTiming {
-                api_key,
-                received,
-                dequeued,
-                parked: slot.parked_at(),
-                follower_fetch: slot.is_follower_fetch(),
-                handled: Instant::now(),
-            }),
+            (Some(received), Some(dequeued)) => {
+                let (parked, follower_fetch) = slot.marks();
+                Some(RequestTiming {
+                    api_key,
+                    received,
+                    dequeued,
+                    parked,
+                    follower_fetch,
+                    handled: Instant::now(),
+                })
+            }
             _ => None,
         };
         match outcome {

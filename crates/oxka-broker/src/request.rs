@@ -64,19 +64,17 @@ impl RequestSlot {
         s.permit.take();
     }
 
-    /// When the request was parked, if it was.
-    pub fn parked_at(&self) -> Option<std::time::Instant> {
-        self.0.lock().parked
+    /// When the request was parked (if it was) and whether it is a
+    /// follower's Fetch: what its metrics need, read once it is handled.
+    pub fn marks(&self) -> (Option<std::time::Instant>, bool) {
+        let s = self.0.lock();
+        (s.parked, s.follower_fetch)
     }
 
     /// The request is a follower's Fetch (its metrics go under
     /// FetchFollower, as Kafka's do).
     pub fn note_follower_fetch(&self) {
         self.0.lock().follower_fetch = true;
-    }
-
-    pub fn is_follower_fetch(&self) -> bool {
-        self.0.lock().follower_fetch
     }
 }
 

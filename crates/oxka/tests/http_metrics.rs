@@ -416,6 +416,13 @@ fn metrics_follow_what_clients_did() {
         ("partition", "0"),
     ];
     assert_eq!(value(&s, "kafka_consumergroup_lag", &g), 0.0);
+    assert!(
+        unlabelled(
+            &s,
+            "kafka_server_group_coordinator_metrics_group_completed_rebalance_count"
+        ) >= 1.0
+    );
+    assert!(unlabelled(&s, "kafka_coordinator_group_groupmetadatamanager_numgroups") >= 1.0);
     assert_eq!(
         value(&s, "kafka_consumergroup_current_offset", &g),
         N as f64

@@ -488,6 +488,22 @@ impl Scrape {
             consumer.add(l1("state", state.to_ascii_lowercase()), V::U(n as u64));
         }
         out.push(consumer);
+        let (classic_rebalances, consumer_rebalances) =
+            self.state.group_coordinator.rebalance_counts();
+        let mut f = Family::new(
+            "kafka_server_group_coordinator_metrics_group_completed_rebalance_count",
+            MetricType::Gauge,
+            "Rebalances completed by the classic groups coordinated here now (group-coordinator-metrics group-completed-rebalance-count; per group, so it drops when a group moves away).",
+        );
+        f.add(Vec::new(), V::U(classic_rebalances));
+        out.push(f);
+        let mut f = Family::new(
+            "kafka_server_group_coordinator_metrics_consumer_group_rebalance_count",
+            MetricType::Gauge,
+            "Group epoch bumps (new target assignments) of the KIP-848 groups coordinated here now (group-coordinator-metrics consumer-group-rebalance-count).",
+        );
+        f.add(Vec::new(), V::U(consumer_rebalances));
+        out.push(f);
         // kafka_exporter's names, so its dashboards and alerts work
         let mut lag = Family::new(
             "kafka_consumergroup_lag",

@@ -217,6 +217,9 @@ pub struct ConsumerGroup {
     pub assignor: Assignor,
     /// When the group last became empty (offset expiry counts from it).
     pub state_timestamp_ms: i64,
+    /// Group epoch bumps (new target assignments) while coordinated here:
+    /// the broker's rebalance metric.
+    pub rebalances: u64,
     /// What changed since the records were last written.
     changes: Changes,
 }
@@ -254,6 +257,7 @@ impl ConsumerGroup {
             regexes: HashMap::new(),
             assignor: Assignor::Uniform,
             state_timestamp_ms: now_ms,
+            rebalances: 0,
             changes: Changes::default(),
         }
     }
@@ -379,6 +383,7 @@ impl ConsumerGroup {
     fn bump_and_assign(&mut self, image: &MetadataImage, cfg: &ConsumerConfig) {
         self.refresh_subscribed(image);
         self.group_epoch = self.group_epoch.wrapping_add(1).max(1);
+        self.rebalances += 1;
         self.compute_target(image, cfg);
         self.changes.epoch = true;
     }

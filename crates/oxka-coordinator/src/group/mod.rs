@@ -995,6 +995,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// Rebalances completed by the groups coordinated here now, (classic,
+    /// KIP-848 consumer groups): counted per group, so a group that moves
+    /// or is deleted takes its count along (Prometheus' `rate` treats the
+    /// drop as a reset).
+    pub fn rebalance_counts(&self) -> (u64, u64) {
+        let groups = self.groups.lock();
+        groups
+            .values()
+            .fold((0, 0), |(classic, consumer), g| match &g.consumer {
+                Some(c) => (classic + g.completed_rebalances, consumer + c.rebalances),
+                None => (classic + g.completed_rebalances, consumer),
+            })
+    }
+
     pub fn list_groups(&self) -> Result<Vec<ListedGroup>, ResponseError> {
         if self.is_loading() {
             return Err(ResponseError::CoordinatorLoadInProgress);

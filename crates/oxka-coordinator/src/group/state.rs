@@ -210,6 +210,9 @@ pub struct Group {
     /// the classic fields above then stay Empty, and only the offsets are
     /// shared. A group keeps its type until it is empty.
     pub consumer: Option<super::consumer::ConsumerGroup>,
+    /// Rebalances completed (a join phase ending with members) while
+    /// coordinated here: the broker's rebalance metric.
+    pub completed_rebalances: u64,
 }
 
 impl Group {
@@ -231,6 +234,7 @@ impl Group {
             next_seq: 0,
             metadata_dirty: false,
             consumer: None,
+            completed_rebalances: 0,
         }
     }
 
@@ -616,6 +620,7 @@ impl Group {
             self.metadata_dirty = true;
             return;
         }
+        self.completed_rebalances += 1;
         self.protocol_name = self.select_protocol();
         let leader_ok = self
             .leader_id
