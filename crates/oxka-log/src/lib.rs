@@ -15,6 +15,7 @@ pub mod epoch_cache;
 mod error;
 mod fileio;
 mod index;
+pub mod latency;
 mod log;
 mod manager;
 mod open_files;

@@ -1144,6 +1144,7 @@ impl Log {
     /// Makes every appended byte durable and advances the recovery point.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.check_online()?;
+        let started = std::time::Instant::now();
         // Only segments with unsynced writes do any I/O here.
         for seg in self.segments.values_mut() {
             seg.flush()?;
@@ -1154,6 +1155,7 @@ impl Log {
         }
         self.recovery_point = self.log_end_offset;
         self.unflushed_since_ms = None;
+        crate::latency::LOG_FLUSH_TIME.observe(started.elapsed().as_secs_f64() * 1000.0);
         Ok(())
     }
 

@@ -241,7 +241,11 @@ fn metrics_follow_what_clients_did() {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     use rdkafka::Message;
 
-    let b = http_broker(&["group.initial.rebalance.delay.ms=0"]);
+    // every append flushed: the flush timer has something to count
+    let b = http_broker(&[
+        "group.initial.rebalance.delay.ms=0",
+        "log.flush.interval.messages=1",
+    ]);
     let addr = b.http.clone().expect("HTTP listener");
     let topic = common::unique("metrics");
     let group = common::unique("metrics-group");
@@ -448,6 +452,12 @@ fn metrics_follow_what_clients_did() {
     // docs/metrics.md names every family served, and the Grafana
     // dashboard uses only names that are served
     let (_, _, body) = get(&addr, "/metrics", None);
+    let flushes: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("kafka_log_logflushstats_logflushrateandtimems_count "))
+        .and_then(|v| v.parse().ok())
+        .expect("the flush timer's count");
+    assert!(flushes >= 1.0, "flushes {flushes}");
     let docs = include_str!("../../../docs/metrics.md");
     let served: std::collections::BTreeSet<&str> = body
         .lines()

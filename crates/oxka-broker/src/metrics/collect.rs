@@ -127,6 +127,12 @@ impl HistogramFamily {
             return Ok(());
         }
         let mut m = enc.encode_descriptor(self.name, self.help, None, MetricType::Histogram)?;
+        if let [(labels, h)] = self.samples.as_slice() {
+            if labels.is_empty() {
+                // one series without labels: no `{}` on its lines
+                return H(h).encode(m);
+            }
+        }
         for (labels, h) in &self.samples {
             H(h).encode(m.encode_family(labels)?)?;
         }
@@ -642,6 +648,12 @@ impl Collector for Scrape {
         for h in &hists {
             h.encode(&mut enc)?;
         }
+        HistogramFamily {
+            name: "kafka_log_logflushstats_logflushrateandtimems",
+            help: "Milliseconds of each log flush (fsync of a partition's unsynced segments), this process (LogFlushStats LogFlushRateAndTimeMs).",
+            samples: vec![(Vec::new(), oxka_log::latency::LOG_FLUSH_TIME.snapshot())],
+        }
+        .encode(&mut enc)?;
         // build info: an OpenMetrics info metric (`oxka_build_info 1` in
         // the Prometheus format)
         let mut info = enc.encode_descriptor(
