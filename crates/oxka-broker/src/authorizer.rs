@@ -85,10 +85,10 @@ mod tests {
     /// ALTER_CONFIGS).
     #[test]
     fn bitfields_match_kafka_without_authorizer() {
-        let c = ConnectionInfo {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            local: "127.0.0.1:9092".parse().unwrap(),
-        };
+        let c = ConnectionInfo::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap(),
+        );
         let ops = |r| authorized_operations(&c, r, "name");
         assert_eq!(ops(ResourceType::Topic), 3576);
         assert_eq!(ops(ResourceType::Group), 3400);

@@ -180,7 +180,7 @@ impl MarkerChannel {
         MarkerChannel {
             node_id: config.node_id,
             controller,
-            listener: config.value("inter.broker.listener.name"),
+            listener: config.inter_broker_listener.clone(),
             connections: Arc::default(),
         }
     }

@@ -16,6 +16,14 @@
 //! so record bytes are never copied into user space on the way out. Queued
 //! responses hold such regions, not the bytes, so the queue bounds open
 //! files rather than memory.
+//!
+//! Security (`network/listener`): on SSL and SASL_SSL listeners the stream
+//! is a TLS session (`network/tls`, whose writer copies file regions
+//! instead of `sendfile`), on SASL listeners an [`sasl::Authenticator`]
+//! sees every frame first and lets only ApiVersions and the SASL requests
+//! through until the client has authenticated. The handshake and the
+//! authentication must be over within [`tls::HANDSHAKE_TIMEOUT`]. The
+//! principal the connection authenticated as is on its [`ConnectionInfo`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,14 +34,23 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use crate::config::security::SecurityProtocol;
 use crate::metrics::RequestTiming;
 use crate::request::{self, Outcome};
 use crate::server::BrokerState;
 
+pub mod listener;
 mod memory_pool;
+pub mod principal;
 mod quotas;
 pub mod response;
+pub mod sasl;
 mod send;
+pub mod tls;
+
+pub use listener::ListenerSecurity;
+pub use principal::KafkaPrincipal;
+pub use send::ResponseWriter;
 
 pub use memory_pool::{MemoryPool, Reservation};
 pub use quotas::{ConnectionGuard, ConnectionQuotas, TooManyConnections};
@@ -59,14 +76,25 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one size-prefixed frame; `Ok(None)` on a clean EOF between frames.
-/// The frame's declared size is reserved from `pool` before its body is
-/// read; the reservation comes back with the frame and must live until the
-/// request has been handled.
+/// Reads one size-prefixed request frame; `Ok(None)` on a clean EOF
+/// between frames. The frame's declared size is reserved from `pool`
+/// before its body is read; the reservation comes back with the frame and
+/// must live until the request has been handled.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
     pool: &Arc<MemoryPool>,
+) -> Result<Option<(BytesMut, Reservation)>, FrameError> {
+    read_sized(reader, max, pool, 8).await
+}
+
+/// [`read_frame`] with the smallest size accepted: 8 (a request header's
+/// fixed part) for requests, 0 for raw SASL tokens.
+async fn read_sized<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    pool: &Arc<MemoryPool>,
+    min: usize,
 ) -> Result<Option<(BytesMut, Reservation)>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
@@ -90,7 +118,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::TooLarge { size, max });
     }
     // api key, api version and correlation id at the least
-    if size < 8 {
+    if size < min {
         return Err(FrameError::TooSmall(size));
     }
     let reservation = pool.reserve(size).await;
@@ -106,22 +134,103 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     Ok(Some((buf, reservation)))
 }
 
+/// Who is at the other end of a connection and how it came in.
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The listener's name ("" where no listener is involved, in tests).
+    pub listener: String,
+    pub security_protocol: SecurityProtocol,
+    /// Whom the connection authenticated as (`User:ANONYMOUS` on
+    /// PLAINTEXT): what the authorizer decides on.
+    pub principal: KafkaPrincipal,
 }
 
+impl ConnectionInfo {
+    /// An anonymous PLAINTEXT connection.
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> ConnectionInfo {
+        ConnectionInfo {
+            peer,
+            local,
+            listener: String::new(),
+            security_protocol: SecurityProtocol::Plaintext,
+            principal: KafkaPrincipal::anonymous(),
+        }
+    }
+}
+
+/// Serves one accepted connection of `listener`: the TLS handshake when
+/// the listener has TLS, then [`serve_stream`].
 pub async fn serve_connection(
     state: Arc<BrokerState>,
     stream: TcpStream,
+    listener: Arc<ListenerSecurity>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let info = match (stream.peer_addr(), stream.local_addr()) {
-        (Ok(peer), Ok(local)) => ConnectionInfo { peer, local },
+    let mut info = match (stream.peer_addr(), stream.local_addr()) {
+        (Ok(peer), Ok(local)) => ConnectionInfo::new(peer, local),
         _ => return,
     };
+    info.listener = listener.name.clone();
+    info.security_protocol = listener.protocol;
     let _ = stream.set_nodelay(true);
-    let (read_half, mut write_half) = stream.into_split();
+    let deadline = Instant::now() + tls::HANDSHAKE_TIMEOUT;
+    let Some(tls) = &listener.tls else {
+        let (read_half, write_half) = stream.into_split();
+        serve_stream(
+            state, info, &listener, read_half, write_half, deadline, shutdown,
+        )
+        .await;
+        return;
+    };
+    let handshake = tokio::select! {
+        biased;
+        _ = shutdown.changed() => return,
+        r = tokio::time::timeout_at(deadline.into(), tls.accept(stream)) => r,
+    };
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %info.peer, error = %e, "closing connection: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %info.peer, "closing connection: TLS handshake timed out");
+            return;
+        }
+    };
+    if listener.sasl.is_none() {
+        match tls.principal(stream.get_ref().1) {
+            Ok(p) => info.principal = p,
+            Err(e) => {
+                tracing::info!(peer = %info.peer, "closing connection: {e}");
+                return;
+            }
+        }
+    }
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_stream(
+        state, info, &listener, read_half, write_half, deadline, shutdown,
+    )
+    .await;
+}
+
+/// The request loop over any byte stream (plain TCP or TLS): frames in,
+/// through the SASL authenticator first on SASL listeners, responses out
+/// through a writer task. Until authenticated, reads are bounded by
+/// `auth_deadline` as well as the idle timeout.
+async fn serve_stream<R, W>(
+    state: Arc<BrokerState>,
+    mut info: ConnectionInfo,
+    listener: &ListenerSecurity,
+    read_half: R,
+    mut write_half: W,
+    auth_deadline: Instant,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: ResponseWriter,
+{
     let mut reader = BufReader::with_capacity(READ_CHUNK, read_half);
     let (tx, mut rx) = mpsc::channel::<(Response, Option<RequestTiming>)>(RESPONSE_QUEUE);
     let peer = info.peer;
@@ -139,17 +248,41 @@ pub async fn serve_connection(
         }
         let _ = write_half.shutdown().await;
     });
+    let mut auth = listener.sasl.as_ref().map(|config| {
+        let controller = state.controller.clone();
+        let lookup: sasl::scram::CredentialLookup = Arc::new(move |user, mechanism| {
+            controller
+                .image()
+                .scram_credentials
+                .get(user)
+                .and_then(|m| m.get(&mechanism.type_code()))
+                .cloned()
+        });
+        sasl::Authenticator::new(config.clone(), lookup)
+    });
     let max = state.config.socket_request_max_bytes;
     // RequestMetrics' stage times (metrics.instrumentation.enable)
     let timed = state.metrics.enabled;
     let idle = Duration::from_millis(state.idle_timeout_ms);
     loop {
+        let authenticating = auth.as_ref().is_some_and(|a| !a.is_authenticated());
+        let read_until = if authenticating {
+            auth_deadline.min(Instant::now() + idle)
+        } else {
+            Instant::now() + idle
+        };
+        let min = if auth.as_ref().is_some_and(|a| a.expects_raw_token()) {
+            0
+        } else {
+            8
+        };
         let frame = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            r = tokio::time::timeout(idle, read_frame(&mut reader, max, &state.request_memory)) => match r {
+            r = tokio::time::timeout_at(read_until.into(), read_sized(&mut reader, max, &state.request_memory, min)) => match r {
                 Err(_) => {
-                    tracing::debug!(peer = %info.peer, "closing idle connection");
+                    let what = if authenticating { "authentication timed out" } else { "idle" };
+                    tracing::debug!(peer = %info.peer, "closing connection: {what}");
                     break;
                 }
                 Ok(Ok(Some(f))) => f,
@@ -160,7 +293,49 @@ pub async fn serve_connection(
                 }
             },
         };
+        let (frame, reservation) = frame;
+        let frame = frame.freeze();
         let received = timed.then(Instant::now);
+        if let Some(a) = auth.as_mut() {
+            match a.intercept(&frame, crate::server::now_ms()) {
+                sasl::Intercept::Pass => {}
+                sasl::Intercept::Respond(resp) => {
+                    if tx.send((resp, None)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                sasl::Intercept::Authenticated {
+                    response,
+                    principal,
+                } => {
+                    tracing::debug!(peer = %info.peer, %principal, "authenticated");
+                    info.principal = principal;
+                    if tx.send((response, None)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                sasl::Intercept::Fail {
+                    response,
+                    delay,
+                    reason,
+                } => {
+                    tracing::info!(peer = %info.peer, listener = %info.listener, "failed authentication: {reason}");
+                    // Kafka's delay against brute force; this connection
+                    // reads nothing more meanwhile
+                    tokio::time::sleep(delay).await;
+                    if let Some(r) = response {
+                        let _ = tx.send((r, None)).await;
+                    }
+                    break;
+                }
+                sasl::Intercept::Close(reason) => {
+                    tracing::info!(peer = %info.peer, listener = %info.listener, "closing connection: {reason}");
+                    break;
+                }
+            }
+        }
         let permit = match state.request_slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -171,7 +346,6 @@ pub async fn serve_connection(
                 p
             }
         };
-        let (frame, reservation) = frame;
         // the frame reader guarantees the 8 header bytes
         let api_key = i16::from_be_bytes([frame[0], frame[1]]);
         state
@@ -180,7 +354,7 @@ pub async fn serve_connection(
             .received(api_key, i16::from_be_bytes([frame[2], frame[3]]));
         let dequeued = timed.then(Instant::now);
         let slot = request::RequestSlot::new(permit);
-        let outcome = request::handle_frame_in_slot(&state, &info, &slot, frame.freeze()).await;
+        let outcome = request::handle_frame_in_slot(&state, &info, &slot, frame).await;
         // the request's bytes are no longer held
         drop(reservation);
         let timing = match (received, dequeued) {

@@ -131,6 +131,11 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    // security (crate::network::sasl; answered here only where no SASL runs)
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -385,6 +390,20 @@ pub async fn handle_frame_in_slot(
         ApiKey::ListPartitionReassignments => {
             run(ctx, body, |r| {
                 handlers::partition_reassignments::list(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::SaslHandshake => run(ctx, body, |r| handlers::sasl::handshake(ctx, r)).await,
+        ApiKey::SaslAuthenticate => run(ctx, body, |r| handlers::sasl::authenticate(ctx, r)).await,
+        ApiKey::DescribeUserScramCredentials => {
+            run(ctx, body, |r| {
+                handlers::user_scram_credentials::describe(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::AlterUserScramCredentials => {
+            run(ctx, body, |r| {
+                handlers::user_scram_credentials::alter(state, ctx, r)
             })
             .await
         }

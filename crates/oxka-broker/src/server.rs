@@ -23,6 +23,9 @@ pub enum BrokerError {
     Metadata(Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
     ClusterMismatch(String),
+    /// A listener's TLS or SASL settings (keystore, users) do not load.
+    #[error(transparent)]
+    Security(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -43,7 +46,7 @@ impl BrokerError {
                 | oxka_log::LogError::InconsistentNodeId { .. }
                 | oxka_log::LogError::InconsistentClusterId { .. },
             ) => 2,
-            BrokerError::ClusterMismatch(_) => 2,
+            BrokerError::ClusterMismatch(_) | BrokerError::Security(_) => 2,
             _ => 1,
         }
     }
@@ -101,7 +104,7 @@ fn cluster_id_for_new_dirs(config: &KafkaConfig) -> String {
 pub struct Broker {
     state: Arc<BrokerState>,
     log_manager: Arc<LogManager>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Arc<crate::network::ListenerSecurity>)>,
     shutdown_tx: watch::Sender<bool>,
     quorum: crate::quorum::node::QuorumNode,
     /// `http.listeners`, bound; served from `run_until`.
@@ -204,11 +207,14 @@ impl Broker {
         }
         let mut listeners = Vec::new();
         for l in &config.listeners {
+            let security = Arc::new(crate::network::ListenerSecurity::from_config(
+                &config, &l.name,
+            )?);
             let addr = l.bind_addr();
             let listener = TcpListener::bind(&addr)
                 .await
                 .map_err(|source| BrokerError::Bind { addr, source })?;
-            listeners.push(listener);
+            listeners.push((listener, security));
         }
         let http = crate::http::HttpListener::bind(crate::http::HttpSettings::from_config(&config))
             .await?;
@@ -255,7 +261,7 @@ impl Broker {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -278,12 +284,13 @@ impl Broker {
         let mut connections = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(
             tokio::net::TcpStream,
+            Arc<crate::network::ListenerSecurity>,
             crate::network::ConnectionGuard,
             Arc<crate::metrics::ListenerStats>,
         )>(64);
         let mut acceptors = JoinSet::new();
-        for (listener, config) in listeners.into_iter().zip(&state.config.listeners) {
-            let stats = state.metrics.network.listener(&config.name);
+        for (listener, security) in listeners {
+            let stats = state.metrics.network.listener(&security.name);
             let tx = conn_tx.clone();
             let mut shutdown = state.shutdown.clone();
             let quotas = state.connection_quotas.clone();
@@ -303,7 +310,7 @@ impl Broker {
                                         continue;
                                     }
                                 };
-                                if tx.send((stream, guard, stats.clone())).await.is_err() {
+                                if tx.send((stream, security.clone(), guard, stats.clone())).await.is_err() {
                                     break;
                                 }
                             }
@@ -350,13 +357,13 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                Some((stream, guard, stats)) = conn_rx.recv() => {
+                Some((stream, security, guard, stats)) = conn_rx.recv() => {
                     let st = state.clone();
                     let shutdown = state.shutdown.clone();
                     st.metrics.network.opened(&stats);
                     connections.spawn(async move {
                         let metrics = st.metrics.clone();
-                        crate::network::serve_connection(st, stream, shutdown).await;
+                        crate::network::serve_connection(st, stream, security, shutdown).await;
                         metrics.network.closed(&stats);
                         drop(guard);
                     });

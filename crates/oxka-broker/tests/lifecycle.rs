@@ -113,10 +113,10 @@ impl Node {
         let mut body = BytesMut::new();
         req.encode(&mut body, version).unwrap();
         frame.put_slice(&body);
-        let conn = ConnectionInfo {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            local: "127.0.0.1:9092".parse().unwrap(),
-        };
+        let conn = ConnectionInfo::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap(),
+        );
         let out = self.rt.as_ref().unwrap().block_on(handle_frame(
             self.state(),
             &conn,

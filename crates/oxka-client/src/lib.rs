@@ -51,6 +51,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod quorum;
 pub mod records;
+pub mod sasl;
 mod transaction;
 
 pub use admin::Admin;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::records::{ConfigResourceType, Endpoint, MetadataRecord, RecordBatch};
+use crate::records::{ConfigResourceType, Endpoint, MetadataRecord, RecordBatch, ScramCredential};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartitionInfo {
@@ -129,6 +129,10 @@ pub struct MetadataImage {
     /// Finalized feature levels (FeatureLevelRecord).
     #[serde(default)]
     pub features: BTreeMap<String, i16>,
+    /// SCRAM credentials by user, then Kafka's mechanism type
+    /// (UserScramCredentialRecord).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
     #[serde(skip)]
     by_id: HashMap<Uuid, String>,
 }
@@ -334,6 +338,24 @@ impl MetadataImage {
                 self.broker_configs.retain(|_, m| !m.is_empty());
                 self.group_configs.retain(|_, m| !m.is_empty());
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(m) = self.scram_credentials.get_mut(name) {
+                    m.remove(mechanism);
+                    if m.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
+                }
+            }
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => {
@@ -360,6 +382,15 @@ impl MetadataImage {
         }
         for (res, map) in &self.group_configs {
             out.extend(config_records(ConfigResourceType::Group, res, map));
+        }
+        for (name, by_mechanism) in &self.scram_credentials {
+            for (mechanism, credential) in by_mechanism {
+                out.push(MetadataRecord::UserScramCredential {
+                    name: name.clone(),
+                    mechanism: *mechanism,
+                    credential: credential.clone(),
+                });
+            }
         }
         if self.next_producer_id_block > 0 {
             out.push(MetadataRecord::ProducerIds {

@@ -18,6 +18,29 @@ pub struct Endpoint {
     pub security_protocol: String,
 }
 
+/// Bytes that must not reach a log line (SCRAM stored and server keys):
+/// serialised as they are, shown as `<redacted>` by `Debug`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A user's SCRAM credential for one mechanism (RFC 5802's salt,
+/// iteration count, StoredKey and ServerKey; the salted password itself
+/// is never stored).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Secret,
+    pub server_key: Secret,
+    pub iterations: i32,
+}
+
 /// Kafka's ConfigResource types as the metadata log records them.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConfigResourceType {
@@ -88,6 +111,15 @@ pub enum MetadataRecord {
         name: String,
         value: Option<String>,
     },
+    /// UserScramCredentialRecord: `mechanism` is Kafka's ScramMechanism
+    /// type (1 SCRAM-SHA-256, 2 SCRAM-SHA-512); replaces any earlier one.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        credential: ScramCredential,
+    },
+    /// RemoveUserScramCredentialRecord.
+    RemoveUserScramCredential { name: String, mechanism: i8 },
     /// ProducerIdsRecord: ids below `next_producer_id` are handed out.
     ProducerIds {
         broker_id: i32,

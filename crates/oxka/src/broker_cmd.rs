@@ -103,10 +103,12 @@ pub fn run(args: BrokerArgs) -> i32 {
                 return e.exit_code();
             }
         };
+        // bound in the order of `listeners`
         let listeners: Vec<String> = broker
             .local_addrs()
             .iter()
-            .map(|a| format!("PLAINTEXT://{a}"))
+            .zip(&config.listeners)
+            .map(|(a, l)| format!("{}://{a}", l.name))
             .collect();
         let dirs: Vec<String> = config
             .log_dirs

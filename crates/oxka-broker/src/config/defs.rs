@@ -283,14 +283,14 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         String,
         Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"),
         Validator::None,
-        "Security protocol of each listener name; only PLAINTEXT is served yet (a client listener mapped to another protocol stops start-up)."
+        "Security protocol of each listener name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
     ),
     def!(
         "security.inter.broker.protocol",
         String,
         Some("PLAINTEXT"),
         Validator::OneOf(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
-        "Protocol between brokers; anything but PLAINTEXT stops start-up (not supported yet)."
+        "Protocol between brokers when inter.broker.listener.name is not set: the listener of that name is the inter-broker one."
     ),
     def!(
         "authorizer.class.name",
@@ -347,6 +347,120 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         None,
         Validator::None,
         "Listener brokers use among themselves."
+    ),
+    // TLS and SASL (docs/security.md); every one of them may also be set
+    // per listener as `listener.name.<listener>.<key>`
+    def!(
+        "ssl.keystore.type",
+        String,
+        Some("JKS"),
+        Validator::None,
+        "Keystore format; oxka reads PEM (set it to PEM on TLS listeners)."
+    ),
+    def!(
+        "ssl.keystore.location",
+        String,
+        None,
+        Validator::None,
+        "PEM file with the private key and the certificate chain."
+    ),
+    def!(
+        "ssl.keystore.certificate.chain",
+        Password,
+        None,
+        Validator::None,
+        "The certificate chain in PEM, inline (instead of ssl.keystore.location)."
+    ),
+    def!(
+        "ssl.keystore.key",
+        Password,
+        None,
+        Validator::None,
+        "The private key in PEM, inline (instead of ssl.keystore.location)."
+    ),
+    def!(
+        "ssl.keystore.password",
+        Password,
+        None,
+        Validator::None,
+        "Keystore password; not used by PEM keystores."
+    ),
+    def!(
+        "ssl.key.password",
+        Password,
+        None,
+        Validator::None,
+        "Password of an encrypted PKCS#8 private key."
+    ),
+    def!(
+        "ssl.truststore.type",
+        String,
+        Some("JKS"),
+        Validator::None,
+        "Truststore format; oxka reads PEM."
+    ),
+    def!(
+        "ssl.truststore.location",
+        String,
+        None,
+        Validator::None,
+        "PEM file of the CA certificates trusted for client certificates."
+    ),
+    def!(
+        "ssl.truststore.certificates",
+        Password,
+        None,
+        Validator::None,
+        "Trusted CA certificates in PEM, inline."
+    ),
+    def!(
+        "ssl.truststore.password",
+        Password,
+        None,
+        Validator::None,
+        "Truststore password; not used by PEM truststores."
+    ),
+    def!(
+        "ssl.enabled.protocols",
+        List,
+        Some("TLSv1.2,TLSv1.3"),
+        Validator::None,
+        "TLS versions accepted: TLSv1.2 and/or TLSv1.3."
+    ),
+    def!(
+        "ssl.client.auth",
+        String,
+        Some("none"),
+        Validator::OneOf(&["required", "requested", "none"]),
+        "Client certificates: required, requested or none."
+    ),
+    def!(
+        "ssl.principal.mapping.rules",
+        String,
+        Some("DEFAULT"),
+        Validator::None,
+        "Rules mapping a client certificate's distinguished name to a user name."
+    ),
+    def!(
+        "sasl.enabled.mechanisms",
+        List,
+        Some("GSSAPI"),
+        Validator::None,
+        "SASL mechanisms served: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER."
+    ),
+    def!(
+        "connections.max.reauth.ms",
+        Long,
+        Some("0"),
+        Validator::None,
+        "SASL session lifetime (KIP-368); 0 for sessions that never expire."
+    ),
+    def!(
+        "connection.failed.authentication.delay.ms",
+        Int,
+        Some("100"),
+        Validator::AtLeast(0),
+        "Delay before a failed authentication is answered and the connection closed."
     ),
     def!(
         "controller.quorum.voters",

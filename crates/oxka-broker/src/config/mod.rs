@@ -118,6 +118,20 @@ impl Listener {
     }
 }
 
+/// `listener.name.<listener>.<key>` with the listener name lower-cased,
+/// or `None` for any other key.
+fn listener_override_key(key: &str) -> Option<String> {
+    let rest = key.strip_prefix("listener.name.")?;
+    let (listener, config) = rest.split_once('.')?;
+    if listener.is_empty() || config.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "listener.name.{}.{config}",
+        listener.to_ascii_lowercase()
+    ))
+}
+
 fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
     value
         .split(',')
@@ -161,6 +175,14 @@ pub struct KafkaConfig {
     pub broker_rack: Option<String>,
     /// Roles, voters, controller listener and quorum timings.
     pub kraft: kraft::KraftConfig,
+    /// Each client listener's security protocol.
+    pub listener_protocols: BTreeMap<String, security::SecurityProtocol>,
+    /// The listener brokers reach each other on (see
+    /// [`security::inter_broker_listener`]).
+    pub inter_broker_listener: Option<String>,
+    /// `listener.name.<listener>.<key>` settings, by full key with the
+    /// listener name lower-cased (Kafka's `ListenerName.configPrefix`).
+    listener_overrides: BTreeMap<String, String>,
 }
 
 /// The data directory used when neither `log.dirs` nor `log.dir` is set: a
@@ -196,6 +218,7 @@ impl KafkaConfig {
     pub fn from_props(props: BTreeMap<String, String>) -> Result<(Self, Vec<String>), ConfigError> {
         let mut warnings = Vec::new();
         let mut explicit = BTreeMap::new();
+        let mut listener_overrides = BTreeMap::new();
         for (k, v) in props {
             let k = k.trim().to_string();
             let v = v.trim().to_string();
@@ -209,7 +232,12 @@ impl KafkaConfig {
                 }
                 None => {
                     security::check_unknown_key(&k, &v)?;
-                    warnings.push(format!("unknown config '{k}' ignored"));
+                    match listener_override_key(&k) {
+                        Some(key) => {
+                            listener_overrides.insert(key, v);
+                        }
+                        None => warnings.push(format!("unknown config '{k}' ignored")),
+                    }
                 }
             }
         }
@@ -230,6 +258,9 @@ impl KafkaConfig {
             flush_scheduler_interval_ms: 0,
             broker_rack: None,
             kraft: kraft::KraftConfig::default(),
+            listener_protocols: BTreeMap::new(),
+            inter_broker_listener: None,
+            listener_overrides,
         };
         cfg.node_id = cfg.int("node.id")? as i32;
         let controller_names: Vec<String> = cfg
@@ -246,7 +277,7 @@ impl KafkaConfig {
             .filter(|l| !controller_names.contains(&l.name))
             .cloned()
             .collect();
-        security::check(&cfg)?;
+        cfg.listener_protocols = security::listener_protocols(&cfg)?;
         if let Some(adv) = cfg.value("advertised.listeners") {
             cfg.advertised_listeners = parse_listeners("advertised.listeners", &adv)?;
         }
@@ -279,6 +310,8 @@ impl KafkaConfig {
         if cfg.kraft.broker && cfg.listeners.is_empty() {
             return Err(invalid("listeners", &listeners_value, "no client listener"));
         }
+        cfg.inter_broker_listener = security::inter_broker_listener(&cfg)?;
+        security::check(&cfg)?;
         // Topic defaults derived from broker values must themselves be valid.
         for t in TOPIC_CONFIGS {
             if let Some(v) = cfg.topic_default(t) {
@@ -295,6 +328,29 @@ impl KafkaConfig {
         Self::from_props(BTreeMap::new())
             .map(|(c, _)| c)
             .unwrap_or_else(|e| unreachable!("embedded defaults are invalid: {e}"))
+    }
+
+    /// A client listener's security protocol (PLAINTEXT for a name that
+    /// is not a client listener).
+    pub fn listener_protocol(&self, listener: &str) -> security::SecurityProtocol {
+        self.listener_protocols
+            .get(&listener.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(security::SecurityProtocol::Plaintext)
+    }
+
+    /// `listener.name.<listener>.<key>` when set, else the broker-wide
+    /// value of `key` (Kafka's per-listener configs: TLS and SASL keys).
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        self.listener_only(listener, key)
+            .or_else(|| self.value(key))
+    }
+
+    /// `listener.name.<listener>.<key>` only, e.g. the per-mechanism
+    /// `plain.sasl.jaas.config` that has no broker-wide form.
+    pub fn listener_only(&self, listener: &str, key: &str) -> Option<String> {
+        let full = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.listener_overrides.get(&full).cloned()
     }
 
     fn int(&self, key: &str) -> Result<i64, ConfigError> {

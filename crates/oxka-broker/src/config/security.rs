@@ -1,28 +1,83 @@
-//! Settings that ask for something oxka does not do yet stop the broker
-//! before it writes anything, instead of running unprotected.
+//! Listeners' security protocols, and the start-up rule for settings that
+//! ask for protection or limits oxka does not give yet: those stop the
+//! broker before it writes anything, instead of running unprotected.
 //!
-//! The rule, key by key (the same one Kafka applies to decide what is in
+//! Protocols: a listener's security protocol is its entry in
+//! `listener.security.protocol.map`, or its name when that is a protocol
+//! name (Kafka's rule). PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL are
+//! served (`network/tls`, `network/sasl`). Per-listener settings are
+//! `listener.name.<listener>.<key>`, read before the unprefixed key.
+//!
+//! Refused, key by key (the same rule Kafka applies to decide what is in
 //! force, so nothing inert is refused):
-//! - A listener's security protocol (its name when that is a protocol name,
-//!   else its entry in `listener.security.protocol.map`) other than
-//!   PLAINTEXT: TLS and SASL are not served yet. Controller listeners are
-//!   not served at all, so their protocol does not matter.
-//! - `security.inter.broker.protocol` other than PLAINTEXT.
+//! - An inter-broker listener (`inter.broker.listener.name`, else the
+//!   listener named as `security.inter.broker.protocol`) other than
+//!   PLAINTEXT on a node of a multi-node cluster: followers and the
+//!   transaction markers connect in plaintext. A node alone has no
+//!   inter-broker traffic, so any protocol is accepted there.
 //! - `authorizer.class.name` non-empty: no ACLs are enforced yet.
 //! - `max.connection.creation.rate` (and its `listener.name.<l>.` form)
 //!   below its default: a limit oxka does not enforce yet.
 //!   `max.connections` and `max.connections.per.ip(.overrides)` are
 //!   enforced (`network/quotas`); their per-listener forms are not.
-//! - `ssl.*` and `sasl.*` keys are accepted and have no effect: Kafka only
-//!   applies them on SSL/SASL listeners, which the first rule refuses, so
-//!   with PLAINTEXT listeners they are inert in Kafka too.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use super::{invalid, ConfigError, KafkaConfig};
 
+/// Kafka's `SecurityProtocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
 /// Kafka's `SecurityProtocol` names.
 const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+impl SecurityProtocol {
+    /// By Kafka's name, case-insensitively.
+    pub fn parse(name: &str) -> Option<SecurityProtocol> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether connections are wrapped in TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether clients authenticate with SASL before anything is served.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+impl fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Why a key is refused, for the error message.
 fn unsupported(key: &str, value: &str, what: &str) -> ConfigError {
@@ -34,67 +89,102 @@ fn unsupported(key: &str, value: &str, what: &str) -> ConfigError {
 }
 
 /// Parses `listener.security.protocol.map` (`NAME:PROTOCOL,...`).
-pub fn protocol_map(value: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+pub fn protocol_map(value: &str) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
     const KEY: &str = "listener.security.protocol.map";
     let mut map = BTreeMap::new();
     for entry in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, proto) = entry
             .split_once(':')
             .ok_or_else(|| invalid(KEY, value, format!("'{entry}' is not NAME:PROTOCOL")))?;
-        let proto = proto.trim().to_ascii_uppercase();
-        if !PROTOCOLS.contains(&proto.as_str()) {
-            return Err(invalid(
+        let proto = SecurityProtocol::parse(proto).ok_or_else(|| {
+            invalid(
                 KEY,
                 value,
-                format!("'{proto}' is not one of {}", PROTOCOLS.join(", ")),
-            ));
-        }
+                format!("'{}' is not one of {}", proto.trim(), PROTOCOLS.join(", ")),
+            )
+        })?;
         map.insert(name.trim().to_ascii_uppercase(), proto);
     }
     Ok(map)
 }
 
-/// Refuses the first setting that asks for protection or a limit oxka
-/// does not give (see the module doc for the rule).
-pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
+/// The security protocol of each client listener, by listener name.
+pub fn listener_protocols(
+    cfg: &KafkaConfig,
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
     const MAP: &str = "listener.security.protocol.map";
     let map_value = cfg.value(MAP).unwrap_or_default();
     let map = protocol_map(&map_value)?;
-    let listeners_value = cfg.value("listeners").unwrap_or_default();
+    let mut out = BTreeMap::new();
     for l in &cfg.listeners {
-        // The key to name is the one the operator wrote: the map when set,
-        // else `listeners` (its default maps each protocol name to itself).
-        let (proto, key, value) = match map.get(&l.name) {
-            Some(p) if cfg.is_explicit(MAP) => (p.clone(), MAP, map_value.as_str()),
-            Some(p) => (p.clone(), "listeners", listeners_value.as_str()),
-            None if PROTOCOLS.contains(&l.name.as_str()) => {
-                (l.name.clone(), "listeners", listeners_value.as_str())
-            }
-            None => {
-                return Err(invalid(
+        let proto = match map.get(&l.name) {
+            Some(p) => *p,
+            None => SecurityProtocol::parse(&l.name).ok_or_else(|| {
+                invalid(
                     MAP,
                     &map_value,
                     format!("no security protocol defined for listener {}", l.name),
-                ))
-            }
+                )
+            })?,
         };
-        if proto != "PLAINTEXT" {
-            return Err(unsupported(
-                key,
-                value,
-                &format!("{proto} on listener {} (TLS/SASL)", l.name),
+        out.insert(l.name.clone(), proto);
+    }
+    Ok(out)
+}
+
+/// The inter-broker listener (Kafka's `interBrokerListenerName`):
+/// `inter.broker.listener.name`, else the client listener named as
+/// `security.inter.broker.protocol`; `None` when there is no such
+/// listener (the first registered endpoint is used then, as before).
+pub fn inter_broker_listener(cfg: &KafkaConfig) -> Result<Option<String>, ConfigError> {
+    const NAME: &str = "inter.broker.listener.name";
+    const PROTO: &str = "security.inter.broker.protocol";
+    if cfg.is_explicit(NAME) && cfg.is_explicit(PROTO) {
+        return Err(invalid(
+            NAME,
+            &cfg.value(NAME).unwrap_or_default(),
+            format!("only one of {NAME} and {PROTO} may be set"),
+        ));
+    }
+    if let Some(name) = cfg.value(NAME).filter(|n| !n.trim().is_empty()) {
+        let name = name.trim().to_ascii_uppercase();
+        if cfg.kraft.broker && !cfg.listeners.iter().any(|l| l.name == name) {
+            return Err(invalid(
+                NAME,
+                &name,
+                "the inter-broker listener must be one of the client listeners in 'listeners'",
             ));
         }
+        return Ok(Some(name));
     }
-    let inter = cfg
-        .value("security.inter.broker.protocol")
-        .unwrap_or_default();
-    if !inter.is_empty() && !inter.eq_ignore_ascii_case("PLAINTEXT") {
-        return Err(unsupported(
-            "security.inter.broker.protocol",
-            &inter,
-            "TLS/SASL between brokers",
-        ));
+    let proto = cfg.value(PROTO).unwrap_or_default().to_ascii_uppercase();
+    Ok(cfg
+        .listeners
+        .iter()
+        .find(|l| l.name == proto)
+        .map(|l| l.name.clone()))
+}
+
+/// Refuses the first setting that asks for protection or a limit oxka
+/// does not give (see the module doc for the rule). Runs once the
+/// listeners, their protocols and the quorum settings are known.
+pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
+    if cfg.kraft.is_multi_node(cfg.node_id) {
+        if let Some(name) = &cfg.inter_broker_listener {
+            let proto = cfg.listener_protocol(name);
+            if proto != SecurityProtocol::Plaintext {
+                let key = if cfg.is_explicit("inter.broker.listener.name") {
+                    "inter.broker.listener.name"
+                } else {
+                    "security.inter.broker.protocol"
+                };
+                return Err(unsupported(
+                    key,
+                    &cfg.value(key).unwrap_or_default(),
+                    &format!("{proto} between brokers (listener {name})"),
+                ));
+            }
+        }
     }
     let authorizer = cfg.value("authorizer.class.name").unwrap_or_default();
     if !authorizer.trim().is_empty() {
@@ -160,24 +250,42 @@ mod tests {
     #[test]
     fn protection_asked_for_is_refused() {
         assert_eq!(
-            refused_key(&[
-                ("listeners", "INTERNAL://:9092"),
-                ("listener.security.protocol.map", "INTERNAL:SASL_SSL"),
-            ]),
-            "listener.security.protocol.map"
-        );
-        assert_eq!(refused_key(&[("listeners", "SSL://:9093")]), "listeners");
-        assert_eq!(
-            refused_key(&[("listeners", "PLAINTEXT://:1,SASL_PLAINTEXT://:2")]),
-            "listeners"
-        );
-        assert_eq!(
             refused_key(&[("authorizer.class.name", "x.Authorizer")]),
             "authorizer.class.name"
         );
+        let cluster = [
+            ("node.id", "1"),
+            (
+                "controller.quorum.voters",
+                "1@localhost:9093,2@localhost:9095",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut kv = cluster.to_vec();
+            kv.extend_from_slice(extra);
+            kv
+        };
         assert_eq!(
-            refused_key(&[("security.inter.broker.protocol", "SSL")]),
+            refused_key(&with(&[
+                (
+                    "listeners",
+                    "PLAINTEXT://:9092,SSL://:9094,CONTROLLER://:9093"
+                ),
+                ("security.inter.broker.protocol", "SSL"),
+            ])),
             "security.inter.broker.protocol"
+        );
+        assert_eq!(
+            refused_key(&with(&[
+                ("listeners", "INTERNAL://:9092,CONTROLLER://:9093"),
+                (
+                    "listener.security.protocol.map",
+                    "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+                ),
+                ("inter.broker.listener.name", "INTERNAL"),
+            ])),
+            "inter.broker.listener.name"
         );
         assert_eq!(
             refused_key(&[("max.connection.creation.rate", "10")]),
@@ -187,6 +295,46 @@ mod tests {
             refused_key(&[("listener.name.plaintext.max.connections", "10")]),
             "listener.name.plaintext.max.connections"
         );
+    }
+
+    #[test]
+    fn listener_protocols_resolve() {
+        let c = start(&[
+            ("listeners", "SSL://:9093,SASL_SSL://:9094,INTERNAL://:9095"),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL",
+            ),
+            ("security.inter.broker.protocol", "SSL"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "PLAIN"),
+        ])
+        .unwrap();
+        assert_eq!(c.listener_protocol("SSL"), SecurityProtocol::Ssl);
+        assert_eq!(c.listener_protocol("SASL_SSL"), SecurityProtocol::SaslSsl);
+        assert_eq!(
+            c.listener_protocol("INTERNAL"),
+            SecurityProtocol::SaslPlaintext
+        );
+        assert_eq!(c.inter_broker_listener.as_deref(), Some("SSL"));
+        assert_eq!(
+            c.listener_value("INTERNAL", "sasl.enabled.mechanisms")
+                .as_deref(),
+            Some("PLAIN")
+        );
+        assert_eq!(
+            c.listener_value("SSL", "sasl.enabled.mechanisms")
+                .as_deref(),
+            Some("GSSAPI")
+        );
+        // both inter-broker keys at once are refused, as Kafka does
+        assert!(matches!(
+            start(&[
+                ("listeners", "PLAINTEXT://:9092"),
+                ("security.inter.broker.protocol", "PLAINTEXT"),
+                ("inter.broker.listener.name", "PLAINTEXT"),
+            ]),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     #[test]

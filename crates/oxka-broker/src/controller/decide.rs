@@ -17,12 +17,14 @@ use oxka_controller::records::{ConfigResourceType, MetadataRecord};
 use uuid::Uuid;
 
 mod partitions;
+mod scram;
 
 pub use partitions::{
     alter_reassignments, elect_leaders, imbalanced_partitions, list_reassignments,
     ReassignmentItem, PREFERRED, UNCLEAN,
 };
 use partitions::{complete_reassignment, Change};
+pub use scram::alter_scram_credentials;
 
 use super::ApiError;
 use crate::config::KafkaConfig;

@@ -437,6 +437,9 @@ impl Controller {
             Command::AllocateProducerIds { broker_id, count } => {
                 decide::allocate_producer_ids(image, *broker_id, *count)
             }
+            Command::AlterScramCredentials { items } => {
+                decide::alter_scram_credentials(image, items)
+            }
             Command::AlterPartition {
                 broker_id,
                 broker_epoch,
@@ -1034,6 +1037,27 @@ impl Controller {
             ResponseError::ConcurrentTransactions,
             "The configs kept changing concurrently; try again.",
         ))
+    }
+
+    /// AlterUserScramCredentials: the items' outcomes in order, or one
+    /// error for all when no controller decided them.
+    pub fn alter_scram_credentials(
+        &self,
+        items: Vec<crate::quorum::protocol::ScramAlteration>,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Command::AlterScramCredentials { items }, DEFAULT_TIMEOUT)? {
+            CommandOutcome::Partitions(results) => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(ApiError::from))
+                .collect()),
+            _ => Err(ApiError::new(
+                ResponseError::UnknownServerError,
+                "unexpected answer",
+            )),
+        }
     }
 
     /// A producer id never handed out before, also across restarts and

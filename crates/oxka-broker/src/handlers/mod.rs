@@ -37,8 +37,10 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod sasl;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod user_scram_credentials;
 pub mod write_txn_markers;
 
 use kafka_protocol::protocol::StrBytes;

@@ -9,6 +9,10 @@
 //! (not Linux) or refuses the descriptors (`EINVAL`, `ENOSYS`,
 //! `EOPNOTSUPP`), the region is copied with `pread` + `write` instead.
 //!
+//! Through TLS the bytes must be encrypted in user space, so a TLS
+//! connection's writer ([`ResponseWriter::raw_socket`] is `None`) takes the
+//! copying path: `pread` into a bounded buffer, then the TLS stream.
+//!
 //! Encoded bytes just before a region go with `MSG_MORE` (see
 //! [`send_more`]). No `TCP_CORK` around the whole frame: it did cut the
 //! segment count (`sendfile` hands TCP pipe-sized pieces, each of which
@@ -18,8 +22,9 @@
 use std::io;
 
 use oxka_log::FileRegion;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
 
 use super::response::{Response, ResponseChunk};
 
@@ -27,9 +32,35 @@ use super::response::{Response, ResponseChunk};
 /// bounds the writer's buffer, whatever the region's size.
 const COPY_CHUNK: usize = 256 * 1024;
 
+/// Where a connection's responses go.
+pub trait ResponseWriter: AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket under the writer when bytes written to it reach the
+    /// socket unchanged (no TLS): only then may `sendfile` and `MSG_MORE`
+    /// write to the socket directly.
+    fn raw_socket(&self) -> Option<&TcpStream>;
+}
+
+impl ResponseWriter for OwnedWriteHalf {
+    fn raw_socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+/// A TLS stream's write half: every byte goes through the TLS session.
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ResponseWriter
+    for tokio::io::WriteHalf<S>
+{
+    fn raw_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
 /// Sends every chunk of `resp` in order. An error leaves the frame half
 /// sent, so the caller must close the connection.
-pub(super) async fn write_response(out: &mut OwnedWriteHalf, resp: &Response) -> io::Result<()> {
+pub(super) async fn write_response<W: ResponseWriter>(
+    out: &mut W,
+    resp: &Response,
+) -> io::Result<()> {
     let chunks = resp.chunks();
     for (i, chunk) in chunks.iter().enumerate() {
         match chunk {
@@ -43,7 +74,8 @@ pub(super) async fn write_response(out: &mut OwnedWriteHalf, resp: &Response) ->
             ResponseChunk::File(region) => send_region(out, region).await?,
         }
     }
-    Ok(())
+    // a TLS session may still hold the frame's last record
+    out.flush().await
 }
 
 /// Whether chunk `i` is followed by a file region: only then do its bytes
@@ -60,13 +92,17 @@ fn region_follows(chunks: &[ResponseChunk], i: usize) -> bool {
 /// CPU, and under 0.5% with `MSG_MORE`; it matters more the more
 /// partitions a response carries, one such piece before each.
 #[cfg(target_os = "linux")]
-async fn send_more(out: &mut OwnedWriteHalf, mut buf: &[u8]) -> io::Result<()> {
+async fn send_more<W: ResponseWriter>(out: &mut W, mut buf: &[u8]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
-    use tokio::net::TcpStream;
 
+    if out.raw_socket().is_none() {
+        return out.write_all(buf).await;
+    }
     while !buf.is_empty() {
-        let sock: &TcpStream = out.as_ref();
+        let Some(sock) = out.raw_socket() else {
+            return out.write_all(buf).await;
+        };
         sock.writable().await?;
         let r = sock.try_io(Interest::WRITABLE, || {
             // SAFETY: the descriptor is the live socket's and `buf` is a
@@ -101,21 +137,22 @@ async fn send_more(out: &mut OwnedWriteHalf, mut buf: &[u8]) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn send_more(out: &mut OwnedWriteHalf, buf: &[u8]) -> io::Result<()> {
+async fn send_more<W: ResponseWriter>(out: &mut W, buf: &[u8]) -> io::Result<()> {
     out.write_all(buf).await
 }
 
 /// The whole region with `sendfile`, falling back to copying from where
 /// `sendfile` stopped if the kernel refuses it.
 #[cfg(target_os = "linux")]
-async fn send_region(out: &mut OwnedWriteHalf, region: &FileRegion) -> io::Result<()> {
+async fn send_region<W: ResponseWriter>(out: &mut W, region: &FileRegion) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
-    use tokio::net::TcpStream;
 
     let mut sent = 0usize;
     while sent < region.len() {
-        let sock: &TcpStream = out.as_ref();
+        let Some(sock) = out.raw_socket() else {
+            return copy_region(out, region, sent).await;
+        };
         sock.writable().await?;
         let r = sock.try_io(Interest::WRITABLE, || {
             sendfile_once(sock.as_raw_fd(), region, sent)
@@ -139,7 +176,7 @@ async fn send_region(out: &mut OwnedWriteHalf, region: &FileRegion) -> io::Resul
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn send_region(out: &mut OwnedWriteHalf, region: &FileRegion) -> io::Result<()> {
+async fn send_region<W: ResponseWriter>(out: &mut W, region: &FileRegion) -> io::Result<()> {
     copy_region(out, region, 0).await
 }
 
@@ -180,7 +217,11 @@ fn sendfile_unsupported(e: &io::Error) -> bool {
 }
 
 /// Copies the region's bytes from `from` on through a bounded buffer.
-async fn copy_region(out: &mut OwnedWriteHalf, region: &FileRegion, from: usize) -> io::Result<()> {
+async fn copy_region<W: ResponseWriter>(
+    out: &mut W,
+    region: &FileRegion,
+    from: usize,
+) -> io::Result<()> {
     let mut buf = vec![0u8; COPY_CHUNK.min(region.len() - from)];
     let mut pos = from;
     while pos < region.len() {

@@ -83,7 +83,7 @@ fn endpoints(config: &KafkaConfig) -> Vec<Endpoint> {
                 name: l.name.clone(),
                 host,
                 port,
-                security_protocol: "PLAINTEXT".into(),
+                security_protocol: config.listener_protocol(&l.name).name().into(),
             }
         })
         .collect()

@@ -103,6 +103,11 @@ pub enum Command {
         broker_epoch: i64,
         changes: Vec<AlterPartitionItem>,
     },
+    /// AlterUserScramCredentials (API 51), checked by the broker first;
+    /// answered with one result per item (`Partitions`).
+    AlterScramCredentials {
+        items: Vec<ScramAlteration>,
+    },
     /// ElectLeaders (KIP-460): PREFERRED (0) or UNCLEAN (1), of the named
     /// partitions or, with `None`, of all.
     ElectLeaders {
@@ -169,6 +174,15 @@ impl CreateTopicSpec {
 pub struct WireError {
     pub code: i16,
     pub message: String,
+}
+
+/// One SCRAM credential to set (`credential`) or delete (`None`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScramAlteration {
+    pub name: String,
+    /// Kafka's ScramMechanism type: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+    pub mechanism: i8,
+    pub credential: Option<oxka_controller::records::ScramCredential>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -79,10 +79,7 @@ impl FetcherSettings {
             socket_timeout: Duration::from_millis(
                 int("replica.socket.timeout.ms", 30_000).clamp(1000, 600_000) as u64,
             ),
-            listener: config
-                .value("inter.broker.listener.name")
-                .filter(|v| !v.is_empty())
-                .or(d.listener),
+            listener: config.inter_broker_listener.clone().or(d.listener),
         }
     }
 }

@@ -44,10 +44,10 @@ pub fn harness() -> &'static Harness {
         Harness {
             rt,
             state,
-            conn: ConnectionInfo {
-                peer: "127.0.0.1:1".parse().unwrap(),
-                local: "127.0.0.1:9092".parse().unwrap(),
-            },
+            conn: ConnectionInfo::new(
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:9092".parse().unwrap(),
+            ),
             _dir: dir,
         }
     })

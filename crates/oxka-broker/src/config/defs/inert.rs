@@ -98,26 +98,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "connection.failed.authentication.delay.ms",
-            ty: ConfigType::Int,
-            default: Some("100"),
-            validator: Validator::AtLeast(0),
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "connections.max.reauth.ms",
-            ty: ConfigType::Long,
-            default: Some("0"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "controller.quorum.append.linger.ms",
             ty: ConfigType::Int,
             default: Some("25"),
@@ -1448,16 +1428,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "sasl.enabled.mechanisms",
-            ty: ConfigType::List,
-            default: Some("GSSAPI"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "sasl.jaas.config",
             ty: ConfigType::Password,
             default: None,
@@ -2138,26 +2108,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "ssl.client.auth",
-            ty: ConfigType::String,
-            default: Some("none"),
-            validator: Validator::OneOf(&["required", "requested", "none"]),
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.enabled.protocols",
-            ty: ConfigType::List,
-            default: Some("TLSv1.2,TLSv1.3"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "ssl.endpoint.identification.algorithm",
             ty: ConfigType::String,
             default: Some("https"),
@@ -2178,16 +2128,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "ssl.key.password",
-            ty: ConfigType::Password,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "ssl.keymanager.algorithm",
             ty: ConfigType::String,
             default: Some("SunX509"),
@@ -2195,66 +2135,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
             doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
         },
         mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.keystore.certificate.chain",
-            ty: ConfigType::Password,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.keystore.key",
-            ty: ConfigType::Password,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.keystore.location",
-            ty: ConfigType::String,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.keystore.password",
-            ty: ConfigType::Password,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.keystore.type",
-            ty: ConfigType::String,
-            default: Some("JKS"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.principal.mapping.rules",
-            ty: ConfigType::String,
-            default: Some("DEFAULT"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::ReadOnly,
     },
     InertConfig {
         def: ConfigDef {
@@ -2291,46 +2171,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
             name: "ssl.trustmanager.algorithm",
             ty: ConfigType::String,
             default: Some("PKIX"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.truststore.certificates",
-            ty: ConfigType::Password,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.truststore.location",
-            ty: ConfigType::String,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.truststore.password",
-            ty: ConfigType::Password,
-            default: None,
-            validator: Validator::None,
-            doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "ssl.truststore.type",
-            ty: ConfigType::String,
-            default: Some("JKS"),
             validator: Validator::None,
             doc: "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused).",
         },

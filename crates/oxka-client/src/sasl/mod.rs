@@ -1,0 +1,4 @@
+//! SASL mechanisms as Kafka clients speak them (see `connection` for the
+//! SaslHandshake / SaslAuthenticate exchange).
+
+pub mod scram;
