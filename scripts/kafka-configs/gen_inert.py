@@ -58,7 +58,7 @@ def doc(name):
     if name.startswith(("ssl.", "sasl.")) or name in ("principal.builder.class", "security.providers",
                                                      "connections.max.reauth.ms",
                                                      "connection.failed.authentication.delay.ms"):
-        return "TLS/SASL setting; no effect while every listener is PLAINTEXT (SSL/SASL listeners are refused)."
+        return "TLS/SASL setting oxka does not act on (docs/security.md lists the ones it does)."
     if name.startswith(("remote.", "log.remote.", "log.local.", "follower.fetch.last.tiered")):
         return "Tiered storage setting; oxka has no tiered storage."
     if name.startswith(("controller.", "metadata.", "broker.heartbeat", "broker.session",

@@ -499,6 +499,100 @@ impl Admin {
 
     /// Cluster id, controller and brokers (DescribeCluster, or Metadata when
     /// the broker lacks it).
+    /// DescribeUserScramCredentials (KIP-554): each user's mechanisms and
+    /// iteration counts (never keys); `users` empty means every user. A
+    /// user the broker has no credential for is an error for that user.
+    pub async fn describe_user_scram_credentials(
+        &self,
+        users: &[String],
+    ) -> Result<
+        Vec<(
+            String,
+            Result<Vec<(crate::sasl::scram::ScramMechanism, i32)>>,
+        )>,
+    > {
+        use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+        let conn = self.cluster.any_conn().await?;
+        let mut req = DescribeUserScramCredentialsRequest::default();
+        if !users.is_empty() {
+            req.users = Some(
+                users
+                    .iter()
+                    .map(|u| UserName::default().with_name(sb(u)))
+                    .collect(),
+            );
+        }
+        let resp = conn.send(req).await?;
+        check(resp.error_code, resp.error_message.as_ref(), || {
+            "describing SCRAM credentials".into()
+        })?;
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| {
+                let user = r.user.to_string();
+                let result = check(r.error_code, r.error_message.as_ref(), || {
+                    format!("SCRAM credentials of {user}")
+                })
+                .map(|()| {
+                    r.credential_infos
+                        .iter()
+                        .filter_map(|c| {
+                            crate::sasl::scram::ScramMechanism::from_type(c.mechanism)
+                                .map(|m| (m, c.iterations))
+                        })
+                        .collect()
+                });
+                (user, result)
+            })
+            .collect())
+    }
+
+    /// AlterUserScramCredentials: sets `user`'s credential for `mechanism`
+    /// from `password` (salted here with a fresh random salt, as Kafka's
+    /// tools do: the password never leaves the client), or deletes it when
+    /// `password` is `None`.
+    pub async fn alter_user_scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::sasl::scram::ScramMechanism,
+        password: Option<&str>,
+        iterations: i32,
+    ) -> Result<()> {
+        use kafka_protocol::messages::alter_user_scram_credentials_request::{
+            ScramCredentialDeletion, ScramCredentialUpsertion,
+        };
+        let conn = self.cluster.any_conn().await?;
+        let mut req = AlterUserScramCredentialsRequest::default();
+        match password {
+            Some(p) => {
+                let salt = crate::sasl::scram::salt();
+                let salted =
+                    mechanism.salted_password(p.as_bytes(), &salt, iterations.max(1) as u32);
+                req.upsertions.push(
+                    ScramCredentialUpsertion::default()
+                        .with_name(sb(user))
+                        .with_mechanism(mechanism.type_code())
+                        .with_iterations(iterations)
+                        .with_salt(bytes::Bytes::from(salt))
+                        .with_salted_password(bytes::Bytes::from(salted)),
+                );
+            }
+            None => req.deletions.push(
+                ScramCredentialDeletion::default()
+                    .with_name(sb(user))
+                    .with_mechanism(mechanism.type_code()),
+            ),
+        }
+        let resp = conn.send(req).await?;
+        for r in resp.results {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("altering the SCRAM credential of {}", r.user.as_str())
+            })?;
+        }
+        Ok(())
+    }
+
     pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
         let conn = self.cluster.any_conn().await?;
         if conn.supports(ApiKey::DescribeCluster) {

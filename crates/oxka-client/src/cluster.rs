@@ -162,9 +162,10 @@ impl Cluster {
             }
         }
         let c = Arc::new(
-            Connection::connect(
+            Connection::connect_secure(
                 addr,
                 &self.cfg.client_id,
+                &self.cfg.security,
                 self.cfg.connect_timeout,
                 self.cfg.request_timeout,
                 self.cfg.max_response_size,

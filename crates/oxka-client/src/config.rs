@@ -160,6 +160,8 @@ pub(crate) struct CommonConfig {
     pub metadata_max_age: Duration,
     pub retry_backoff: Duration,
     pub max_response_size: usize,
+    /// TLS and SASL for every connection (`security.protocol` and friends).
+    pub security: crate::security::ClientSecurity,
 }
 
 impl CommonConfig {
@@ -180,12 +182,9 @@ impl CommonConfig {
                 return Err(cfg.bad("bootstrap.servers", format!("`{b}` is not host:port")));
             }
         }
-        if let Some(proto) = cfg.get("security.protocol") {
-            if !proto.eq_ignore_ascii_case("PLAINTEXT") {
-                return Err(cfg.bad("security.protocol", "only PLAINTEXT is supported"));
-            }
-        }
+        let security = crate::security::ClientSecurity::from_config(cfg)?;
         Ok(CommonConfig {
+            security,
             bootstrap,
             client_id: cfg.get_str("client.id", default_client_id).to_string(),
             request_timeout: cfg.get_ms("request.timeout.ms", 30_000)?,

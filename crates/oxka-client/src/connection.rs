@@ -1,5 +1,6 @@
 //! One TCP connection to one broker: framing, correlation ids, pipelined
-//! requests, ApiVersions negotiation.
+//! requests, ApiVersions negotiation; TLS and SASL authentication when the
+//! connection's [`ClientSecurity`] asks for them (`security`).
 //!
 //! A writer task owns the write half and a reader task the read half; a
 //! caller hands a frame to the writer through a bounded queue and waits on
@@ -18,14 +19,16 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::frame::{write_frame, Frame, FrameBuf};
+use crate::security::{ClientSecurity, SaslCredentials, SaslMechanism};
 
 /// Requests waiting for a response on one connection. Bounds memory held
 /// for a broker that stops answering.
@@ -75,6 +78,8 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::TxnOffsetCommit => 3,
         ApiKey::ConsumerGroupHeartbeat => 0,
         ApiKey::ApiVersions => 3,
+        ApiKey::SaslHandshake => 1,
+        ApiKey::SaslAuthenticate => 1,
         _ => 0,
     };
     cap.min(key.valid_versions().max)
@@ -104,7 +109,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, starts the I/O tasks and negotiates API versions.
+    /// Connects in plaintext, starts the I/O tasks and negotiates API
+    /// versions.
     pub async fn connect(
         addr: &str,
         client_id: &str,
@@ -112,73 +118,63 @@ impl Connection {
         request_timeout: Duration,
         max_response_size: usize,
     ) -> Result<Connection> {
+        Connection::connect_secure(
+            addr,
+            client_id,
+            &ClientSecurity::plaintext(),
+            connect_timeout,
+            request_timeout,
+            max_response_size,
+        )
+        .await
+    }
+
+    /// [`Connection::connect`] with TLS and/or SASL as `security` says:
+    /// the TLS handshake within `connect_timeout`, then ApiVersions, then
+    /// SaslHandshake and SaslAuthenticate.
+    pub async fn connect_secure(
+        addr: &str,
+        client_id: &str,
+        security: &ClientSecurity,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        max_response_size: usize,
+    ) -> Result<Connection> {
+        let connect_error = |reason: String| Error::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
         let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| Error::Connect {
-                addr: addr.to_string(),
-                reason: format!("no answer within {connect_timeout:?}"),
-            })?
-            .map_err(|e| Error::Connect {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|_| connect_error(format!("no answer within {connect_timeout:?}")))?
+            .map_err(|e| connect_error(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
+        let (tx, rx) = mpsc::channel::<Outgoing>(64);
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
-
-        // Writer: register the waiter before the bytes leave, so the reader
-        // can never see a response it does not know about.
-        {
-            let pending = pending.clone();
-            let dead = dead.clone();
-            let addr = addr.to_string();
-            tokio::spawn(async move {
-                while let Some(out) = rx.recv().await {
-                    if let Some(reply) = out.reply {
-                        if let Ok(mut p) = pending.lock() {
-                            p.insert(out.correlation_id, reply);
-                        }
-                    }
-                    if let Err(e) = write_frame(&mut wr, out.frame.parts).await {
-                        fail_all(&pending, &dead, &addr, &e.to_string());
-                        break;
-                    }
-                }
-                dead.store(true, Ordering::SeqCst);
-            });
-        }
-        // Reader.
-        {
-            let pending = pending.clone();
-            let dead = dead.clone();
-            let addr = addr.to_string();
-            tokio::spawn(async move {
-                let reason = loop {
-                    let size = match rd.read_i32().await {
-                        Ok(s) => s,
-                        Err(e) => break e.to_string(),
-                    };
-                    if size < 4 || size as usize > max_response_size {
-                        break format!("response size {size} out of bounds");
-                    }
-                    let mut buf = vec![0u8; size as usize];
-                    if let Err(e) = rd.read_exact(&mut buf).await {
-                        break e.to_string();
-                    }
-                    let buf = Bytes::from(buf);
-                    let cid = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                    let waiter = pending.lock().ok().and_then(|mut p| p.remove(&cid));
-                    match waiter {
-                        Some(w) => {
-                            let _ = w.send(Ok(buf));
-                        }
-                        None => break format!("response with unknown correlation id {cid}"),
-                    }
-                };
-                fail_all(&pending, &dead, &addr, &reason);
-            });
+        match &security.tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                spawn_io(rd, wr, rx, &pending, &dead, addr, max_response_size);
+            }
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| connect_error(format!("not a TLS server name: {e}")))?;
+                let handshake = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+                let tls_stream = tokio::time::timeout(connect_timeout, handshake)
+                    .await
+                    .map_err(|_| {
+                        connect_error(format!("TLS handshake not done within {connect_timeout:?}"))
+                    })?
+                    .map_err(|e| Error::Authentication {
+                        addr: addr.to_string(),
+                        reason: format!("TLS handshake failed: {e}"),
+                    })?;
+                let (rd, wr) = tokio::io::split(tls_stream);
+                spawn_io(rd, wr, rx, &pending, &dead, addr, max_response_size);
+            }
         }
 
         let mut conn = Connection {
@@ -201,7 +197,68 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(sasl) = &security.sasl {
+            conn.authenticate(sasl).await?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1 then SaslAuthenticate until the mechanism is done.
+    async fn authenticate(&self, sasl: &SaslCredentials) -> Result<()> {
+        let failed = |reason: String| Error::Authentication {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let mechanism = sasl.mechanism.name();
+        let hs = self
+            .send_at(
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism)),
+                1,
+            )
+            .await?;
+        if hs.error_code != 0 {
+            let enabled: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(format!(
+                "the broker does not accept {mechanism} (enabled: {})",
+                enabled.join(", ")
+            )));
+        }
+        let exchange = |token: Vec<u8>| async move {
+            let r = self
+                .send_at(
+                    SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+                    1,
+                )
+                .await?;
+            if r.error_code != 0 {
+                return Err(failed(
+                    r.error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("error code {}", r.error_code)),
+                ));
+            }
+            Ok(r.auth_bytes)
+        };
+        match sasl.mechanism {
+            SaslMechanism::Plain => {
+                let token = format!("\0{}\0{}", sasl.username, sasl.password);
+                exchange(token.into_bytes()).await?;
+            }
+            SaslMechanism::Scram(m) => {
+                let mut client =
+                    crate::sasl::scram::ScramClient::new(m, &sasl.username, &sasl.password);
+                let server_first = exchange(client.client_first()).await?;
+                let fin = client
+                    .client_final(&server_first)
+                    .map_err(|e| failed(e.to_string()))?;
+                let server_final = exchange(fin).await?;
+                client
+                    .verify_server_final(&server_final)
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     /// False once either I/O task has stopped.
@@ -408,6 +465,75 @@ impl Connection {
 
 fn api_key_of<R: Request>() -> Result<ApiKey> {
     ApiKey::try_from(R::KEY).map_err(|_| Error::Protocol(format!("unknown api key {}", R::KEY)))
+}
+
+/// The writer and reader tasks over any byte stream's halves (plain TCP or
+/// TLS): the writer registers a waiter before its frame leaves, so the
+/// reader can never see a response it does not know about.
+fn spawn_io<R, W>(
+    mut rd: R,
+    mut wr: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    pending: &Pending,
+    dead: &Arc<AtomicBool>,
+    addr: &str,
+    max_response_size: usize,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    {
+        let pending = pending.clone();
+        let dead = dead.clone();
+        let addr = addr.to_string();
+        tokio::spawn(async move {
+            while let Some(out) = rx.recv().await {
+                if let Some(reply) = out.reply {
+                    if let Ok(mut p) = pending.lock() {
+                        p.insert(out.correlation_id, reply);
+                    }
+                }
+                // flush: a TLS session holds the last record otherwise
+                let written = match write_frame(&mut wr, out.frame.parts).await {
+                    Ok(()) => wr.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    fail_all(&pending, &dead, &addr, &e.to_string());
+                    break;
+                }
+            }
+            dead.store(true, Ordering::SeqCst);
+        });
+    }
+    let pending = pending.clone();
+    let dead = dead.clone();
+    let addr = addr.to_string();
+    tokio::spawn(async move {
+        let reason = loop {
+            let size = match rd.read_i32().await {
+                Ok(s) => s,
+                Err(e) => break e.to_string(),
+            };
+            if size < 4 || size as usize > max_response_size {
+                break format!("response size {size} out of bounds");
+            }
+            let mut buf = vec![0u8; size as usize];
+            if let Err(e) = rd.read_exact(&mut buf).await {
+                break e.to_string();
+            }
+            let buf = Bytes::from(buf);
+            let cid = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            let waiter = pending.lock().ok().and_then(|mut p| p.remove(&cid));
+            match waiter {
+                Some(w) => {
+                    let _ = w.send(Ok(buf));
+                }
+                None => break format!("response with unknown correlation id {cid}"),
+            }
+        };
+        fail_all(&pending, &dead, &addr, &reason);
+    });
 }
 
 fn fail_all(pending: &Pending, dead: &AtomicBool, addr: &str, reason: &str) {

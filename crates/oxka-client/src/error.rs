@@ -106,6 +106,9 @@ pub enum Error {
     /// TCP connect failed or timed out.
     #[error("cannot connect to broker {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    /// TLS or SASL authentication with the broker failed.
+    #[error("authentication with broker {addr} failed: {reason}")]
+    Authentication { addr: String, reason: String },
     /// An established connection broke; in-flight requests on it fail with this.
     #[error("connection to broker {addr} lost: {reason}")]
     Disconnected { addr: String, reason: String },

@@ -52,6 +52,7 @@ pub mod producer;
 pub mod quorum;
 pub mod records;
 pub mod sasl;
+pub mod security;
 mod transaction;
 
 pub use admin::Admin;

@@ -40,6 +40,9 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records from a topic.
     Consume(cli::consume::ConsumeArgs),
+    /// SCRAM users: set, delete, list credentials (kafka-configs --entity-type users).
+    #[command(alias = "user")]
+    Users(cli::users::UsersArgs),
     /// Cluster id, controller, brokers and the metadata quorum.
     Cluster(cli::cluster::ClusterArgs),
     /// Load tests: produce, consume and end-to-end latency (Kafka's perf-test flags and output).
@@ -60,6 +63,7 @@ fn main() {
         Command::Produce(a) => cli::run(cli::produce::run(a)),
         Command::Consume(a) => cli::run(cli::consume::run(a)),
         Command::Cluster(a) => cli::run(cli::cluster::run(a)),
+        Command::Users(a) => cli::run(cli::users::run(a)),
         Command::Perf(a) => cli::run(cli::perf::run(a)),
         Command::Verify(a) => cli::run(cli::verify::run(a)),
     };

@@ -328,17 +328,6 @@ pub fn validate_broker_configs(
     configs: &BTreeMap<String, String>,
     cluster_default: bool,
 ) -> Result<(), AlterConfigError> {
-    let not_dynamic: Vec<&str> = configs
-        .keys()
-        .filter(|k| defs::broker_def(k).is_some() && !is_dynamic(k))
-        .map(String::as_str)
-        .collect();
-    if !not_dynamic.is_empty() {
-        return Err(AlterConfigError::InvalidRequest(format!(
-            "Cannot update these configs dynamically: [{}]",
-            not_dynamic.join(", ")
-        )));
-    }
     // Kafka's SslConfigs.RECONFIGURABLE_CONFIGS: dynamic only in their
     // `listener.name.<l>.` form.
     const LISTENER_ONLY: &[&str] = &[
@@ -362,6 +351,17 @@ pub fn validate_broker_configs(
         return Err(AlterConfigError::InvalidRequest(format!(
             "These security configs can be dynamically updated only per-listener using the listener prefix: [{}]",
             unprefixed.join(", ")
+        )));
+    }
+    let not_dynamic: Vec<&str> = configs
+        .keys()
+        .filter(|k| defs::broker_def(k).is_some() && !is_dynamic(k))
+        .map(String::as_str)
+        .collect();
+    if !not_dynamic.is_empty() {
+        return Err(AlterConfigError::InvalidRequest(format!(
+            "Cannot update these configs dynamically: [{}]",
+            not_dynamic.join(", ")
         )));
     }
     for (k, v) in configs {

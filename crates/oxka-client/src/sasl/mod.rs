@@ -1,4 +1,5 @@
 //! SASL mechanisms as Kafka clients speak them (see `connection` for the
 //! SaslHandshake / SaslAuthenticate exchange).
 
+pub mod jaas;
 pub mod scram;

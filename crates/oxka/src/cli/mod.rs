@@ -26,6 +26,7 @@ pub mod partitions;
 pub mod perf;
 pub mod produce;
 pub mod topics;
+pub mod users;
 mod util;
 pub mod verify;
 

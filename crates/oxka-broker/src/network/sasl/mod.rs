@@ -13,7 +13,6 @@
 //! mechanism, same principal) or is closed at its first request after
 //! the session expired.
 
-pub mod jaas;
 pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
@@ -29,6 +28,7 @@ use kafka_protocol::messages::{
     SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use oxka_client::sasl::jaas;
 use oxka_client::sasl::scram::ScramMechanism;
 
 use super::principal::KafkaPrincipal;
@@ -544,4 +544,197 @@ fn encode<R: Encodable>(
     crate::request::encode_response(key, version, correlation_id, r)
         .map(Response::from)
         .map_err(|e| format!("cannot encode {key:?} response: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::messages::{MetadataRequest, RequestHeader};
+
+    use super::*;
+
+    fn config(reauth_ms: i64) -> Arc<SaslServerConfig> {
+        Arc::new(SaslServerConfig {
+            listener: "SASL_PLAINTEXT".into(),
+            mechanisms: vec![Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha256)],
+            plain_users: Arc::new(BTreeMap::from([
+                ("alice".to_string(), "pw".to_string()),
+                ("bob".to_string(), "pw".to_string()),
+            ])),
+            oauth: Default::default(),
+            reauth_ms,
+            failed_delay: Duration::from_millis(100),
+        })
+    }
+
+    fn authenticator(reauth_ms: i64) -> Authenticator {
+        Authenticator::new(config(reauth_ms), Arc::new(|_: &str, _| None))
+    }
+
+    fn frame<R: Encodable>(key: ApiKey, version: i16, body: &R) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(5);
+        let mut b = BytesMut::new();
+        header
+            .encode(&mut b, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut b, version).unwrap();
+        b.freeze()
+    }
+
+    fn handshake(m: &str) -> Bytes {
+        frame(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(m.into())),
+        )
+    }
+
+    fn authenticate(token: &[u8]) -> Bytes {
+        frame(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
+        )
+    }
+
+    fn metadata() -> Bytes {
+        frame(ApiKey::Metadata, 12, &MetadataRequest::default())
+    }
+
+    /// The SaslAuthenticate response's session lifetime.
+    fn lifetime(r: &Response) -> i64 {
+        let mut b = r.to_bytes().unwrap().slice(4..);
+        // SaslAuthenticate v2 has the flexible response header
+        kafka_protocol::messages::ResponseHeader::decode(&mut b, 1).unwrap();
+        SaslAuthenticateResponse::decode(&mut b, 2)
+            .unwrap()
+            .session_lifetime_ms
+    }
+
+    #[test]
+    fn only_sasl_and_api_versions_before_authentication() {
+        let mut a = authenticator(0);
+        assert!(matches!(a.intercept(&metadata(), 0), Intercept::Close(_)));
+        let mut a = authenticator(0);
+        let versions = frame(
+            ApiKey::ApiVersions,
+            3,
+            &kafka_protocol::messages::ApiVersionsRequest::default(),
+        );
+        assert!(matches!(a.intercept(&versions, 0), Intercept::Pass));
+        assert!(matches!(
+            a.intercept(&authenticate(b"x"), 0),
+            Intercept::Close(_)
+        ));
+    }
+
+    #[test]
+    fn unknown_mechanism_and_wrong_password_fail() {
+        let mut a = authenticator(0);
+        assert!(matches!(
+            a.intercept(&handshake("GSSAPI"), 0),
+            Intercept::Fail {
+                response: Some(_),
+                ..
+            }
+        ));
+        let mut a = authenticator(0);
+        assert!(matches!(
+            a.intercept(&handshake("PLAIN"), 0),
+            Intercept::Respond(_)
+        ));
+        // anything but SaslAuthenticate during the exchange closes
+        assert!(matches!(a.intercept(&metadata(), 0), Intercept::Close(_)));
+        let mut a = authenticator(0);
+        a.intercept(&handshake("PLAIN"), 0);
+        match a.intercept(&authenticate(b"\0alice\0nope"), 0) {
+            Intercept::Fail {
+                response: Some(_),
+                delay,
+                ..
+            } => assert_eq!(delay, Duration::from_millis(100)),
+            _ => panic!("wrong password accepted"),
+        }
+        assert!(!a.is_authenticated());
+    }
+
+    /// KIP-368: the lifetime goes back to the client, requests after the
+    /// expiry close the connection, re-authentication extends the session
+    /// but may not change the principal.
+    #[test]
+    fn reauthentication() {
+        let mut a = authenticator(1_000);
+        a.intercept(&handshake("PLAIN"), 0);
+        match a.intercept(&authenticate(b"\0alice\0pw"), 10_000) {
+            Intercept::Authenticated {
+                response,
+                principal,
+            } => {
+                assert_eq!(principal.to_string(), "User:alice");
+                assert_eq!(lifetime(&response), 1_000);
+            }
+            _ => panic!("not authenticated"),
+        }
+        assert!(matches!(a.intercept(&metadata(), 10_500), Intercept::Pass));
+        // re-authentication on the same connection
+        assert!(matches!(
+            a.intercept(&handshake("PLAIN"), 10_900),
+            Intercept::Respond(_)
+        ));
+        assert!(matches!(
+            a.intercept(&authenticate(b"\0alice\0pw"), 10_900),
+            Intercept::Authenticated { .. }
+        ));
+        assert!(matches!(a.intercept(&metadata(), 11_500), Intercept::Pass));
+        assert!(matches!(
+            a.intercept(&metadata(), 11_900),
+            Intercept::Close(_)
+        ));
+        // another principal is refused
+        let mut a = authenticator(1_000);
+        a.intercept(&handshake("PLAIN"), 0);
+        a.intercept(&authenticate(b"\0alice\0pw"), 0);
+        a.intercept(&handshake("PLAIN"), 10);
+        assert!(matches!(
+            a.intercept(&authenticate(b"\0bob\0pw"), 10),
+            Intercept::Fail { .. }
+        ));
+        // a different mechanism is refused
+        let mut a = authenticator(1_000);
+        a.intercept(&handshake("PLAIN"), 0);
+        a.intercept(&authenticate(b"\0alice\0pw"), 0);
+        assert!(matches!(
+            a.intercept(&handshake("SCRAM-SHA-256"), 10),
+            Intercept::Fail { .. }
+        ));
+    }
+
+    #[test]
+    fn handshake_v0_takes_raw_tokens() {
+        let mut a = authenticator(0);
+        let v0 = frame(
+            ApiKey::SaslHandshake,
+            0,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert!(matches!(a.intercept(&v0, 0), Intercept::Respond(_)));
+        assert!(a.expects_raw_token());
+        match a.intercept(&Bytes::from_static(b"\0alice\0pw"), 0) {
+            Intercept::Authenticated { response, .. } => {
+                // an empty size-prefixed token
+                assert_eq!(&response.to_bytes().unwrap()[..], &[0, 0, 0, 0]);
+            }
+            _ => panic!("raw PLAIN token refused"),
+        }
+        let mut a = authenticator(0);
+        a.intercept(&v0, 0);
+        assert!(matches!(
+            a.intercept(&Bytes::from_static(b"x"), 0),
+            Intercept::Fail { response: None, .. }
+        ));
+    }
 }

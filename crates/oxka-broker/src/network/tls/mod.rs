@@ -322,8 +322,18 @@ impl TlsListener {
     /// The configuration for a new connection, reloaded first if a file
     /// changed since the last look.
     fn current(&self) -> Arc<ServerConfig> {
+        let due = self.loaded.lock().checked.elapsed() >= RELOAD_CHECK;
+        if due {
+            self.reload_if_changed();
+        }
+        self.loaded.lock().config.clone()
+    }
+
+    /// Rebuilds the configuration if a keystore or truststore file's
+    /// modification time changed.
+    fn reload_if_changed(&self) {
         let mut loaded = self.loaded.lock();
-        if loaded.checked.elapsed() >= RELOAD_CHECK {
+        {
             loaded.checked = Instant::now();
             let files = self.settings.files();
             let now = mtimes(&files);
@@ -341,7 +351,6 @@ impl TlsListener {
                 }
             }
         }
-        loaded.config.clone()
     }
 
     /// The TLS handshake (the caller bounds it in time).
@@ -364,5 +373,125 @@ impl TlsListener {
             .name(&subject)
             .map(KafkaPrincipal::user)
             .ok_or_else(|| format!("no ssl.principal.mapping.rules rule applies to {subject}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A self-signed certificate for `cn` (org unit `ou`): (cert PEM, key PEM, DER).
+    fn cert(cn: &str) -> (String, String, Vec<u8>) {
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        // DER order: O, OU, CN (the default DN holds a CN first)
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::OrganizationName, "acme, inc");
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, "eng");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let c = p.self_signed(&key).unwrap();
+        (c.pem(), key.serialize_pem(), c.der().to_vec())
+    }
+
+    fn config(kv: &[(&str, String)]) -> KafkaConfig {
+        let mut props: BTreeMap<String, String> =
+            kv.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        props.insert("listeners".into(), "SSL://127.0.0.1:0".into());
+        KafkaConfig::from_props(props).unwrap().0
+    }
+
+    #[test]
+    fn subjects_in_kafkas_form() {
+        let (_, _, der) = cert("alice");
+        assert_eq!(
+            subject::subject_name(&der).as_deref(),
+            Some("CN=alice,OU=eng,O=acme\\, inc")
+        );
+    }
+
+    #[test]
+    fn keystores_must_be_pem_and_present() {
+        let (c, k, _) = cert("broker");
+        let jks = config(&[
+            ("ssl.keystore.certificate.chain", c.clone()),
+            ("ssl.keystore.key", k.clone()),
+        ]);
+        assert!(matches!(
+            TlsListener::from_config(&jks, "SSL"),
+            Err(ConfigError::Unsupported { key, .. }) if key == "ssl.keystore.type"
+        ));
+        let none = config(&[("ssl.keystore.type", "PEM".into())]);
+        assert!(TlsListener::from_config(&none, "SSL").is_err());
+        let inline = config(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.certificate.chain", c),
+            ("ssl.keystore.key", k),
+        ]);
+        TlsListener::from_config(&inline, "SSL").unwrap();
+    }
+
+    /// A handshake with the keystore file, then a renewed certificate
+    /// written over it is what the next connection gets.
+    #[tokio::test]
+    async fn handshake_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = dir.path().join("keystore.pem");
+        let (c, k, der1) = cert("broker-1");
+        std::fs::write(&ks, format!("{k}{c}")).unwrap();
+        let cfg = config(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.location", ks.display().to_string()),
+        ]);
+        let tls = Arc::new(TlsListener::from_config(&cfg, "SSL").unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let _ = tls.accept(s).await;
+                }
+            })
+        };
+        // the client trusts whatever it is shown and reports it
+        let seen = |der: Vec<u8>| async move {
+            let mut roots = RootCertStore::empty();
+            roots.add(CertificateDer::from(der)).unwrap();
+            #[allow(deprecated)]
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let client = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            tokio_rustls::TlsConnector::from(Arc::new(client))
+                .connect(name, tcp)
+                .await
+                .map(|s| s.get_ref().1.peer_certificates().unwrap()[0].to_vec())
+        };
+        assert_eq!(seen(der1.clone()).await.unwrap(), der1);
+        let (c, k, der2) = cert("broker-2");
+        std::fs::write(&ks, format!("{k}{c}")).unwrap();
+        // a later modification time, whatever the file system's resolution
+        let later = SystemTime::now() + Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&ks)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        tls.reload_if_changed();
+        assert_eq!(seen(der2.clone()).await.unwrap(), der2);
+        server.await.unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! Kafka's `sasl.jaas.config` value: `LoginModuleClass flag key=value ...;`
-//! (one or more entries), the format of JAAS configuration files. The
-//! broker reads its PLAIN users and OAUTHBEARER options from it.
+//! (one or more entries), the format of JAAS configuration files. Clients
+//! take their user name and password from it, the broker its PLAIN users
+//! and OAUTHBEARER options: one parser for both.
 
 use std::collections::BTreeMap;
 
