@@ -25,6 +25,8 @@ pub struct RequestContext<'a> {
     pub version: i16,
     pub conn: &'a ConnectionInfo,
     pub slot: &'a RequestSlot,
+    /// Where the response's error codes are counted (RequestMetrics).
+    pub metrics: &'a crate::metrics::RequestMetrics,
 }
 
 /// The request's share of `queued.max.requests`. A handler that parks the
@@ -197,6 +199,7 @@ pub async fn handle_frame_in_slot(
         version,
         conn,
         slot,
+        metrics: &state.metrics.requests,
     };
     let ctx = &ctx;
     match api_key {
@@ -414,7 +417,7 @@ pub async fn handle_frame_in_slot(
 async fn run<Req, Resp, F, Fut>(ctx: &RequestContext<'_>, body: Bytes, handler: F) -> Outcome
 where
     Req: Decodable,
-    Resp: Encodable,
+    Resp: Encodable + crate::metrics::errors::ErrorCounts,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Option<Resp>>,
 {
@@ -423,7 +426,10 @@ where
         Err(closed) => return closed,
     };
     match handler(req).await {
-        Some(resp) => respond(ctx, &resp),
+        Some(resp) => {
+            resp.error_codes(&mut |code| ctx.metrics.error(ctx.api_key, code));
+            respond(ctx, &resp)
+        }
         None => Outcome::NoResponse,
     }
 }

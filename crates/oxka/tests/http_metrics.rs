@@ -263,6 +263,17 @@ fn metrics_follow_what_clients_did() {
     {
         r.expect("topic created");
     }
+    // a second creation fails: TOPIC_ALREADY_EXISTS in CreateTopics' errors
+    let again = common::block_on(a.create_topics(
+        &[rdkafka::admin::NewTopic::new(
+            &topic,
+            1,
+            rdkafka::admin::TopicReplication::Fixed(1),
+        )],
+        &opts,
+    ))
+    .expect("create topics answered");
+    assert!(again.iter().all(|r| r.is_err()));
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
         .set("acks", "all")
@@ -360,6 +371,24 @@ fn metrics_follow_what_clients_did() {
             &s,
             "kafka_network_requestmetrics_errors_total",
             &[("request", "Produce"), ("error", "NONE")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "kafka_network_requestmetrics_errors_total",
+            &[
+                ("request", "CreateTopics"),
+                ("error", "TOPIC_ALREADY_EXISTS")
+            ]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &s,
+            "kafka_network_requestmetrics_errors_total",
+            &[("request", "Metadata"), ("error", "NONE")]
         ) >= 1.0
     );
     // histograms: prometheus-parse folds the buckets into one sample

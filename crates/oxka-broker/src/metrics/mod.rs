@@ -19,6 +19,7 @@
 //! record call returns at once); it exists to measure what they cost.
 
 pub mod collect;
+pub mod errors;
 pub mod histogram;
 pub mod process;
 
