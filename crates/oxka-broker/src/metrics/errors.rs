@@ -109,6 +109,13 @@ error_counts! {
         r.responses.iter().flat_map(|t| &t.partitions).for_each(|p| f(p.error_code));
     };
     ListPartitionReassignmentsResponse => |r, f| f(r.error_code);
+    SaslHandshakeResponse => |r, f| f(r.error_code);
+    SaslAuthenticateResponse => |r, f| f(r.error_code);
+    DescribeUserScramCredentialsResponse => |r, f| {
+        f(r.error_code);
+        r.results.iter().for_each(|u| f(u.error_code));
+    };
+    AlterUserScramCredentialsResponse => |r, f| r.results.iter().for_each(|u| f(u.error_code));
 }
 
 #[cfg(test)]
