@@ -52,6 +52,23 @@ impl TestBroker {
         b
     }
 
+    /// A broker whose PLAINTEXT listener is on `port` (the caller's
+    /// `listeners` override adds others beside it).
+    pub fn start_on(port: u16, extra: &[&str]) -> TestBroker {
+        let mut b = TestBroker {
+            port,
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            fd_limit: None,
+            data: PathBuf::new(),
+            http: None,
+        };
+        b.data = b.data_dir.path().to_path_buf();
+        b.spawn();
+        b
+    }
+
     /// A broker whose soft and hard descriptor limits are both `limit`
     /// (with `prlimit`), so it cannot raise them.
     pub fn start_with_fd_limit(limit: u32, extra: &[&str]) -> TestBroker {

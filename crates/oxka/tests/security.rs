@@ -1,0 +1,264 @@
+//! TLS and SASL end to end with the `oxka` binary: librdkafka (the
+//! `rdkafka` crate, built without OpenSSL, so SASL_PLAINTEXT with PLAIN)
+//! and `oxka-client` over SSL with a client certificate and SASL_SSL with
+//! SCRAM-SHA-512 whose credential it created with
+//! AlterUserScramCredentials. Certificates are generated here (rcgen).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::TestBroker;
+use oxka_client::sasl::scram::ScramMechanism;
+use oxka_client::{Admin, ClientConfig, Consumer, Producer, ProducerRecord, TopicPartition};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A CA and two certificates it signs: the broker's (localhost,
+/// 127.0.0.1) and a client's (CN=alice); PEM files in `dir`.
+struct Pki {
+    ca: String,
+    broker_keystore: String,
+    alice_keystore: String,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "oxka test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issue = |sans: Vec<String>, cn: &str| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        format!("{}{}", key.serialize_pem(), cert.pem())
+    };
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    Pki {
+        ca: write("ca.pem", ca.pem()),
+        broker_keystore: write(
+            "broker.pem",
+            issue(vec!["localhost".into(), "127.0.0.1".into()], "localhost"),
+        ),
+        alice_keystore: write("alice.pem", issue(Vec::new(), "alice")),
+    }
+}
+
+struct SecureBroker {
+    _broker: TestBroker,
+    _dir: tempfile::TempDir,
+    pki: Pki,
+    plaintext: String,
+    ssl: String,
+    sasl_plaintext: String,
+    sasl_ssl: String,
+}
+
+fn start() -> SecureBroker {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let listeners = format!(
+        "listeners=PLAINTEXT://{},SSL://{},SASL_PLAINTEXT://{},SASL_SSL://{}",
+        addr(0),
+        addr(1),
+        addr(2),
+        addr(3)
+    );
+    let keystore = format!("ssl.keystore.location={}", pki.broker_keystore);
+    let truststore = format!("ssl.truststore.location={}", pki.ca);
+    let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";";
+    let plain = format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}");
+    let broker = TestBroker::start_on(
+        ports[0],
+        &[
+            &listeners,
+            "ssl.keystore.type=PEM",
+            &keystore,
+            "ssl.truststore.type=PEM",
+            &truststore,
+            "listener.name.ssl.ssl.client.auth=required",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512",
+            &plain,
+        ],
+    );
+    SecureBroker {
+        _broker: broker,
+        _dir: dir,
+        pki,
+        plaintext: addr(0),
+        ssl: addr(1),
+        sasl_plaintext: addr(2),
+        sasl_ssl: addr(3),
+    }
+}
+
+fn rdkafka_config(b: &SecureBroker, password: &str) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", &b.sasl_plaintext)
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", "alice")
+        .set("sasl.password", password);
+    c
+}
+
+#[test]
+fn librdkafka_over_sasl_plain() {
+    let b = start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let producer: FutureProducer = rdkafka_config(&b, "alice-secret")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..10 {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("sasl-rd").payload(&format!("m{i}")),
+                    Duration::from_secs(20),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered over SASL_PLAINTEXT");
+        }
+    });
+    let consumer: BaseConsumer = rdkafka_config(&b, "alice-secret")
+        .set("group.id", "sasl-rd-readers")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["sasl-rd"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < 10 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string());
+        }
+    }
+    assert_eq!(got, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+
+    // a wrong password: no metadata, and librdkafka reports the broker's
+    // authentication error
+    let bad: BaseConsumer<Errors> = rdkafka_config(&b, "wrong")
+        .set("group.id", "x")
+        .create_with_context(Errors::default())
+        .unwrap();
+    assert!(bad.fetch_metadata(None, Duration::from_secs(5)).is_err());
+    // error events are served by poll
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bad.context().0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        let _ = bad.poll(Duration::from_millis(100));
+    }
+    let errors = bad.context().0.lock().unwrap().join("\n");
+    assert!(errors.contains("Invalid username or password"), "{errors}");
+}
+
+/// The errors librdkafka reports through its error callback.
+#[derive(Default)]
+struct Errors(std::sync::Mutex<Vec<String>>);
+
+impl rdkafka::ClientContext for Errors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Ok(mut e) = self.0.lock() {
+            e.push(format!("{error}: {reason}"));
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Errors {}
+
+#[test]
+fn oxka_client_over_tls_and_scram() {
+    let b = start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = Admin::new(&ClientConfig::with_bootstrap(&b.plaintext)).unwrap();
+        admin
+            .alter_user_scram_credential("bob", ScramMechanism::Sha512, Some("bob-secret"), 4096)
+            .await
+            .unwrap();
+        let creds = admin
+            .describe_user_scram_credentials(&["bob".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(creds.len(), 1);
+        assert_eq!(
+            creds[0].1.as_ref().unwrap(),
+            &vec![(ScramMechanism::Sha512, 4096)]
+        );
+
+        let mut scram = ClientConfig::with_bootstrap(&b.sasl_ssl);
+        scram
+            .set("security.protocol", "SASL_SSL")
+            .set("ssl.truststore.type", "PEM")
+            .set("ssl.truststore.location", &b.pki.ca)
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"bob\" password=\"bob-secret\";",
+            );
+        let producer = Producer::new(&scram).unwrap();
+        for i in 0..5 {
+            producer
+                .send(ProducerRecord::new("sec-oxka").value(format!("r{i}")))
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+
+        // mutual TLS: the client certificate is required on this listener
+        let mut mtls = ClientConfig::with_bootstrap(&b.ssl);
+        mtls.set("security.protocol", "SSL")
+            .set("ssl.truststore.location", &b.pki.ca)
+            .set("ssl.keystore.type", "PEM")
+            .set("ssl.keystore.location", &b.pki.alice_keystore);
+        let mut consumer = Consumer::new(&mtls).unwrap();
+        let tp = TopicPartition::new("sec-oxka", 0);
+        consumer.assign(vec![tp.clone()]).unwrap();
+        consumer.seek_to_beginning(&[tp]).await.unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < 5 && Instant::now() < deadline {
+            for r in consumer.poll(Duration::from_millis(300)).await.unwrap() {
+                got.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).to_string());
+            }
+        }
+        assert_eq!(got, ["r0", "r1", "r2", "r3", "r4"]);
+
+        // no client certificate, or a wrong SCRAM password: refused
+        let mut anonymous = mtls.clone();
+        anonymous.remove("ssl.keystore.location");
+        anonymous.set("request.timeout.ms", "5000");
+        let a = Admin::new(&anonymous).unwrap();
+        assert!(a.list_topics(false).await.is_err());
+        let mut wrong = scram.clone();
+        wrong.set(
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"bob\" password=\"nope\";",
+        );
+        let err = Admin::new(&wrong).unwrap().list_topics(false).await.unwrap_err();
+        assert!(err.to_string().contains("invalid credentials"), "{err}");
+    });
+}
