@@ -432,6 +432,17 @@ fn metrics_follow_what_clients_did() {
         ),
         0.0
     );
+    assert_eq!(
+        unlabelled(&s, "kafka_server_raftmetrics_current_leader"),
+        1.0
+    );
+    assert!(
+        unlabelled(&s, "kafka_server_raftmetrics_log_end_offset")
+            >= unlabelled(
+                &s,
+                "kafka_controller_kafkacontroller_lastappliedrecordoffset"
+            )
+    );
     assert!(
         value(
             &s,

@@ -438,7 +438,8 @@ impl Scrape {
         let partitions = all_partitions().count() as u64;
         let fenced = image.brokers.values().filter(|b| b.fenced).count() as u64;
         let publisher = st.controller.publisher();
-        vec![
+        let mut out = self.raft_metrics();
+        out.extend(vec![
             gauge("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (KafkaController ActiveControllerCount).", active as u64),
             gauge("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader; active controller only (KafkaController OfflinePartitionsCount).", on_active(offline)),
             gauge("kafka_controller_kafkacontroller_preferredreplicaimbalancecount", "Partitions not led by their preferred replica; active controller only (KafkaController PreferredReplicaImbalanceCount).", on_active(imbalance)),
@@ -448,6 +449,45 @@ impl Scrape {
             gauge("kafka_controller_kafkacontroller_activebrokercount", "Registered brokers that are not fenced; active controller only (KafkaController ActiveBrokerCount).", on_active(image.brokers.len() as u64 - fenced)),
             gauge("kafka_controller_kafkacontroller_lastcommittedrecordoffset", "The metadata log's committed offset as this node knows it (KafkaController LastCommittedRecordOffset).", publisher.committed()),
             gauge("kafka_controller_kafkacontroller_lastappliedrecordoffset", "The metadata offset this node's image includes (KafkaController LastAppliedRecordOffset); the lag is committed minus applied.", publisher.applied()),
+        ]);
+        out
+    }
+
+    /// The metadata quorum as a voter sees it (Kafka's raft-metrics, named
+    /// as Strimzi's JMX exporter rules name them); nothing on a broker that
+    /// is not a voter.
+    fn raft_metrics(&self) -> Vec<Family> {
+        let node = self.state.config.node_id;
+        let q = self.state.controller.local_quorum_description();
+        let Some(me) = q.voters.iter().find(|v| v.replica_id == node) else {
+            return Vec::new();
+        };
+        let gauge = |name, help, v: i64| {
+            let mut f = Family::new(name, MetricType::Gauge, help);
+            f.add(Vec::new(), V::I(v));
+            f
+        };
+        vec![
+            gauge(
+                "kafka_server_raftmetrics_log_end_offset",
+                "The end offset of this voter's metadata log (raft-metrics log-end-offset).",
+                me.log_end_offset,
+            ),
+            gauge(
+                "kafka_server_raftmetrics_high_watermark",
+                "The metadata log's committed offset on this voter (raft-metrics high-watermark).",
+                q.high_watermark,
+            ),
+            gauge(
+                "kafka_server_raftmetrics_current_leader",
+                "The quorum leader this voter knows, -1 if none (raft-metrics current-leader).",
+                q.leader_id as i64,
+            ),
+            gauge(
+                "kafka_server_raftmetrics_current_epoch",
+                "The quorum's epoch (Raft term) (raft-metrics current-epoch).",
+                q.leader_epoch as i64,
+            ),
         ]
     }
 
