@@ -169,6 +169,8 @@ pub struct MarkerChannel {
     node_id: i32,
     controller: Arc<Controller>,
     listener: Option<String>,
+    /// The inter-broker listener's TLS and SASL client settings.
+    security: oxka_client::security::ClientSecurity,
     connections: Arc<Mutex<MarkerConnections>>,
 }
 
@@ -181,6 +183,7 @@ impl MarkerChannel {
             node_id: config.node_id,
             controller,
             listener: config.inter_broker_listener.clone(),
+            security: config.inter_broker_security.clone(),
             connections: Arc::default(),
         }
     }
@@ -209,6 +212,7 @@ impl TxnMarkerChannel for MarkerChannel {
         };
         let connections = self.connections.clone();
         let client_id = format!("oxka-txn-markers-{}", self.node_id);
+        let security = self.security.clone();
         Box::pin(async move {
             let (broker, addr) = target?;
             let cached = connections
@@ -219,9 +223,10 @@ impl TxnMarkerChannel for MarkerChannel {
             let conn = match cached {
                 Some(c) => c,
                 None => {
-                    let c = Connection::connect(
+                    let c = Connection::connect_secure(
                         &addr,
                         &client_id,
+                        &security,
                         Duration::from_secs(5),
                         MARKER_REQUEST_TIMEOUT,
                         1 << 20,

@@ -262,3 +262,78 @@ fn oxka_client_over_tls_and_scram() {
         assert!(err.to_string().contains("invalid credentials"), "{err}");
     });
 }
+
+/// Two brokers whose only client listener (named PLAINTEXT, mapped to
+/// SASL_SSL) is also the inter-broker one: the follower's replica fetcher
+/// has to speak TLS and SASL/PLAIN to join the ISR.
+#[test]
+fn brokers_replicate_over_sasl_ssl() {
+    use common::cluster::TestCluster;
+    use oxka_client::admin::NewTopic;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let keystore = format!("ssl.keystore.location={}", pki.broker_keystore);
+    let truststore = format!("ssl.truststore.location={}", pki.ca);
+    let jaas = "listener.name.plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\";";
+    let cluster = TestCluster::start(
+        2,
+        0,
+        0,
+        &[
+            "listener.security.protocol.map=PLAINTEXT:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "ssl.keystore.type=PEM",
+            &keystore,
+            "ssl.truststore.type=PEM",
+            &truststore,
+            "sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            jaas,
+        ],
+    );
+    let mut cfg = ClientConfig::with_bootstrap(cluster.bootstrap());
+    cfg.set("security.protocol", "SASL_SSL")
+        .set("ssl.truststore.location", &pki.ca)
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", "admin")
+        .set("sasl.password", "admin-secret");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = Admin::new(&cfg).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while admin.describe_cluster().await.map_or(0, |c| {
+            c.brokers.iter().filter(|b| b.fenced != Some(true)).count()
+        }) < 2
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the brokers never both registered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        admin
+            .create_topic(NewTopic::new("replicated", 1, 2))
+            .await
+            .unwrap();
+        let producer = Producer::new(&cfg).unwrap();
+        producer
+            .send(ProducerRecord::new("replicated").value("over TLS"))
+            .await
+            .unwrap();
+        producer.close().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = admin.describe_topic("replicated").await.unwrap();
+            if t.partitions[0].isr.len() == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the follower never joined the ISR: {:?}; node 2's log: {}",
+                t.partitions[0],
+                cluster.log_tail(2)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}

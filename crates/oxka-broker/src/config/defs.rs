@@ -449,6 +449,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "SASL mechanisms served: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER."
     ),
     def!(
+        "sasl.mechanism.inter.broker.protocol",
+        String,
+        Some("GSSAPI"),
+        Validator::None,
+        "SASL mechanism of the replica fetchers and transaction markers on a SASL inter-broker listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    ),
+    def!(
         "connections.max.reauth.ms",
         Long,
         Some("0"),

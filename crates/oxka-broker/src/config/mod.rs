@@ -180,6 +180,10 @@ pub struct KafkaConfig {
     /// The listener brokers reach each other on (see
     /// [`security::inter_broker_listener`]).
     pub inter_broker_listener: Option<String>,
+    /// How this broker connects to the others (replica fetchers,
+    /// transaction markers): the inter-broker listener's protocol with its
+    /// TLS and SASL client settings (see [`security::inter_broker_security`]).
+    pub inter_broker_security: oxka_client::security::ClientSecurity,
     /// `listener.name.<listener>.<key>` settings, by full key with the
     /// listener name lower-cased (Kafka's `ListenerName.configPrefix`).
     listener_overrides: BTreeMap<String, String>,
@@ -260,6 +264,7 @@ impl KafkaConfig {
             kraft: kraft::KraftConfig::default(),
             listener_protocols: BTreeMap::new(),
             inter_broker_listener: None,
+            inter_broker_security: Default::default(),
             listener_overrides,
         };
         cfg.node_id = cfg.int("node.id")? as i32;
@@ -311,6 +316,7 @@ impl KafkaConfig {
             return Err(invalid("listeners", &listeners_value, "no client listener"));
         }
         cfg.inter_broker_listener = security::inter_broker_listener(&cfg)?;
+        cfg.inter_broker_security = security::inter_broker_security(&cfg)?;
         security::check(&cfg)?;
         // Topic defaults derived from broker values must themselves be valid.
         for t in TOPIC_CONFIGS {

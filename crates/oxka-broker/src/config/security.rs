@@ -8,13 +8,16 @@
 //! served (`network/tls`, `network/sasl`). Per-listener settings are
 //! `listener.name.<listener>.<key>`, read before the unprefixed key.
 //!
+//! Brokers reach each other (replica fetchers, transaction markers) on the
+//! inter-broker listener (`inter.broker.listener.name`, else the listener
+//! named as `security.inter.broker.protocol`) with its protocol: the
+//! listener's truststore (and keystore when it asks for client
+//! certificates), `sasl.mechanism.inter.broker.protocol` with the user of
+//! `listener.name.<l>.<mechanism>.sasl.jaas.config` (`username`,
+//! `password`), as Kafka's brokers do.
+//!
 //! Refused, key by key (the same rule Kafka applies to decide what is in
 //! force, so nothing inert is refused):
-//! - An inter-broker listener (`inter.broker.listener.name`, else the
-//!   listener named as `security.inter.broker.protocol`) other than
-//!   PLAINTEXT on a node of a multi-node cluster: followers and the
-//!   transaction markers connect in plaintext. A node alone has no
-//!   inter-broker traffic, so any protocol is accepted there.
 //! - `authorizer.class.name` non-empty: no ACLs are enforced yet.
 //! - `max.connection.creation.rate` (and its `listener.name.<l>.` form)
 //!   below its default: a limit oxka does not enforce yet.
@@ -165,27 +168,89 @@ pub fn inter_broker_listener(cfg: &KafkaConfig) -> Result<Option<String>, Config
         .map(|l| l.name.clone()))
 }
 
+/// The client side of the inter-broker listener: what the replica fetchers
+/// and the transaction markers connect with. Plaintext for a node alone
+/// (it never connects to another broker) and for a PLAINTEXT listener;
+/// otherwise built as a client config with Kafka's client keys from the
+/// listener's settings, so a missing truststore or user is refused at
+/// start-up, naming the key.
+pub fn inter_broker_security(
+    cfg: &KafkaConfig,
+) -> Result<oxka_client::security::ClientSecurity, ConfigError> {
+    let Some(listener) = &cfg.inter_broker_listener else {
+        return Ok(Default::default());
+    };
+    let proto = cfg.listener_protocol(listener);
+    if proto == SecurityProtocol::Plaintext || !cfg.kraft.is_multi_node(cfg.node_id) {
+        return Ok(Default::default());
+    }
+    let mut client = oxka_client::ClientConfig::new();
+    client.set("security.protocol", proto.name());
+    // only what the operator set: Kafka's JKS defaults are not the client's
+    let mut copy = |key: &str| {
+        let set = cfg
+            .listener_only(listener, key)
+            .or_else(|| cfg.is_explicit(key).then(|| cfg.value(key)).flatten());
+        if let Some(v) = set.filter(|v| !v.trim().is_empty()) {
+            client.set(key, v);
+        }
+    };
+    if proto.uses_tls() {
+        for key in [
+            "ssl.truststore.type",
+            "ssl.truststore.location",
+            "ssl.truststore.certificates",
+        ] {
+            copy(key);
+        }
+        let client_auth = cfg
+            .listener_value(listener, "ssl.client.auth")
+            .unwrap_or_default();
+        if !client_auth.eq_ignore_ascii_case("none") {
+            for key in [
+                "ssl.keystore.type",
+                "ssl.keystore.location",
+                "ssl.keystore.certificate.chain",
+                "ssl.keystore.key",
+            ] {
+                copy(key);
+            }
+        }
+    }
+    const MECHANISM: &str = "sasl.mechanism.inter.broker.protocol";
+    let mechanism = cfg.value(MECHANISM).unwrap_or_default();
+    if proto.uses_sasl() {
+        client.set("sasl.mechanism", mechanism.trim());
+        let jaas_key = format!("{}.sasl.jaas.config", mechanism.trim().to_ascii_lowercase());
+        if let Some(j) = cfg.listener_only(listener, &jaas_key) {
+            client.set("sasl.jaas.config", j);
+        }
+    }
+    oxka_client::security::ClientSecurity::from_config(&client).map_err(|e| match e {
+        oxka_client::Error::Config { key, reason, .. } => {
+            let key = match key.as_str() {
+                "sasl.mechanism" => MECHANISM.to_string(),
+                "sasl.jaas.config" => format!(
+                    "listener.name.{}.{}.sasl.jaas.config",
+                    listener.to_ascii_lowercase(),
+                    mechanism.trim().to_ascii_lowercase()
+                ),
+                _ => key,
+            };
+            invalid(
+                &key,
+                "",
+                format!("the inter-broker listener {listener} ({proto}): {reason}"),
+            )
+        }
+        other => invalid("inter.broker.listener.name", listener, other.to_string()),
+    })
+}
+
 /// Refuses the first setting that asks for protection or a limit oxka
 /// does not give (see the module doc for the rule). Runs once the
 /// listeners, their protocols and the quorum settings are known.
 pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
-    if cfg.kraft.is_multi_node(cfg.node_id) {
-        if let Some(name) = &cfg.inter_broker_listener {
-            let proto = cfg.listener_protocol(name);
-            if proto != SecurityProtocol::Plaintext {
-                let key = if cfg.is_explicit("inter.broker.listener.name") {
-                    "inter.broker.listener.name"
-                } else {
-                    "security.inter.broker.protocol"
-                };
-                return Err(unsupported(
-                    key,
-                    &cfg.value(key).unwrap_or_default(),
-                    &format!("{proto} between brokers (listener {name})"),
-                ));
-            }
-        }
-    }
     let authorizer = cfg.value("authorizer.class.name").unwrap_or_default();
     if !authorizer.trim().is_empty() {
         return Err(unsupported(
@@ -266,26 +331,52 @@ mod tests {
             kv.extend_from_slice(extra);
             kv
         };
+        // a TLS inter-broker listener needs a truststore, a SASL one a
+        // mechanism the fetchers speak and its user
+        let invalid_key = |kv: &[(&str, &str)]| match start(kv) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{kv:?}: {other:?}"),
+        };
         assert_eq!(
-            refused_key(&with(&[
+            invalid_key(&with(&[
                 (
                     "listeners",
                     "PLAINTEXT://:9092,SSL://:9094,CONTROLLER://:9093"
                 ),
                 ("security.inter.broker.protocol", "SSL"),
             ])),
-            "security.inter.broker.protocol"
+            "ssl.truststore.location"
         );
+        let sasl = [
+            ("listeners", "INTERNAL://:9092,CONTROLLER://:9093"),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            ("inter.broker.listener.name", "INTERNAL"),
+        ];
         assert_eq!(
-            refused_key(&with(&[
-                ("listeners", "INTERNAL://:9092,CONTROLLER://:9093"),
-                (
-                    "listener.security.protocol.map",
-                    "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
-                ),
-                ("inter.broker.listener.name", "INTERNAL"),
-            ])),
-            "inter.broker.listener.name"
+            invalid_key(&with(&sasl)),
+            "sasl.mechanism.inter.broker.protocol"
+        );
+        let c = start(&with(
+            &[
+                &sasl[..],
+                &[
+                    ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+                    (
+                        "listener.name.internal.plain.sasl.jaas.config",
+                        "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"pw\" user_admin=\"pw\";",
+                    ),
+                ],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let user = c.inter_broker_security.sasl.expect("SASL between brokers");
+        assert_eq!(
+            (user.username.as_str(), user.password.as_str()),
+            ("admin", "pw")
         );
         assert_eq!(
             refused_key(&[("max.connection.creation.rate", "10")]),

@@ -39,6 +39,8 @@ pub struct FetcherSettings {
     pub socket_timeout: Duration,
     /// The listener followers connect to (`inter.broker.listener.name`).
     pub listener: Option<String>,
+    /// Its TLS and SASL client settings.
+    pub security: oxka_client::security::ClientSecurity,
 }
 
 impl Default for FetcherSettings {
@@ -52,6 +54,7 @@ impl Default for FetcherSettings {
             backoff: Duration::from_millis(1000),
             socket_timeout: Duration::from_millis(30_000),
             listener: None,
+            security: Default::default(),
         }
     }
 }
@@ -80,6 +83,7 @@ impl FetcherSettings {
                 int("replica.socket.timeout.ms", 30_000).clamp(1000, 600_000) as u64,
             ),
             listener: config.inter_broker_listener.clone().or(d.listener),
+            security: config.inter_broker_security.clone(),
         }
     }
 }
@@ -370,9 +374,10 @@ impl ReplicaFetcher {
             .get(&self.leader)
             .cloned()
             .ok_or_else(|| format!("no endpoint known for broker {}", self.leader))?;
-        Connection::connect(
+        Connection::connect_secure(
             &addr,
             &format!("oxka-replica-fetcher-{}", self.node_id),
+            &self.settings.security,
             Duration::from_secs(5),
             self.settings.socket_timeout,
             (self.settings.response_max_bytes as usize).saturating_add(1 << 20),

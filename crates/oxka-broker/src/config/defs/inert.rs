@@ -1608,16 +1608,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "sasl.mechanism.inter.broker.protocol",
-            ty: ConfigType::String,
-            default: Some("GSSAPI"),
-            validator: Validator::None,
-            doc: "TLS/SASL setting oxka does not act on (docs/security.md lists the ones it does).",
-        },
-        mode: UpdateMode::PerBroker,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "sasl.oauthbearer.allow.unverified.audience",
             ty: ConfigType::Boolean,
             default: Some("false"),
