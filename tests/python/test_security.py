@@ -26,7 +26,7 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
 from conftest import ROOT, _free_port
 from security_certs import Pki
 
-LISTENERS = ["PLAINTEXT", "SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL"]
+LISTENERS = ["PLAINTEXT", "SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL", "REAUTH"]
 JAAS_PLAIN = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
               'username="admin" password="admin-secret" user_alice="alice-secret";')
 
@@ -42,7 +42,8 @@ class SecureBroker:
         props = {
             "listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in self.ports.items()),
             "listener.security.protocol.map":
-                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,"
+                "REAUTH:SASL_PLAINTEXT",
             "security.inter.broker.protocol": "PLAINTEXT",
             "log.dirs": os.path.join(self.dir, "data"),
             "ssl.keystore.type": "PEM",
@@ -54,6 +55,9 @@ class SecureBroker:
             "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
             "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS_PLAIN,
             "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS_PLAIN,
+            "listener.name.reauth.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.reauth.plain.sasl.jaas.config": JAAS_PLAIN,
+            "listener.name.reauth.connections.max.reauth.ms": "2000",
             "connection.failed.authentication.delay.ms": "50",
         }
         self.config = os.path.join(self.dir, "server.properties")
@@ -216,6 +220,26 @@ def test_sasl_oauthbearer_unsecured(sec, sec_topic):
     kafka_python_round_trip(dict(bootstrap_servers=[sec.addr("SASL_PLAINTEXT")],
                                  security_protocol="SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
                                  sasl_oauth_token_provider=Tokens()), sec_topic)
+
+
+def test_reauthentication_keeps_a_long_session_going(sec, sec_topic):
+    """KIP-368: the broker gives a 2 s session lifetime; librdkafka
+    re-authenticates on the same connection and goes on producing."""
+    errors = []
+    p = Producer({"bootstrap.servers": sec.addr("REAUTH"), "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret",
+                  "error_cb": errors.append})
+    delivered = []
+    end = time.monotonic() + 7
+    i = 0
+    while time.monotonic() < end:
+        p.produce(sec_topic, value=f"r{i}".encode(),
+                  on_delivery=lambda err, m: delivered.append(err))
+        i += 1
+        p.poll(0.1)
+    assert p.flush(20) == 0
+    assert len(delivered) == i and all(e is None for e in delivered)
+    assert not errors, errors
 
 
 @pytest.mark.parametrize("mechanism,user,password", [
