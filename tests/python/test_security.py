@@ -401,3 +401,26 @@ def test_sasl_requests_on_a_plaintext_listener_get_illegal_sasl_state(sec):
         s.sendall(sasl_handshake("PLAIN"))
         corr, error = struct.unpack(">ih", read_frame(s)[:6])
         assert (corr, error) == (7, 34)  # ILLEGAL_SASL_STATE
+
+
+def test_kcat_over_ssl_and_sasl_ssl(sec, sec_topic):
+    import shutil
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if not kcat:
+        pytest.skip("kcat not installed")
+    produce = subprocess.run(
+        [kcat, "-b", sec.addr("SASL_SSL"), "-X", "security.protocol=SASL_SSL",
+         "-X", f"ssl.ca.location={sec.pki.ca_file}", "-X", "sasl.mechanisms=SCRAM-SHA-256",
+         "-X", "sasl.username=scram-user", "-X", "sasl.password=scram-secret",
+         "-t", sec_topic, "-P"],
+        input=b"one\ntwo\n", capture_output=True, timeout=60)
+    assert produce.returncode == 0, produce.stderr
+    consume = subprocess.run(
+        [kcat, "-b", sec.addr("MTLS"), "-X", "security.protocol=SSL",
+         "-X", f"ssl.ca.location={sec.pki.ca_file}",
+         "-X", f"ssl.certificate.location={sec.alice_cert}",
+         "-X", f"ssl.key.location={sec.alice_key}",
+         "-t", sec_topic, "-C", "-o", "beginning", "-e", "-q"],
+        capture_output=True, timeout=60)
+    assert consume.returncode == 0, consume.stderr
+    assert consume.stdout.split() == [b"one", b"two"]
