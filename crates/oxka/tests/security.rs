@@ -337,3 +337,91 @@ fn brokers_replicate_over_sasl_ssl() {
         }
     });
 }
+
+/// `oxka users scram set|list|delete`, and every command's
+/// `--command-config` with Kafka's client properties over SASL_SSL.
+#[test]
+fn cli_manages_scram_users_and_connects_with_them() {
+    use std::process::Command;
+    let b = start();
+    let oxka = |args: &[&str]| {
+        let o = Command::new(TestBroker::binary())
+            .args(args)
+            .output()
+            .expect("run oxka");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = oxka(&[
+        "users",
+        "scram",
+        "set",
+        "carol",
+        "--password",
+        "carol-secret",
+        "-b",
+        &b.plaintext,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = oxka(&[
+        "users",
+        "scram",
+        "list",
+        "--output",
+        "json",
+        "-b",
+        &b.plaintext,
+    ]);
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["user"], "carol");
+    assert_eq!(listed[0]["mechanism"], "SCRAM-SHA-512");
+    assert!(!out.contains("carol-secret"));
+
+    let props = b._dir.path().join("client.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             sasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"carol\" password=\"carol-secret\";\n",
+            b.pki.ca
+        ),
+    )
+    .unwrap();
+    let props = props.display().to_string();
+    let (ok, _, err) = oxka(&[
+        "topics",
+        "create",
+        "cli-sec",
+        "-b",
+        &b.sasl_ssl,
+        "--command-config",
+        &props,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = oxka(&[
+        "topics",
+        "list",
+        "-b",
+        &b.sasl_ssl,
+        "--command-config",
+        &props,
+    ]);
+    assert!(ok && out.contains("cli-sec"), "{out}{err}");
+
+    let (ok, _, err) = oxka(&["users", "scram", "delete", "carol", "-b", &b.plaintext]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = oxka(&[
+        "topics",
+        "list",
+        "-b",
+        &b.sasl_ssl,
+        "--command-config",
+        &props,
+    ]);
+    assert!(!ok && err.contains("authentication"), "{err}");
+}
