@@ -138,6 +138,9 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
     ApiKey::DescribeUserScramCredentials,
     ApiKey::AlterUserScramCredentials,
+    ApiKey::DescribeAcls,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -410,6 +413,11 @@ pub async fn handle_frame_in_slot(
             })
             .await
         }
+        ApiKey::DescribeAcls => {
+            run(ctx, body, |r| handlers::acls::describe(state, ctx, r)).await
+        }
+        ApiKey::CreateAcls => run(ctx, body, |r| handlers::acls::create(state, ctx, r)).await,
+        ApiKey::DeleteAcls => run(ctx, body, |r| handlers::acls::delete(state, ctx, r)).await,
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

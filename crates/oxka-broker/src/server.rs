@@ -75,6 +75,9 @@ pub struct BrokerState {
     /// Request, network and process metrics (`/metrics`); topic metrics
     /// live with the partitions in the replica manager.
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
+    /// `authorizer.class.name`, `super.users`, ...: what every handler's
+    /// authorization check reads with the image's ACLs.
+    pub authorizer: crate::authorizer::Authorizer,
 }
 
 pub use oxka_log::now_ms;
@@ -223,6 +226,7 @@ impl Broker {
             .and_then(|v| v.parse::<i64>().ok())
             .filter(|v| *v > 0)
             .unwrap_or(600_000) as u64;
+        let authorizer = crate::authorizer::Authorizer::from_config(&config);
         let state = Arc::new(BrokerState {
             cluster_id: log_manager.cluster_id().to_string(),
             request_slots: Arc::new(Semaphore::new(config.queued_max_requests.max(1))),
@@ -243,6 +247,7 @@ impl Broker {
             end_offsets: Default::default(),
             shutdown: shutdown_rx,
             metrics: Arc::new(crate::metrics::BrokerMetrics::new(instrumented)),
+            authorizer,
         });
         Ok(Broker {
             state,

@@ -133,6 +133,10 @@ pub struct MetadataImage {
     /// (UserScramCredentialRecord).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+    /// ACLs by id (AccessControlEntryRecord), what the authorizer
+    /// decides on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acls: crate::acl::AclMap,
     #[serde(skip)]
     by_id: HashMap<Uuid, String>,
 }
@@ -356,6 +360,12 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                self.acls.insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.remove(id);
+            }
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => {
@@ -391,6 +401,12 @@ impl MetadataImage {
                     credential: credential.clone(),
                 });
             }
+        }
+        for (id, acl) in &self.acls {
+            out.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
+            });
         }
         if self.next_producer_id_block > 0 {
             out.push(MetadataRecord::ProducerIds {

@@ -4,6 +4,7 @@
 //! (replica placement). No network and no clock of its own: time, messages
 //! and I/O results come in as inputs, so a simulator can drive a cluster.
 
+pub mod acl;
 pub mod image;
 pub mod placement;
 pub mod quorum;

@@ -120,6 +120,13 @@ pub enum MetadataRecord {
     },
     /// RemoveUserScramCredentialRecord.
     RemoveUserScramCredential { name: String, mechanism: i8 },
+    /// AccessControlEntryRecord: an ACL, by the id the controller gave it.
+    AccessControlEntry {
+        id: Uuid,
+        acl: crate::acl::AclBinding,
+    },
+    /// RemoveAccessControlEntryRecord.
+    RemoveAccessControlEntry { id: Uuid },
     /// ProducerIdsRecord: ids below `next_producer_id` are handed out.
     ProducerIds {
         broker_id: i32,

@@ -297,7 +297,21 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         String,
         Some(""),
         Validator::None,
-        "Authorizer; a non-empty value stops start-up (ACLs are not supported yet)."
+        "Authorizer: org.apache.kafka.metadata.authorizer.StandardAuthorizer (or its alias oxka) enforces the ACLs of the cluster metadata; empty: none. Any other class stops start-up."
+    ),
+    def!(
+        "super.users",
+        String,
+        Some(""),
+        Validator::None,
+        "Principals allowed every operation whatever the ACLs, separated by semicolons (User:admin;User:ANONYMOUS)."
+    ),
+    def!(
+        "allow.everyone.if.no.acl.found",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        "With an authorizer: whether a resource that no ACL names is open to every principal."
     ),
     def!(
         "max.connections",

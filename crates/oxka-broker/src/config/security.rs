@@ -18,7 +18,8 @@
 //!
 //! Refused, key by key (the same rule Kafka applies to decide what is in
 //! force, so nothing inert is refused):
-//! - `authorizer.class.name` non-empty: no ACLs are enforced yet.
+//! - `authorizer.class.name` other than empty, Kafka's StandardAuthorizer
+//!   or its alias `oxka` (crate::authorizer): no other authorizer exists.
 //! - `max.connection.creation.rate` (and its `listener.name.<l>.` form)
 //!   below its default: a limit oxka does not enforce yet.
 //!   `max.connections` and `max.connections.per.ip(.overrides)` are
@@ -252,7 +253,7 @@ pub fn inter_broker_security(
 /// listeners, their protocols and the quorum settings are known.
 pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
     let authorizer = cfg.value("authorizer.class.name").unwrap_or_default();
-    if !authorizer.trim().is_empty() {
+    if !authorizer.trim().is_empty() && !crate::authorizer::is_known_authorizer(&authorizer) {
         return Err(unsupported(
             "authorizer.class.name",
             &authorizer,

@@ -16,6 +16,7 @@ use oxka_controller::placement::{place, PlacementSpec, UsableBroker};
 use oxka_controller::records::{ConfigResourceType, MetadataRecord};
 use uuid::Uuid;
 
+mod acls;
 mod partitions;
 mod scram;
 
@@ -24,6 +25,7 @@ pub use partitions::{
     ReassignmentItem, PREFERRED, UNCLEAN,
 };
 use partitions::{complete_reassignment, Change};
+pub use acls::{create_acls, delete_acls};
 pub use scram::alter_scram_credentials;
 
 use super::ApiError;

@@ -440,6 +440,8 @@ impl Controller {
             Command::AlterScramCredentials { items } => {
                 decide::alter_scram_credentials(image, items)
             }
+            Command::CreateAcls { acls } => decide::create_acls(image, acls, &mut *rng),
+            Command::DeleteAcls { filters } => decide::delete_acls(image, filters),
             Command::AlterPartition {
                 broker_id,
                 broker_epoch,
@@ -1050,6 +1052,48 @@ impl Controller {
         }
         match self.submit(Command::AlterScramCredentials { items }, DEFAULT_TIMEOUT)? {
             CommandOutcome::Partitions(results) => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(ApiError::from))
+                .collect()),
+            _ => Err(ApiError::new(
+                ResponseError::UnknownServerError,
+                "unexpected answer",
+            )),
+        }
+    }
+
+    /// CreateAcls: the bindings' outcomes in order, or one error for all
+    /// when no controller decided them.
+    pub fn create_acls(
+        &self,
+        acls: Vec<oxka_controller::acl::AclBinding>,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        if acls.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Command::CreateAcls { acls }, DEFAULT_TIMEOUT)? {
+            CommandOutcome::Partitions(results) => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(ApiError::from))
+                .collect()),
+            _ => Err(ApiError::new(
+                ResponseError::UnknownServerError,
+                "unexpected answer",
+            )),
+        }
+    }
+
+    /// DeleteAcls: per filter, the bindings it removed.
+    #[allow(clippy::type_complexity)]
+    pub fn delete_acls(
+        &self,
+        filters: Vec<oxka_controller::acl::AclBindingFilter>,
+    ) -> Result<Vec<Result<Vec<oxka_controller::acl::AclBinding>, ApiError>>, ApiError> {
+        if filters.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Command::DeleteAcls { filters }, DEFAULT_TIMEOUT)? {
+            CommandOutcome::AclsDeleted(results) => Ok(results
                 .into_iter()
                 .map(|r| r.map_err(ApiError::from))
                 .collect()),

@@ -76,7 +76,7 @@ pub async fn handle(
     if ctx.version >= 3 && req.include_authorized_operations {
         for g in groups.iter_mut().filter(|g| g.error_code == 0) {
             g.authorized_operations =
-                authorized_operations(ctx.conn, ResourceType::Group, g.group_id.0.as_str());
+                authorized_operations(state, ctx.conn, ResourceType::Group, g.group_id.0.as_str());
         }
     }
     Some(DescribeGroupsResponse::default().with_groups(groups))

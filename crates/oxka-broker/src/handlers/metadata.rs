@@ -77,12 +77,12 @@ pub async fn handle(
         for t in &mut topics {
             let name = t.name.as_ref().map_or("", |n| n.0.as_str());
             t.topic_authorized_operations =
-                authorized_operations(ctx.conn, ResourceType::Topic, name);
+                authorized_operations(state, ctx.conn, ResourceType::Topic, name);
         }
     }
     let cluster_operations =
         if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
-            authorized_operations(ctx.conn, ResourceType::Cluster, "")
+            authorized_operations(state, ctx.conn, ResourceType::Cluster, "")
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         };

@@ -1,6 +1,7 @@
 //! One module per Kafka API. Each takes the decoded request and returns the
 //! response (or `None` where Kafka sends nothing back).
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;

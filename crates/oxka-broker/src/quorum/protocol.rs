@@ -108,6 +108,16 @@ pub enum Command {
     AlterScramCredentials {
         items: Vec<ScramAlteration>,
     },
+    /// CreateAcls (API 30), validated again by the controller; answered
+    /// with one result per binding (`Partitions`).
+    CreateAcls {
+        acls: Vec<oxka_controller::acl::AclBinding>,
+    },
+    /// DeleteAcls (API 31): per filter, the bindings it removed
+    /// (`AclsDeleted`).
+    DeleteAcls {
+        filters: Vec<oxka_controller::acl::AclBindingFilter>,
+    },
     /// ElectLeaders (KIP-460): PREFERRED (0) or UNCLEAN (1), of the named
     /// partitions or, with `None`, of all.
     ElectLeaders {
@@ -207,6 +217,8 @@ pub enum CommandOutcome {
     Partitions(Vec<Result<(), WireError>>),
     /// ElectLeaders: per partition.
     Elections(Vec<((String, i32), Result<(), WireError>)>),
+    /// DeleteAcls: per filter, the bindings removed.
+    AclsDeleted(Vec<Result<Vec<oxka_controller::acl::AclBinding>, WireError>>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
