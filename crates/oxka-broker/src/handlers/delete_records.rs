@@ -10,12 +10,13 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use oxka_log::TopicPartition;
 
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: DeleteRecordsRequest,
 ) -> Option<DeleteRecordsResponse> {
     let image = state.controller.image();
@@ -24,6 +25,14 @@ pub async fn handle(
         .topics
         .into_iter()
         .map(|t| {
+            // Kafka: DELETE on the topic
+            let denied = !authorize(
+                state,
+                ctx,
+                AclOperation::Delete,
+                ResourceType::Topic,
+                t.name.0.as_str(),
+            );
             let count = image.topic(t.name.0.as_str()).map_or(0, |t| t.partitions.len() as i32);
             let partitions = t
                 .partitions
@@ -32,6 +41,9 @@ pub async fn handle(
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if denied {
+                        return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     if !(0..count).contains(&p.partition_index) {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());

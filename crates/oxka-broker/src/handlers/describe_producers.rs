@@ -9,23 +9,35 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use oxka_log::TopicPartition;
 
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: DescribeProducersRequest,
 ) -> Option<DescribeProducersResponse> {
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            // Kafka: READ on the topic
+            let denied = !authorize(
+                state,
+                ctx,
+                AclOperation::Read,
+                ResourceType::Topic,
+                t.name.0.as_str(),
+            );
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let resp = PartitionResponse::default().with_partition_index(p);
+                    if denied {
+                        return resp.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let tp = TopicPartition::new(t.name.0.to_string(), p);
                     let Some(partition) = state.replica_manager.get_partition(&tp) else {
                         return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());

@@ -27,6 +27,7 @@ use oxka_log::{FileRegion, LogError, TopicPartition};
 use tokio::time::Instant;
 
 use super::s;
+use crate::authorizer::{authorize, authorize_cluster, AclOperation, ResourceType};
 use crate::metadata::MetadataImage;
 use crate::replica_manager::log_error_code;
 use crate::request::RequestContext;
@@ -56,12 +57,13 @@ pub async fn handle(
     }
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
     let deadline = Instant::now() + wait;
+    let denied = denied_topics(state, ctx, &req);
     let mut changes = state.replica_manager.subscribe();
     let mut shutdown = state.shutdown.clone();
     loop {
         changes.borrow_and_update();
         let image = state.controller.image();
-        let read = read_all(state, ctx.version, &req, &image);
+        let read = read_all(state, ctx.version, &req, &image, &denied);
         let stopping = *shutdown.borrow();
         if read.bytes >= req.min_bytes.max(0) as usize
             || read.errored
@@ -110,6 +112,32 @@ fn fetching_replica(version: i16, req: &FetchRequest) -> i32 {
     }
 }
 
+/// The request's topics the principal may not fetch from, by index
+/// (Kafka's checks, made once for all passes of a long poll): a follower
+/// needs CLUSTER_ACTION on the cluster, a consumer READ on each topic.
+fn denied_topics(state: &BrokerState, ctx: &RequestContext<'_>, req: &FetchRequest) -> Vec<bool> {
+    if fetching_replica(ctx.version, req) >= 0 {
+        let denied = !authorize_cluster(state, ctx, AclOperation::ClusterAction);
+        return vec![denied; req.topics.len()];
+    }
+    let image = state.controller.image();
+    req.topics
+        .iter()
+        .map(|t| {
+            let name = if ctx.version >= 13 {
+                match image.topic_by_id(&t.topic_id) {
+                    Some(info) => info.name.as_str(),
+                    // answered UNKNOWN_TOPIC_ID
+                    None => return false,
+                }
+            } else {
+                t.topic.0.as_str()
+            };
+            !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, name)
+        })
+        .collect()
+}
+
 /// What one pass over the requested partitions found.
 struct ReadResult {
     /// The responses, records empty where `files` has them.
@@ -131,6 +159,7 @@ fn read_all(
     version: i16,
     req: &FetchRequest,
     image: &MetadataImage,
+    denied: &[bool],
 ) -> ReadResult {
     // The broker's `fetch.max.bytes` bounds the response whatever the
     // client asks for (the bytes stay in the page cache until sent, but a
@@ -172,6 +201,10 @@ fn read_all(
                     .with_partition_index(p.partition)
                     .with_aborted_transactions(read_committed.then(Vec::new))
                     .with_records(Some(Bytes::new()));
+                if denied.get(topic_index).copied().unwrap_or(false) {
+                    errored = true;
+                    return with_error(base, ResponseError::TopicAuthorizationFailed);
+                }
                 let Some(info) = info else {
                     errored = true;
                     let code = if version >= 13 {

@@ -11,6 +11,7 @@ use oxka_log::TopicPartition;
 
 use crate::replica_manager::log_error_code;
 use crate::replica_manager::Partition;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::{now_ms, BrokerState};
 
@@ -34,6 +35,14 @@ pub async fn handle(
         .topics
         .into_iter()
         .map(|topic| {
+            // Kafka: DESCRIBE on the topic
+            let denied = !authorize(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                topic.name.0.as_str(),
+            );
             let partitions = topic
                 .partitions
                 .iter()
@@ -44,6 +53,9 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if denied {
+                        return resp.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     if ctx.version == 0 && p.timestamp < EARLIEST {
                         // v0 knows only latest and earliest among the
                         // negative timestamps (Kafka answers the same)

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use uuid::Uuid;
 
 use super::{live_broker_views, reported_controller_id, s, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{
+    authorize, authorized_operations, is_authorized, AclOperation, ResourceType, CLUSTER_NAME,
+};
 use crate::controller::CreateTopicSpec;
 use crate::metadata::{validate_topic_name, TopicInfo};
 use crate::request::RequestContext;
@@ -45,6 +47,9 @@ pub async fn handle(
             .image()
             .topics
             .values()
+            // all topics: those the principal may describe, the others
+            // left out silently (Kafka's logIfDenied=false)
+            .filter(|t| is_authorized(state, ctx, AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(topic_entry)
             .collect(),
         Some(list) => {
@@ -52,9 +57,21 @@ pub async fn handle(
                 .into_iter()
                 .map(|t| match t.name {
                     Some(name) if !name.0.is_empty() || t.topic_id.is_nil() => {
-                        by_name(state, name.0.as_str(), allow_create)
+                        let name = name.0.as_str();
+                        if !authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, name)
+                        {
+                            return Ok(denied(Some(name), Uuid::nil()));
+                        }
+                        match by_name(state, name, allow_create) {
+                            // auto-creation needs CREATE on the cluster
+                            // or on the topic
+                            Err(name) if !may_create(state, ctx, &name) => {
+                                Ok(denied(Some(&name), Uuid::nil()))
+                            }
+                            other => other,
+                        }
                     }
-                    _ => Ok(by_id(state, t.topic_id)),
+                    _ => Ok(by_id(state, ctx, t.topic_id)),
                 })
                 .collect();
             let mut created = auto_create(state, &found).await;
@@ -82,7 +99,7 @@ pub async fn handle(
     }
     let cluster_operations =
         if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
-            authorized_operations(state, ctx.conn, ResourceType::Cluster, "")
+            authorized_operations(state, ctx.conn, ResourceType::Cluster, CLUSTER_NAME)
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         };
@@ -104,8 +121,25 @@ fn error_topic(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
-fn by_id(state: &BrokerState, id: Uuid) -> MetadataResponseTopic {
+fn denied(name: Option<&str>, id: Uuid) -> MetadataResponseTopic {
+    error_topic(name, id, ResponseError::TopicAuthorizationFailed)
+}
+
+fn may_create(state: &BrokerState, ctx: &RequestContext<'_>, name: &str) -> bool {
+    is_authorized(
+        state,
+        ctx,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || authorize(state, ctx, AclOperation::Create, ResourceType::Topic, name)
+}
+
+fn by_id(state: &BrokerState, ctx: &RequestContext<'_>, id: Uuid) -> MetadataResponseTopic {
     match state.controller.image().topic_by_id(&id) {
+        Some(t) if !authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, &t.name) => {
+            denied(None, id)
+        }
         Some(t) => topic_entry(t),
         None => error_topic(None, id, ResponseError::UnknownTopicId),
     }

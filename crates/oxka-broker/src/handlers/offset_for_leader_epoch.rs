@@ -11,19 +11,33 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use oxka_log::TopicPartition;
 
+use crate::authorizer::{authorize, authorize_cluster, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: OffsetForLeaderEpochRequest,
 ) -> Option<OffsetForLeaderEpochResponse> {
     let image = state.controller.image();
+    // Kafka: a follower (replica_id >= 0) needs CLUSTER_ACTION on the
+    // cluster, a client DESCRIBE on each topic
+    let follower_denied = req.replica_id.0 >= 0
+        && !authorize_cluster(state, ctx, AclOperation::ClusterAction);
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let denied = follower_denied
+                || (req.replica_id.0 < 0
+                    && !authorize(
+                        state,
+                        ctx,
+                        AclOperation::Describe,
+                        ResourceType::Topic,
+                        t.topic.0.as_str(),
+                    ));
             let partitions = t
                 .partitions
                 .iter()
@@ -33,6 +47,9 @@ pub async fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if denied {
+                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let known = image
                         .topic(&tp.topic)
                         .is_some_and(|i| (0..i.partitions.len() as i32).contains(&tp.partition));

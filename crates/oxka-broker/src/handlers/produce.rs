@@ -9,6 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use oxka_log::TopicPartition;
 
 use super::s;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::{now_ms, BrokerState};
 
@@ -31,6 +32,17 @@ pub async fn handle(
     // KIP-890 verification asks this transactional id's coordinator
     let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let acks_valid = matches!(acks, -1..=1);
+    // Kafka: WRITE on the transactional id for transactional data, else
+    // every partition fails; WRITE on each topic.
+    let txn_denied = transactional_id.as_deref().is_some_and(|id| {
+        !authorize(
+            state,
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     let image = state.controller.image();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut waits: Vec<Waiting> = Vec::new();
@@ -47,8 +59,23 @@ pub async fn handle(
             .map(|t| t.name.clone())
             .unwrap_or_else(|| topic.name.0.to_string());
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        let topic_denied = !txn_denied
+            && (info.is_some() || ctx.version < 13)
+            && !authorize(state, ctx, AclOperation::Write, ResourceType::Topic, &name);
         for p in topic.partition_data {
-            let resp = if !acks_valid {
+            let resp = if txn_denied {
+                partition_error(
+                    p.index,
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    String::new(),
+                )
+            } else if topic_denied {
+                partition_error(
+                    p.index,
+                    ResponseError::TopicAuthorizationFailed,
+                    String::new(),
+                )
+            } else if !acks_valid {
                 partition_error(
                     p.index,
                     ResponseError::InvalidRequiredAcks,
