@@ -12,6 +12,7 @@ use super::s;
 use crate::config::dynamic;
 use crate::controller::{ApiError, ConfigTarget};
 use crate::request::RequestContext;
+use crate::authorizer::{authorize, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::server::BrokerState;
 
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
@@ -32,9 +33,42 @@ pub(crate) fn target(resource_type: i8, name: &str) -> Result<ConfigTarget, ApiE
     }
 }
 
+/// Kafka's check for a config resource: `op` (DESCRIBE_CONFIGS or
+/// ALTER_CONFIGS) on the cluster for brokers and broker loggers, on the
+/// topic or group otherwise, each with its authorization error.
+pub(crate) fn authorize_resource(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), ApiError> {
+    const RESOURCE_BROKER_LOGGER: i8 = 8;
+    let (resource, error) = match resource_type {
+        RESOURCE_TOPIC => (ResourceType::Topic, ResponseError::TopicAuthorizationFailed),
+        RESOURCE_GROUP => (ResourceType::Group, ResponseError::GroupAuthorizationFailed),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => (
+            ResourceType::Cluster,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        // refused as unsupported by the caller
+        _ => return Ok(()),
+    };
+    let name = if resource == ResourceType::Cluster {
+        CLUSTER_NAME
+    } else {
+        name
+    };
+    if authorize(state, ctx, op, resource, name) {
+        Ok(())
+    } else {
+        Err(ApiError::new(error, ""))
+    }
+}
+
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let responses = req
@@ -46,7 +80,15 @@ pub async fn handle(
                 .iter()
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
-            let outcome = target(r.resource_type, r.resource_name.as_str()).and_then(|t| {
+            let outcome = authorize_resource(
+                state,
+                ctx,
+                AclOperation::AlterConfigs,
+                r.resource_type,
+                r.resource_name.as_str(),
+            )
+            .and_then(|()| target(r.resource_type, r.resource_name.as_str()))
+            .and_then(|t| {
                 state
                     .controller
                     .alter_configs(&t, req.validate_only, |_| dynamic::apply_legacy(&entries))

@@ -4,12 +4,15 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::s;
+use kafka_protocol::error::ResponseError;
+
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
     let timeout = crate::controller::request_timeout(req.timeout_ms);
@@ -23,6 +26,16 @@ pub async fn handle(
                     .collect()
             });
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            // Kafka: ALTER on the topic
+            if !authorize(
+                state,
+                ctx,
+                AclOperation::Alter,
+                ResourceType::Topic,
+                t.name.0.as_str(),
+            ) {
+                return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
             match state.controller.create_partitions_within(
                 t.name.0.as_str(),
                 t.count,

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::s;
 use crate::config::TOPIC_CONFIGS;
 use crate::controller::CreateTopicSpec;
+use crate::authorizer::{authorize, is_authorized, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -28,6 +29,14 @@ pub async fn handle(
     // one metadata write, off the async runtime (files and fsyncs).
     let mut results = Vec::with_capacity(req.topics.len());
     let mut specs = Vec::new();
+    // Kafka: CREATE on the cluster, else on each topic
+    let cluster_create = is_authorized(
+        state,
+        ctx,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     for t in req.topics {
         let name = t.name.0.to_string();
         let result = CreatableTopicResult::default()
@@ -40,6 +49,14 @@ pub async fn handle(
                 .with_error_message(Some(s(format!(
                     "Create topics request from client contains multiple entries for topic {name}"
                 ))))));
+            continue;
+        }
+        if !cluster_create
+            && !authorize(state, ctx, AclOperation::Create, ResourceType::Topic, &name)
+        {
+            results.push(Err(
+                result.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            ));
             continue;
         }
         let mut configs = BTreeMap::new();

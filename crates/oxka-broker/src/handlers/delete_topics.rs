@@ -6,6 +6,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use uuid::Uuid;
 
 use super::s;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -36,6 +37,19 @@ pub async fn handle(
                 .ok_or(ResponseError::UnknownTopicId),
         })
         .collect();
+    // Kafka: DELETE on each topic
+    let resolved: Vec<Result<String, ResponseError>> = resolved
+        .into_iter()
+        .map(|r| {
+            r.and_then(|name| {
+                if authorize(state, ctx, AclOperation::Delete, ResourceType::Topic, &name) {
+                    Ok(name)
+                } else {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                }
+            })
+        })
+        .collect();
     // every named topic in one metadata batch, within the request's timeout
     let names: Vec<String> = resolved.iter().filter_map(|r| r.clone().ok()).collect();
     let controller = state.controller.clone();
@@ -58,9 +72,10 @@ pub async fn handle(
                 .with_name(name.clone().map(|n| TopicName(s(n))))
                 .with_topic_id(id);
             match resolved {
-                Err(code) => result
+                Err(code) if code == ResponseError::UnknownTopicId => result
                     .with_error_code(code.code())
                     .with_error_message(Some(s(format!("Topic id {id} does not exist")))),
+                Err(code) => result.with_error_code(code.code()),
                 Ok(_) => match deleted.next() {
                     Some(Ok(t)) => result
                         .with_name(Some(TopicName(s(t.name))))

@@ -29,7 +29,18 @@ pub async fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let allowed = super::alter_configs::authorize_resource(
+                state,
+                ctx,
+                crate::authorizer::AclOperation::DescribeConfigs,
+                r.resource_type,
+                r.resource_name.as_str(),
+            );
             let entries = match r.resource_type {
+                _ if allowed.is_err() => Err((
+                    allowed.err().map_or(ResponseError::UnknownServerError, |e| e.code),
+                    String::new(),
+                )),
                 RESOURCE_TOPIC => topic_entries(state, r.resource_name.as_str()),
                 RESOURCE_BROKER => broker_entries(state, r.resource_name.as_str()),
                 RESOURCE_GROUP => group_entries(state, r.resource_name.as_str()),

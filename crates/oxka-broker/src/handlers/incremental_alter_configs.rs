@@ -23,7 +23,7 @@ fn group_def(name: &str) -> Option<&'static ConfigDef> {
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let responses = req
@@ -39,7 +39,15 @@ pub async fn handle(
                     value: c.value.as_ref().map(|v| v.to_string()),
                 })
                 .collect();
-            let outcome = target(r.resource_type, r.resource_name.as_str()).and_then(|t| {
+            let outcome = super::alter_configs::authorize_resource(
+                state,
+                ctx,
+                crate::authorizer::AclOperation::AlterConfigs,
+                r.resource_type,
+                r.resource_name.as_str(),
+            )
+            .and_then(|()| target(r.resource_type, r.resource_name.as_str()))
+            .and_then(|t| {
                 state
                     .controller
                     .alter_configs(&t, req.validate_only, |current| match &t {
