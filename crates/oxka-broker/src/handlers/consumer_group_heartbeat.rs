@@ -8,6 +8,7 @@ use super::s;
 use crate::coordinator::group::assignor;
 use crate::coordinator::group::code;
 use crate::coordinator::group::consumer::HeartbeatParams;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -16,6 +17,13 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Option<ConsumerGroupHeartbeatResponse> {
+    // Kafka: READ on the group
+    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
+        return Some(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     let owned = req.topic_partitions.as_ref().map(|tps| {
         let mut a = assignor::Assignment::new();
         for tp in tps {

@@ -4,14 +4,22 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::coordinator::group::code;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
+    // Kafka: READ on the group
+    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
+        return Some(
+            HeartbeatResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     let e = state.group_coordinator.heartbeat(
         &req.group_id,
         &req.member_id,

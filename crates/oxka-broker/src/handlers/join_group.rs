@@ -6,6 +6,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::s;
 use crate::coordinator::group::{code, JoinOutcome, JoinParams, Reply};
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -14,6 +15,13 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
+    // Kafka: READ on the group
+    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
+        return Some(
+            JoinGroupResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),

@@ -5,6 +5,7 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::s;
 use crate::coordinator::group::code;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -13,6 +14,13 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: LeaveGroupRequest,
 ) -> Option<LeaveGroupResponse> {
+    // Kafka: READ on the group
+    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
+        return Some(
+            LeaveGroupResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members
             .iter()

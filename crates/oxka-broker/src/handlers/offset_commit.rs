@@ -4,11 +4,13 @@
 //! wrote v0 commits to ZooKeeper; here they go to the coordinator like any
 //! other); v1 may carry a commit timestamp per partition.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::coordinator::group::{code, CommitEntry};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
@@ -18,10 +20,29 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
+    // Kafka: READ on the group (else every partition fails), READ on
+    // each topic (else its partitions fail, the others are committed)
+    let group_denied = !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    );
+    let topic_denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            !group_denied
+                && !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, t.name.0.as_str())
+        })
+        .collect();
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&topic_denied)
+        .filter(|(_, denied)| !**denied)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(move |p| CommitEntry {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
@@ -37,14 +58,20 @@ pub async fn handle(
             })
         })
         .collect();
-    let results = state.group_coordinator.commit_offsets(
+    let results = if group_denied {
+        Err(ResponseError::GroupAuthorizationFailed)
+    } else if entries.is_empty() && !req.topics.is_empty() {
+        Ok(Vec::new())
+    } else {
+        state.group_coordinator.commit_offsets(
         &req.group_id,
         req.generation_id_or_member_epoch,
         &req.member_id,
         req.group_instance_id.as_deref(),
         entries,
         ctx.version,
-    );
+        )
+    };
     // acknowledged once replicated (acks=all, `offsets.commit.timeout.ms`)
     let results = match results {
         Ok(r) if r.iter().any(Option::is_none) => {
@@ -59,11 +86,17 @@ pub async fn handle(
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(&topic_denied)
+        .map(|(t, denied)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
+                    if *denied {
+                        return OffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let e = match &results {
                         Ok(r) => r.get(it).copied().flatten(),
                         Err(e) => Some(*e),

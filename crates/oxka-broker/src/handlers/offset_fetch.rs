@@ -4,6 +4,8 @@
 //! `require_stable` (v7+) a partition whose transactional offset commit is
 //! still pending answers UNSTABLE_OFFSET_COMMIT (the client retries).
 
+use std::collections::HashSet;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -12,18 +14,53 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
 use super::s;
+use crate::authorizer::{authorize, is_authorized, AclOperation, ResourceType};
 use crate::coordinator::group::offsets::OffsetAndMetadata;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 type Fetched = Vec<(String, Vec<(i32, Option<OffsetAndMetadata>)>)>;
 
+/// The group's committed offsets, as the principal may see them (Kafka's
+/// checks): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; of
+/// all topics only those it may DESCRIBE; named topics it may not
+/// describe come back without offsets and are listed in the second
+/// value, to be answered TOPIC_AUTHORIZATION_FAILED.
 fn fetch(
     state: &BrokerState,
+    ctx: &RequestContext<'_>,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<Fetched, ResponseError> {
-    state.group_coordinator.fetch_offsets(group, topics)
+) -> Result<(Fetched, HashSet<String>), ResponseError> {
+    if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, group) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let may_describe =
+        |t: &str| is_authorized(state, ctx, AclOperation::Describe, ResourceType::Topic, t);
+    match topics {
+        None => {
+            let mut f = state.group_coordinator.fetch_offsets(group, None)?;
+            f.retain(|(t, _)| may_describe(t));
+            Ok((f, HashSet::new()))
+        }
+        Some(topics) => {
+            let (allowed, denied): (Vec<_>, Vec<_>) = topics
+                .into_iter()
+                .partition(|(t, _)| authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, t));
+            let mut f = if allowed.is_empty() && !denied.is_empty() {
+                Vec::new()
+            } else {
+                state.group_coordinator.fetch_offsets(group, Some(allowed))?
+            };
+            let names = denied.iter().map(|(t, _)| t.clone()).collect();
+            f.extend(
+                denied
+                    .into_iter()
+                    .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect())),
+            );
+            Ok((f, names))
+        }
+    }
 }
 
 pub async fn handle(
@@ -58,9 +95,9 @@ pub async fn handle(
                 } else {
                     Ok(())
                 };
-                match member.and_then(|()| fetch(state, &g.group_id, topics)) {
+                match member.and_then(|()| fetch(state, ctx, &g.group_id, topics)) {
                     Err(e) => resp.with_error_code(e.code()),
-                    Ok(f) => resp.with_topics(
+                    Ok((f, denied)) => resp.with_topics(
                         f.into_iter()
                             .map(|(t, ps)| {
                                 OffsetFetchResponseTopics::default()
@@ -70,6 +107,12 @@ pub async fn handle(
                                             .map(|(p, o)| {
                                                 let r = OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p);
+                                                if denied.contains(&t) {
+                                                    return r.with_committed_offset(-1).with_error_code(
+                                                        ResponseError::TopicAuthorizationFailed
+                                                            .code(),
+                                                    );
+                                                }
                                                 if unstable(&g.group_id, &t, p) {
                                                     return r
                                                         .with_committed_offset(-1)
@@ -119,8 +162,8 @@ pub async fn handle(
             None => r.with_committed_offset(-1),
         }
     };
-    match fetch(state, &req.group_id, topics.clone()) {
-        Ok(f) => Some(
+    match fetch(state, ctx, &req.group_id, topics.clone()) {
+        Ok((f, denied)) => Some(
             OffsetFetchResponse::default().with_topics(
                 f.into_iter()
                     .map(|(t, ps)| {
@@ -129,6 +172,10 @@ pub async fn handle(
                             .with_partitions(
                                 ps.into_iter()
                                     .map(|(p, o)| {
+                                        if denied.contains(&t) {
+                                            let code = ResponseError::TopicAuthorizationFailed.code();
+                                            return partition(p, None, code);
+                                        }
                                         if unstable(&req.group_id, &t, p) {
                                             let code = ResponseError::UnstableOffsetCommit.code();
                                             partition(p, None, code)

@@ -5,6 +5,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::s;
 use crate::coordinator::group::{code, Reply, SyncOutcome};
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -13,6 +14,13 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: SyncGroupRequest,
 ) -> Option<SyncGroupResponse> {
+    // Kafka: READ on the group
+    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
+        return Some(
+            SyncGroupResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     let assignments = req
         .assignments
         .iter()
