@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{s, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{authorize, authorized_operations, AclOperation, ResourceType};
 use crate::coordinator::group::assignor;
 use crate::metadata::MetadataImage;
 use crate::request::RequestContext;
@@ -49,6 +49,12 @@ pub async fn handle(
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            // Kafka: DESCRIBE on the group
+            if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, id.0.as_str()) {
+                return base.with_error_code(
+                    kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+                );
+            }
             match state.group_coordinator.describe_consumer_group(id) {
                 Err((e, msg)) => base
                     .with_error_code(e.code())

@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{s, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{authorize, authorized_operations, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -26,6 +26,10 @@ pub async fn handle(
             } else {
                 base
             };
+            // Kafka: DESCRIBE on the group
+            if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, id.0.as_str()) {
+                return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             if state.group_coordinator.is_consumer_group(id) {
                 // Kafka describes only classic groups here; clients fall
                 // back to ConsumerGroupDescribe for the others.

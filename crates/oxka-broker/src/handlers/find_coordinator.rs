@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{live_broker_views, s};
 use crate::coordinator::group::offsets::{partition_for, OFFSETS_TOPIC};
 use crate::coordinator::txn::TRANSACTION_STATE_TOPIC;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -48,6 +49,10 @@ pub async fn handle(
                         "The group id must not be empty.".into(),
                     ));
                 }
+                // Kafka: DESCRIBE on the group
+                if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, key) {
+                    return Err((ResponseError::GroupAuthorizationFailed, String::new()));
+                }
                 match state.group_coordinator.ensure_offsets_topic() {
                     Ok(n) => leader_of(OFFSETS_TOPIC, key, n).ok_or_else(unavailable),
                     Err(e) => Err((e, "The coordinator is not available.".into())),
@@ -58,6 +63,19 @@ pub async fn handle(
                     return Err((
                         ResponseError::InvalidRequest,
                         "The transactional id must not be empty.".into(),
+                    ));
+                }
+                // Kafka: DESCRIBE on the transactional id
+                if !authorize(
+                    state,
+                    ctx,
+                    AclOperation::Describe,
+                    ResourceType::TransactionalId,
+                    key,
+                ) {
+                    return Err((
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        String::new(),
                     ));
                 }
                 match state.txn_coordinator.ensure_topic() {

@@ -5,6 +5,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::s;
+use crate::authorizer::{is_authorized, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -19,8 +20,20 @@ pub async fn handle(
     };
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    // Kafka: all groups with DESCRIBE on the cluster, else those the
+    // principal may DESCRIBE (denials not logged)
+    let all = is_authorized(
+        state,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let listed = groups
         .into_iter()
+        .filter(|g| {
+            all || is_authorized(state, ctx, AclOperation::Describe, ResourceType::Group, &g.group_id)
+        })
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .map(|g| {

@@ -8,17 +8,37 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, TopicN
 
 use super::s;
 use crate::coordinator::group::code;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: OffsetDeleteRequest,
 ) -> Option<OffsetDeleteResponse> {
+    // Kafka: DELETE on the group; READ on each topic (the others' offsets
+    // are kept and their partitions fail)
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Delete,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    ) {
+        return Some(OffsetDeleteResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
+    }
+    let denied: Vec<_> = req
+        .topics
+        .iter()
+        .filter(|t| !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, t.name.0.as_str()))
+        .collect();
     let topics = req
         .topics
         .iter()
+        .filter(|t| !denied.iter().any(|d| d.name == t.name))
         .map(|t| {
             (
                 t.name.to_string(),
@@ -42,6 +62,13 @@ pub async fn handle(
         Ok(res) => Some(
             OffsetDeleteResponse::default().with_topics(
                 res.into_iter()
+                    .chain(denied.iter().map(|t| {
+                        let failed = Some(kafka_protocol::error::ResponseError::TopicAuthorizationFailed);
+                        (
+                            t.name.to_string(),
+                            t.partitions.iter().map(|p| (p.partition_index, failed)).collect(),
+                        )
+                    }))
                     .map(|(t, ps)| {
                         OffsetDeleteResponseTopic::default()
                             .with_name(TopicName(s(t)))
