@@ -7,6 +7,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use crate::coordinator::txn::TV_0;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -15,6 +16,24 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
+    // Kafka: WRITE on the transactional id
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id.0,
+    ) {
+        return Some(AddOffsetsToTxnResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code(),
+        ));
+    }
+    // and READ on the group
+    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, &req.group_id.0) {
+        return Some(AddOffsetsToTxnResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
+    }
     let code = match state.txn_coordinator.add_offsets(
         &req.transactional_id.0,
         req.producer_id.0,

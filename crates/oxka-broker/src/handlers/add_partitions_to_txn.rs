@@ -13,6 +13,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use oxka_log::TopicPartition;
 
 use crate::coordinator::txn::{FIRST_TV2_ADD_PARTITIONS_VERSION, TV_0, TV_2};
+use crate::authorizer::{authorize, authorize_cluster, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -20,6 +21,7 @@ use crate::server::BrokerState;
 /// alone and the others answer OPERATION_NOT_ATTEMPTED, as Kafka does.
 async fn add(
     state: &BrokerState,
+    ctx: &RequestContext<'_>,
     version: i16,
     transactional_id: &str,
     producer_id: i64,
@@ -36,6 +38,28 @@ async fn add(
     let any_unknown = topics
         .iter()
         .any(|t| t.partitions.iter().any(|&p| !known(&t.name.0, p)));
+    // Kafka, for clients (v3 and below; brokers' batched form is checked
+    // for CLUSTER_ACTION by the caller): WRITE on the transactional id,
+    // else every partition fails; WRITE on each topic, else its
+    // partitions fail and the others are not attempted
+    let client = version < FIRST_TV2_ADD_PARTITIONS_VERSION;
+    let txn_denied = client
+        && !authorize(
+            state,
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            transactional_id,
+        );
+    let topic_denied: Vec<bool> = topics
+        .iter()
+        .map(|t| {
+            client
+                && !txn_denied
+                && !authorize(state, ctx, AclOperation::Write, ResourceType::Topic, &t.name.0)
+        })
+        .collect();
+    let any_denied = txn_denied || topic_denied.contains(&true);
     let tps: Vec<TopicPartition> = topics
         .iter()
         .flat_map(|t| {
@@ -50,7 +74,9 @@ async fn add(
         TV_0
     };
     // one outcome per partition, in request order
-    let outcome: Vec<Option<ResponseError>> = if any_unknown {
+    let outcome: Vec<Option<ResponseError>> = if txn_denied {
+        vec![Some(ResponseError::TransactionalIdAuthorizationFailed); tps.len()]
+    } else if any_unknown || any_denied {
         vec![Some(ResponseError::OperationNotAttempted); tps.len()]
     } else if verify_only {
         state
@@ -78,13 +104,18 @@ async fn add(
     let mut outcome = outcome.into_iter();
     topics
         .iter()
-        .map(|t| {
+        .zip(topic_denied)
+        .map(|(t, denied)| {
             let results = t
                 .partitions
                 .iter()
                 .map(|&p| {
                     let e = outcome.next().flatten();
-                    let code = if !known(&t.name.0, p) {
+                    let code = if denied {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    } else if txn_denied {
+                        ResponseError::TransactionalIdAuthorizationFailed.code()
+                    } else if !known(&t.name.0, p) {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
                         e.map_or(0, |e| {
@@ -111,6 +142,7 @@ pub async fn handle(
     if ctx.version < FIRST_TV2_ADD_PARTITIONS_VERSION {
         let results = add(
             state,
+            ctx,
             ctx.version,
             &req.v3_and_below_transactional_id.0,
             req.v3_and_below_producer_id.0,
@@ -123,10 +155,18 @@ pub async fn handle(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
         );
     }
+    // v4+ is sent by brokers (KIP-890): CLUSTER_ACTION on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::ClusterAction) {
+        return Some(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     let mut results = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {
         let topic_results = add(
             state,
+            ctx,
             ctx.version,
             &t.transactional_id.0,
             t.producer_id.0,

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 
 use super::s;
 use crate::quorum::protocol::ReplicaDescription;
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -32,6 +33,12 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: DescribeQuorumRequest,
 ) -> Option<DescribeQuorumResponse> {
+    // Kafka: DESCRIBE on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::Describe) {
+        return Some(DescribeQuorumResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        ));
+    }
     let asks_metadata = req.topics.iter().any(|t| {
         t.topic_name.0.as_str() == METADATA_TOPIC
             && t.partitions.iter().any(|p| p.partition_index == 0)

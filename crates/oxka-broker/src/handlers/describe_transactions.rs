@@ -7,12 +7,13 @@ use kafka_protocol::messages::{
 };
 
 use super::s;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: DescribeTransactionsRequest,
 ) -> Option<DescribeTransactionsResponse> {
     let states = req
@@ -24,6 +25,18 @@ pub async fn handle(
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
+            // Kafka: DESCRIBE on the transactional id
+            if !authorize(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                &id.0,
+            ) {
+                return base.with_error_code(
+                    kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code(),
+                );
+            }
             match state.txn_coordinator.describe(&id.0) {
                 Err(e) => base.with_error_code(e.code()),
                 Ok(m) => base

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 
 use super::s;
 use crate::quorum::protocol::{Command, CommandOutcome};
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -17,6 +18,12 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: ElectLeadersRequest,
 ) -> Option<ElectLeadersResponse> {
+    // Kafka: ALTER on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::Alter) {
+        return Some(ElectLeadersResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        ));
+    }
     let partitions: Option<Vec<(String, i32)>> = req.topic_partitions.as_ref().map(|ts| {
         ts.iter()
             .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))

@@ -8,6 +8,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::coordinator::txn::{FIRST_TV2_END_TXN_VERSION, TV_0, TV_2};
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -16,6 +17,18 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: EndTxnRequest,
 ) -> Option<EndTxnResponse> {
+    // Kafka: WRITE on the transactional id
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id.0,
+    ) {
+        return Some(EndTxnResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code(),
+        ));
+    }
     let tv = if ctx.version >= FIRST_TV2_END_TXN_VERSION {
         TV_2
     } else {

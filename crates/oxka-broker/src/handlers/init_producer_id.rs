@@ -6,6 +6,9 @@
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use crate::authorizer::{
+    authorize, authorize_by_resource_type, authorize_cluster, AclOperation, ResourceType,
+};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -23,6 +26,12 @@ pub async fn handle(
         .is_some_and(|t| !t.0.is_empty())
     {
         let id = req.transactional_id.as_ref().map_or("", |t| t.0.as_str());
+        // Kafka: WRITE on the transactional id
+        if !authorize(state, ctx, AclOperation::Write, ResourceType::TransactionalId, id) {
+            return Some(resp.with_error_code(
+                kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code(),
+            ));
+        }
         let r = match state.txn_coordinator.init_producer_id(
             id,
             req.transaction_timeout_ms,
@@ -43,6 +52,15 @@ pub async fn handle(
                 ctx.version,
             )),
         });
+    }
+    // Kafka (KIP-679): an idempotent producer needs IDEMPOTENT_WRITE on
+    // the cluster or WRITE on some topic
+    if !authorize_cluster(state, ctx, AclOperation::IdempotentWrite)
+        && !authorize_by_resource_type(state, ctx, AclOperation::Write, ResourceType::Topic)
+    {
+        return Some(resp.with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        ));
     }
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     if pid >= 0 && (0..i16::MAX - 1).contains(&epoch) {

@@ -9,12 +9,13 @@ use kafka_protocol::messages::{
 
 use super::s;
 use crate::coordinator::txn::TxnState;
+use crate::authorizer::{is_authorized, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: ListTransactionsRequest,
 ) -> Option<ListTransactionsResponse> {
     let mut states = Vec::new();
@@ -51,6 +52,16 @@ pub async fn handle(
         Ok(list) => Some(
             resp.with_transaction_states(
                 list.into_iter()
+                    // Kafka: those the principal may DESCRIBE
+                    .filter(|t| {
+                        is_authorized(
+                            state,
+                            ctx,
+                            AclOperation::Describe,
+                            ResourceType::TransactionalId,
+                            &t.transactional_id,
+                        )
+                    })
                     .map(|t| {
                         TransactionState::default()
                             .with_transactional_id(TransactionalId(s(t.transactional_id)))

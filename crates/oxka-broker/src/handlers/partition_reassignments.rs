@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 use super::s;
 use crate::controller::decide::list_reassignments;
 use crate::quorum::protocol::{Command, CommandOutcome};
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -27,6 +28,12 @@ pub async fn alter(
     ctx: &RequestContext<'_>,
     req: AlterPartitionReassignmentsRequest,
 ) -> Option<AlterPartitionReassignmentsResponse> {
+    // Kafka: ALTER on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::Alter) {
+        return Some(AlterPartitionReassignmentsResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        ));
+    }
     let items: Vec<(String, i32, Option<Vec<i32>>)> = req
         .topics
         .iter()
@@ -93,9 +100,15 @@ pub async fn alter(
 
 pub async fn list(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: ListPartitionReassignmentsRequest,
 ) -> Option<ListPartitionReassignmentsResponse> {
+    // Kafka: DESCRIBE on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::Describe) {
+        return Some(ListPartitionReassignmentsResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        ));
+    }
     let image = state.controller.image();
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
         ts.iter()

@@ -10,6 +10,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::coordinator::group::CommitEntry;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -18,13 +19,38 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
-    let checked = state.txn_coordinator.check_txn_offset_commit(
+    // Kafka: WRITE on the transactional id, READ on the group, READ on
+    // each topic
+    let denied = if !authorize(
+        state,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id.0,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, &req.group_id.0) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else if req
+        .topics
+        .iter()
+        .any(|t| !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, &t.name.0))
+    {
+        Some(ResponseError::TopicAuthorizationFailed)
+    } else {
+        None
+    };
+    let checked = match denied {
+        Some(e) => Err(e),
+        None => Ok(()),
+    };
+    let checked = checked.and_then(|()| state.txn_coordinator.check_txn_offset_commit(
         &req.transactional_id.0,
         req.producer_id.0,
         req.producer_epoch,
         &req.group_id.0,
         ctx.version,
-    );
+    ));
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()

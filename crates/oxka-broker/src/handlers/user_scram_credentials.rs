@@ -20,14 +20,22 @@ use super::s;
 use crate::controller::ApiError;
 use crate::network::sasl::scram::credential;
 use crate::quorum::protocol::ScramAlteration;
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn describe(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: DescribeUserScramCredentialsRequest,
 ) -> Option<DescribeUserScramCredentialsResponse> {
+    // Kafka: DESCRIBE on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::Describe) {
+        return Some(
+            DescribeUserScramCredentialsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     let image = state.controller.image();
     let info = |user: &str| -> Option<Vec<CredentialInfo>> {
         image.scram_credentials.get(user).map(|m| {
@@ -85,9 +93,35 @@ pub async fn describe(
 
 pub async fn alter(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: AlterUserScramCredentialsRequest,
 ) -> Option<AlterUserScramCredentialsResponse> {
+    // Kafka: ALTER on the cluster, else every user's result fails
+    if !authorize_cluster(state, ctx, AclOperation::Alter) {
+        let mut users: Vec<String> = Vec::new();
+        for name in req
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(req.upsertions.iter().map(|u| u.name.to_string()))
+        {
+            if !users.contains(&name) {
+                users.push(name);
+            }
+        }
+        return Some(
+            AlterUserScramCredentialsResponse::default().with_results(
+                users
+                    .into_iter()
+                    .map(|u| {
+                        AlterUserScramCredentialsResult::default()
+                            .with_user(s(u))
+                            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    })
+                    .collect(),
+            ),
+        );
+    }
     // users in the order they first appear, each with its first error
     let mut users: Vec<String> = Vec::new();
     let mut errors: BTreeMap<String, ApiError> = BTreeMap::new();

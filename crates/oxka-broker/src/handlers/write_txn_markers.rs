@@ -9,14 +9,18 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use oxka_coordinator::CoordinatorLog;
 use oxka_log::TopicPartition;
 
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
+    // Kafka: CLUSTER_ACTION (only brokers write markers); every partition
+    // fails otherwise
+    let denied = !authorize_cluster(state, ctx, AclOperation::ClusterAction);
     // Kafka appends markers with acks=all: the coordinator counts a marker
     // as written only once it is replicated, so a leader that dies right
     // after cannot lose it (the coordinator resends to the new leader).
@@ -35,7 +39,10 @@ pub async fn handle(
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for &p in &t.partition_indexes {
                 let tp = TopicPartition::new(t.name.0.to_string(), p);
-                let written = match state.txn_coordinator.write_marker(
+                let written = if denied {
+                    Err(kafka_protocol::error::ResponseError::ClusterAuthorizationFailed)
+                } else {
+                    match state.txn_coordinator.write_marker(
                     &tp,
                     m.producer_id.0,
                     m.producer_epoch,
@@ -46,6 +53,7 @@ pub async fn handle(
                         CoordinatorLog::wait_replicated(&*state.replica_manager, &tp, timeout).await
                     }
                     Err(e) => Err(e),
+                }
                 };
                 partitions.push(
                     WritableTxnMarkerPartitionResult::default()
