@@ -33,7 +33,10 @@ pub const OXKA_AUTHORIZER_ALIAS: &str = "oxka";
 
 /// Whether `authorizer.class.name` names an authorizer oxka has.
 pub fn is_known_authorizer(class_name: &str) -> bool {
-    matches!(class_name.trim(), STANDARD_AUTHORIZER | OXKA_AUTHORIZER_ALIAS)
+    matches!(
+        class_name.trim(),
+        STANDARD_AUTHORIZER | OXKA_AUTHORIZER_ALIAS
+    )
 }
 
 /// The resource types authorization is asked about (Kafka's
@@ -134,9 +137,7 @@ pub fn authorize(
     resource: ResourceType,
     name: &str,
 ) -> bool {
-    let allowed = state
-        .authorizer
-        .decide(state, ctx.conn, op, resource, name);
+    let allowed = state.authorizer.decide(state, ctx.conn, op, resource, name);
     if state.authorizer.enabled {
         audit(ctx, allowed, op, resource, name);
     }
@@ -152,9 +153,7 @@ pub fn is_authorized(
     resource: ResourceType,
     name: &str,
 ) -> bool {
-    state
-        .authorizer
-        .decide(state, ctx.conn, op, resource, name)
+    state.authorizer.decide(state, ctx.conn, op, resource, name)
 }
 
 /// [`authorize`] on the CLUSTER resource.

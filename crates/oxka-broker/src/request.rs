@@ -413,9 +413,7 @@ pub async fn handle_frame_in_slot(
             })
             .await
         }
-        ApiKey::DescribeAcls => {
-            run(ctx, body, |r| handlers::acls::describe(state, ctx, r)).await
-        }
+        ApiKey::DescribeAcls => run(ctx, body, |r| handlers::acls::describe(state, ctx, r)).await,
         ApiKey::CreateAcls => run(ctx, body, |r| handlers::acls::create(state, ctx, r)).await,
         ApiKey::DeleteAcls => run(ctx, body, |r| handlers::acls::delete(state, ctx, r)).await,
         other => Outcome::Close(format!("no handler for {other:?}")),

@@ -158,7 +158,10 @@ pub fn validate_new(b: &AclBinding) -> Result<(), String> {
     ) {
         return Err(format!("Invalid resourceType {}", b.resource_type));
     }
-    if !matches!(b.pattern_type, pattern_type::LITERAL | pattern_type::PREFIXED) {
+    if !matches!(
+        b.pattern_type,
+        pattern_type::LITERAL | pattern_type::PREFIXED
+    ) {
         return Err(format!("Invalid patternType {}", b.pattern_type));
     }
     if matches!(
@@ -448,7 +451,15 @@ mod tests {
             super_users: vec!["User:admin".into()],
             ..Default::default()
         };
-        assert!(authorize(&acls, &sup, "User:admin", "h", Write, TOPIC, "pay-secret"));
+        assert!(authorize(
+            &acls,
+            &sup,
+            "User:admin",
+            "h",
+            Write,
+            TOPIC,
+            "pay-secret"
+        ));
     }
 
     #[test]
@@ -458,9 +469,27 @@ mod tests {
         let mut b = acl(TOPIC, "t", LIT, "User:a", AlterConfigs, ALLOW);
         b.host = "10.0.0.1".into();
         let acls = [b];
-        assert!(authorize(&acls, &s, "User:a", "10.0.0.1", DescribeConfigs, TOPIC, "t"));
-        assert!(!authorize(&acls, &s, "User:a", "10.0.0.2", DescribeConfigs, TOPIC, "t"));
-        assert!(!authorize(&acls, &s, "User:a", "10.0.0.1", Describe, TOPIC, "t"));
+        assert!(authorize(
+            &acls,
+            &s,
+            "User:a",
+            "10.0.0.1",
+            DescribeConfigs,
+            TOPIC,
+            "t"
+        ));
+        assert!(!authorize(
+            &acls,
+            &s,
+            "User:a",
+            "10.0.0.2",
+            DescribeConfigs,
+            TOPIC,
+            "t"
+        ));
+        assert!(!authorize(
+            &acls, &s, "User:a", "10.0.0.1", Describe, TOPIC, "t"
+        ));
     }
 
     #[test]

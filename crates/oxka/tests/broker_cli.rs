@@ -203,7 +203,8 @@ fn protection_oxka_cannot_give_stops_start_up() {
         ),
         (&["listeners=SSL://127.0.0.1:0"], "listeners"),
         (
-            &["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
+            // ZooKeeper-era class: only the StandardAuthorizer (or `oxka`) exists
+            &["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
             "authorizer.class.name",
         ),
         (

@@ -20,12 +20,12 @@ mod acls;
 mod partitions;
 mod scram;
 
+pub use acls::{create_acls, delete_acls};
 pub use partitions::{
     alter_reassignments, elect_leaders, imbalanced_partitions, list_reassignments,
     ReassignmentItem, PREFERRED, UNCLEAN,
 };
 use partitions::{complete_reassignment, Change};
-pub use acls::{create_acls, delete_acls};
 pub use scram::alter_scram_credentials;
 
 use super::ApiError;

@@ -128,7 +128,10 @@ pub async fn create(
         Some(CreateAclsResponse::default().with_results(vec![r; req.creations.len()]))
     };
     if !state.authorizer.enabled() {
-        return all(ApiError::new(ResponseError::SecurityDisabled, SECURITY_DISABLED));
+        return all(ApiError::new(
+            ResponseError::SecurityDisabled,
+            SECURITY_DISABLED,
+        ));
     }
     if !authorize_cluster(state, ctx, AclOperation::Alter) {
         return all(ApiError::new(ResponseError::ClusterAuthorizationFailed, ""));
@@ -175,7 +178,10 @@ pub async fn delete(
         Some(DeleteAclsResponse::default().with_filter_results(vec![r; req.filters.len()]))
     };
     if !state.authorizer.enabled() {
-        return all(ApiError::new(ResponseError::SecurityDisabled, SECURITY_DISABLED));
+        return all(ApiError::new(
+            ResponseError::SecurityDisabled,
+            SECURITY_DISABLED,
+        ));
     }
     if !authorize_cluster(state, ctx, AclOperation::Alter) {
         return all(ApiError::new(ResponseError::ClusterAuthorizationFailed, ""));

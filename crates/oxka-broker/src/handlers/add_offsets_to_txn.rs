@@ -6,8 +6,8 @@
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
-use crate::coordinator::txn::TV_0;
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::txn::TV_0;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -29,7 +29,13 @@ pub async fn handle(
         ));
     }
     // and READ on the group
-    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, &req.group_id.0) {
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &req.group_id.0,
+    ) {
         return Some(AddOffsetsToTxnResponse::default().with_error_code(
             kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
         ));

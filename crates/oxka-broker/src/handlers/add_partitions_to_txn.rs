@@ -12,8 +12,8 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey};
 use oxka_log::TopicPartition;
 
-use crate::coordinator::txn::{FIRST_TV2_ADD_PARTITIONS_VERSION, TV_0, TV_2};
 use crate::authorizer::{authorize, authorize_cluster, AclOperation, ResourceType};
+use crate::coordinator::txn::{FIRST_TV2_ADD_PARTITIONS_VERSION, TV_0, TV_2};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -22,13 +22,13 @@ use crate::server::BrokerState;
 async fn add(
     state: &BrokerState,
     ctx: &RequestContext<'_>,
-    version: i16,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
+    let version = ctx.version;
     let image = state.controller.image();
     let known = |t: &str, p: i32| {
         image
@@ -56,7 +56,13 @@ async fn add(
         .map(|t| {
             client
                 && !txn_denied
-                && !authorize(state, ctx, AclOperation::Write, ResourceType::Topic, &t.name.0)
+                && !authorize(
+                    state,
+                    ctx,
+                    AclOperation::Write,
+                    ResourceType::Topic,
+                    &t.name.0,
+                )
         })
         .collect();
     let any_denied = txn_denied || topic_denied.contains(&true);
@@ -143,7 +149,6 @@ pub async fn handle(
         let results = add(
             state,
             ctx,
-            ctx.version,
             &req.v3_and_below_transactional_id.0,
             req.v3_and_below_producer_id.0,
             req.v3_and_below_producer_epoch,
@@ -167,7 +172,6 @@ pub async fn handle(
         let topic_results = add(
             state,
             ctx,
-            ctx.version,
             &t.transactional_id.0,
             t.producer_id.0,
             t.producer_epoch,

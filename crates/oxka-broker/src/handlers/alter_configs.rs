@@ -9,10 +9,10 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::s;
+use crate::authorizer::{authorize, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::config::dynamic;
 use crate::controller::{ApiError, ConfigTarget};
 use crate::request::RequestContext;
-use crate::authorizer::{authorize, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::server::BrokerState;
 
 pub(crate) const RESOURCE_TOPIC: i8 = 2;

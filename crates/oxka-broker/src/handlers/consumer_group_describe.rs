@@ -50,7 +50,13 @@ pub async fn handle(
                 .with_group_id(id.clone())
                 .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
             // Kafka: DESCRIBE on the group
-            if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, id.0.as_str()) {
+            if !authorize(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                id.0.as_str(),
+            ) {
                 return base.with_error_code(
                     kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
                 );

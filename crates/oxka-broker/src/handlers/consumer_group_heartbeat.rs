@@ -5,10 +5,10 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, To
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
 use super::s;
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::coordinator::group::assignor;
 use crate::coordinator::group::code;
 use crate::coordinator::group::consumer::HeartbeatParams;
-use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -18,11 +18,16 @@ pub async fn handle(
     req: ConsumerGroupHeartbeatRequest,
 ) -> Option<ConsumerGroupHeartbeatResponse> {
     // Kafka: READ on the group
-    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
-        return Some(
-            ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
-        );
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    ) {
+        return Some(ConsumerGroupHeartbeatResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
     }
     let owned = req.topic_partitions.as_ref().map(|tps| {
         let mut a = assignor::Assignment::new();

@@ -10,9 +10,9 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::s;
+use crate::authorizer::{authorize, is_authorized, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::config::TOPIC_CONFIGS;
 use crate::controller::CreateTopicSpec;
-use crate::authorizer::{authorize, is_authorized, AclOperation, ResourceType, CLUSTER_NAME};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

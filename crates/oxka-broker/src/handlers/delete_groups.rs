@@ -4,8 +4,8 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use crate::coordinator::group::code;
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::code;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -17,7 +17,13 @@ pub async fn handle(
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
         // Kafka: DELETE on the group
-        if !authorize(state, ctx, AclOperation::Delete, ResourceType::Group, g.0.as_str()) {
+        if !authorize(
+            state,
+            ctx,
+            AclOperation::Delete,
+            ResourceType::Group,
+            g.0.as_str(),
+        ) {
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(g.clone())

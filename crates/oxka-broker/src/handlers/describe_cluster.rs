@@ -27,8 +27,12 @@ pub async fn handle(
         );
     }
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations =
-            authorized_operations(state, ctx.conn, ResourceType::Cluster, crate::authorizer::CLUSTER_NAME);
+        resp.cluster_authorized_operations = authorized_operations(
+            state,
+            ctx.conn,
+            ResourceType::Cluster,
+            crate::authorizer::CLUSTER_NAME,
+        );
     }
     resp.controller_id = BrokerId(reported_controller_id(state));
     resp.brokers = live_broker_views(state, ctx.conn)

@@ -38,7 +38,9 @@ pub async fn handle(
             );
             let entries = match r.resource_type {
                 _ if allowed.is_err() => Err((
-                    allowed.err().map_or(ResponseError::UnknownServerError, |e| e.code),
+                    allowed
+                        .err()
+                        .map_or(ResponseError::UnknownServerError, |e| e.code),
                     String::new(),
                 )),
                 RESOURCE_TOPIC => topic_entries(state, r.resource_name.as_str()),

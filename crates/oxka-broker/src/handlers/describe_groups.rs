@@ -27,7 +27,13 @@ pub async fn handle(
                 base
             };
             // Kafka: DESCRIBE on the group
-            if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, id.0.as_str()) {
+            if !authorize(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                id.0.as_str(),
+            ) {
                 return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
             }
             if state.group_coordinator.is_consumer_group(id) {

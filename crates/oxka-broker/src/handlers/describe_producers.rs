@@ -36,7 +36,8 @@ pub async fn handle(
                 .map(|&p| {
                     let resp = PartitionResponse::default().with_partition_index(p);
                     if denied {
-                        return resp.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        return resp
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
                     let tp = TopicPartition::new(t.name.0.to_string(), p);
                     let Some(partition) = state.replica_manager.get_partition(&tp) else {

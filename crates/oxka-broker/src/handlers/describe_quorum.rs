@@ -13,8 +13,8 @@ use kafka_protocol::messages::{
 };
 
 use super::s;
-use crate::quorum::protocol::ReplicaDescription;
 use crate::authorizer::{authorize_cluster, AclOperation};
+use crate::quorum::protocol::ReplicaDescription;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

@@ -8,8 +8,8 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 
 use super::s;
-use crate::quorum::protocol::{Command, CommandOutcome};
 use crate::authorizer::{authorize_cluster, AclOperation};
+use crate::quorum::protocol::{Command, CommandOutcome};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

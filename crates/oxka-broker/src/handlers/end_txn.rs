@@ -7,8 +7,8 @@
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
-use crate::coordinator::txn::{FIRST_TV2_END_TXN_VERSION, TV_0, TV_2};
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::txn::{FIRST_TV2_END_TXN_VERSION, TV_0, TV_2};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

@@ -9,9 +9,9 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::{live_broker_views, s};
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::coordinator::group::offsets::{partition_for, OFFSETS_TOPIC};
 use crate::coordinator::txn::TRANSACTION_STATE_TOPIC;
-use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

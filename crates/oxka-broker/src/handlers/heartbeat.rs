@@ -3,8 +3,8 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use crate::coordinator::group::code;
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::code;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -14,11 +14,16 @@ pub async fn handle(
     req: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
     // Kafka: READ on the group
-    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
-        return Some(
-            HeartbeatResponse::default()
-                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
-        );
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    ) {
+        return Some(HeartbeatResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
     }
     let e = state.group_coordinator.heartbeat(
         &req.group_id,

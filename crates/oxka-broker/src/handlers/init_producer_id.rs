@@ -27,7 +27,13 @@ pub async fn handle(
     {
         let id = req.transactional_id.as_ref().map_or("", |t| t.0.as_str());
         // Kafka: WRITE on the transactional id
-        if !authorize(state, ctx, AclOperation::Write, ResourceType::TransactionalId, id) {
+        if !authorize(
+            state,
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        ) {
             return Some(resp.with_error_code(
                 kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code(),
             ));

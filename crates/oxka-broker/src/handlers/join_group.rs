@@ -5,8 +5,8 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::s;
-use crate::coordinator::group::{code, JoinOutcome, JoinParams, Reply};
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::{code, JoinOutcome, JoinParams, Reply};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -16,11 +16,16 @@ pub async fn handle(
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
     // Kafka: READ on the group
-    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
-        return Some(
-            JoinGroupResponse::default()
-                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
-        );
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    ) {
+        return Some(JoinGroupResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
     }
     let params = JoinParams {
         member_id: req.member_id.to_string(),

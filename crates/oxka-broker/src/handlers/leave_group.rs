@@ -4,8 +4,8 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::s;
-use crate::coordinator::group::code;
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::code;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -15,11 +15,16 @@ pub async fn handle(
     req: LeaveGroupRequest,
 ) -> Option<LeaveGroupResponse> {
     // Kafka: READ on the group
-    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
-        return Some(
-            LeaveGroupResponse::default()
-                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
-        );
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    ) {
+        return Some(LeaveGroupResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
     }
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members

@@ -32,7 +32,13 @@ pub async fn handle(
     let listed = groups
         .into_iter()
         .filter(|g| {
-            all || is_authorized(state, ctx, AclOperation::Describe, ResourceType::Group, &g.group_id)
+            all || is_authorized(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                &g.group_id,
+            )
         })
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))

@@ -9,9 +9,9 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use oxka_log::TopicPartition;
 
+use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::replica_manager::log_error_code;
 use crate::replica_manager::Partition;
-use crate::authorizer::{authorize, AclOperation, ResourceType};
 use crate::request::RequestContext;
 use crate::server::{now_ms, BrokerState};
 

@@ -8,8 +8,8 @@ use kafka_protocol::messages::{
 };
 
 use super::s;
-use crate::coordinator::txn::TxnState;
 use crate::authorizer::{is_authorized, AclOperation, ResourceType};
+use crate::coordinator::txn::TxnState;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

@@ -49,7 +49,15 @@ pub async fn handle(
             .values()
             // all topics: those the principal may describe, the others
             // left out silently (Kafka's logIfDenied=false)
-            .filter(|t| is_authorized(state, ctx, AclOperation::Describe, ResourceType::Topic, &t.name))
+            .filter(|t| {
+                is_authorized(
+                    state,
+                    ctx,
+                    AclOperation::Describe,
+                    ResourceType::Topic,
+                    &t.name,
+                )
+            })
             .map(topic_entry)
             .collect(),
         Some(list) => {
@@ -58,8 +66,13 @@ pub async fn handle(
                 .map(|t| match t.name {
                     Some(name) if !name.0.is_empty() || t.topic_id.is_nil() => {
                         let name = name.0.as_str();
-                        if !authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, name)
-                        {
+                        if !authorize(
+                            state,
+                            ctx,
+                            AclOperation::Describe,
+                            ResourceType::Topic,
+                            name,
+                        ) {
                             return Ok(denied(Some(name), Uuid::nil()));
                         }
                         match by_name(state, name, allow_create) {
@@ -137,7 +150,15 @@ fn may_create(state: &BrokerState, ctx: &RequestContext<'_>, name: &str) -> bool
 
 fn by_id(state: &BrokerState, ctx: &RequestContext<'_>, id: Uuid) -> MetadataResponseTopic {
     match state.controller.image().topic_by_id(&id) {
-        Some(t) if !authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, &t.name) => {
+        Some(t)
+            if !authorize(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                &t.name,
+            ) =>
+        {
             denied(None, id)
         }
         Some(t) => topic_entry(t),

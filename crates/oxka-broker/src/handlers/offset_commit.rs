@@ -34,7 +34,13 @@ pub async fn handle(
         .iter()
         .map(|t| {
             !group_denied
-                && !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, t.name.0.as_str())
+                && !authorize(
+                    state,
+                    ctx,
+                    AclOperation::Read,
+                    ResourceType::Topic,
+                    t.name.0.as_str(),
+                )
         })
         .collect();
     let entries: Vec<CommitEntry> = req
@@ -64,12 +70,12 @@ pub async fn handle(
         Ok(Vec::new())
     } else {
         state.group_coordinator.commit_offsets(
-        &req.group_id,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        entries,
-        ctx.version,
+            &req.group_id,
+            req.generation_id_or_member_epoch,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            entries,
+            ctx.version,
         )
     };
     // acknowledged once replicated (acks=all, `offsets.commit.timeout.ms`)

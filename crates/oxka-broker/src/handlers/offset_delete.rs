@@ -7,8 +7,8 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, TopicName};
 
 use super::s;
-use crate::coordinator::group::code;
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::code;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -33,7 +33,15 @@ pub async fn handle(
     let denied: Vec<_> = req
         .topics
         .iter()
-        .filter(|t| !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, t.name.0.as_str()))
+        .filter(|t| {
+            !authorize(
+                state,
+                ctx,
+                AclOperation::Read,
+                ResourceType::Topic,
+                t.name.0.as_str(),
+            )
+        })
         .collect();
     let topics = req
         .topics
@@ -63,10 +71,14 @@ pub async fn handle(
             OffsetDeleteResponse::default().with_topics(
                 res.into_iter()
                     .chain(denied.iter().map(|t| {
-                        let failed = Some(kafka_protocol::error::ResponseError::TopicAuthorizationFailed);
+                        let failed =
+                            Some(kafka_protocol::error::ResponseError::TopicAuthorizationFailed);
                         (
                             t.name.to_string(),
-                            t.partitions.iter().map(|p| (p.partition_index, failed)).collect(),
+                            t.partitions
+                                .iter()
+                                .map(|p| (p.partition_index, failed))
+                                .collect(),
                         )
                     }))
                     .map(|(t, ps)| {

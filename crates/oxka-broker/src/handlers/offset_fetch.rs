@@ -32,7 +32,13 @@ fn fetch(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<(Fetched, HashSet<String>), ResponseError> {
-    if !authorize(state, ctx, AclOperation::Describe, ResourceType::Group, group) {
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Group,
+        group,
+    ) {
         return Err(ResponseError::GroupAuthorizationFailed);
     }
     let may_describe =
@@ -44,13 +50,15 @@ fn fetch(
             Ok((f, HashSet::new()))
         }
         Some(topics) => {
-            let (allowed, denied): (Vec<_>, Vec<_>) = topics
-                .into_iter()
-                .partition(|(t, _)| authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, t));
+            let (allowed, denied): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(t, _)| {
+                authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, t)
+            });
             let mut f = if allowed.is_empty() && !denied.is_empty() {
                 Vec::new()
             } else {
-                state.group_coordinator.fetch_offsets(group, Some(allowed))?
+                state
+                    .group_coordinator
+                    .fetch_offsets(group, Some(allowed))?
             };
             let names = denied.iter().map(|(t, _)| t.clone()).collect();
             f.extend(
@@ -108,10 +116,12 @@ pub async fn handle(
                                                 let r = OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p);
                                                 if denied.contains(&t) {
-                                                    return r.with_committed_offset(-1).with_error_code(
-                                                        ResponseError::TopicAuthorizationFailed
-                                                            .code(),
-                                                    );
+                                                    return r
+                                                        .with_committed_offset(-1)
+                                                        .with_error_code(
+                                                            ResponseError::TopicAuthorizationFailed
+                                                                .code(),
+                                                        );
                                                 }
                                                 if unstable(&g.group_id, &t, p) {
                                                     return r
@@ -173,7 +183,8 @@ pub async fn handle(
                                 ps.into_iter()
                                     .map(|(p, o)| {
                                         if denied.contains(&t) {
-                                            let code = ResponseError::TopicAuthorizationFailed.code();
+                                            let code =
+                                                ResponseError::TopicAuthorizationFailed.code();
                                             return partition(p, None, code);
                                         }
                                         if unstable(&req.group_id, &t, p) {

@@ -23,8 +23,8 @@ pub async fn handle(
     let image = state.controller.image();
     // Kafka: a follower (replica_id >= 0) needs CLUSTER_ACTION on the
     // cluster, a client DESCRIBE on each topic
-    let follower_denied = req.replica_id.0 >= 0
-        && !authorize_cluster(state, ctx, AclOperation::ClusterAction);
+    let follower_denied =
+        req.replica_id.0 >= 0 && !authorize_cluster(state, ctx, AclOperation::ClusterAction);
     let topics = req
         .topics
         .iter()
@@ -48,7 +48,8 @@ pub async fn handle(
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
                     if denied {
-                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
                     let known = image
                         .topic(&tp.topic)

@@ -17,9 +17,9 @@ use kafka_protocol::messages::{
 };
 
 use super::s;
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::controller::decide::list_reassignments;
 use crate::quorum::protocol::{Command, CommandOutcome};
-use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -30,9 +30,11 @@ pub async fn alter(
 ) -> Option<AlterPartitionReassignmentsResponse> {
     // Kafka: ALTER on the cluster
     if !authorize_cluster(state, ctx, AclOperation::Alter) {
-        return Some(AlterPartitionReassignmentsResponse::default().with_error_code(
-            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
-        ));
+        return Some(
+            AlterPartitionReassignmentsResponse::default().with_error_code(
+                kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+            ),
+        );
     }
     let items: Vec<(String, i32, Option<Vec<i32>>)> = req
         .topics
@@ -105,9 +107,11 @@ pub async fn list(
 ) -> Option<ListPartitionReassignmentsResponse> {
     // Kafka: DESCRIBE on the cluster
     if !authorize_cluster(state, ctx, AclOperation::Describe) {
-        return Some(ListPartitionReassignmentsResponse::default().with_error_code(
-            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
-        ));
+        return Some(
+            ListPartitionReassignmentsResponse::default().with_error_code(
+                kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+            ),
+        );
     }
     let image = state.controller.image();
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {

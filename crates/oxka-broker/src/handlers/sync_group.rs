@@ -4,8 +4,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::s;
-use crate::coordinator::group::{code, Reply, SyncOutcome};
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::{code, Reply, SyncOutcome};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -15,11 +15,16 @@ pub async fn handle(
     req: SyncGroupRequest,
 ) -> Option<SyncGroupResponse> {
     // Kafka: READ on the group
-    if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, req.group_id.0.as_str()) {
-        return Some(
-            SyncGroupResponse::default()
-                .with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()),
-        );
+    if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        req.group_id.0.as_str(),
+    ) {
+        return Some(SyncGroupResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
     }
     let assignments = req
         .assignments

@@ -9,8 +9,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use crate::coordinator::group::CommitEntry;
 use crate::authorizer::{authorize, AclOperation, ResourceType};
+use crate::coordinator::group::CommitEntry;
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -29,13 +29,23 @@ pub async fn handle(
         &req.transactional_id.0,
     ) {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !authorize(state, ctx, AclOperation::Read, ResourceType::Group, &req.group_id.0) {
+    } else if !authorize(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &req.group_id.0,
+    ) {
         Some(ResponseError::GroupAuthorizationFailed)
-    } else if req
-        .topics
-        .iter()
-        .any(|t| !authorize(state, ctx, AclOperation::Read, ResourceType::Topic, &t.name.0))
-    {
+    } else if req.topics.iter().any(|t| {
+        !authorize(
+            state,
+            ctx,
+            AclOperation::Read,
+            ResourceType::Topic,
+            &t.name.0,
+        )
+    }) {
         Some(ResponseError::TopicAuthorizationFailed)
     } else {
         None
@@ -44,13 +54,15 @@ pub async fn handle(
         Some(e) => Err(e),
         None => Ok(()),
     };
-    let checked = checked.and_then(|()| state.txn_coordinator.check_txn_offset_commit(
-        &req.transactional_id.0,
-        req.producer_id.0,
-        req.producer_epoch,
-        &req.group_id.0,
-        ctx.version,
-    ));
+    let checked = checked.and_then(|()| {
+        state.txn_coordinator.check_txn_offset_commit(
+            &req.transactional_id.0,
+            req.producer_id.0,
+            req.producer_epoch,
+            &req.group_id.0,
+            ctx.version,
+        )
+    });
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()

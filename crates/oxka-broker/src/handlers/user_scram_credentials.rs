@@ -17,10 +17,10 @@ use kafka_protocol::messages::{
 use oxka_client::sasl::scram::{ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
 use super::s;
+use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::controller::ApiError;
 use crate::network::sasl::scram::credential;
 use crate::quorum::protocol::ScramAlteration;
-use crate::authorizer::{authorize_cluster, AclOperation};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 

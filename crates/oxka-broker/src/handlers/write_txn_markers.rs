@@ -43,17 +43,18 @@ pub async fn handle(
                     Err(kafka_protocol::error::ResponseError::ClusterAuthorizationFailed)
                 } else {
                     match state.txn_coordinator.write_marker(
-                    &tp,
-                    m.producer_id.0,
-                    m.producer_epoch,
-                    m.coordinator_epoch,
-                    m.transaction_result,
-                ) {
-                    Ok(()) => {
-                        CoordinatorLog::wait_replicated(&*state.replica_manager, &tp, timeout).await
+                        &tp,
+                        m.producer_id.0,
+                        m.producer_epoch,
+                        m.coordinator_epoch,
+                        m.transaction_result,
+                    ) {
+                        Ok(()) => {
+                            CoordinatorLog::wait_replicated(&*state.replica_manager, &tp, timeout)
+                                .await
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                }
                 };
                 partitions.push(
                     WritableTxnMarkerPartitionResult::default()
