@@ -116,6 +116,9 @@ error_counts! {
         r.results.iter().for_each(|u| f(u.error_code));
     };
     AlterUserScramCredentialsResponse => |r, f| r.results.iter().for_each(|u| f(u.error_code));
+    DescribeAclsResponse => |r, f| f(r.error_code);
+    CreateAclsResponse => |r, f| r.results.iter().for_each(|c| f(c.error_code));
+    DeleteAclsResponse => |r, f| r.filter_results.iter().for_each(|d| f(d.error_code));
 }
 
 #[cfg(test)]
