@@ -257,7 +257,7 @@ pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
         return Err(unsupported(
             "authorizer.class.name",
             &authorizer,
-            "an authorizer (ACLs)",
+            "an authorizer other than Kafka's StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer, alias oxka)",
         ));
     }
     check_limit(
