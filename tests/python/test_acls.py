@@ -259,3 +259,41 @@ def test_acls_survive_a_restart(acl_broker):
             time.sleep(0.2)
     assert [(a.principal, a.operation) for a in got] == [("User:bob", AclOperation.WRITE)]
     assert produce(b, "bob", t) is None
+
+
+def test_oxka_acls_cli(acl_broker):
+    """`oxka acls create|list|delete` with kafka-acls.sh's flags, as the
+    admin user over SASL PLAIN (--command-config)."""
+    b = acl_broker
+    props = os.path.join(b.dir, "admin.properties")
+    with open(props, "w") as f:
+        f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+                'username="admin" password="admin-secret";\n')
+    pre = uniq("cli-")
+
+    def oxka(*args):
+        out = subprocess.run([b.bin, "acls", *args, "-b", f"127.0.0.1:{b.sasl_port}",
+                              "--command-config", props], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    oxka("create", "--allow-principal", "User:alice", "--operation", "Read", "--operation", "Write",
+         "--topic", pre, "--resource-pattern-type", "prefixed")
+    oxka("create", "--deny-principal", "User:bob", "--operation", "All", "--group", pre)
+    listed = json_rows(oxka("list", "--topic", pre + "x", "--resource-pattern-type", "match", "--output", "json"))
+    assert sorted((r["operation"], r["pattern_type"]) for r in listed) == [
+        ("READ", "PREFIXED"), ("WRITE", "PREFIXED")]
+    # an AdminClient sees the same bindings
+    f = AclBindingFilter(ResourceType.GROUP, pre, ResourcePatternType.LITERAL, None, None,
+                         AclOperation.ANY, AclPermissionType.ANY)
+    admin = b.admin()
+    got = admin.describe_acls(f).result(timeout=30)
+    assert [(a.principal, a.permission_type) for a in got] == [("User:bob", AclPermissionType.DENY)]
+    oxka("delete", "--topic", pre, "--resource-pattern-type", "prefixed")
+    assert json_rows(oxka("list", "--topic", pre, "--resource-pattern-type", "prefixed", "--output", "json")) == []
+
+
+def json_rows(text):
+    import json
+    return json.loads(text)

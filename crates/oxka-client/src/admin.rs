@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::*;
 
+use crate::acl::{AclBinding, AclBindingFilter};
 use crate::cluster::{Cluster, Metadata, TopicInfo};
 use crate::config::{ClientConfig, CommonConfig};
 use crate::error::{check, Error, KafkaCode, Result};
@@ -591,6 +592,116 @@ impl Admin {
             })?;
         }
         Ok(())
+    }
+
+    /// CreateAcls: one outcome per binding, in order.
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<Vec<Result<()>>> {
+        use kafka_protocol::messages::create_acls_request::AclCreation;
+        let conn = self.cluster.any_conn().await?;
+        let req = CreateAclsRequest::default().with_creations(
+            acls.iter()
+                .map(|a| {
+                    AclCreation::default()
+                        .with_resource_type(a.resource_type)
+                        .with_resource_name(sb(&a.resource_name))
+                        .with_resource_pattern_type(a.pattern_type)
+                        .with_principal(sb(&a.principal))
+                        .with_host(sb(&a.host))
+                        .with_operation(a.operation)
+                        .with_permission_type(a.permission_type)
+                })
+                .collect(),
+        );
+        let resp = conn.send(req).await?;
+        Ok(resp
+            .results
+            .iter()
+            .map(|r| {
+                check(r.error_code, r.error_message.as_ref(), || {
+                    "creating an ACL".into()
+                })
+            })
+            .collect())
+    }
+
+    /// DescribeAcls: the bindings the filter matches.
+    pub async fn describe_acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
+        let conn = self.cluster.any_conn().await?;
+        let req = DescribeAclsRequest::default()
+            .with_resource_type_filter(filter.resource_type)
+            .with_resource_name_filter(filter.resource_name.as_deref().map(sb))
+            .with_pattern_type_filter(filter.pattern_type)
+            .with_principal_filter(filter.principal.as_deref().map(sb))
+            .with_host_filter(filter.host.as_deref().map(sb))
+            .with_operation(filter.operation)
+            .with_permission_type(filter.permission_type);
+        let resp = conn.send(req).await?;
+        check(resp.error_code, resp.error_message.as_ref(), || {
+            "describing ACLs".into()
+        })?;
+        let mut out = Vec::new();
+        for r in resp.resources {
+            for a in r.acls {
+                out.push(AclBinding {
+                    resource_type: r.resource_type,
+                    resource_name: r.resource_name.to_string(),
+                    pattern_type: r.pattern_type,
+                    principal: a.principal.to_string(),
+                    host: a.host.to_string(),
+                    operation: a.operation,
+                    permission_type: a.permission_type,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// DeleteAcls: per filter, the bindings it removed.
+    pub async fn delete_acls(
+        &self,
+        filters: &[AclBindingFilter],
+    ) -> Result<Vec<Result<Vec<AclBinding>>>> {
+        use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+        let conn = self.cluster.any_conn().await?;
+        let req = DeleteAclsRequest::default().with_filters(
+            filters
+                .iter()
+                .map(|f| {
+                    DeleteAclsFilter::default()
+                        .with_resource_type_filter(f.resource_type)
+                        .with_resource_name_filter(f.resource_name.as_deref().map(sb))
+                        .with_pattern_type_filter(f.pattern_type)
+                        .with_principal_filter(f.principal.as_deref().map(sb))
+                        .with_host_filter(f.host.as_deref().map(sb))
+                        .with_operation(f.operation)
+                        .with_permission_type(f.permission_type)
+                })
+                .collect(),
+        );
+        let resp = conn.send(req).await?;
+        Ok(resp
+            .filter_results
+            .into_iter()
+            .map(|r| {
+                check(r.error_code, r.error_message.as_ref(), || {
+                    "deleting ACLs".into()
+                })
+                .map(|()| {
+                    r.matching_acls
+                        .into_iter()
+                        .map(|a| AclBinding {
+                            resource_type: a.resource_type,
+                            resource_name: a.resource_name.to_string(),
+                            pattern_type: a.pattern_type,
+                            principal: a.principal.to_string(),
+                            host: a.host.to_string(),
+                            operation: a.operation,
+                            permission_type: a.permission_type,
+                        })
+                        .collect()
+                })
+            })
+            .collect())
     }
 
     pub async fn describe_cluster(&self) -> Result<ClusterDescription> {

@@ -80,6 +80,8 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::ApiVersions => 3,
         ApiKey::SaslHandshake => 1,
         ApiKey::SaslAuthenticate => 1,
+        // v1: pattern types (KIP-290); v2 flexible; v3 the USER resource.
+        ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls => 3,
         _ => 0,
     };
     cap.min(key.valid_versions().max)

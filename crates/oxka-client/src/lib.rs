@@ -39,6 +39,7 @@
 //! The crate depends on no server crate: it speaks only the wire protocol
 //! (through the `kafka-protocol` codec).
 
+pub mod acl;
 pub mod admin;
 mod buffer_pool;
 mod cluster;

@@ -43,6 +43,9 @@ enum Command {
     /// SCRAM users: set, delete, list credentials (kafka-configs --entity-type users).
     #[command(alias = "user")]
     Users(cli::users::UsersArgs),
+    /// ACLs: create, list, delete (kafka-acls.sh's flags).
+    #[command(alias = "acl")]
+    Acls(cli::acls::AclsArgs),
     /// Cluster id, controller, brokers and the metadata quorum.
     Cluster(cli::cluster::ClusterArgs),
     /// Load tests: produce, consume and end-to-end latency (Kafka's perf-test flags and output).
@@ -64,6 +67,7 @@ fn main() {
         Command::Consume(a) => cli::run(cli::consume::run(a)),
         Command::Cluster(a) => cli::run(cli::cluster::run(a)),
         Command::Users(a) => cli::run(cli::users::run(a)),
+        Command::Acls(a) => cli::run(cli::acls::run(a)),
         Command::Perf(a) => cli::run(cli::perf::run(a)),
         Command::Verify(a) => cli::run(cli::verify::run(a)),
     };

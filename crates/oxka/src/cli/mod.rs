@@ -18,6 +18,7 @@ macro_rules! outln {
     };
 }
 
+pub mod acls;
 pub mod cluster;
 pub mod configs;
 pub mod consume;
