@@ -29,7 +29,7 @@ class AclBroker:
     for the users and a PLAINTEXT one whose ANONYMOUS principal is a super
     user (how the inter-broker listener is set up on PLAINTEXT)."""
 
-    def __init__(self):
+    def __init__(self, **extra):
         self.bin = os.environ.get("OXKA_BIN", os.path.join(ROOT, "target", "debug", "oxka"))
         self.dir = tempfile.mkdtemp(prefix="oxka-pytest-acl-")
         self.sasl_port, self.plain_port = _free_port(), _free_port()
@@ -42,6 +42,7 @@ class AclBroker:
             "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": "User:admin;User:ANONYMOUS",
+            **extra,
         }
         self.config = os.path.join(self.dir, "server.properties")
         with open(self.config, "w") as f:
@@ -297,3 +298,19 @@ def test_oxka_acls_cli(acl_broker):
 def json_rows(text):
     import json
     return json.loads(text)
+
+
+def test_allow_everyone_if_no_acl_found():
+    """With allow.everyone.if.no.acl.found=true a resource no ACL names is
+    open to all; the first ACL on it closes it to everyone else."""
+    b = AclBroker(**{"allow.everyone.if.no.acl.found": "true"})
+    b.start()
+    try:
+        t = uniq("open-")
+        create_topic(b, t)
+        assert produce(b, "bob", t) is None
+        create_acls(b, [allow("User:alice", ResourceType.TOPIC, t, AclOperation.WRITE)])
+        assert produce(b, "bob", t).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert produce(b, "alice", t) is None
+    finally:
+        b.kill9()
