@@ -1,6 +1,7 @@
 //! `oxka broker`: configuration layering, logging, signals, start-up line.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -118,7 +119,11 @@ pub fn run(args: BrokerArgs) -> i32 {
         let http = broker
             .http_addr()
             .map_or_else(|| "off".to_string(), |a| format!("http://{a}"));
-        println!(
+        // Not `println!`: it panics when stdout cannot be written, and a
+        // broker whose stdout is a file on a full disk must go on serving
+        // (found by `oxka verify` when the machine's disk filled up).
+        let _ = writeln!(
+            std::io::stdout().lock(),
             "oxka {} started in {} ms: listener {} http {} node.id {} log.dirs {} cluster.id {}",
             env!("CARGO_PKG_VERSION"),
             started.elapsed().as_millis(),
