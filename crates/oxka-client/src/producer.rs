@@ -27,9 +27,12 @@
 //!   `delivery.timeout.ms` after it was sent may have been written (an
 //!   acks=all produce times out after its append), so its sequence is
 //!   unresolved and never used again under that epoch: once nothing is in
-//!   flight the producer moves to the next epoch and numbers its queued
-//!   batches from 0 (KIP-360; Java bumps an idempotent producer's epoch
-//!   the same way). Renumbering over such a batch made the broker take a
+//!   flight the producer moves to the next epoch (KIP-360; Java bumps an
+//!   idempotent producer's epoch the same way) and numbers the batches it
+//!   never sent from 0. The batches it had sent and was retrying fail
+//!   with a timeout (written or not, unknown): re-sent under the new epoch
+//!   the broker could not recognise them, and one written before would be
+//!   written twice (Java re-sends them; `oxka verify` saw the duplicates). Renumbering over such a batch made the broker take a
 //!   later batch for its duplicate and acknowledge it at the earlier one's
 //!   offset: a lost write `oxka verify` found. DUPLICATE_SEQUENCE_NUMBER
 //!   means the broker already has the batch: success.
@@ -1930,9 +1933,9 @@ fn next_epoch_due(inner: &Inner) -> bool {
 }
 
 /// KIP-360 for an idempotent producer: the next epoch of the same producer
-/// id (a new id from InitProducerId once the epoch is exhausted), every
-/// partition's sequence from 0, and the queued batches that were sealed
-/// under the old epoch carried over in their order.
+/// id (a new id from InitProducerId once the epoch is exhausted) and every
+/// partition's sequence from 0. The queued batches sealed under the old
+/// epoch were sent before: they fail (see the module doc).
 async fn next_epoch(inner: &Inner) {
     let (pid, epoch) = {
         let st = inner.lock();
@@ -1957,21 +1960,29 @@ async fn next_epoch(inner: &Inner) {
     st.producer_id = pid;
     st.producer_epoch = epoch;
     st.sequences_unresolved = false;
+    let mut sent_before = Vec::new();
     for q in st.topics.queues_mut() {
-        let mut next = 0i32;
+        let (sealed, fresh): (VecDeque<Batch>, VecDeque<Batch>) = std::mem::take(&mut q.batches)
+            .into_iter()
+            .partition(|b| b.sealed.is_some());
+        sent_before.extend(sealed);
+        q.batches = fresh;
         for b in q.batches.iter_mut() {
-            if let Some(sealed) = b.sealed.take() {
-                b.sealed = Some(crate::records::with_producer_state(
-                    sealed, pid, epoch, next,
-                ));
-                b.seq = next;
-                next = next.wrapping_add(b.builder.count()) & i32::MAX;
-            }
             b.gaps_seen = 0;
         }
-        q.next_seq = next;
+        q.next_seq = 0;
         q.acked_next = 0;
         q.gaps.clear();
+    }
+    drop(st);
+    for b in sent_before {
+        let e = Error::Timeout(format!(
+            "{} record(s) for {} not acknowledged: an earlier send's outcome was lost, so the \
+             producer moved to a new epoch; these were sent before and may or may not be written",
+            b.records(),
+            b.tp
+        ));
+        settle(inner, b, Err(e));
     }
 }
 
@@ -2593,14 +2604,18 @@ mod tests {
             assert_eq!((st.producer_id, st.producer_epoch), (7, 1));
             assert!(!st.sequences_unresolved);
         }
-        let again = drain(&inner, 1);
-        assert_eq!(again.len(), 1);
-        assert_eq!((again[0].seq, base_sequence(&again[0])), (0, 0));
-        let sealed = again[0].sealed.as_ref().unwrap();
+        // 2 was sent under epoch 0 and may be written: re-sent under
+        // epoch 1 it could be written twice, so it failed; 3 is the first
+        // batch of epoch 1
+        assert_eq!(inner.lock().topics["t"][&0].batches.len(), 2);
+        let next = drain(&inner, 1);
+        assert_eq!(next.len(), 1);
+        assert_eq!((next[0].seq, base_sequence(&next[0])), (0, 0));
+        let sealed = next[0].sealed.as_ref().unwrap();
         assert_eq!(i16::from_be_bytes([sealed[51], sealed[52]]), 1, "epoch 1");
-        let b2 = again.into_iter().next().unwrap();
-        acknowledged(&inner, &b2);
-        settle(&inner, b2, Ok((2, -1)));
+        let b3 = next.into_iter().next().unwrap();
+        acknowledged(&inner, &b3);
+        settle(&inner, b3, Ok((3, -1)));
         let fresh = drain(&inner, 1);
         assert_eq!(fresh.iter().map(|b| b.seq).collect::<Vec<_>>(), [1]);
     }

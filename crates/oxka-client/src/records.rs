@@ -361,10 +361,6 @@ impl BatchBuilder {
     }
 }
 
-/// Where a v2 batch header holds the producer id (then the epoch, then
-/// the base sequence).
-const PRODUCER_ID_OFFSET: usize = 43;
-const PRODUCER_EPOCH_OFFSET: usize = 51;
 /// Where a v2 batch header holds the base sequence.
 const BASE_SEQUENCE_OFFSET: usize = 53;
 
@@ -377,24 +373,6 @@ const BASE_SEQUENCE_OFFSET: usize = 53;
 /// so it always has a whole header.
 pub fn with_base_sequence(sealed: Bytes, base_sequence: i32) -> Bytes {
     patch_header(sealed, |buf| {
-        buf[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
-            .copy_from_slice(&base_sequence.to_be_bytes());
-    })
-}
-
-/// A sealed batch under another producer epoch (or id) and base sequence:
-/// what an idempotent producer re-sends after it moved to a new epoch
-/// (KIP-360, Java's `ProducerBatch.resetProducerState`).
-pub fn with_producer_state(
-    sealed: Bytes,
-    producer_id: i64,
-    producer_epoch: i16,
-    base_sequence: i32,
-) -> Bytes {
-    patch_header(sealed, |buf| {
-        buf[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
-        buf[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
-            .copy_from_slice(&producer_epoch.to_be_bytes());
         buf[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
             .copy_from_slice(&base_sequence.to_be_bytes());
     })
@@ -683,32 +661,6 @@ mod tests {
             &kept[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4],
             &10i32.to_be_bytes()
         );
-        let d = decode_batches(&moved).expect("valid CRC");
-        assert_eq!(d[0].records.len(), 1);
-    }
-
-    #[test]
-    fn a_sealed_batch_moves_to_another_epoch_with_a_valid_crc() {
-        let mut b = BatchBuilder::new();
-        b.push(None, Some(b"v"), &[], 1);
-        let sealed = b.build(7, 0, 10, Compression::None).unwrap();
-        let moved = with_producer_state(sealed, 8, 1, 0);
-        let id = i64::from_be_bytes(
-            moved[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
-                .try_into()
-                .unwrap(),
-        );
-        let epoch = i16::from_be_bytes(
-            moved[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
-                .try_into()
-                .unwrap(),
-        );
-        let seq = i32::from_be_bytes(
-            moved[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
-                .try_into()
-                .unwrap(),
-        );
-        assert_eq!((id, epoch, seq), (8, 1, 0));
         let d = decode_batches(&moved).expect("valid CRC");
         assert_eq!(d[0].records.len(), 1);
     }
