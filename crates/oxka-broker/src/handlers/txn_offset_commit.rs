@@ -19,8 +19,9 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     req: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
-    // Kafka: WRITE on the transactional id, READ on the group, READ on
-    // each topic
+    // Kafka: WRITE on the transactional id, then READ on the group (else
+    // every partition fails), then READ on each topic (else its
+    // partitions fail and the others are committed)
     let denied = if !authorize(
         state,
         ctx,
@@ -37,19 +38,24 @@ pub async fn handle(
         &req.group_id.0,
     ) {
         Some(ResponseError::GroupAuthorizationFailed)
-    } else if req.topics.iter().any(|t| {
-        !authorize(
-            state,
-            ctx,
-            AclOperation::Read,
-            ResourceType::Topic,
-            &t.name.0,
-        )
-    }) {
-        Some(ResponseError::TopicAuthorizationFailed)
     } else {
         None
     };
+    let topic_denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            denied.is_none()
+                && !authorize(
+                    state,
+                    ctx,
+                    AclOperation::Read,
+                    ResourceType::Topic,
+                    &t.name.0,
+                )
+        })
+        .collect();
+    let nothing_allowed = !req.topics.is_empty() && !topic_denied.contains(&false);
     let checked = match denied {
         Some(e) => Err(e),
         None => Ok(()),
@@ -66,7 +72,9 @@ pub async fn handle(
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&topic_denied)
+        .filter(|(_, denied)| !**denied)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| CommitEntry {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -80,6 +88,9 @@ pub async fn handle(
     let all =
         |e: ResponseError| vec![e.code(); req.topics.iter().map(|t| t.partitions.len()).sum()];
     let codes: Vec<i16> = match checked.and_then(|()| {
+        if nothing_allowed {
+            return Ok(Vec::new());
+        }
         state.group_coordinator.txn_commit_offsets(
             &req.group_id.0,
             req.producer_id.0,
@@ -117,16 +128,22 @@ pub async fn handle(
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(&topic_denied)
+        .map(|(t, denied)| {
             TxnOffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(
                     t.partitions
                         .iter()
                         .map(|p| {
+                            let code = if *denied {
+                                ResponseError::TopicAuthorizationFailed.code()
+                            } else {
+                                codes.next().unwrap_or(0)
+                            };
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(codes.next().unwrap_or(0))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )
