@@ -141,6 +141,8 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeAcls,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::DescribeClientQuotas,
+    ApiKey::AlterClientQuotas,
 ];
 
 /// Where the codec decodes fewer request versions than `valid_versions`
@@ -416,6 +418,15 @@ pub async fn handle_frame_in_slot(
         ApiKey::DescribeAcls => run(ctx, body, |r| handlers::acls::describe(state, ctx, r)).await,
         ApiKey::CreateAcls => run(ctx, body, |r| handlers::acls::create(state, ctx, r)).await,
         ApiKey::DeleteAcls => run(ctx, body, |r| handlers::acls::delete(state, ctx, r)).await,
+        ApiKey::DescribeClientQuotas => {
+            run(ctx, body, |r| {
+                handlers::client_quotas::describe(state, ctx, r)
+            })
+            .await
+        }
+        ApiKey::AlterClientQuotas => {
+            run(ctx, body, |r| handlers::client_quotas::alter(state, ctx, r)).await
+        }
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

@@ -594,6 +594,125 @@ impl Admin {
         Ok(())
     }
 
+    /// DescribeClientQuotas (KIP-546): the entities the filter matches
+    /// (`strict`: those with no other component) and their quotas.
+    pub async fn describe_client_quotas(
+        &self,
+        components: &[crate::quota::QuotaFilterComponent],
+        strict: bool,
+    ) -> Result<Vec<(crate::quota::QuotaEntity, BTreeMap<String, f64>)>> {
+        use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+        let conn = self.cluster.any_conn().await?;
+        let req = DescribeClientQuotasRequest::default()
+            .with_components(
+                components
+                    .iter()
+                    .map(|c| {
+                        let (t, match_type, m) = c.wire();
+                        ComponentData::default()
+                            .with_entity_type(sb(t))
+                            .with_match_type(match_type)
+                            .with_match(m.map(sb))
+                    })
+                    .collect(),
+            )
+            .with_strict(strict);
+        let resp = conn.send(req).await?;
+        check(resp.error_code, resp.error_message.as_ref(), || {
+            "describing client quotas".into()
+        })?;
+        Ok(resp
+            .entries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                let entity = crate::quota::QuotaEntity(
+                    e.entity
+                        .into_iter()
+                        .map(|c| {
+                            (
+                                c.entity_type.to_string(),
+                                c.entity_name.map(|n| n.to_string()),
+                            )
+                        })
+                        .collect(),
+                );
+                let values = e
+                    .values
+                    .into_iter()
+                    .map(|v| (v.key.to_string(), v.value))
+                    .collect();
+                (entity, values)
+            })
+            .collect())
+    }
+
+    /// AlterClientQuotas: per entity, its keys set (`Some`) or removed
+    /// (`None`); one outcome per entity the broker answers for.
+    pub async fn alter_client_quotas(
+        &self,
+        alterations: &[(crate::quota::QuotaEntity, crate::quota::QuotaOps)],
+        validate_only: bool,
+    ) -> Result<Vec<(crate::quota::QuotaEntity, Result<()>)>> {
+        use kafka_protocol::messages::alter_client_quotas_request::{
+            EntityData, EntryData, OpData,
+        };
+        let conn = self.cluster.any_conn().await?;
+        let req = AlterClientQuotasRequest::default()
+            .with_entries(
+                alterations
+                    .iter()
+                    .map(|(entity, ops)| {
+                        EntryData::default()
+                            .with_entity(
+                                entity
+                                    .0
+                                    .iter()
+                                    .map(|(t, n)| {
+                                        EntityData::default()
+                                            .with_entity_type(sb(t))
+                                            .with_entity_name(n.as_deref().map(sb))
+                                    })
+                                    .collect(),
+                            )
+                            .with_ops(
+                                ops.iter()
+                                    .map(|(k, v)| {
+                                        OpData::default()
+                                            .with_key(sb(k))
+                                            .with_value(v.unwrap_or(0.0))
+                                            .with_remove(v.is_none())
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            )
+            .with_validate_only(validate_only);
+        let resp = conn.send(req).await?;
+        Ok(resp
+            .entries
+            .into_iter()
+            .map(|e| {
+                let entity = crate::quota::QuotaEntity(
+                    e.entity
+                        .into_iter()
+                        .map(|c| {
+                            (
+                                c.entity_type.to_string(),
+                                c.entity_name.map(|n| n.to_string()),
+                            )
+                        })
+                        .collect(),
+                );
+                let result = check(e.error_code, e.error_message.as_ref(), || {
+                    format!("altering the quotas of {entity}")
+                });
+                (entity, result)
+            })
+            .collect())
+    }
+
     /// CreateAcls: one outcome per binding, in order.
     pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<Vec<Result<()>>> {
         use kafka_protocol::messages::create_acls_request::AclCreation;

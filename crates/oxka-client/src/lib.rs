@@ -51,6 +51,7 @@ mod frame;
 pub mod partitioner;
 pub mod producer;
 pub mod quorum;
+pub mod quota;
 pub mod records;
 pub mod sasl;
 pub mod security;

@@ -137,6 +137,10 @@ pub struct MetadataImage {
     /// decides on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub acls: crate::acl::AclMap,
+    /// Client quotas by entity (ClientQuotaRecord), what the brokers
+    /// enforce.
+    #[serde(default, skip_serializing_if = "crate::quota::ClientQuotas::is_empty")]
+    pub client_quotas: crate::quota::ClientQuotas,
     #[serde(skip)]
     by_id: HashMap<Uuid, String>,
 }
@@ -366,6 +370,9 @@ impl MetadataImage {
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 self.acls.remove(id);
             }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                self.client_quotas.apply(entity, key, *value);
+            }
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => {
@@ -407,6 +414,15 @@ impl MetadataImage {
                 id: *id,
                 acl: acl.clone(),
             });
+        }
+        for (entity, values) in self.client_quotas.iter() {
+            for (key, value) in values {
+                out.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(*value),
+                });
+            }
         }
         if self.next_producer_id_block > 0 {
             out.push(MetadataRecord::ProducerIds {
@@ -560,8 +576,23 @@ mod tests {
         image
             .group_configs
             .insert("g".into(), BTreeMap::from([("k".into(), "v".into())]));
+        let entity = crate::quota::ClientQuotaEntity {
+            user: Some(crate::quota::EntityName::Default),
+            client_id: Some(crate::quota::EntityName::Named("c".into())),
+        };
+        image.apply(&MetadataRecord::ClientQuota {
+            entity: entity.clone(),
+            key: crate::quota::PRODUCER_BYTE_RATE.into(),
+            value: Some(1024.0),
+        });
         let mut rebuilt = MetadataImage::default();
         rebuilt.apply_batch(1, &RecordBatch::new(image.to_records()));
+        assert_eq!(rebuilt.client_quotas, image.client_quotas);
+        assert!(rebuilt.client_quotas.get(&entity).is_some());
+        // the image's snapshot form keeps them too
+        let json = serde_json::to_vec(&rebuilt).unwrap();
+        let back: MetadataImage = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.client_quotas, image.client_quotas);
         assert_eq!(rebuilt.topics, image.topics);
         assert_eq!(rebuilt.group_configs, image.group_configs);
         assert_eq!(rebuilt.next_producer_id_block, 3000);

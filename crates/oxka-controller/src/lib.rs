@@ -8,4 +8,5 @@ pub mod acl;
 pub mod image;
 pub mod placement;
 pub mod quorum;
+pub mod quota;
 pub mod records;

@@ -127,6 +127,13 @@ pub enum MetadataRecord {
     },
     /// RemoveAccessControlEntryRecord.
     RemoveAccessControlEntry { id: Uuid },
+    /// ClientQuotaRecord: one quota key of an entity; `value: None`
+    /// removes it (Kafka's `remove: true`).
+    ClientQuota {
+        entity: crate::quota::ClientQuotaEntity,
+        key: String,
+        value: Option<f64>,
+    },
     /// ProducerIdsRecord: ids below `next_producer_id` are handed out.
     ProducerIds {
         broker_id: i32,

@@ -976,3 +976,118 @@ fn kip848_groups_in_the_cli() {
     let gone = oxka(&b, &["groups", "describe", &group]);
     assert_eq!(gone.status.code(), Some(1));
 }
+
+/// Client quotas through `oxka configs`, in oxka's spelling and
+/// kafka-configs': set, describe (exact, default, every user), remove,
+/// Kafka's validation, and a restart keeps them (they are in the metadata
+/// log).
+#[test]
+fn client_quotas_in_the_cli_survive_a_restart() {
+    let mut b = broker();
+    ok(&oxka(
+        &b,
+        &[
+            "configs",
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+            "--add-config",
+            "producer_byte_rate=1048576,consumer_byte_rate=2097152",
+        ],
+    ));
+    ok(&oxka(
+        &b,
+        &[
+            "configs",
+            "set",
+            "--client-defaults",
+            "request_percentage=25.5",
+        ],
+    ));
+    ok(&oxka(
+        &b,
+        &[
+            "configs",
+            "set",
+            "--user",
+            "alice",
+            "--client",
+            "app",
+            "controller_mutation_rate=10",
+        ],
+    ));
+    let all_users = json(&oxka(
+        &b,
+        &[
+            "configs",
+            "--describe",
+            "--entity-type",
+            "users",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        all_users,
+        serde_json::json!([{"entity": {"user": "alice"},
+            "quotas": {"consumer_byte_rate": 2097152.0, "producer_byte_rate": 1048576.0}}])
+    );
+    let text = ok(&oxka(&b, &["configs", "describe", "--client-defaults"]));
+    assert!(
+        text.contains("client-id=<default>") && text.contains("25.5"),
+        "{text}"
+    );
+    // Kafka's rules: known keys, positive values, integral byte rates
+    for bad in ["nope=1", "producer_byte_rate=0", "producer_byte_rate=1.5"] {
+        let o = oxka(&b, &["configs", "set", "--user", "bob", bad]);
+        assert!(!o.status.success(), "{bad} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("INVALID_REQUEST") || err.contains("nvalid"),
+            "{bad}: {err}"
+        );
+    }
+    ok(&oxka(
+        &b,
+        &[
+            "configs",
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+            "--delete-config",
+            "consumer_byte_rate",
+        ],
+    ));
+    b.restart();
+    let after = json(&oxka(
+        &b,
+        &["configs", "describe", "--user", "alice", "--output", "json"],
+    ));
+    assert_eq!(
+        after,
+        serde_json::json!([{"entity": {"user": "alice"},
+            "quotas": {"producer_byte_rate": 1048576.0}}])
+    );
+    let both = json(&oxka(
+        &b,
+        &[
+            "configs", "describe", "--user", "alice", "--client", "app", "--output", "json",
+        ],
+    ));
+    assert_eq!(both[0]["quotas"]["controller_mutation_rate"], 10.0);
+    let defaults = json(&oxka(
+        &b,
+        &[
+            "configs",
+            "describe",
+            "--client-defaults",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(defaults[0]["quotas"]["request_percentage"], 25.5);
+}

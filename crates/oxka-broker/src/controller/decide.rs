@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 mod acls;
 mod partitions;
+mod quotas;
 mod scram;
 
 pub use acls::{create_acls, delete_acls};
@@ -26,6 +27,7 @@ pub use partitions::{
     ReassignmentItem, PREFERRED, UNCLEAN,
 };
 use partitions::{complete_reassignment, Change};
+pub use quotas::alter_client_quotas;
 pub use scram::alter_scram_credentials;
 
 use super::ApiError;

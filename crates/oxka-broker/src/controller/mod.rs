@@ -117,6 +117,14 @@ impl From<&ConfigTarget> for ConfigTargetWire {
     }
 }
 
+/// The per-item results of the commands answered with `Partitions`.
+fn per_item(outcome: CommandOutcome) -> Option<Vec<Result<(), WireError>>> {
+    match outcome {
+        CommandOutcome::Partitions(r) => Some(r),
+        _ => None,
+    }
+}
+
 /// How long a change may wait for the quorum when the request names no
 /// timeout of its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -442,6 +450,10 @@ impl Controller {
             }
             Command::CreateAcls { acls } => decide::create_acls(image, acls, &mut *rng),
             Command::DeleteAcls { filters } => decide::delete_acls(image, filters),
+            Command::AlterClientQuotas {
+                entries,
+                validate_only,
+            } => decide::alter_client_quotas(image, entries, *validate_only),
             Command::AlterPartition {
                 broker_id,
                 broker_epoch,
@@ -1041,46 +1053,50 @@ impl Controller {
         ))
     }
 
-    /// AlterUserScramCredentials: the items' outcomes in order, or one
-    /// error for all when no controller decided them.
-    pub fn alter_scram_credentials(
+    /// Submits a command answered with one result per item (in the
+    /// order sent) and unpacks those results with `unpack`; one error
+    /// for all when no controller decided them. Nothing is submitted for
+    /// no items.
+    fn submit_items<T>(
         &self,
-        items: Vec<crate::quorum::protocol::ScramAlteration>,
-    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
-        if items.is_empty() {
+        empty: bool,
+        cmd: impl FnOnce() -> Command,
+        unpack: impl FnOnce(CommandOutcome) -> Option<Vec<Result<T, WireError>>>,
+    ) -> Result<Vec<Result<T, ApiError>>, ApiError> {
+        if empty {
             return Ok(Vec::new());
         }
-        match self.submit(Command::AlterScramCredentials { items }, DEFAULT_TIMEOUT)? {
-            CommandOutcome::Partitions(results) => Ok(results
+        let outcome = self.submit(cmd(), DEFAULT_TIMEOUT)?;
+        match unpack(outcome) {
+            Some(results) => Ok(results
                 .into_iter()
                 .map(|r| r.map_err(ApiError::from))
                 .collect()),
-            _ => Err(ApiError::new(
+            None => Err(ApiError::new(
                 ResponseError::UnknownServerError,
                 "unexpected answer",
             )),
         }
     }
 
-    /// CreateAcls: the bindings' outcomes in order, or one error for all
-    /// when no controller decided them.
+    /// AlterUserScramCredentials: the items' outcomes in order.
+    pub fn alter_scram_credentials(
+        &self,
+        items: Vec<crate::quorum::protocol::ScramAlteration>,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        self.submit_items(
+            items.is_empty(),
+            || Command::AlterScramCredentials { items },
+            per_item,
+        )
+    }
+
+    /// CreateAcls: the bindings' outcomes in order.
     pub fn create_acls(
         &self,
         acls: Vec<oxka_controller::acl::AclBinding>,
     ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
-        if acls.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self.submit(Command::CreateAcls { acls }, DEFAULT_TIMEOUT)? {
-            CommandOutcome::Partitions(results) => Ok(results
-                .into_iter()
-                .map(|r| r.map_err(ApiError::from))
-                .collect()),
-            _ => Err(ApiError::new(
-                ResponseError::UnknownServerError,
-                "unexpected answer",
-            )),
-        }
+        self.submit_items(acls.is_empty(), || Command::CreateAcls { acls }, per_item)
     }
 
     /// DeleteAcls: per filter, the bindings it removed.
@@ -1089,19 +1105,30 @@ impl Controller {
         &self,
         filters: Vec<oxka_controller::acl::AclBindingFilter>,
     ) -> Result<Vec<Result<Vec<oxka_controller::acl::AclBinding>, ApiError>>, ApiError> {
-        if filters.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self.submit(Command::DeleteAcls { filters }, DEFAULT_TIMEOUT)? {
-            CommandOutcome::AclsDeleted(results) => Ok(results
-                .into_iter()
-                .map(|r| r.map_err(ApiError::from))
-                .collect()),
-            _ => Err(ApiError::new(
-                ResponseError::UnknownServerError,
-                "unexpected answer",
-            )),
-        }
+        self.submit_items(
+            filters.is_empty(),
+            || Command::DeleteAcls { filters },
+            |o| match o {
+                CommandOutcome::AclsDeleted(r) => Some(r),
+                _ => None,
+            },
+        )
+    }
+
+    /// AlterClientQuotas: the entries' outcomes in order.
+    pub fn alter_client_quotas(
+        &self,
+        entries: Vec<crate::quorum::protocol::QuotaAlteration>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        self.submit_items(
+            entries.is_empty(),
+            || Command::AlterClientQuotas {
+                entries,
+                validate_only,
+            },
+            per_item,
+        )
     }
 
     /// A producer id never handed out before, also across restarts and

@@ -119,6 +119,8 @@ error_counts! {
     DescribeAclsResponse => |r, f| f(r.error_code);
     CreateAclsResponse => |r, f| r.results.iter().for_each(|c| f(c.error_code));
     DeleteAclsResponse => |r, f| r.filter_results.iter().for_each(|d| f(d.error_code));
+    DescribeClientQuotasResponse => |r, f| f(r.error_code);
+    AlterClientQuotasResponse => |r, f| r.entries.iter().for_each(|e| f(e.error_code));
 }
 
 #[cfg(test)]

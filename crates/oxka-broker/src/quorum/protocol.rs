@@ -118,6 +118,13 @@ pub enum Command {
     DeleteAcls {
         filters: Vec<oxka_controller::acl::AclBindingFilter>,
     },
+    /// AlterClientQuotas (API 49, KIP-546): validated by the controller
+    /// (Kafka's ClientQuotaControlManager); answered with one result per
+    /// entry (`Partitions`).
+    AlterClientQuotas {
+        entries: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
     /// ElectLeaders (KIP-460): PREFERRED (0) or UNCLEAN (1), of the named
     /// partitions or, with `None`, of all.
     ElectLeaders {
@@ -193,6 +200,15 @@ pub struct ScramAlteration {
     /// Kafka's ScramMechanism type: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
     pub mechanism: i8,
     pub credential: Option<oxka_controller::records::ScramCredential>,
+}
+
+/// One AlterClientQuotas entry as the request carries it: the entity's
+/// (type, name) components (a `None` name is the type's default) and the
+/// keys to set (`Some`) or remove (`None`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuotaAlteration {
+    pub entity: Vec<(String, Option<String>)>,
+    pub ops: Vec<(String, Option<f64>)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

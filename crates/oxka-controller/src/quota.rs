@@ -1,0 +1,286 @@
+//! Client quotas as the metadata keeps them (KIP-55, KIP-124, KIP-599,
+//! KIP-546): per entity — a user, a client id, or both, each named or the
+//! default — the quota values by key (Kafka's ClientQuotaRecord and
+//! ClientQuotasImage), and the precedence rule that picks, for a
+//! connection's user and client id, the entity whose quota applies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bytes per second a (user, client id) may produce (KIP-55).
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+/// Bytes per second a (user, client id) may fetch as a consumer (KIP-55).
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// Percentage of one request handler thread's time (KIP-124).
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// Partitions created or deleted per second (KIP-599).
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+
+/// Kafka's entity type names on the wire.
+pub const ENTITY_USER: &str = "user";
+pub const ENTITY_CLIENT_ID: &str = "client-id";
+pub const ENTITY_IP: &str = "ip";
+
+/// The keys a user / client-id entity takes and whether each is integral
+/// (Kafka's QuotaConfig: the byte rates are LONG, the others DOUBLE).
+pub const USER_CLIENT_QUOTA_KEYS: &[(&str, bool)] = &[
+    (PRODUCER_BYTE_RATE, true),
+    (CONSUMER_BYTE_RATE, true),
+    (REQUEST_PERCENTAGE, false),
+    (CONTROLLER_MUTATION_RATE, false),
+];
+
+/// One component of an entity: a name, or the default for its type
+/// (a null entity name on the wire, `<default>` in kafka-configs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntityName {
+    Default,
+    Named(String),
+}
+
+impl EntityName {
+    /// From the wire's nullable entity name.
+    pub fn from_wire(name: Option<&str>) -> EntityName {
+        match name {
+            None => EntityName::Default,
+            Some(n) => EntityName::Named(n.to_string()),
+        }
+    }
+
+    /// The wire's nullable entity name.
+    pub fn as_wire(&self) -> Option<&str> {
+        match self {
+            EntityName::Default => None,
+            EntityName::Named(n) => Some(n),
+        }
+    }
+}
+
+/// A quota entity: a user, a client id or both (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientQuotaEntity {
+    #[serde(default)]
+    pub user: Option<EntityName>,
+    #[serde(default)]
+    pub client_id: Option<EntityName>,
+}
+
+impl ClientQuotaEntity {
+    /// The (type, name) pairs the wire carries, user first.
+    pub fn components(&self) -> Vec<(&'static str, Option<&str>)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(u) = &self.user {
+            out.push((ENTITY_USER, u.as_wire()));
+        }
+        if let Some(c) = &self.client_id {
+            out.push((ENTITY_CLIENT_ID, c.as_wire()));
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for ClientQuotaEntity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = |n: &EntityName| match n {
+            EntityName::Default => "<default>".to_string(),
+            EntityName::Named(s) => format!("'{s}'"),
+        };
+        let mut parts = Vec::new();
+        if let Some(u) = &self.user {
+            parts.push(format!("user {}", part(u)));
+        }
+        if let Some(c) = &self.client_id {
+            parts.push(format!("client-id {}", part(c)));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Who a quota's usage is counted for: the user and client id of the
+/// entity that matched (Kafka's quota metric tags), "" where the entity
+/// has no such component. Every connection with the same tags shares one
+/// rate: a client-id quota counts all users of that client id together, a
+/// default applies to each user or client id separately.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuotaTags {
+    pub user: String,
+    pub client_id: String,
+}
+
+/// Every entity's quotas (Kafka's ClientQuotasImage).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientQuotas(BTreeMap<ClientQuotaEntity, BTreeMap<String, f64>>);
+
+impl ClientQuotas {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&ClientQuotaEntity, &BTreeMap<String, f64>)> {
+        self.0.iter()
+    }
+
+    pub fn get(&self, entity: &ClientQuotaEntity) -> Option<&BTreeMap<String, f64>> {
+        self.0.get(entity)
+    }
+
+    /// Folds in one ClientQuotaRecord: `None` removes the key; an entity
+    /// left without keys is gone.
+    pub fn apply(&mut self, entity: &ClientQuotaEntity, key: &str, value: Option<f64>) {
+        match value {
+            Some(v) => {
+                self.0
+                    .entry(entity.clone())
+                    .or_default()
+                    .insert(key.to_string(), v);
+            }
+            None => {
+                if let Some(m) = self.0.get_mut(entity) {
+                    m.remove(key);
+                    if m.is_empty() {
+                        self.0.remove(entity);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The quota `key` for a connection of `user` (the principal's name)
+    /// with `client_id`, and whose usage it counts, by Kafka's precedence
+    /// (most specific first):
+    /// 1. /config/users/<user>/clients/<client-id>
+    /// 2. /config/users/<user>/clients/<default>
+    /// 3. /config/users/<user>
+    /// 4. /config/users/<default>/clients/<client-id>
+    /// 5. /config/users/<default>/clients/<default>
+    /// 6. /config/users/<default>
+    /// 7. /config/clients/<client-id>
+    /// 8. /config/clients/<default>
+    pub fn quota_for(&self, user: &str, client_id: &str, key: &str) -> Option<(f64, QuotaTags)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        use EntityName::{Default, Named};
+        let u = || Some(Named(user.to_string()));
+        let c = || Some(Named(client_id.to_string()));
+        // (entity, counts the user, counts the client id)
+        let levels: [(Option<EntityName>, Option<EntityName>, bool, bool); 8] = [
+            (u(), c(), true, true),
+            (u(), Some(Default), true, true),
+            (u(), None, true, false),
+            (Some(Default), c(), true, true),
+            (Some(Default), Some(Default), true, true),
+            (Some(Default), None, true, false),
+            (None, c(), false, true),
+            (None, Some(Default), false, true),
+        ];
+        levels
+            .into_iter()
+            .find_map(|(user_part, client_part, tu, tc)| {
+                let entity = ClientQuotaEntity {
+                    user: user_part,
+                    client_id: client_part,
+                };
+                let v = *self.0.get(&entity)?.get(key)?;
+                Some((
+                    v,
+                    QuotaTags {
+                        user: if tu { user.to_string() } else { String::new() },
+                        client_id: if tc {
+                            client_id.to_string()
+                        } else {
+                            String::new()
+                        },
+                    },
+                ))
+            })
+    }
+}
+
+/// As a list of (entity, values) pairs: JSON maps need string keys.
+impl Serialize for ClientQuotas {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientQuotas {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs: Vec<(ClientQuotaEntity, BTreeMap<String, f64>)> = Vec::deserialize(d)?;
+        Ok(ClientQuotas(pairs.into_iter().collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(user: Option<Option<&str>>, client: Option<Option<&str>>) -> ClientQuotaEntity {
+        ClientQuotaEntity {
+            user: user.map(EntityName::from_wire),
+            client_id: client.map(EntityName::from_wire),
+        }
+    }
+
+    /// Kafka's eight levels: each one added, from least to most specific,
+    /// takes over from the ones before it.
+    #[test]
+    fn precedence_is_kafkas_eight_levels() {
+        let levels = [
+            entity(None, Some(None)),
+            entity(None, Some(Some("c"))),
+            entity(Some(None), None),
+            entity(Some(None), Some(None)),
+            entity(Some(None), Some(Some("c"))),
+            entity(Some(Some("u")), None),
+            entity(Some(Some("u")), Some(None)),
+            entity(Some(Some("u")), Some(Some("c"))),
+        ];
+        let tags = [
+            ("", "c"),
+            ("", "c"),
+            ("u", ""),
+            ("u", "c"),
+            ("u", "c"),
+            ("u", ""),
+            ("u", "c"),
+            ("u", "c"),
+        ];
+        let mut q = ClientQuotas::default();
+        assert!(q.quota_for("u", "c", PRODUCER_BYTE_RATE).is_none());
+        for (i, e) in levels.iter().enumerate() {
+            q.apply(e, PRODUCER_BYTE_RATE, Some(i as f64 + 1.0));
+            let (v, t) = q.quota_for("u", "c", PRODUCER_BYTE_RATE).unwrap();
+            assert_eq!(v, i as f64 + 1.0, "level {e}");
+            assert_eq!(
+                (t.user.as_str(), t.client_id.as_str()),
+                tags[i],
+                "level {e}"
+            );
+        }
+        // another key is looked up on its own
+        assert!(q.quota_for("u", "c", CONSUMER_BYTE_RATE).is_none());
+        // other users and client ids fall to the defaults
+        assert_eq!(q.quota_for("v", "d", PRODUCER_BYTE_RATE).unwrap().0, 4.0);
+        assert_eq!(q.quota_for("v", "c", PRODUCER_BYTE_RATE).unwrap().0, 5.0);
+        assert_eq!(q.quota_for("u", "d", PRODUCER_BYTE_RATE).unwrap().0, 7.0);
+        // removing the most specific one uncovers the next
+        q.apply(&levels[7], PRODUCER_BYTE_RATE, None);
+        assert_eq!(q.quota_for("u", "c", PRODUCER_BYTE_RATE).unwrap().0, 7.0);
+        assert!(q.get(&levels[7]).is_none());
+    }
+
+    #[test]
+    fn serialises_as_a_list() {
+        let mut q = ClientQuotas::default();
+        q.apply(
+            &entity(Some(None), Some(Some("c"))),
+            REQUEST_PERCENTAGE,
+            Some(12.5),
+        );
+        let json = serde_json::to_string(&q).unwrap();
+        let back: ClientQuotas = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, q);
+    }
+}
