@@ -303,22 +303,13 @@ impl Broker {
                 loop {
                     tokio::select! {
                         _ = shutdown.changed() => break,
-                        r = async {
-                            quotas.wait_for_room().await;
-                            listener.accept().await
-                        } => match r {
-                            Ok((stream, peer)) => {
-                                let guard = match quotas.register(peer.ip()) {
-                                    Ok(g) => g,
-                                    Err(e) => {
-                                        tracing::info!(%peer, "closing connection: {e}");
-                                        continue;
-                                    }
-                                };
+                        r = accept_within_quotas(&listener, &security.name, &quotas) => match r {
+                            Ok(Some((stream, guard))) => {
                                 if tx.send((stream, security.clone(), guard, stats.clone())).await.is_err() {
                                     break;
                                 }
                             }
+                            Ok(None) => {}
                             Err(e) => {
                                 // EMFILE and friends: back off instead of spinning
                                 tracing::error!(error = %e, "accept failed");
@@ -368,7 +359,12 @@ impl Broker {
                     st.metrics.network.opened(&stats);
                     connections.spawn(async move {
                         let metrics = st.metrics.clone();
-                        crate::network::serve_connection(st, stream, security, shutdown).await;
+                        tokio::select! {
+                            _ = crate::network::serve_connection(st, stream, security, shutdown) => {}
+                            _ = guard.closed_by_quotas() => {
+                                tracing::info!("closing a connection: max.connections reached with the inter-broker listener's connections");
+                            }
+                        }
                         metrics.network.closed(&stats);
                         drop(guard);
                     });
@@ -569,6 +565,30 @@ fn start_log_cleaner(
         Err(e) => {
             tracing::error!(error = %e, "could not start the log cleaner thread");
             None
+        }
+    }
+}
+
+/// One connection through the listener's acceptor: accepted, delayed by
+/// the creation rates (KIP-612), then counted once the listener and the
+/// broker have room (`network::quotas`); `None` when its address is over
+/// its limit (the connection is closed).
+async fn accept_within_quotas(
+    listener: &TcpListener,
+    name: &str,
+    quotas: &Arc<crate::network::ConnectionQuotas>,
+) -> std::io::Result<Option<(tokio::net::TcpStream, crate::network::ConnectionGuard)>> {
+    let (stream, peer) = listener.accept().await?;
+    let delay = quotas.creation_delay(name);
+    if !delay.is_zero() {
+        tracing::debug!(%peer, listener = name, "connection creation rate: delaying the connection {} ms", delay.as_millis());
+        tokio::time::sleep(delay).await;
+    }
+    match quotas.acquire(name, peer.ip()).await {
+        Ok(guard) => Ok(Some((stream, guard))),
+        Err(e) => {
+            tracing::info!(%peer, "closing connection: {e}");
+            Ok(None)
         }
     }
 }

@@ -188,8 +188,7 @@ fn log_level_aliases_and_no_colour_off_a_terminal() {
     assert!(!dir.path().join("e").exists());
 }
 
-/// Settings that ask for protection (TLS, SASL, ACLs) or a limit oxka does
-/// not give stop start-up with exit code 2, naming the key, before
+/// Settings that ask for protection oxka does not give stop start-up with exit code 2, naming the key, before
 /// anything is written; they used to be logged as unknown and ignored.
 #[test]
 fn protection_oxka_cannot_give_stops_start_up() {
@@ -200,14 +199,7 @@ fn protection_oxka_cannot_give_stops_start_up() {
             &["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
             "authorizer.class.name",
         ),
-        (
-            &["max.connection.creation.rate=10"],
-            "max.connection.creation.rate",
-        ),
-        (
-            &["listener.name.plaintext.max.connections=10"],
-            "listener.name.plaintext.max.connections",
-        ),
+        // the connection limits are enforced (tests/python/test_connection_limits.py)
     ];
     for (overrides, key) in cases {
         let dir = tempfile::tempdir().unwrap();

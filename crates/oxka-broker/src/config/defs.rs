@@ -339,7 +339,21 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         Some("2147483647"),
         Validator::AtLeast(0),
-        "Connection creation rate limit; any other value than the default stops start-up (not enforced yet)."
+        "New connections per second the broker accepts (KIP-612); beyond it the acceptor delays connections."
+    ),
+    def!(
+        "quota.window.num",
+        Int,
+        Some("11"),
+        Validator::AtLeast(1),
+        "Samples a quota's rate is measured over (the connection creation rates)."
+    ),
+    def!(
+        "quota.window.size.seconds",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        "Length of each sample of a quota's rate; also the longest delay of a throttled connection."
     ),
     def!(
         "queued.max.request.bytes",

@@ -62,6 +62,14 @@ pub static DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "max.decompressed.message.bytes",
 ];
 
+/// The definition of a broker config AlterConfigs may name: a broker key,
+/// or the `listener.name.<l>.` form of a per-listener connection limit
+/// (the broker key's definition).
+pub fn alterable_broker_def(name: &str) -> Option<&'static ConfigDef> {
+    defs::broker_def(name)
+        .or_else(|| super::security::listener_connection_config(name).and_then(defs::broker_def))
+}
+
 /// Whether AlterConfigs may change broker config `name` at run time.
 pub fn is_dynamic(name: &str) -> bool {
     DYNAMIC_BROKER_CONFIGS.contains(&name)
@@ -365,6 +373,15 @@ pub fn validate_broker_configs(
         )));
     }
     for (k, v) in configs {
+        if let Some(key) = super::security::listener_connection_config(k) {
+            // Kafka's ListenerConnectionQuota.validateReconfiguration
+            if v.trim().parse::<i32>().map_or(true, |n| n <= 0) {
+                return Err(AlterConfigError::InvalidRequest(format!(
+                    "Invalid {key} {v}"
+                )));
+            }
+            continue;
+        }
         let def = defs::broker_def(k).ok_or_else(|| {
             AlterConfigError::InvalidConfig(format!("Unknown broker config name: {k}"))
         })?;
@@ -373,10 +390,6 @@ pub fn validate_broker_configs(
                 "Invalid value {v} for configuration {k}: {reason}"
             ))
         })?;
-        if k == "max.connection.creation.rate" {
-            super::security::check_limit(k, Some(v.clone()))
-                .map_err(|e| AlterConfigError::InvalidConfig(e.to_string()))?;
-        }
     }
     let per_broker: Vec<&str> = configs
         .keys()

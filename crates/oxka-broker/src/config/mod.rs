@@ -356,7 +356,10 @@ impl KafkaConfig {
     /// `plain.sasl.jaas.config` that has no broker-wide form.
     pub fn listener_only(&self, listener: &str, key: &str) -> Option<String> {
         let full = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
-        self.listener_overrides.get(&full).cloned()
+        // dynamic only for the per-listener connection limits (validation)
+        self.dynamic
+            .lookup(&full)
+            .or_else(|| self.listener_overrides.get(&full).cloned())
     }
 
     fn int(&self, key: &str) -> Result<i64, ConfigError> {

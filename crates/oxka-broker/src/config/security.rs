@@ -1,5 +1,5 @@
 //! Listeners' security protocols, and the start-up rule for settings that
-//! ask for protection or limits oxka does not give yet: those stop the
+//! ask for protection oxka does not give: those stop the
 //! broker before it writes anything, instead of running unprotected.
 //!
 //! Protocols: a listener's security protocol is its entry in
@@ -16,14 +16,11 @@
 //! `listener.name.<l>.<mechanism>.sasl.jaas.config` (`username`,
 //! `password`), as Kafka's brokers do.
 //!
-//! Refused, key by key (the same rule Kafka applies to decide what is in
-//! force, so nothing inert is refused):
-//! - `authorizer.class.name` other than empty, Kafka's StandardAuthorizer
-//!   or its alias `oxka` (crate::authorizer): no other authorizer exists.
-//! - `max.connection.creation.rate` (and its `listener.name.<l>.` form)
-//!   below its default: a limit oxka does not enforce yet.
-//!   `max.connections` and `max.connections.per.ip(.overrides)` are
-//!   enforced (`network/quotas`); their per-listener forms are not.
+//! Refused (the same rule Kafka applies to decide what is in force, so
+//! nothing inert is refused): `authorizer.class.name` other than empty,
+//! Kafka's StandardAuthorizer or its alias `oxka` (crate::authorizer): no
+//! other authorizer exists. The connection limits and their per-listener
+//! forms are enforced (`network/quotas`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -248,9 +245,9 @@ pub fn inter_broker_security(
     })
 }
 
-/// Refuses the first setting that asks for protection or a limit oxka
-/// does not give (see the module doc for the rule). Runs once the
-/// listeners, their protocols and the quorum settings are known.
+/// Refuses the first setting that asks for protection oxka does not give
+/// (see the module doc for the rule). Runs once the listeners, their
+/// protocols and the quorum settings are known.
 pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
     let authorizer = cfg.value("authorizer.class.name").unwrap_or_default();
     if !authorizer.trim().is_empty() && !crate::authorizer::is_known_authorizer(&authorizer) {
@@ -260,37 +257,33 @@ pub fn check(cfg: &KafkaConfig) -> Result<(), ConfigError> {
             "an authorizer other than Kafka's StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer, alias oxka)",
         ));
     }
-    check_limit(
-        "max.connection.creation.rate",
-        cfg.value("max.connection.creation.rate"),
-    )
+    Ok(())
 }
 
-/// `max.connection.creation.rate`: anything below Kafka's default (no
-/// limit) asks for a limit oxka does not enforce yet.
-pub fn check_limit(key: &str, value: Option<String>) -> Result<(), ConfigError> {
-    match value {
-        Some(v) if v.trim() != i32::MAX.to_string() => {
-            Err(unsupported(key, &v, "a connection creation rate limit"))
-        }
-        _ => Ok(()),
-    }
+/// The broker configs Kafka reads per listener as well
+/// (`SocketServer.ListenerReconfigurableConfigs`, KIP-402/612): their
+/// `listener.name.<l>.` form takes the broker key's type and validator.
+pub const LISTENER_CONNECTION_CONFIGS: &[&str] =
+    &["max.connections", "max.connection.creation.rate"];
+
+/// For a `listener.name.<l>.<key>` key: the broker key when it is one of
+/// [`LISTENER_CONNECTION_CONFIGS`].
+pub fn listener_connection_config(key: &str) -> Option<&'static str> {
+    let (_, config) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    LISTENER_CONNECTION_CONFIGS
+        .iter()
+        .find(|c| **c == config)
+        .copied()
 }
 
-/// Keys outside the broker table that ask for something oxka does not
-/// do: the per-listener forms of the connection limits.
+/// Keys outside the broker table: the per-listener connection limits are
+/// checked as their broker keys are.
 pub fn check_unknown_key(key: &str, value: &str) -> Result<(), ConfigError> {
-    let Some(rest) = key.strip_prefix("listener.name.") else {
-        return Ok(());
-    };
-    let Some((_, config)) = rest.split_once('.') else {
-        return Ok(());
-    };
-    match config {
-        "max.connections" | "max.connection.creation.rate" => {
-            Err(unsupported(key, value, "a per-listener connection limit"))
-        }
-        _ => Ok(()),
+    match listener_connection_config(key).and_then(super::defs::broker_def) {
+        Some(def) => def
+            .validate(value)
+            .map_err(|reason| invalid(key, value, reason)),
+        None => Ok(()),
     }
 }
 
@@ -379,14 +372,18 @@ mod tests {
             (user.username.as_str(), user.password.as_str()),
             ("admin", "pw")
         );
-        assert_eq!(
-            refused_key(&[("max.connection.creation.rate", "10")]),
-            "max.connection.creation.rate"
-        );
-        assert_eq!(
-            refused_key(&[("listener.name.plaintext.max.connections", "10")]),
-            "listener.name.plaintext.max.connections"
-        );
+        // the connection limits are enforced (network::quotas); their
+        // per-listener forms are checked as the broker keys
+        start(&[
+            ("max.connection.creation.rate", "10"),
+            ("listener.name.plaintext.max.connections", "10"),
+            ("listener.name.plaintext.max.connection.creation.rate", "3"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            start(&[("listener.name.plaintext.max.connections", "x")]),
+            Err(ConfigError::Invalid { key, .. }) if key == "listener.name.plaintext.max.connections"
+        ));
     }
 
     #[test]

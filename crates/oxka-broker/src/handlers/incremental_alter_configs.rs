@@ -56,11 +56,12 @@ pub async fn handle(
                                 format!("Unknown topic config name: {n}")
                             })
                         }
-                        ConfigTarget::Broker(_) => {
-                            dynamic::apply_incremental(current, &changes, defs::broker_def, |n| {
-                                format!("Unknown broker config name: {n}")
-                            })
-                        }
+                        ConfigTarget::Broker(_) => dynamic::apply_incremental(
+                            current,
+                            &changes,
+                            dynamic::alterable_broker_def,
+                            |n| format!("Unknown broker config name: {n}"),
+                        ),
                         ConfigTarget::Group(_) => {
                             dynamic::apply_incremental(current, &changes, group_def, |n| {
                                 format!("Unknown group config name: {n}")

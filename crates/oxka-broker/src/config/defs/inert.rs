@@ -1098,26 +1098,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "quota.window.num",
-            ty: ConfigType::Int,
-            default: Some("11"),
-            validator: Validator::AtLeast(1),
-            doc: "Kafka broker setting with no effect in oxka.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "quota.window.size.seconds",
-            ty: ConfigType::Int,
-            default: Some("1"),
-            validator: Validator::AtLeast(1),
-            doc: "Kafka broker setting with no effect in oxka.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "remote.fetch.max.wait.ms",
             ty: ConfigType::Int,
             default: Some("500"),
