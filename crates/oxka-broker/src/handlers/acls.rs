@@ -20,7 +20,7 @@ use oxka_controller::acl::{AclBinding, AclBindingFilter};
 
 use super::s;
 use crate::authorizer::{authorize_cluster, AclOperation};
-use crate::controller::ApiError;
+use crate::controller::{ApiError, Controller};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
@@ -116,26 +116,49 @@ pub async fn describe(
     Some(DescribeAclsResponse::default().with_resources(resources))
 }
 
+/// CreateAcls and DeleteAcls: an authorizer and ALTER on the cluster, then
+/// the controller's decision; a failure of the whole request (no
+/// authorizer, not authorized, the controller unreachable) is the error of
+/// every entry of the reply, as Kafka answers.
+async fn alter_acls<T: Send + 'static, R: Clone>(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    entries: usize,
+    call: impl FnOnce(&Controller) -> Result<Vec<Result<T, ApiError>>, ApiError> + Send + 'static,
+    ok: impl Fn(T) -> R,
+    failed: impl Fn(ApiError) -> R,
+) -> Vec<R> {
+    let checked = if !state.authorizer.enabled() {
+        Err(ApiError::new(
+            ResponseError::SecurityDisabled,
+            SECURITY_DISABLED,
+        ))
+    } else if !authorize_cluster(state, ctx, AclOperation::Alter) {
+        Err(ApiError::new(ResponseError::ClusterAuthorizationFailed, ""))
+    } else {
+        Ok(())
+    };
+    let results = match checked {
+        Ok(()) => {
+            let controller = state.controller.clone();
+            blocking(move || call(&controller)).await
+        }
+        Err(e) => Err(e),
+    };
+    match results {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| r.map_or_else(&failed, &ok))
+            .collect(),
+        Err(e) => vec![failed(e); entries],
+    }
+}
+
 pub async fn create(
     state: &BrokerState,
     ctx: &RequestContext<'_>,
     req: CreateAclsRequest,
 ) -> Option<CreateAclsResponse> {
-    let all = |e: ApiError| {
-        let r = AclCreationResult::default()
-            .with_error_code(e.code.code())
-            .with_error_message(Some(s(e.message)));
-        Some(CreateAclsResponse::default().with_results(vec![r; req.creations.len()]))
-    };
-    if !state.authorizer.enabled() {
-        return all(ApiError::new(
-            ResponseError::SecurityDisabled,
-            SECURITY_DISABLED,
-        ));
-    }
-    if !authorize_cluster(state, ctx, AclOperation::Alter) {
-        return all(ApiError::new(ResponseError::ClusterAuthorizationFailed, ""));
-    }
     let acls: Vec<AclBinding> = req
         .creations
         .iter()
@@ -149,20 +172,19 @@ pub async fn create(
             permission_type: c.permission_type,
         })
         .collect();
-    let controller = state.controller.clone();
-    let results = match blocking(move || controller.create_acls(acls)).await {
-        Ok(r) => r,
-        Err(e) => return all(e),
-    };
-    let results = results
-        .into_iter()
-        .map(|r| match r {
-            Ok(()) => AclCreationResult::default(),
-            Err(e) => AclCreationResult::default()
+    let results = alter_acls(
+        state,
+        ctx,
+        req.creations.len(),
+        move |c| c.create_acls(acls),
+        |()| AclCreationResult::default(),
+        |e| {
+            AclCreationResult::default()
                 .with_error_code(e.code.code())
-                .with_error_message(Some(s(e.message))),
-        })
-        .collect();
+                .with_error_message(Some(s(e.message)))
+        },
+    )
+    .await;
     Some(CreateAclsResponse::default().with_results(results))
 }
 
@@ -171,21 +193,6 @@ pub async fn delete(
     ctx: &RequestContext<'_>,
     req: DeleteAclsRequest,
 ) -> Option<DeleteAclsResponse> {
-    let all = |e: ApiError| {
-        let r = DeleteAclsFilterResult::default()
-            .with_error_code(e.code.code())
-            .with_error_message(Some(s(e.message)));
-        Some(DeleteAclsResponse::default().with_filter_results(vec![r; req.filters.len()]))
-    };
-    if !state.authorizer.enabled() {
-        return all(ApiError::new(
-            ResponseError::SecurityDisabled,
-            SECURITY_DISABLED,
-        ));
-    }
-    if !authorize_cluster(state, ctx, AclOperation::Alter) {
-        return all(ApiError::new(ResponseError::ClusterAuthorizationFailed, ""));
-    }
     let filters = req
         .filters
         .iter()
@@ -201,15 +208,13 @@ pub async fn delete(
             )
         })
         .collect();
-    let controller = state.controller.clone();
-    let results = match blocking(move || controller.delete_acls(filters)).await {
-        Ok(r) => r,
-        Err(e) => return all(e),
-    };
-    let results = results
-        .into_iter()
-        .map(|r| match r {
-            Ok(matched) => DeleteAclsFilterResult::default().with_matching_acls(
+    let results = alter_acls(
+        state,
+        ctx,
+        req.filters.len(),
+        move |c| c.delete_acls(filters),
+        |matched: Vec<AclBinding>| {
+            DeleteAclsFilterResult::default().with_matching_acls(
                 matched
                     .into_iter()
                     .map(|b| {
@@ -223,11 +228,14 @@ pub async fn delete(
                             .with_permission_type(b.permission_type)
                     })
                     .collect(),
-            ),
-            Err(e) => DeleteAclsFilterResult::default()
+            )
+        },
+        |e| {
+            DeleteAclsFilterResult::default()
                 .with_error_code(e.code.code())
-                .with_error_message(Some(s(e.message))),
-        })
-        .collect();
+                .with_error_message(Some(s(e.message)))
+        },
+    )
+    .await;
     Some(DeleteAclsResponse::default().with_filter_results(results))
 }
