@@ -118,6 +118,8 @@ impl Broker {
     /// Opens (and recovers) the logs, loads metadata and binds the listeners.
     pub async fn start(config: KafkaConfig) -> Result<Broker, BrokerError> {
         let config = Arc::new(config);
+        // keystores and SASL users load before the data dirs are touched
+        let securities = crate::network::ListenerSecurity::all_from_config(&config)?;
         let limits = crate::limits::raise_file_limit();
         tracing::info!(
             soft_before = limits.soft_before,
@@ -209,10 +211,7 @@ impl Broker {
             }
         }
         let mut listeners = Vec::new();
-        for l in &config.listeners {
-            let security = Arc::new(crate::network::ListenerSecurity::from_config(
-                &config, &l.name,
-            )?);
+        for (l, security) in config.listeners.iter().zip(securities) {
             let addr = l.bind_addr();
             let listener = TcpListener::bind(&addr)
                 .await

@@ -90,6 +90,10 @@ struct NodeDir {
 /// reports them in).
 fn node_dirs(server: &ServerConfigArgs) -> Result<(i32, Vec<NodeDir>), Failure> {
     let (config, _warnings) = server.load(None).map_err(|e| Failure(e, 2))?;
+    dirs_of(&config)
+}
+
+fn dirs_of(config: &oxka_broker::KafkaConfig) -> Result<(i32, Vec<NodeDir>), Failure> {
     let metadata_dir = config
         .value("metadata.log.dir")
         .filter(|d| !d.trim().is_empty())
@@ -115,7 +119,12 @@ fn node_dirs(server: &ServerConfigArgs) -> Result<(i32, Vec<NodeDir>), Failure> 
 
 fn format(args: &FormatArgs) -> Result<(), Failure> {
     validate_cluster_id(&args.cluster_id).map_err(|e| failed(e.to_string()))?;
-    let (node_id, dirs) = node_dirs(&args.server)?;
+    let (config, _warnings) = args.server.load(None).map_err(|e| Failure(e, 2))?;
+    // a listener the broker could not start with (a TLS listener without
+    // its keystore, SASL without users) is refused before any dir is written
+    oxka_broker::network::ListenerSecurity::all_from_config(&config)
+        .map_err(|e| Failure(e.to_string(), 2))?;
+    let (node_id, dirs) = dirs_of(&config)?;
     // Everything is checked before anything is written, so a refusal
     // leaves every dir as it was.
     let mut to_format = Vec::new();

@@ -296,3 +296,22 @@ fn a_broker_starts_on_a_formatted_dir_with_its_cluster_id() {
         "the broker keeps the dir's identity"
     );
 }
+
+/// A TLS listener without a keystore is refused, naming the key, before
+/// any dir is written: by `storage format` and by the broker's start (it
+/// used to be refused only after the broker had formatted its dirs).
+#[test]
+fn a_tls_listener_without_a_keystore_is_refused_before_any_dir_is_written() {
+    let n = node(1);
+    let config = n.config.display().to_string();
+    let ssl = ["--override", "listeners=SSL://127.0.0.1:0"];
+    let o = n.format(&new_id(), &ssl);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ssl.keystore"), "{}", stderr(&o));
+    let o = oxka(&[&["broker", "--config", &config][..], &ssl[..]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ssl.keystore"), "{}", stderr(&o));
+    for dir in n.dirs() {
+        assert!(!dir.exists(), "{} written", dir.display());
+    }
+}

@@ -39,6 +39,17 @@ impl ListenerSecurity {
         })
     }
 
+    /// Every client listener's security, in the order of `listeners`.
+    /// Run before anything is written (the broker's start, `oxka storage
+    /// format`), so a TLS listener without a keystore leaves the data dirs
+    /// as they were.
+    pub fn all_from_config(cfg: &KafkaConfig) -> Result<Vec<Arc<ListenerSecurity>>, ConfigError> {
+        cfg.listeners
+            .iter()
+            .map(|l| ListenerSecurity::from_config(cfg, &l.name).map(Arc::new))
+            .collect()
+    }
+
     /// A PLAINTEXT listener (tests, and callers that need no protection).
     pub fn plaintext(name: &str) -> ListenerSecurity {
         ListenerSecurity {
