@@ -295,6 +295,53 @@ def test_oxka_acls_cli(acl_broker):
     assert json_rows(oxka("list", "--topic", pre, "--resource-pattern-type", "prefixed", "--output", "json")) == []
 
 
+def test_oxka_acls_cli_delete_and_list_filters(acl_broker):
+    """kafka-acls.sh's --remove rules: exactly the entries the principal,
+    host and operation flags name (host default `*`, operation default
+    All), every ACL of the resource without principals, a resource
+    required; --list narrows by --principal."""
+    b = acl_broker
+    props = os.path.join(b.dir, "admin.properties")
+    with open(props, "w") as f:
+        f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+                'username="admin" password="admin-secret";\n')
+    t = uniq("clidel-")
+
+    def oxka(*args, ok=True):
+        out = subprocess.run([b.bin, "acls", *args, "-b", f"127.0.0.1:{b.sasl_port}",
+                              "--command-config", props], capture_output=True, text=True, timeout=60)
+        assert (out.returncode == 0) == ok, out.stderr
+        return out.stdout
+
+    def listed(*extra):
+        return sorted((r["principal"], r["host"], r["operation"], r["permission_type"])
+                      for r in json_rows(oxka("list", "--topic", t, *extra, "--output", "json")))
+
+    oxka("create", "--allow-principal", "User:alice", "--operation", "Read", "--operation", "Write",
+         "--topic", t)
+    oxka("create", "--allow-principal", "User:alice", "--allow-host", "10.0.0.1",
+         "--operation", "Read", "--topic", t)
+    oxka("create", "--deny-principal", "User:bob", "--operation", "Read", "--topic", t)
+    assert listed("--principal", "User:bob") == [("User:bob", "*", "READ", "DENY")]
+    # alice's READ from any host only: not her READ from 10.0.0.1, not WRITE
+    oxka("delete", "--allow-principal", "User:alice", "--operation", "Read", "--topic", t)
+    assert listed() == [("User:alice", "*", "WRITE", "ALLOW"),
+                        ("User:alice", "10.0.0.1", "READ", "ALLOW"),
+                        ("User:bob", "*", "READ", "DENY")]
+    oxka("delete", "--allow-principal", "User:alice", "--allow-host", "10.0.0.1",
+         "--operation", "Read", "--topic", t)
+    # the default operation is All: alice's WRITE stays
+    oxka("delete", "--allow-principal", "User:alice", "--topic", t)
+    oxka("delete", "--deny-principal", "User:bob", "--operation", "Read", "--topic", t)
+    assert listed() == [("User:alice", "*", "WRITE", "ALLOW")]
+    # a resource is required; --principal is for list only
+    oxka("delete", "--allow-principal", "User:alice", ok=False)
+    oxka("delete", "--principal", "User:alice", "--topic", t, ok=False)
+    oxka("delete", "--topic", t)
+    assert listed() == []
+
+
 def json_rows(text):
     import json
     return json.loads(text)

@@ -1,8 +1,11 @@
 //! `oxka acls create|list|delete`: ACLs with kafka-acls.sh's flags
 //! (`--allow-principal`, `--deny-principal`, `--operation`, `--topic`,
 //! `--group`, `--cluster`, `--transactional-id`, `--resource-pattern-type`,
-//! `--allow-host`, `--deny-host`), through CreateAcls / DescribeAcls /
-//! DeleteAcls.
+//! `--allow-host`, `--deny-host`, `--principal` for list), through
+//! CreateAcls / DescribeAcls / DeleteAcls, with kafka-acls.sh's rules: list
+//! narrows by resource and `--principal` only; delete needs a resource and
+//! removes either all its ACLs or exactly the entries the allow/deny flags
+//! name (operation default All, host default `*`).
 
 use clap::{Args, Subcommand, ValueEnum};
 use oxka_client::acl::{
@@ -30,7 +33,8 @@ pub enum AclsCmd {
     Create(AclSpec),
     /// List ACLs (kafka-acls --list): all, or those on the given resources.
     List(AclSpec),
-    /// Remove ACLs (kafka-acls --remove): every ACL matching the flags.
+    /// Remove ACLs (kafka-acls --remove): all ACLs of the resources, or
+    /// those the allow/deny flags name.
     #[command(alias = "remove")]
     Delete(AclSpec),
 }
@@ -51,9 +55,9 @@ pub struct AclSpec {
     /// Principal(s) to deny (repeatable).
     #[arg(long = "deny-principal")]
     deny_principal: Vec<String>,
-    /// Principal to list ACLs of (list only).
+    /// Principal(s) to list the ACLs of (list only; repeatable).
     #[arg(long)]
-    principal: Option<String>,
+    principal: Vec<String>,
     /// Read, Write, Create, Delete, Alter, Describe, ClusterAction,
     /// DescribeConfigs, AlterConfigs, IdempotentWrite, All (repeatable;
     /// create defaults to All).
@@ -179,11 +183,70 @@ impl AclSpec {
         Ok(out)
     }
 
-    /// The filters `list` and `delete` match with: per resource (or any
-    /// resource), per entry (or any principal), per operation (or any).
-    fn filters(&self) -> Result<Vec<AclBindingFilter>, CliError> {
+    /// The filters `list` matches with (kafka-acls --list): each resource
+    /// (or every resource) × each `--principal` (or any); entries are not
+    /// narrowed by the allow/deny flags.
+    fn list_filters(&self) -> Vec<AclBindingFilter> {
+        let principals: Vec<Option<String>> = if self.principal.is_empty() {
+            vec![None]
+        } else {
+            self.principal.iter().cloned().map(Some).collect()
+        };
+        self.resource_filters(true)
+            .into_iter()
+            .flat_map(|r| {
+                principals.iter().map(move |p| AclBindingFilter {
+                    principal: p.clone(),
+                    ..r.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// The filters `delete` removes with (kafka-acls --remove): a
+    /// resource is required; without `--allow-principal`/`--deny-principal`
+    /// every ACL of the resources, otherwise exactly the entries the flags
+    /// name (principal × operation, default All × host, default `*`), as
+    /// `create` would have added them.
+    fn delete_filters(&self) -> Result<Vec<AclBindingFilter>, CliError> {
+        if !self.principal.is_empty() {
+            return Err(CliError::Usage(
+                "The --principal option is only available with list".into(),
+            ));
+        }
+        let resources = self.resource_filters(false);
+        if resources.is_empty() {
+            return Err(CliError::Usage(
+                "You must provide at least one resource: --topic, --group, --cluster or --transactional-id".into(),
+            ));
+        }
+        let entries = self.entries();
+        if entries.is_empty() {
+            return Ok(resources);
+        }
+        let ops = self.operations(acl::operation_code("All").unwrap_or(2))?;
+        let mut out = Vec::new();
+        for r in &resources {
+            for (p, h, perm) in &entries {
+                for op in &ops {
+                    out.push(AclBindingFilter {
+                        principal: Some(p.clone()),
+                        host: Some(h.clone()),
+                        permission_type: *perm,
+                        operation: *op,
+                        ..r.clone()
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One filter per resource flag (any entry); with `or_any`, the
+    /// filter of every resource when none is given.
+    fn resource_filters(&self, or_any: bool) -> Vec<AclBindingFilter> {
         let any = AclBindingFilter::any();
-        let mut resources: Vec<AclBindingFilter> = self
+        let mut out: Vec<AclBindingFilter> = self
             .resources()
             .into_iter()
             .map(|(rt, name)| AclBindingFilter {
@@ -193,33 +256,10 @@ impl AclSpec {
                 ..any.clone()
             })
             .collect();
-        if resources.is_empty() {
-            resources.push(any.clone());
+        if out.is_empty() && or_any {
+            out.push(any);
         }
-        let mut entries: Vec<(Option<String>, Option<String>, i8)> = self
-            .entries()
-            .into_iter()
-            .map(|(p, h, perm)| (Some(p), (h != "*").then_some(h), perm))
-            .collect();
-        if entries.is_empty() {
-            entries.push((self.principal.clone(), None, permission_type::ANY));
-        }
-        let ops = self.operations(any.operation)?;
-        let mut out = Vec::new();
-        for r in &resources {
-            for (p, h, perm) in &entries {
-                for op in &ops {
-                    out.push(AclBindingFilter {
-                        principal: p.clone(),
-                        host: h.clone(),
-                        permission_type: *perm,
-                        operation: *op,
-                        ..r.clone()
-                    });
-                }
-            }
-        }
-        Ok(out)
+        out
     }
 }
 
@@ -297,7 +337,7 @@ pub async fn run(args: AclsArgs) -> CliResult {
         }
         AclsCmd::List(spec) => {
             let mut all = Vec::new();
-            for f in spec.filters()? {
+            for f in spec.list_filters() {
                 for b in admin.describe_acls(&f).await? {
                     if !all.contains(&b) {
                         all.push(b);
@@ -309,7 +349,7 @@ pub async fn run(args: AclsArgs) -> CliResult {
             Ok(())
         }
         AclsCmd::Delete(spec) => {
-            let filters = spec.filters()?;
+            let filters = spec.delete_filters()?;
             let mut removed = Vec::new();
             let mut failed = None;
             for r in admin.delete_acls(&filters).await? {
