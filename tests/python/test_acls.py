@@ -239,6 +239,37 @@ def test_metadata_filtering_and_topic_creation(acl_broker):
         bob.delete_topics([mine])[mine].result(timeout=30)
 
 
+def kp_admin(b, user):
+    from kafka.admin import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{b.sasl_port}",
+                            security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                            sasl_plain_username=user, sasl_plain_password=f"{user}-secret")
+
+
+def test_create_topics_returns_configs_only_with_describe_configs(acl_broker):
+    """Kafka's controller returns a new topic's configs, partition count and
+    replication factor only to a principal with DESCRIBE_CONFIGS on it;
+    otherwise TOPIC_AUTHORIZATION_FAILED in topic_config_error_code (the
+    topic is created all the same)."""
+    b = acl_broker
+    pre = uniq("cfgs-")
+    create_acls(b, [allow("User:bob", ResourceType.TOPIC, pre, AclOperation.CREATE,
+                          ResourcePatternType.PREFIXED)])
+    kp = kp_admin(b, "bob")
+    try:
+        (t,) = kp.create_topics({pre + "a": {"num_partitions": 2}})["topics"]
+        assert (t["error_code"], t["topic_config_error_code"]) == (0, 29), t
+        assert (t["num_partitions"], t["replication_factor"]) == (-1, -1), t
+        assert not t.get("configs"), t
+        create_acls(b, [allow("User:bob", ResourceType.TOPIC, pre, AclOperation.DESCRIBE_CONFIGS,
+                              ResourcePatternType.PREFIXED)])
+        (t,) = kp.create_topics({pre + "b": {"num_partitions": 2}})["topics"]
+        assert (t["error_code"], t["topic_config_error_code"]) == (0, 0), t
+        assert t["num_partitions"] == 2 and "retention.ms" in t["configs"], t
+    finally:
+        kp.close()
+
+
 def test_acls_survive_a_restart(acl_broker):
     b = acl_broker
     t = uniq("durable-")

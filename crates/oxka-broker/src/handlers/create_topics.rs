@@ -1,5 +1,7 @@
 //! CreateTopics: validation (names, counts, replication, configs),
-//! `validate_only`, and the v5+ echo of the resulting configs.
+//! `validate_only`, and the v5+ echo of the resulting configs (with
+//! DESCRIBE_CONFIGS on the topic, else TOPIC_AUTHORIZATION_FAILED in
+//! `topic_config_error_code`, as Kafka's controller answers).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -120,12 +122,25 @@ pub async fn handle(
             };
             match outcome {
                 Ok(topic) => {
-                    let mut r = result
-                        .with_topic_id(if validate_only {
-                            uuid::Uuid::nil()
-                        } else {
-                            topic.id
-                        })
+                    let r = result.with_topic_id(if validate_only {
+                        uuid::Uuid::nil()
+                    } else {
+                        topic.id
+                    });
+                    // Kafka: the configs, partition count and replication
+                    // factor only with DESCRIBE_CONFIGS on the topic
+                    if !is_authorized(
+                        state,
+                        ctx,
+                        AclOperation::DescribeConfigs,
+                        ResourceType::Topic,
+                        &topic.name,
+                    ) {
+                        return r.with_topic_config_error_code(
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        );
+                    }
+                    let mut r = r
                         .with_num_partitions(topic.partitions.len() as i32)
                         .with_replication_factor(topic.replication_factor());
                     if ctx.version >= 5 {
