@@ -270,6 +270,113 @@ def test_create_topics_returns_configs_only_with_describe_configs(acl_broker):
         kp.close()
 
 
+def _uvarint(n):
+    out = b""
+    while True:
+        b7 = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b7 | 0x80])
+        else:
+            return out + bytes([b7])
+
+
+def _compact_str(v):
+    if v is None:
+        return _uvarint(0)
+    b = v.encode()
+    return _uvarint(len(b) + 1) + b
+
+
+def _sasl_plain_socket(b, user, group=None):
+    """A raw connection to the SASL listener, authenticated as `user`
+    (and the coordinator of `group` found)."""
+    import socket
+    import struct
+
+    def call(sock, api_key, version, body, corr):
+        hdr = struct.pack(">hhi", api_key, version, corr) + struct.pack(">h", 2) + b"py"
+        sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+        size = struct.unpack(">i", _read(sock, 4))[0]
+        return _read(sock, size)
+
+    sock = socket.create_connection(("127.0.0.1", b.sasl_port), timeout=30)
+    r = call(sock, 17, 1, struct.pack(">h", 5) + b"PLAIN", 1)
+    assert struct.unpack(">h", r[4:6])[0] == 0
+    token = f"\0{user}\0{user}-secret".encode()
+    r = call(sock, 36, 0, struct.pack(">i", len(token)) + token, 2)
+    assert struct.unpack(">h", r[4:6])[0] == 0
+    if group is not None:
+        # FindCoordinator v0 until the group's coordinator is loaded
+        deadline = time.monotonic() + 30
+        while True:
+            r = call(sock, 10, 0, struct.pack(">h", len(group)) + group.encode(), 3)
+            if struct.unpack(">h", r[4:6])[0] == 0:
+                break
+            assert time.monotonic() < deadline, "no coordinator"
+            time.sleep(0.1)
+    return sock
+
+
+def _read(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        assert chunk, "connection closed"
+        buf += chunk
+    return buf
+
+
+def _consumer_group_heartbeat(sock, group, member_id, topics, corr):
+    """ConsumerGroupHeartbeat v0 (a join: epoch 0); the response's error code."""
+    import struct
+    body = (_compact_str(group) + _compact_str(member_id) + struct.pack(">i", 0)
+            + _uvarint(0) + _uvarint(0) + struct.pack(">i", 30000)
+            + _uvarint(len(topics) + 1) + b"".join(_compact_str(t) for t in topics)
+            + _uvarint(0) + _uvarint(1) + _uvarint(0))
+    hdr = struct.pack(">hhi", 68, 0, corr) + struct.pack(">h", 2) + b"py" + _uvarint(0)
+    sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    size = struct.unpack(">i", _read(sock, 4))[0]
+    resp = _read(sock, size)
+    # correlation id, header tags, throttle time, then the error code
+    return struct.unpack(">h", resp[9:11])[0]
+
+
+def test_kip848_heartbeat_and_describe_need_describe_on_the_topics(acl_broker):
+    """KAFKA-18813: ConsumerGroupHeartbeat fails with TOPIC_AUTHORIZATION_FAILED
+    when a subscribed topic is not describable by the member; a KIP-848
+    group is described only to a caller who may describe every topic its
+    members are assigned."""
+    b = acl_broker
+    ok, hidden, group = uniq("hb-ok-"), uniq("hb-hidden-"), uniq("hb-g-")
+    for name in (ok, hidden):
+        create_topic(b, name)
+    create_acls(b, [allow("User:alice", ResourceType.GROUP, group, AclOperation.READ),
+                    allow("User:alice", ResourceType.TOPIC, ok, AclOperation.READ),
+                    allow("User:bob", ResourceType.GROUP, group, AclOperation.DESCRIBE)])
+    sock = _sasl_plain_socket(b, "alice", group)
+    try:
+        member = uuid.uuid4().hex[:22]
+        assert _consumer_group_heartbeat(sock, group, member, [ok, hidden], 3) == \
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+        deadline = time.monotonic() + 30
+        # the coordinator may still be loading the group's partition
+        while (err := _consumer_group_heartbeat(sock, group, member, [ok], 4)) in (14, 16):
+            assert time.monotonic() < deadline, err
+            time.sleep(0.1)
+        assert err == 0
+        # bob may describe the group but not the topic its member is assigned
+        bob = b.admin("bob")
+        (fut,) = bob.describe_consumer_groups([group]).values()
+        with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+            fut.result(timeout=30)
+        create_acls(b, [allow("User:bob", ResourceType.TOPIC, ok, AclOperation.DESCRIBE)])
+        (fut,) = bob.describe_consumer_groups([group]).values()
+        assert [m.member_id for m in fut.result(timeout=30).members] == [member]
+    finally:
+        sock.close()
+
+
 def test_acls_survive_a_restart(acl_broker):
     b = acl_broker
     t = uniq("durable-")

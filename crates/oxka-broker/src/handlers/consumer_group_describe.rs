@@ -102,6 +102,32 @@ pub async fn handle(
             }
         })
         .collect();
+    // KAFKA-18813: a group whose members are assigned (or are to be
+    // assigned) a topic the caller may not describe is not described
+    for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+        let topics: std::collections::BTreeSet<&str> = g
+            .members
+            .iter()
+            .flat_map(|m| {
+                m.assignment
+                    .topic_partitions
+                    .iter()
+                    .chain(&m.target_assignment.topic_partitions)
+            })
+            .map(|tp| tp.topic_name.0.as_str())
+            .collect();
+        let visible = topics
+            .into_iter()
+            .all(|t| authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, t));
+        if !visible {
+            *g = DescribedGroup::default()
+                .with_group_id(g.group_id.clone())
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                .with_error_code(
+                    kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code(),
+                );
+        }
+    }
     // as Kafka: only for groups described without error
     if req.include_authorized_operations {
         for g in groups.iter_mut().filter(|g| g.error_code == 0) {

@@ -29,6 +29,28 @@ pub async fn handle(
             kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
         ));
     }
+    // KAFKA-18813: DESCRIBE on every subscribed topic named (a regex's
+    // topics are not filtered yet); clients may not learn of topics they
+    // cannot describe
+    if let Some(names) = req.subscribed_topic_names.as_ref() {
+        let denied: Vec<&str> = names
+            .iter()
+            .map(|t| t.as_str())
+            .filter(|t| !authorize(state, ctx, AclOperation::Describe, ResourceType::Topic, t))
+            .collect();
+        if !denied.is_empty() {
+            return Some(
+                ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(
+                        kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code(),
+                    )
+                    .with_error_message(Some(s(format!(
+                        "not authorized to describe the subscribed topics {}",
+                        denied.join(", ")
+                    )))),
+            );
+        }
+    }
     let owned = req.topic_partitions.as_ref().map(|tps| {
         let mut a = assignor::Assignment::new();
         for tp in tps {
