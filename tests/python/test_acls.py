@@ -293,29 +293,35 @@ def _sasl_plain_socket(b, user, group=None):
     (and the coordinator of `group` found)."""
     import socket
     import struct
-
-    def call(sock, api_key, version, body, corr):
-        hdr = struct.pack(">hhi", api_key, version, corr) + struct.pack(">h", 2) + b"py"
-        sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-        size = struct.unpack(">i", _read(sock, 4))[0]
-        return _read(sock, size)
-
+    call = _call
     sock = socket.create_connection(("127.0.0.1", b.sasl_port), timeout=30)
     r = call(sock, 17, 1, struct.pack(">h", 5) + b"PLAIN", 1)
-    assert struct.unpack(">h", r[4:6])[0] == 0
+    assert struct.unpack(">h", r[0:2])[0] == 0
     token = f"\0{user}\0{user}-secret".encode()
     r = call(sock, 36, 0, struct.pack(">i", len(token)) + token, 2)
-    assert struct.unpack(">h", r[4:6])[0] == 0
+    assert struct.unpack(">h", r[0:2])[0] == 0
     if group is not None:
         # FindCoordinator v0 until the group's coordinator is loaded
         deadline = time.monotonic() + 30
         while True:
             r = call(sock, 10, 0, struct.pack(">h", len(group)) + group.encode(), 3)
-            if struct.unpack(">h", r[4:6])[0] == 0:
+            if struct.unpack(">h", r[0:2])[0] == 0:
                 break
             assert time.monotonic() < deadline, "no coordinator"
             time.sleep(0.1)
     return sock
+
+
+def _call(sock, api_key, version, body, corr, flexible=False):
+    """One request (header v1, or v2 when `flexible`); the response after
+    its correlation id (and, flexible, its header's tagged fields)."""
+    import struct
+    hdr = struct.pack(">hhi", api_key, version, corr) + struct.pack(">h", 2) + b"py"
+    if flexible:
+        hdr += _uvarint(0)
+    sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    size = struct.unpack(">i", _read(sock, 4))[0]
+    return _read(sock, size)[5 if flexible else 4:]
 
 
 def _read(sock, n):
@@ -334,12 +340,9 @@ def _consumer_group_heartbeat(sock, group, member_id, topics, corr):
             + _uvarint(0) + _uvarint(0) + struct.pack(">i", 30000)
             + _uvarint(len(topics) + 1) + b"".join(_compact_str(t) for t in topics)
             + _uvarint(0) + _uvarint(1) + _uvarint(0))
-    hdr = struct.pack(">hhi", 68, 0, corr) + struct.pack(">h", 2) + b"py" + _uvarint(0)
-    sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    size = struct.unpack(">i", _read(sock, 4))[0]
-    resp = _read(sock, size)
-    # correlation id, header tags, throttle time, then the error code
-    return struct.unpack(">h", resp[9:11])[0]
+    resp = _call(sock, 68, 0, body, corr, flexible=True)
+    # throttle time, then the error code
+    return struct.unpack(">h", resp[4:6])[0]
 
 
 def test_kip848_heartbeat_and_describe_need_describe_on_the_topics(acl_broker):
@@ -375,6 +378,57 @@ def test_kip848_heartbeat_and_describe_need_describe_on_the_topics(acl_broker):
         assert [m.member_id for m in fut.result(timeout=30).members] == [member]
     finally:
         sock.close()
+
+
+def test_elect_leaders_v0_refused_per_partition(acl_broker):
+    """ElectLeaders v0 (advertised, as Kafka does) has no top-level error:
+    a caller without ALTER on the cluster gets CLUSTER_AUTHORIZATION_FAILED
+    on each partition asked for."""
+    import struct
+    b = acl_broker
+    t = uniq("elect-")
+    create_topic(b, t)
+    sock = _sasl_plain_socket(b, "bob")
+    try:
+        body = (struct.pack(">i", 1) + struct.pack(">h", len(t)) + t.encode()
+                + struct.pack(">ii", 1, 0) + struct.pack(">i", 30000))
+        r = _call(sock, 43, 0, body, 5)
+        # throttle, 1 topic, its name, 1 partition: id and error code
+        n = struct.unpack(">h", r[8:10])[0]
+        assert r[10:10 + n].decode() == t
+        count, pid, err = struct.unpack(">iih", r[10 + n:20 + n])
+        assert (count, pid, err) == (1, 0, KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+        assert struct.unpack(">i", r[4:8])[0] == 1
+    finally:
+        sock.close()
+
+
+def test_describe_transactions_shows_only_describable_topics(acl_broker):
+    """DescribeTransactions lists only the partitions of topics the caller
+    may describe (Kafka's KafkaApis)."""
+    b = acl_broker
+    seen, hidden, txn = uniq("txn-seen-"), uniq("txn-hidden-"), uniq("txn-")
+    for name in (seen, hidden):
+        create_topic(b, name)
+    p = Producer({**b.conf("admin"), "transactional.id": txn})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for name in (seen, hidden):
+        p.produce(name, value=b"v")
+    p.flush(30)
+    create_acls(b, [allow("User:bob", ResourceType.TRANSACTIONAL_ID, txn, AclOperation.DESCRIBE),
+                    allow("User:bob", ResourceType.TOPIC, seen, AclOperation.DESCRIBE)])
+    kp = kp_admin(b, "bob")
+    try:
+        d = kp.describe_transactions([txn])[txn]
+        assert {tp.topic for tp in d.topic_partitions} == {seen}
+        admin = kp_admin(b, "admin")
+        d = admin.describe_transactions([txn])[txn]
+        admin.close()
+        assert {tp.topic for tp in d.topic_partitions} == {seen, hidden}
+    finally:
+        kp.close()
+        p.abort_transaction(30)
 
 
 def test_acls_survive_a_restart(acl_broker):

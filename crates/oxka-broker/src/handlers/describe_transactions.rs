@@ -1,5 +1,6 @@
 //! DescribeTransactions: state, timeout, start time, producer id/epoch and
-//! partitions of each transactional id.
+//! partitions of each transactional id (those of topics the caller may
+//! describe, as Kafka).
 
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
@@ -48,6 +49,16 @@ pub async fn handle(
                     .with_topics(
                         m.topics()
                             .into_iter()
+                            // Kafka: only the topics the caller may describe
+                            .filter(|(t, _)| {
+                                authorize(
+                                    state,
+                                    ctx,
+                                    AclOperation::Describe,
+                                    ResourceType::Topic,
+                                    t,
+                                )
+                            })
                             .map(|(t, ps)| {
                                 TopicData::default()
                                     .with_topic(TopicName(s(t)))

@@ -13,22 +13,28 @@ use crate::quorum::protocol::{Command, CommandOutcome};
 use crate::request::RequestContext;
 use crate::server::BrokerState;
 
+/// One partition's outcome: success or (error code, message).
+type Outcome = ((String, i32), Result<(), (i16, String)>);
+
 pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext<'_>,
     req: ElectLeadersRequest,
 ) -> Option<ElectLeadersResponse> {
-    // Kafka: ALTER on the cluster
-    if !authorize_cluster(state, ctx, AclOperation::Alter) {
-        return Some(ElectLeadersResponse::default().with_error_code(
-            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
-        ));
-    }
     let partitions: Option<Vec<(String, i32)>> = req.topic_partitions.as_ref().map(|ts| {
         ts.iter()
             .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
             .collect()
     });
+    // Kafka: ALTER on the cluster
+    if !authorize_cluster(state, ctx, AclOperation::Alter) {
+        return Some(error_response(
+            partitions,
+            ctx.version,
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "",
+        ));
+    }
     // v0 has no election type: preferred
     let election_type = if ctx.version >= 1 {
         req.election_type
@@ -40,22 +46,56 @@ pub async fn handle(
         partitions: partitions.clone(),
     };
     let timeout = crate::controller::request_timeout(req.timeout_ms);
-    let results = match state.controller.submit(cmd, timeout) {
+    let results: Vec<Outcome> = match state.controller.submit(cmd, timeout) {
         Ok(CommandOutcome::Elections(r)) => r
             .into_iter()
             .map(|(tp, r)| (tp, r.map_err(|e| (e.code, e.message))))
             .collect(),
-        Ok(_) => return Some(top_level(ResponseError::UnknownServerError)),
-        Err(e) => match partitions {
-            // the whole request failed: each partition says why (v0 has
-            // no top-level error)
-            Some(ps) => ps
-                .into_iter()
-                .map(|tp| (tp, Err((e.code.code(), e.message.clone()))))
-                .collect::<Vec<_>>(),
-            None => return Some(top_level(e.code)),
-        },
+        Ok(_) => {
+            return Some(error_response(
+                partitions,
+                ctx.version,
+                ResponseError::UnknownServerError.code(),
+                "",
+            ))
+        }
+        Err(e) => {
+            return Some(error_response(
+                partitions,
+                ctx.version,
+                e.code.code(),
+                &e.message,
+            ))
+        }
     };
+    Some(ElectLeadersResponse::default().with_replica_election_results(by_topic(results)))
+}
+
+/// Kafka's error response for the whole request
+/// (`ElectLeadersRequest.getErrorResponse`): the top-level code from v1
+/// (v0 has none), and the code and message on every partition asked for
+/// (none when all partitions were asked for).
+fn error_response(
+    partitions: Option<Vec<(String, i32)>>,
+    version: i16,
+    code: i16,
+    message: &str,
+) -> ElectLeadersResponse {
+    let results = partitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|tp| (tp, Err((code, message.to_string()))))
+        .collect();
+    let resp = ElectLeadersResponse::default().with_replica_election_results(by_topic(results));
+    if version >= 1 {
+        resp.with_error_code(code)
+    } else {
+        resp
+    }
+}
+
+/// Outcomes grouped by topic, in the order topics first appear.
+fn by_topic(results: Vec<Outcome>) -> Vec<ReplicaElectionResult> {
     let mut by_topic: Vec<ReplicaElectionResult> = Vec::new();
     for ((topic, partition), r) in results {
         let (code, message) = match r {
@@ -75,9 +115,5 @@ pub async fn handle(
             ),
         }
     }
-    Some(ElectLeadersResponse::default().with_replica_election_results(by_topic))
-}
-
-fn top_level(code: ResponseError) -> ElectLeadersResponse {
-    ElectLeadersResponse::default().with_error_code(code.code())
+    by_topic
 }
