@@ -22,6 +22,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod quorum;
+pub mod quota;
 pub mod rate;
 pub mod replica_manager;
 pub mod replication;

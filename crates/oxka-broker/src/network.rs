@@ -371,15 +371,28 @@ async fn serve_stream<R, W>(
             }
             _ => None,
         };
+        // KIP-219: a throttled client's connection is muted (nothing read)
+        // for the throttle time; an old client's response waits it out too
+        let (throttle_ms, hold_response) = slot.throttled();
+        let mute = Duration::from_millis(throttle_ms);
         match outcome {
             Outcome::Respond(resp) => {
+                if hold_response && !muted(mute, &mut shutdown).await {
+                    break;
+                }
                 if tx.send((resp, timing)).await.is_err() {
+                    break;
+                }
+                if !hold_response && !muted(mute, &mut shutdown).await {
                     break;
                 }
             }
             Outcome::NoResponse => {
                 if let Some(t) = timing {
                     state.metrics.requests.completed(&t, None, None);
+                }
+                if !muted(mute, &mut shutdown).await {
+                    break;
                 }
             }
             Outcome::Close(reason) => {
@@ -390,6 +403,19 @@ async fn serve_stream<R, W>(
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Waits out a throttle (no wait for zero); false when the broker stops
+/// meanwhile.
+async fn muted(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if d.is_zero() {
+        return true;
+    }
+    tokio::select! {
+        biased;
+        _ = shutdown.changed() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
 }
 
 #[cfg(test)]

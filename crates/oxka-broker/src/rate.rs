@@ -23,6 +23,20 @@ impl RateWindows {
     /// From the broker config's `quota.window.num` and
     /// `quota.window.size.seconds` (validated at start-up: at least 1).
     pub fn from_config(config: &crate::config::KafkaConfig) -> RateWindows {
+        Self::from_keys(config, "quota.window.num", "quota.window.size.seconds")
+    }
+
+    /// The controller mutation quota's `controller.quota.window.num` and
+    /// `controller.quota.window.size.seconds` (KIP-599).
+    pub fn controller_from_config(config: &crate::config::KafkaConfig) -> RateWindows {
+        Self::from_keys(
+            config,
+            "controller.quota.window.num",
+            "controller.quota.window.size.seconds",
+        )
+    }
+
+    fn from_keys(config: &crate::config::KafkaConfig, num: &str, size: &str) -> RateWindows {
         let int = |key: &str| {
             config
                 .value(key)
@@ -30,9 +44,8 @@ impl RateWindows {
                 .filter(|n| *n >= 1)
         };
         RateWindows {
-            samples: int("quota.window.num").map_or(Self::DEFAULT.samples, |n| n as usize),
-            window_ms: int("quota.window.size.seconds")
-                .map_or(Self::DEFAULT.window_ms, |s| s.saturating_mul(1000)),
+            samples: int(num).map_or(Self::DEFAULT.samples, |n| n as usize),
+            window_ms: int(size).map_or(Self::DEFAULT.window_ms, |s| s.saturating_mul(1000)),
         }
     }
 }
@@ -137,7 +150,19 @@ impl SampledRate {
     /// to delay it so the rate falls back to the bound, at most `max_ms`
     /// (Kafka's `QuotaUtils.boundedThrottleTime`), 0 within the bound.
     pub fn record_and_throttle_ms(&mut self, bound: f64, now_ms: u64, max_ms: u64) -> u64 {
-        self.record(1.0, now_ms);
+        self.record_value_and_throttle_ms(1.0, bound, now_ms, max_ms)
+    }
+
+    /// [`Self::record_and_throttle_ms`] for `value` (bytes, a share of
+    /// request time) instead of one event: what the client quotas record.
+    pub fn record_value_and_throttle_ms(
+        &mut self,
+        value: f64,
+        bound: f64,
+        now_ms: u64,
+        max_ms: u64,
+    ) -> u64 {
+        self.record(value, now_ms);
         let observed = self.measure(now_ms);
         if bound <= 0.0 || observed <= bound {
             return 0;

@@ -27,6 +27,50 @@ pub struct RequestContext<'a> {
     pub slot: &'a RequestSlot,
     /// Where the response's error codes are counted (RequestMetrics).
     pub metrics: &'a crate::metrics::RequestMetrics,
+    /// The request's size (header and body, as Kafka's `sizeInBytes`):
+    /// what a produce counts against `producer_byte_rate`.
+    pub size: usize,
+    pub state: &'a BrokerState,
+}
+
+impl RequestContext<'_> {
+    /// The request header's client id ("" when null).
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Records the request's handling time against the client's
+    /// `request_percentage` (KIP-124) and notes `bandwidth_ms` (a byte
+    /// rate's throttle) beside it: the larger is the request's throttle,
+    /// returned, in its response and muting the connection. Followers'
+    /// fetches and inter-broker requests are exempt, as in Kafka.
+    pub fn throttle(&self, bandwidth_ms: u64) -> u64 {
+        let image = self.state.controller.image();
+        let mut ms = bandwidth_ms;
+        let (_, follower_fetch) = self.slot.marks();
+        if !image.client_quotas.is_empty()
+            && !follower_fetch
+            && self.api_key != ApiKey::WriteTxnMarkers
+        {
+            let quotas = &self.state.quotas;
+            let spent = crate::quota::time_to_percentage(self.slot.handling_time());
+            ms = ms.max(quotas.request.record(
+                &image.client_quotas,
+                &self.conn.principal.name,
+                self.client_id(),
+                spent,
+                quotas.now_ms(),
+            ));
+        }
+        if ms > 0 {
+            self.slot.throttle(
+                ms,
+                !crate::quota::throttle::client_throttles(self.api_key, self.version),
+            );
+        }
+        // a controller mutation throttle noted while handling counts too
+        ms.max(self.slot.throttled().0)
+    }
 }
 
 /// The request's share of `queued.max.requests`. A handler that parks the
@@ -46,14 +90,20 @@ struct SlotState {
     /// A Fetch from a follower (RequestMetrics' FetchFollower, not
     /// FetchConsumer).
     follower_fetch: bool,
+    /// When handling began (set by `new`).
+    started: Option<std::time::Instant>,
+    /// The client's throttle (KIP-219) and whether its response is held
+    /// for that time (clients too old to throttle themselves).
+    throttle_ms: u64,
+    hold_response: bool,
 }
 
 impl RequestSlot {
     pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> RequestSlot {
         RequestSlot(parking_lot::Mutex::new(SlotState {
             permit: Some(permit),
-            parked: None,
-            follower_fetch: false,
+            started: Some(std::time::Instant::now()),
+            ..SlotState::default()
         }))
     }
 
@@ -77,6 +127,36 @@ impl RequestSlot {
     /// FetchFollower, as Kafka's do).
     pub fn note_follower_fetch(&self) {
         self.0.lock().follower_fetch = true;
+    }
+
+    /// The time the request was handled, up to now or to when it was
+    /// parked (its wait is not handling time): what `request_percentage`
+    /// counts.
+    pub fn handling_time(&self) -> std::time::Duration {
+        let s = self.0.lock();
+        match s.started {
+            Some(t) => s
+                .parked
+                .unwrap_or_else(std::time::Instant::now)
+                .saturating_duration_since(t),
+            None => std::time::Duration::ZERO,
+        }
+    }
+
+    /// The client is throttled for `ms` (the largest throttle wins);
+    /// `hold_response`: its version does not throttle itself.
+    pub fn throttle(&self, ms: u64, hold_response: bool) {
+        let mut s = self.0.lock();
+        if ms > s.throttle_ms {
+            s.throttle_ms = ms;
+            s.hold_response = hold_response;
+        }
+    }
+
+    /// (throttle ms, hold the response) for the network loop.
+    pub fn throttled(&self) -> (u64, bool) {
+        let s = self.0.lock();
+        (s.throttle_ms, s.hold_response)
     }
 }
 
@@ -175,6 +255,7 @@ pub async fn handle_frame_in_slot(
     frame: Bytes,
 ) -> Outcome {
     // The frame reader guarantees at least 8 bytes.
+    let size = frame.len();
     let mut peek = &frame[..];
     let raw_key = peek.get_i16();
     let version = peek.get_i16();
@@ -205,6 +286,8 @@ pub async fn handle_frame_in_slot(
         conn,
         slot,
         metrics: &state.metrics.requests,
+        size,
+        state,
     };
     let ctx = &ctx;
     match api_key {
@@ -434,7 +517,7 @@ pub async fn handle_frame_in_slot(
 async fn run<Req, Resp, F, Fut>(ctx: &RequestContext<'_>, body: Bytes, handler: F) -> Outcome
 where
     Req: Decodable,
-    Resp: Encodable + crate::metrics::errors::ErrorCounts,
+    Resp: Encodable + crate::metrics::errors::ErrorCounts + crate::quota::throttle::ThrottleTime,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Option<Resp>>,
 {
@@ -443,7 +526,11 @@ where
         Err(closed) => return closed,
     };
     match handler(req).await {
-        Some(resp) => {
+        Some(mut resp) => {
+            let throttle = ctx.throttle(0);
+            if throttle > 0 {
+                resp.set_throttle_time_ms(throttle.min(i32::MAX as u64) as i32);
+            }
             resp.error_codes(&mut |code| ctx.metrics.error(ctx.api_key, code));
             respond(ctx, &resp)
         }
@@ -490,9 +577,31 @@ async fn produce(state: &BrokerState, ctx: &RequestContext<'_>, body: Bytes) -> 
         Err(closed) => return closed,
     };
     let acks = req.acks;
-    let Some(resp) = handlers::produce::handle(state, ctx, req).await else {
+    let response = handlers::produce::handle(state, ctx, req).await;
+    // KIP-55: the request's bytes count against producer_byte_rate
+    // whatever became of them, acks=0 included
+    let bandwidth = {
+        let image = state.controller.image();
+        if image.client_quotas.is_empty() {
+            0
+        } else {
+            state.quotas.produce.record(
+                &image.client_quotas,
+                &ctx.conn.principal.name,
+                ctx.client_id(),
+                ctx.size as f64,
+                state.quotas.now_ms(),
+            )
+        }
+    };
+    let throttle = ctx.throttle(bandwidth);
+    let Some(mut resp) = response else {
         return Outcome::NoResponse;
     };
+    if throttle > 0 {
+        use crate::quota::throttle::ThrottleTime;
+        resp.set_throttle_time_ms(throttle.min(i32::MAX as u64) as i32);
+    }
     if acks != 0 {
         return respond(ctx, &resp);
     }

@@ -78,6 +78,9 @@ pub struct BrokerState {
     /// `authorizer.class.name`, `super.users`, ...: what every handler's
     /// authorization check reads with the image's ACLs.
     pub authorizer: crate::authorizer::Authorizer,
+    /// Client quotas' usage (KIP-55, KIP-124, KIP-599), checked against
+    /// the image's quotas.
+    pub quotas: crate::quota::QuotaManagers,
 }
 
 pub use oxka_log::now_ms;
@@ -227,6 +230,7 @@ impl Broker {
             .unwrap_or(600_000) as u64;
         let authorizer = crate::authorizer::Authorizer::from_config(&config);
         let state = Arc::new(BrokerState {
+            quotas: crate::quota::QuotaManagers::new(&config),
             cluster_id: log_manager.cluster_id().to_string(),
             request_slots: Arc::new(Semaphore::new(config.queued_max_requests.max(1))),
             connection_quotas: crate::network::ConnectionQuotas::new(config.clone()),

@@ -346,7 +346,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         Some("11"),
         Validator::AtLeast(1),
-        "Samples a quota's rate is measured over (the connection creation rates)."
+        "Samples a quota's rate is measured over (connection creation rates, client quotas)."
     ),
     def!(
         "quota.window.size.seconds",
@@ -354,6 +354,20 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Some("1"),
         Validator::AtLeast(1),
         "Length of each sample of a quota's rate; also the longest delay of a throttled connection."
+    ),
+    def!(
+        "controller.quota.window.num",
+        Int,
+        Some("11"),
+        Validator::AtLeast(1),
+        "Samples kept in memory for controller mutation quotas (the token bucket's burst)."
+    ),
+    def!(
+        "controller.quota.window.size.seconds",
+        Int,
+        Some("1"),
+        Validator::AtLeast(1),
+        "Time span of each controller mutation quota sample."
     ),
     def!(
         "queued.max.request.bytes",

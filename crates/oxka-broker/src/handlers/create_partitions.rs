@@ -36,6 +36,21 @@ pub async fn handle(
             ) {
                 return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
             }
+            // KIP-599: the partitions added against the client's
+            // controller_mutation_rate (strict from v3)
+            if !req.validate_only {
+                let current = state
+                    .controller
+                    .image()
+                    .topic(t.name.0.as_str())
+                    .map_or(0, |info| info.partitions.len());
+                let added = (t.count.max(0) as usize).saturating_sub(current);
+                if let Err(e) = crate::quota::record_mutation(ctx, added, 3) {
+                    return result
+                        .with_error_code(e.code.code())
+                        .with_error_message(Some(s(e.message)));
+                }
+            }
             match state.controller.create_partitions_within(
                 t.name.0.as_str(),
                 t.count,

@@ -79,6 +79,27 @@ pub async fn handle(
                 ))))));
             continue;
         }
+        // KIP-599: the partitions it creates against the client's
+        // controller_mutation_rate (strict from v6)
+        if !req.validate_only {
+            let partitions = if !t.assignments.is_empty() {
+                t.assignments.len()
+            } else if t.num_partitions > 0 {
+                t.num_partitions as usize
+            } else {
+                state
+                    .config
+                    .value("num.partitions")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(1)
+            };
+            if let Err(e) = crate::quota::record_mutation(ctx, partitions, 6) {
+                results.push(Err(result
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(s(e.message)))));
+                continue;
+            }
+        }
         specs.push(CreateTopicSpec {
             name,
             num_partitions: t.num_partitions,

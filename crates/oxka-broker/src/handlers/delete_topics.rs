@@ -42,11 +42,14 @@ pub async fn handle(
         .into_iter()
         .map(|r| {
             r.and_then(|name| {
-                if authorize(state, ctx, AclOperation::Delete, ResourceType::Topic, &name) {
-                    Ok(name)
-                } else {
-                    Err(ResponseError::TopicAuthorizationFailed)
+                if !authorize(state, ctx, AclOperation::Delete, ResourceType::Topic, &name) {
+                    return Err(ResponseError::TopicAuthorizationFailed);
                 }
+                // KIP-599: its partitions against the client's
+                // controller_mutation_rate (strict from v5)
+                let partitions = image.topic(&name).map_or(0, |t| t.partitions.len());
+                crate::quota::record_mutation(ctx, partitions, 5).map_err(|e| e.code)?;
+                Ok(name)
             })
         })
         .collect();
@@ -75,6 +78,9 @@ pub async fn handle(
                 Err(code) if code == ResponseError::UnknownTopicId => result
                     .with_error_code(code.code())
                     .with_error_message(Some(s(format!("Topic id {id} does not exist")))),
+                Err(code) if code == ResponseError::ThrottlingQuotaExceeded => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(s("The throttling quota has been exceeded."))),
                 Err(code) => result.with_error_code(code.code()),
                 Ok(_) => match deleted.next() {
                     Some(Ok(t)) => result

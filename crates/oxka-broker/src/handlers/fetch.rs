@@ -58,24 +58,42 @@ pub async fn handle(
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
     let deadline = Instant::now() + wait;
     let denied = denied_topics(state, ctx, &req);
+    // KIP-55: a consumer with a consumer_byte_rate gets at most what its
+    // quota allows over the window in one response
+    let quota_max = if from_follower {
+        None
+    } else {
+        let image = state.controller.image();
+        state
+            .quotas
+            .fetch
+            .max_value_in_window(
+                &image.client_quotas,
+                &ctx.conn.principal.name,
+                ctx.client_id(),
+            )
+            .map(|b| b as usize)
+    };
     let mut changes = state.replica_manager.subscribe();
     let mut shutdown = state.shutdown.clone();
     loop {
         changes.borrow_and_update();
         let image = state.controller.image();
-        let read = read_all(state, ctx.version, &req, &image, &denied);
+        let read = read_all(state, ctx.version, &req, &image, &denied, quota_max);
         let stopping = *shutdown.borrow();
-        if read.bytes >= req.min_bytes.max(0) as usize
-            || read.errored
-            || stopping
-            || Instant::now() >= deadline
-        {
+        let min_bytes = (req.min_bytes.max(0) as usize).min(quota_max.unwrap_or(usize::MAX));
+        if read.bytes >= min_bytes || read.errored || stopping || Instant::now() >= deadline {
             state.metrics.requests.fetch_error(from_follower, 0);
             for p in read.responses.iter().flat_map(|t| t.partitions.iter()) {
                 state
                     .metrics
                     .requests
                     .fetch_error(from_follower, p.error_code);
+            }
+            if !from_follower {
+                if let Some(throttled) = consumer_throttle(state, ctx, &image, read.bytes) {
+                    return throttled;
+                }
             }
             let mut reply = FetchReply::from(
                 FetchResponse::default()
@@ -100,6 +118,43 @@ pub async fn handle(
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// A consumer's bytes against its `consumer_byte_rate` and its request
+/// time against `request_percentage`: when either is exceeded the bytes
+/// are taken back and the answer is an empty response carrying the
+/// throttle (Kafka's throttled fetch response); the consumer fetches them
+/// again once the connection is unmuted.
+fn consumer_throttle(
+    state: &BrokerState,
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    bytes: usize,
+) -> Option<FetchReply> {
+    let quotas = &image.client_quotas;
+    if quotas.is_empty() {
+        return None;
+    }
+    let (user, client) = (ctx.conn.principal.name.as_str(), ctx.client_id());
+    let now = state.quotas.now_ms();
+    let bandwidth = state
+        .quotas
+        .fetch
+        .record(quotas, user, client, bytes as f64, now);
+    let throttle = ctx.throttle(bandwidth);
+    if throttle == 0 {
+        return None;
+    }
+    state
+        .quotas
+        .fetch
+        .unrecord(quotas, user, client, bytes as f64, now);
+    Some(
+        FetchResponse::default()
+            .with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32)
+            .with_session_id(0)
+            .into(),
+    )
 }
 
 /// The replica that fetches (a broker id), or -1 for a consumer: v15+
@@ -160,6 +215,7 @@ fn read_all(
     req: &FetchRequest,
     image: &MetadataImage,
     denied: &[bool],
+    quota_max: Option<usize>,
 ) -> ReadResult {
     // The broker's `fetch.max.bytes` bounds the response whatever the
     // client asks for (the bytes stay in the page cache until sent, but a
@@ -174,6 +230,9 @@ fn read_all(
     } else {
         broker_max
     };
+    if let Some(q) = quota_max {
+        budget = budget.min(q.max(1));
+    }
     let mut total = 0usize;
     let mut errored = false;
     let replica_id = fetching_replica(version, req);

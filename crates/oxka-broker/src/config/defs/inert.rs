@@ -168,26 +168,6 @@ pub static INERT_BROKER_CONFIGS: &[InertConfig] = &[
     },
     InertConfig {
         def: ConfigDef {
-            name: "controller.quota.window.num",
-            ty: ConfigType::Int,
-            default: Some("11"),
-            validator: Validator::AtLeast(1),
-            doc: "KRaft quorum setting oxka's metadata quorum does not use.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
-            name: "controller.quota.window.size.seconds",
-            ty: ConfigType::Int,
-            default: Some("1"),
-            validator: Validator::AtLeast(1),
-            doc: "KRaft quorum setting oxka's metadata quorum does not use.",
-        },
-        mode: UpdateMode::ReadOnly,
-    },
-    InertConfig {
-        def: ConfigDef {
             name: "controller.socket.timeout.ms",
             ty: ConfigType::Int,
             default: Some("30000"),
