@@ -6,134 +6,31 @@
 //! broker's authorizer asks [`authorize`] with the image's ACLs.
 //!
 //! Codes are Kafka's (`ResourceType`, `PatternType`, `AclOperation`,
-//! `AclPermissionType`), so they go on the wire unchanged.
+//! `AclPermissionType`, defined once in `oxka-acl`), so they go on the
+//! wire unchanged.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Kafka's `ResourceType` codes.
-pub mod resource_type {
-    pub const UNKNOWN: i8 = 0;
-    pub const ANY: i8 = 1;
-    pub const TOPIC: i8 = 2;
-    pub const GROUP: i8 = 3;
-    pub const CLUSTER: i8 = 4;
-    pub const TRANSACTIONAL_ID: i8 = 5;
-    pub const DELEGATION_TOKEN: i8 = 6;
-    pub const USER: i8 = 7;
-}
+pub use oxka_acl::{
+    pattern_type, permission_type, resource_type, AclOperation, CLUSTER_NAME, WILDCARD,
+};
 
-/// Kafka's `PatternType` codes.
-pub mod pattern_type {
-    pub const UNKNOWN: i8 = 0;
-    pub const ANY: i8 = 1;
-    pub const MATCH: i8 = 2;
-    pub const LITERAL: i8 = 3;
-    pub const PREFIXED: i8 = 4;
-}
-
-/// Kafka's `AclPermissionType` codes.
-pub mod permission_type {
-    pub const UNKNOWN: i8 = 0;
-    pub const ANY: i8 = 1;
-    pub const DENY: i8 = 2;
-    pub const ALLOW: i8 = 3;
-}
-
-/// Kafka's `AclOperation` codes (also the bit positions of KIP-430's
-/// authorized-operations bitfield).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[repr(i8)]
-pub enum AclOperation {
-    Unknown = 0,
-    Any = 1,
-    All = 2,
-    Read = 3,
-    Write = 4,
-    Create = 5,
-    Delete = 6,
-    Alter = 7,
-    Describe = 8,
-    ClusterAction = 9,
-    DescribeConfigs = 10,
-    AlterConfigs = 11,
-    IdempotentWrite = 12,
-    CreateTokens = 13,
-    DescribeTokens = 14,
-}
-
-impl AclOperation {
-    pub fn from_code(code: i8) -> AclOperation {
-        use AclOperation::*;
-        match code {
-            1 => Any,
-            2 => All,
-            3 => Read,
-            4 => Write,
-            5 => Create,
-            6 => Delete,
-            7 => Alter,
-            8 => Describe,
-            9 => ClusterAction,
-            10 => DescribeConfigs,
-            11 => AlterConfigs,
-            12 => IdempotentWrite,
-            13 => CreateTokens,
-            14 => DescribeTokens,
-            _ => Unknown,
+/// Whether an ALLOW entry for `acl_op` grants `op`: the operation itself,
+/// ALL, and Kafka's implications (READ, WRITE, DELETE, ALTER imply
+/// DESCRIBE; ALTER_CONFIGS implies DESCRIBE_CONFIGS).
+fn granted_by(op: AclOperation, acl_op: AclOperation) -> bool {
+    use AclOperation::*;
+    acl_op == op
+        || acl_op == All
+        || match op {
+            Describe => matches!(acl_op, Read | Write | Delete | Alter),
+            DescribeConfigs => acl_op == AlterConfigs,
+            _ => false,
         }
-    }
-
-    pub fn code(self) -> i8 {
-        self as i8
-    }
-
-    /// Kafka's name (`READ`, `DESCRIBE_CONFIGS`, ...), as logged and as
-    /// kafka-acls.sh spells it.
-    pub fn name(self) -> &'static str {
-        use AclOperation::*;
-        match self {
-            Unknown => "UNKNOWN",
-            Any => "ANY",
-            All => "ALL",
-            Read => "READ",
-            Write => "WRITE",
-            Create => "CREATE",
-            Delete => "DELETE",
-            Alter => "ALTER",
-            Describe => "DESCRIBE",
-            ClusterAction => "CLUSTER_ACTION",
-            DescribeConfigs => "DESCRIBE_CONFIGS",
-            AlterConfigs => "ALTER_CONFIGS",
-            IdempotentWrite => "IDEMPOTENT_WRITE",
-            CreateTokens => "CREATE_TOKENS",
-            DescribeTokens => "DESCRIBE_TOKENS",
-        }
-    }
-
-    /// The ALLOW entries' operations that grant `self`: itself, ALL, and
-    /// Kafka's implications (READ, WRITE, DELETE, ALTER imply DESCRIBE;
-    /// ALTER_CONFIGS implies DESCRIBE_CONFIGS).
-    fn granted_by(self, acl_op: AclOperation) -> bool {
-        use AclOperation::*;
-        acl_op == self
-            || acl_op == All
-            || match self {
-                Describe => matches!(acl_op, Read | Write | Delete | Alter),
-                DescribeConfigs => acl_op == AlterConfigs,
-                _ => false,
-            }
-    }
 }
-
-/// The name of the one CLUSTER resource (Kafka's `CLUSTER_NAME`).
-pub const CLUSTER_NAME: &str = "kafka-cluster";
-
-/// Kafka's wildcard resource name (`ResourcePattern.WILDCARD_RESOURCE`)
-/// and wildcard host.
-pub const WILDCARD: &str = "*";
 
 /// One ACL: a resource pattern and an access control entry, as the
 /// AccessControlEntryRecord stores it. `principal` is `Type:name`
@@ -327,7 +224,7 @@ pub fn authorize<'a>(
         let acl_op = AclOperation::from_code(b.operation);
         match b.permission_type {
             permission_type::DENY if acl_op == op || acl_op == AclOperation::All => return false,
-            permission_type::ALLOW if op.granted_by(acl_op) => allowed = true,
+            permission_type::ALLOW if granted_by(op, acl_op) => allowed = true,
             _ => {}
         }
     }

@@ -97,7 +97,7 @@ impl AclSpec {
                 .map(|t| (resource_type::TRANSACTIONAL_ID, t.clone())),
         );
         if self.cluster {
-            out.push((resource_type::CLUSTER, "kafka-cluster".to_string()));
+            out.push((resource_type::CLUSTER, acl::CLUSTER_NAME.to_string()));
         }
         out
     }
