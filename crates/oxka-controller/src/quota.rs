@@ -109,20 +109,68 @@ pub struct QuotaTags {
 }
 
 /// Every entity's quotas (Kafka's ClientQuotasImage).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClientQuotas(BTreeMap<ClientQuotaEntity, BTreeMap<String, f64>>);
+#[derive(Debug, Clone, Default)]
+pub struct ClientQuotas {
+    entities: BTreeMap<ClientQuotaEntity, BTreeMap<String, f64>>,
+    /// Per key, which of the eight precedence levels any entity sets it
+    /// at (bit i: level i + 1): a lookup visits only those, and a key set
+    /// nowhere costs one map probe.
+    levels: BTreeMap<String, u8>,
+}
+
+impl PartialEq for ClientQuotas {
+    fn eq(&self, other: &Self) -> bool {
+        self.entities == other.entities
+    }
+}
+
+/// The precedence level (0 = most specific) of an entity's shape.
+fn level(entity: &ClientQuotaEntity) -> Option<u8> {
+    use EntityName::{Default, Named};
+    Some(match (&entity.user, &entity.client_id) {
+        (Some(Named(_)), Some(Named(_))) => 0,
+        (Some(Named(_)), Some(Default)) => 1,
+        (Some(Named(_)), None) => 2,
+        (Some(Default), Some(Named(_))) => 3,
+        (Some(Default), Some(Default)) => 4,
+        (Some(Default), None) => 5,
+        (None, Some(Named(_))) => 6,
+        (None, Some(Default)) => 7,
+        (None, None) => return None,
+    })
+}
 
 impl ClientQuotas {
+    fn from_entities(entities: BTreeMap<ClientQuotaEntity, BTreeMap<String, f64>>) -> Self {
+        let mut q = ClientQuotas {
+            entities,
+            levels: BTreeMap::new(),
+        };
+        q.reindex();
+        q
+    }
+
+    fn reindex(&mut self) {
+        self.levels.clear();
+        for (entity, values) in &self.entities {
+            if let Some(l) = level(entity) {
+                for key in values.keys() {
+                    *self.levels.entry(key.clone()).or_default() |= 1 << l;
+                }
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entities.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ClientQuotaEntity, &BTreeMap<String, f64>)> {
-        self.0.iter()
+        self.entities.iter()
     }
 
     pub fn get(&self, entity: &ClientQuotaEntity) -> Option<&BTreeMap<String, f64>> {
-        self.0.get(entity)
+        self.entities.get(entity)
     }
 
     /// Folds in one ClientQuotaRecord: `None` removes the key; an entity
@@ -130,20 +178,22 @@ impl ClientQuotas {
     pub fn apply(&mut self, entity: &ClientQuotaEntity, key: &str, value: Option<f64>) {
         match value {
             Some(v) => {
-                self.0
+                self.entities
                     .entry(entity.clone())
                     .or_default()
                     .insert(key.to_string(), v);
             }
             None => {
-                if let Some(m) = self.0.get_mut(entity) {
+                if let Some(m) = self.entities.get_mut(entity) {
                     m.remove(key);
                     if m.is_empty() {
-                        self.0.remove(entity);
+                        self.entities.remove(entity);
                     }
                 }
             }
         }
+        // changes are rare (an admin's), lookups are per request
+        self.reindex();
     }
 
     /// The quota `key` for a connection of `user` (the principal's name)
@@ -158,57 +208,68 @@ impl ClientQuotas {
     /// 7. /config/clients/<client-id>
     /// 8. /config/clients/<default>
     pub fn quota_for(&self, user: &str, client_id: &str, key: &str) -> Option<(f64, QuotaTags)> {
-        if self.0.is_empty() {
-            return None;
-        }
+        let mask = *self.levels.get(key)?;
         use EntityName::{Default, Named};
-        let u = || Some(Named(user.to_string()));
-        let c = || Some(Named(client_id.to_string()));
-        // (entity, counts the user, counts the client id)
-        let levels: [(Option<EntityName>, Option<EntityName>, bool, bool); 8] = [
-            (u(), c(), true, true),
-            (u(), Some(Default), true, true),
-            (u(), None, true, false),
-            (Some(Default), c(), true, true),
-            (Some(Default), Some(Default), true, true),
-            (Some(Default), None, true, false),
-            (None, c(), false, true),
-            (None, Some(Default), false, true),
+        // level i: (user part, client part); whether the usage is counted
+        // per user and per client id follows from the parts
+        const SHAPES: [(Part, Part); 8] = [
+            (Part::Named, Part::Named),
+            (Part::Named, Part::Default),
+            (Part::Named, Part::Absent),
+            (Part::Default, Part::Named),
+            (Part::Default, Part::Default),
+            (Part::Default, Part::Absent),
+            (Part::Absent, Part::Named),
+            (Part::Absent, Part::Default),
         ];
-        levels
-            .into_iter()
-            .find_map(|(user_part, client_part, tu, tc)| {
-                let entity = ClientQuotaEntity {
-                    user: user_part,
-                    client_id: client_part,
-                };
-                let v = *self.0.get(&entity)?.get(key)?;
-                Some((
-                    v,
-                    QuotaTags {
-                        user: if tu { user.to_string() } else { String::new() },
-                        client_id: if tc {
-                            client_id.to_string()
-                        } else {
-                            String::new()
-                        },
-                    },
-                ))
-            })
+        let part = |p: Part, name: &str| match p {
+            Part::Named => Some(Named(name.to_string())),
+            Part::Default => Some(Default),
+            Part::Absent => None,
+        };
+        SHAPES.iter().enumerate().find_map(|(i, (up, cp))| {
+            if mask & (1 << i) == 0 {
+                return None;
+            }
+            let entity = ClientQuotaEntity {
+                user: part(*up, user),
+                client_id: part(*cp, client_id),
+            };
+            let v = *self.entities.get(&entity)?.get(key)?;
+            let tag = |p: Part, name: &str| match p {
+                Part::Absent => String::new(),
+                _ => name.to_string(),
+            };
+            Some((
+                v,
+                QuotaTags {
+                    user: tag(*up, user),
+                    client_id: tag(*cp, client_id),
+                },
+            ))
+        })
     }
+}
+
+/// An entity component's shape in the precedence levels.
+#[derive(Clone, Copy)]
+enum Part {
+    Named,
+    Default,
+    Absent,
 }
 
 /// As a list of (entity, values) pairs: JSON maps need string keys.
 impl Serialize for ClientQuotas {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter())
+        s.collect_seq(self.entities.iter())
     }
 }
 
 impl<'de> Deserialize<'de> for ClientQuotas {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let pairs: Vec<(ClientQuotaEntity, BTreeMap<String, f64>)> = Vec::deserialize(d)?;
-        Ok(ClientQuotas(pairs.into_iter().collect()))
+        Ok(ClientQuotas::from_entities(pairs.into_iter().collect()))
     }
 }
 
@@ -282,5 +343,11 @@ mod tests {
         let json = serde_json::to_string(&q).unwrap();
         let back: ClientQuotas = serde_json::from_str(&json).unwrap();
         assert_eq!(back, q);
+        // the lookup index is rebuilt with it
+        assert_eq!(
+            back.quota_for("anyone", "c", REQUEST_PERCENTAGE)
+                .map(|q| q.0),
+            Some(12.5)
+        );
     }
 }
