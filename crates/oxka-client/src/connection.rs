@@ -12,7 +12,7 @@
 //! opens a new one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, RwLock, RwLockReadGuard, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::frame::{write_frame, Frame, FrameBuf};
@@ -108,6 +108,32 @@ pub struct Connection {
     /// Broker-advertised (min, max) per api key.
     versions: HashMap<i16, (i16, i16)>,
     request_timeout: Duration,
+    /// SASL connections: the credentials and when to authenticate again.
+    reauth: Option<Reauthentication>,
+}
+
+/// KIP-368 on the client's side: when the broker gives the session a
+/// lifetime (SaslAuthenticate v1's `session_lifetime_ms`), the connection
+/// authenticates again before it ends, at a random point between 85% and
+/// 95% of it (Kafka's client rule, against clock drift and latency), on
+/// the first send after that point. Requests queued before are answered
+/// first (the broker serves a connection in order); later ones wait
+/// behind `gate` until the exchange is over.
+struct Reauthentication {
+    credentials: SaslCredentials,
+    /// Unix ms from which the next send re-authenticates; 0: never.
+    due_ms: AtomicI64,
+    gate: RwLock<()>,
+}
+
+/// When to re-authenticate a session of `lifetime_ms` begun at `now_ms`
+/// (0: the session does not expire).
+fn reauthentication_due(now_ms: i64, lifetime_ms: i64) -> i64 {
+    if lifetime_ms <= 0 {
+        return 0;
+    }
+    let share = 0.85 + 0.10 * rand::random::<f64>();
+    now_ms + (lifetime_ms as f64 * share) as i64
 }
 
 impl Connection {
@@ -188,11 +214,12 @@ impl Connection {
             dead,
             versions: HashMap::new(),
             request_timeout,
+            reauth: None,
         };
         let mut req = ApiVersionsRequest::default();
         req.client_software_name = StrBytes::from_static_str("oxka-client");
         req.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
-        let resp: ApiVersionsResponse = conn.send_at(req, 3).await?;
+        let resp: ApiVersionsResponse = conn.send_ungated(req, 3, request_timeout).await?;
         crate::error::check(resp.error_code, None, || format!("ApiVersions from {addr}"))?;
         conn.versions = resp
             .api_keys
@@ -200,23 +227,62 @@ impl Connection {
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
         if let Some(sasl) = &security.sasl {
-            conn.authenticate(sasl).await?;
+            let lifetime_ms = conn.authenticate(sasl).await?;
+            conn.reauth = Some(Reauthentication {
+                credentials: sasl.clone(),
+                due_ms: AtomicI64::new(reauthentication_due(crate::now_ms(), lifetime_ms)),
+                gate: RwLock::new(()),
+            });
         }
         Ok(conn)
     }
 
-    /// SaslHandshake v1 then SaslAuthenticate until the mechanism is done.
-    async fn authenticate(&self, sasl: &SaslCredentials) -> Result<()> {
+    /// Lets a request onto the wire: on a SASL connection whose session
+    /// is due for re-authentication, authenticates again first (KIP-368);
+    /// the guard keeps a re-authentication from starting until the
+    /// request is queued.
+    async fn admit(&self) -> Result<Option<RwLockReadGuard<'_, ()>>> {
+        let Some(r) = &self.reauth else {
+            return Ok(None);
+        };
+        let due = |r: &Reauthentication| {
+            let at = r.due_ms.load(Ordering::Acquire);
+            at > 0 && crate::now_ms() >= at
+        };
+        if due(r) {
+            let _exclusive = r.gate.write().await;
+            if due(r) {
+                match self.authenticate(&r.credentials).await {
+                    Ok(lifetime_ms) => r.due_ms.store(
+                        reauthentication_due(crate::now_ms(), lifetime_ms),
+                        Ordering::Release,
+                    ),
+                    Err(e) => {
+                        // Kafka's client closes a connection whose
+                        // re-authentication failed
+                        self.dead.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(Some(r.gate.read().await))
+    }
+
+    /// SaslHandshake v1 then SaslAuthenticate until the mechanism is done;
+    /// returns the session's lifetime the broker gave (0: none).
+    async fn authenticate(&self, sasl: &SaslCredentials) -> Result<i64> {
         let failed = |reason: String| Error::Authentication {
             addr: self.addr.clone(),
             reason,
         };
         let mechanism = sasl.mechanism.name();
         let hs = self
-            .send_at(
+            .send_ungated(
                 SaslHandshakeRequest::default()
                     .with_mechanism(StrBytes::from_static_str(mechanism)),
                 1,
+                self.request_timeout,
             )
             .await?;
         if hs.error_code != 0 {
@@ -226,11 +292,13 @@ impl Connection {
                 enabled.join(", ")
             )));
         }
-        let exchange = |token: Vec<u8>| async move {
+        let lifetime_ms = AtomicI64::new(0);
+        let exchange = |token: Vec<u8>| async {
             let r = self
-                .send_at(
+                .send_ungated(
                     SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
                     1,
+                    self.request_timeout,
                 )
                 .await?;
             if r.error_code != 0 {
@@ -240,12 +308,28 @@ impl Connection {
                         .unwrap_or_else(|| format!("error code {}", r.error_code)),
                 ));
             }
+            lifetime_ms.store(r.session_lifetime_ms, Ordering::Relaxed);
             Ok(r.auth_bytes)
         };
         match sasl.mechanism {
             SaslMechanism::Plain => {
                 let token = format!("\0{}\0{}", sasl.username, sasl.password);
                 exchange(token.into_bytes()).await?;
+            }
+            SaslMechanism::OAuthBearer => {
+                let login = sasl
+                    .oauthbearer
+                    .as_ref()
+                    .ok_or_else(|| failed("OAUTHBEARER without a token".into()))?;
+                let challenge =
+                    exchange(login.client_response(crate::now_ms().max(0) as u64)).await?;
+                if !challenge.is_empty() {
+                    // RFC 7628: the server's error (JSON); the client
+                    // answers \x01 and the broker fails the exchange
+                    let status = String::from_utf8_lossy(&challenge).into_owned();
+                    exchange(vec![1]).await?;
+                    return Err(failed(format!("the broker refused the token: {status}")));
+                }
             }
             SaslMechanism::Scram(m) => {
                 let mut client =
@@ -260,7 +344,7 @@ impl Connection {
                     .map_err(|e| failed(e.to_string()))?;
             }
         }
-        Ok(())
+        Ok(lifetime_ms.load(Ordering::Relaxed))
     }
 
     /// False once either I/O task has stopped.
@@ -311,8 +395,9 @@ impl Connection {
     ) -> Result<R::Response> {
         let key = api_key_of::<R>()?;
         let v = self.version_for(key)?;
+        let admitted = self.admit().await?;
         let (frame, cid) = self.encode(&req, key, v, shared)?;
-        self.exchange(key, v, frame, cid, self.request_timeout, turn)
+        self.exchange(key, v, frame, cid, self.request_timeout, (turn, admitted))
             .await
     }
 
@@ -321,6 +406,7 @@ impl Connection {
     pub async fn send_no_response<R: Request>(&self, req: R, shared: &[Bytes]) -> Result<()> {
         let key = api_key_of::<R>()?;
         let v = self.version_for(key)?;
+        let _admitted = self.admit().await?;
         let (frame, cid) = self.encode(&req, key, v, shared)?;
         self.tx
             .send(Outgoing {
@@ -394,6 +480,21 @@ impl Connection {
     }
 
     async fn send_at_with_timeout<R: Request>(
+        &self,
+        req: R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let admitted = self.admit().await?;
+        let key = api_key_of::<R>()?;
+        let (frame, cid) = self.encode(&req, key, version, &[])?;
+        self.exchange(key, version, frame, cid, timeout, admitted)
+            .await
+    }
+
+    /// A request outside the re-authentication gate: the connection's own
+    /// ApiVersions and SASL exchange.
+    async fn send_ungated<R: Request>(
         &self,
         req: R,
         version: i16,

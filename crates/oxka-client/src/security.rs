@@ -4,13 +4,14 @@
 //! `client.properties` works unchanged.
 //!
 //! Keystores and truststores are PEM (`ssl.*.type=PEM`, or unset with a
-//! PEM file). Mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; the user
+//! PEM file). Mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, whose user
 //! name and password come from `sasl.jaas.config` (Kafka's
 //! PlainLoginModule / ScramLoginModule) or librdkafka's `sasl.username` /
-//! `sasl.password`. Not done: hostname verification cannot be switched off
-//! (`ssl.endpoint.identification.algorithm` is always `https`), and a
-//! session is not re-authenticated (KIP-368): a broker with
-//! `connections.max.reauth.ms` closes it at expiry and the pool reconnects.
+//! `sasl.password`; OAUTHBEARER with unsecured tokens (`sasl/oauthbearer`:
+//! the OAuthBearerLoginModule's `unsecuredLogin*` options, or librdkafka's
+//! `sasl.oauthbearer.config`). Not done: hostname verification cannot be
+//! switched off (`ssl.endpoint.identification.algorithm` is always
+//! `https`).
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::sasl::scram::ScramMechanism;
 pub enum SaslMechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -34,6 +36,7 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.name(),
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -42,8 +45,12 @@ impl SaslMechanism {
 #[derive(Clone)]
 pub struct SaslCredentials {
     pub mechanism: SaslMechanism,
+    /// The user (PLAIN, SCRAM) or the tokens' principal (OAUTHBEARER).
     pub username: String,
+    /// Empty for OAUTHBEARER.
     pub password: String,
+    /// OAUTHBEARER: what each token says.
+    pub oauthbearer: Option<crate::sasl::oauthbearer::UnsecuredLogin>,
 }
 
 impl std::fmt::Debug for SaslCredentials {
@@ -192,12 +199,13 @@ fn sasl_credentials(cfg: &ClientConfig) -> Result<SaslCredentials> {
     let name = cfg.get("sasl.mechanism").unwrap_or("GSSAPI").trim();
     let mechanism = match name {
         "PLAIN" => SaslMechanism::Plain,
+        "OAUTHBEARER" => return oauthbearer_credentials(cfg),
         other => ScramMechanism::from_name(other)
             .map(SaslMechanism::Scram)
             .ok_or_else(|| {
                 cfg.bad(
                     "sasl.mechanism",
-                    "oxka-client speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512",
+                    "oxka-client speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER",
                 )
             })?,
     };
@@ -222,6 +230,7 @@ fn sasl_credentials(cfg: &ClientConfig) -> Result<SaslCredentials> {
             mechanism,
             username,
             password,
+            oauthbearer: None,
         }),
         _ => Err(Error::Config {
             key: "sasl.jaas.config".into(),
@@ -232,4 +241,41 @@ fn sasl_credentials(cfg: &ClientConfig) -> Result<SaslCredentials> {
             ),
         }),
     }
+}
+
+/// OAUTHBEARER with unsecured tokens: the first JAAS entry's
+/// `unsecuredLogin*` options (Kafka's OAuthBearerLoginModule), else
+/// librdkafka's `sasl.oauthbearer.config`.
+fn oauthbearer_credentials(cfg: &ClientConfig) -> Result<SaslCredentials> {
+    let bad = |key: &str, reason: String| Error::Config {
+        key: key.into(),
+        value: "(hidden)".into(),
+        reason,
+    };
+    let login = match (cfg.get("sasl.jaas.config"), cfg.get("sasl.oauthbearer.config")) {
+        (Some(j), _) => {
+            let entries = jaas::parse(j).map_err(|e| bad("sasl.jaas.config", e))?;
+            let options = entries.first().map(|e| e.options.clone()).unwrap_or_default();
+            crate::sasl::oauthbearer::UnsecuredLogin::from_jaas(&options)
+                .map_err(|e| bad("sasl.jaas.config", e))?
+        }
+        (None, Some(c)) => crate::sasl::oauthbearer::UnsecuredLogin::from_librdkafka(c)
+            .map_err(|e| bad("sasl.oauthbearer.config", e))?,
+        (None, None) => {
+            return Err(bad(
+                "sasl.jaas.config",
+                "OAUTHBEARER needs OAuthBearerLoginModule's unsecuredLoginStringClaim_sub (or sasl.oauthbearer.config principal=...)".into(),
+            ))
+        }
+    };
+    let username = login
+        .principal()
+        .map_err(|e| bad("sasl.jaas.config", e))?
+        .to_string();
+    Ok(SaslCredentials {
+        mechanism: SaslMechanism::OAuthBearer,
+        username,
+        password: String::new(),
+        oauthbearer: Some(login),
+    })
 }

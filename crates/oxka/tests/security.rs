@@ -425,3 +425,89 @@ fn cli_manages_scram_users_and_connects_with_them() {
     ]);
     assert!(!ok && err.contains("authentication"), "{err}");
 }
+
+/// oxka-client over SASL/OAUTHBEARER with unsecured tokens (Kafka's
+/// OAuthBearerLoginModule options, and librdkafka's
+/// `sasl.oauthbearer.config`), and KIP-368 on the client side: with
+/// `connections.max.reauth.ms` the broker closes a session that was not
+/// authenticated again in time; the client re-authenticates on its own, so
+/// one connection keeps serving across several session lifetimes.
+#[test]
+fn oxka_client_oauthbearer_and_reauthentication() {
+    use oxka_client::security::ClientSecurity;
+    use oxka_client::Connection;
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let sasl = format!("127.0.0.1:{}", ports[1]);
+    let listeners = format!(
+        "listeners=PLAINTEXT://127.0.0.1:{},SASL_PLAINTEXT://{sasl}",
+        ports[0]
+    );
+    let _broker = TestBroker::start_on(
+        ports[0],
+        &[
+            &listeners,
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=OAUTHBEARER",
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope=\"kafka\";",
+            "listener.name.sasl_plaintext.connections.max.reauth.ms=1000",
+        ],
+    );
+    let mut cfg = ClientConfig::with_bootstrap(&sasl);
+    cfg.set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .set(
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"alice\" unsecuredLoginListClaim_scope=\",kafka\";",
+        );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer = Producer::new(&cfg).unwrap();
+        producer
+            .send(ProducerRecord::new("sec-oauth").value("r0"))
+            .await
+            .unwrap();
+        producer.close().await.unwrap();
+
+        // one connection through at least three session lifetimes
+        let security = ClientSecurity::from_config(&cfg).unwrap();
+        let conn = Connection::connect_secure(
+            &sasl,
+            "reauth-test",
+            &security,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        let until = Instant::now() + Duration::from_millis(3500);
+        let mut served = 0;
+        while Instant::now() < until {
+            let r: kafka_protocol::messages::MetadataResponse = conn
+                .send(
+                    kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![])),
+                )
+                .await
+                .expect("served after the session's lifetime: re-authenticated");
+            assert!(!r.brokers.is_empty());
+            served += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(conn.is_alive() && served >= 10, "{served}");
+
+        // librdkafka's unsecured-token config; without the scope the
+        // broker's validator asks for, the token is refused
+        let mut rd = ClientConfig::with_bootstrap(&sasl);
+        rd.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "OAUTHBEARER")
+            .set("sasl.oauthbearer.config", "principal=bob")
+            .set("request.timeout.ms", "5000");
+        let err = Admin::new(&rd)
+            .unwrap()
+            .list_topics(false)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("scope"), "{err}");
+        rd.set("sasl.oauthbearer.config", "principal=bob scope=kafka");
+        Admin::new(&rd).unwrap().list_topics(false).await.unwrap();
+    });
+}

@@ -2,4 +2,5 @@
 //! SaslHandshake / SaslAuthenticate exchange).
 
 pub mod jaas;
+pub mod oauthbearer;
 pub mod scram;
