@@ -6,8 +6,9 @@
 //! here), the group coordinator and [`crate::group_lag`] (the same lag
 //! `/metrics` exports). What only other brokers know (their configs, the
 //! offsets of partitions they lead, records for the message browser) and
-//! every change the console makes go through this node's own Kafka
-//! listener with `oxka-client`, a client like any other: the actions run
+//! every change the console makes go through this node's inter-broker
+//! listener with `oxka-client` ([`crate::internal_client`]: the broker's
+//! security and principal), a client like any other: the actions run
 //! the very handlers and controller commands a Kafka admin client reaches
 //! (CreateTopics, CreatePartitions, IncrementalAlterConfigs, DeleteTopics,
 //! OffsetCommit), with their validation and errors, never a second copy.
@@ -23,8 +24,11 @@ use oxka_console::ConsoleSource;
 use oxka_log::TopicPartition;
 
 use crate::group_lag;
+use crate::internal_client;
 use crate::server::BrokerState;
 
+/// The console's clients' `client.id`.
+const CLIENT_ID: &str = "oxka-console";
 /// How long one console call may wait for other brokers.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The message browser reads at most this many bytes per partition fetch.
@@ -39,7 +43,7 @@ pub fn routes(state: Arc<BrokerState>) -> oxka_console::Router {
 
 pub struct BrokerConsole {
     state: Arc<BrokerState>,
-    /// The loopback admin client, built once this node has registered.
+    /// The internal admin client, built once this node has registered.
     admin: tokio::sync::Mutex<Option<Admin>>,
 }
 
@@ -75,25 +79,19 @@ impl BrokerConsole {
     }
 
     async fn admin(&self) -> Result<Admin, String> {
-        let mut a = self.admin.lock().await;
-        if a.is_none() {
-            *a = group_lag::loopback_admin(&self.state);
+        let mut cached = self.admin.lock().await;
+        if let Some(a) = cached.as_ref() {
+            return Ok(a.clone());
         }
-        a.clone()
-            .ok_or_else(|| "this node has not registered with the controller yet".to_string())
+        let a = internal_client::admin(&self.state, CLIENT_ID, CALL_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        *cached = Some(a.clone());
+        Ok(a)
     }
 
     fn client_config(&self) -> Result<ClientConfig, String> {
-        let bootstrap = group_lag::own_endpoint(&self.state)
-            .ok_or_else(|| "this node has not registered with the controller yet".to_string())?;
-        let mut cfg = ClientConfig::with_bootstrap(bootstrap);
-        cfg.set("client.id", "oxka-console");
-        cfg.set("request.timeout.ms", CALL_TIMEOUT.as_millis().to_string());
-        cfg.set(
-            "default.api.timeout.ms",
-            CALL_TIMEOUT.as_millis().to_string(),
-        );
-        Ok(cfg)
+        internal_client::client_config(&self.state, CLIENT_ID, CALL_TIMEOUT)
+            .map_err(|e| e.to_string())
     }
 
     async fn bounded<T>(

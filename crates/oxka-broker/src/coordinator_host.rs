@@ -183,7 +183,7 @@ impl MarkerChannel {
             node_id: config.node_id,
             controller,
             listener: config.inter_broker_listener.clone(),
-            security: config.inter_broker_security.clone(),
+            security: config.inter_broker_security(),
             connections: Arc::default(),
         }
     }

@@ -13,9 +13,9 @@
 //!
 //! Where it comes from: a partition led here is read from the replica
 //! manager (an atomic load); a partition led by another broker is asked of
-//! its leader with ListOffsets through `oxka-client` (the loopback admin
-//! client bootstrapped at this node's own inter-broker endpoint routes each
-//! partition to its leader), one request per leader at once, cached for
+//! its leader with ListOffsets through `oxka-client` (the internal admin
+//! client, `crate::internal_client`, bootstrapped at this node's own
+//! inter-broker endpoint, routes each partition to its leader), one request per leader at once, cached for
 //! [`END_OFFSET_TTL`], one refresh at a time, each bounded by
 //! [`LOOKUP_TIMEOUT`]; a partition whose leader does not answer has no end
 //! offset (and no lag) rather than a stale or invented one, and is not
@@ -190,7 +190,11 @@ impl EndOffsetCache {
             return out;
         }
         if admin.is_none() {
-            *admin = loopback_admin(state);
+            let client_id = format!("oxka-broker-{}", state.config.node_id);
+            match crate::internal_client::admin(state, &client_id, LOOKUP_TIMEOUT) {
+                Ok(a) => *admin = Some(a),
+                Err(e) => tracing::debug!(error = %e, "end offsets of other leaders unavailable"),
+            }
         }
         let Some(client) = admin.as_ref() else {
             return out;
@@ -279,43 +283,4 @@ impl EndOffsetCache {
             .cloned()
             .collect()
     }
-}
-
-/// An admin client bootstrapped at this node's own endpoint on the
-/// inter-broker listener (as registered in the metadata): the client finds
-/// each partition's leader from there. `None` before this node registered.
-pub(crate) fn loopback_admin(state: &BrokerState) -> Option<oxka_client::Admin> {
-    let bootstrap = own_endpoint(state)?;
-    let mut cfg = oxka_client::ClientConfig::with_bootstrap(bootstrap);
-    cfg.set("client.id", format!("oxka-broker-{}", state.config.node_id));
-    cfg.set("request.timeout.ms", LOOKUP_TIMEOUT.as_millis().to_string());
-    cfg.set(
-        "default.api.timeout.ms",
-        LOOKUP_TIMEOUT.as_millis().to_string(),
-    );
-    match oxka_client::Admin::new(&cfg) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot build the loopback admin client");
-            None
-        }
-    }
-}
-
-/// `host:port` of this node's inter-broker listener as registered (the
-/// address other brokers reach it on); a wildcard host becomes loopback.
-pub(crate) fn own_endpoint(state: &BrokerState) -> Option<String> {
-    let image = state.controller.image();
-    let me = image.brokers.get(&state.config.node_id)?;
-    let listener = state.config.value("inter.broker.listener.name");
-    let e = me.endpoint(listener.as_deref())?;
-    let host = match e.host.as_str() {
-        "" | "0.0.0.0" | "::" => "127.0.0.1",
-        h => h,
-    };
-    Some(if host.contains(':') {
-        format!("[{host}]:{}", e.port)
-    } else {
-        format!("{host}:{}", e.port)
-    })
 }

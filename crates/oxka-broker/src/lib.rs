@@ -16,6 +16,7 @@ pub mod coordinator_host;
 pub mod group_lag;
 pub mod handlers;
 pub mod http;
+pub mod internal_client;
 pub mod limits;
 pub mod memory;
 pub mod metadata;

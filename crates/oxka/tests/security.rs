@@ -264,10 +264,13 @@ fn oxka_client_over_tls_and_scram() {
 }
 
 /// Two brokers whose only client listener (named PLAINTEXT, mapped to
-/// SASL_SSL) is also the inter-broker one: the follower's replica fetcher
-/// has to speak TLS and SASL/PLAIN to join the ISR.
+/// SASL_SSL) is also the inter-broker one, with an authorizer whose only
+/// super user is the brokers' user: the follower's replica fetcher has to
+/// speak TLS and SASL/PLAIN to join the ISR, and the brokers' internal
+/// clients (consumer lag, the console's admin client and message
+/// browser) too, to reach the partitions the other broker leads.
 #[test]
-fn brokers_replicate_over_sasl_ssl() {
+fn brokers_replicate_and_serve_lag_over_sasl_ssl() {
     use common::cluster::TestCluster;
     use oxka_client::admin::NewTopic;
 
@@ -289,6 +292,9 @@ fn brokers_replicate_over_sasl_ssl() {
             "sasl.enabled.mechanisms=PLAIN",
             "sasl.mechanism.inter.broker.protocol=PLAIN",
             jaas,
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:admin",
+            "http.listeners=http://127.0.0.1:0",
         ],
     );
     let mut cfg = ClientConfig::with_bootstrap(cluster.bootstrap());
@@ -320,7 +326,6 @@ fn brokers_replicate_over_sasl_ssl() {
             .send(ProducerRecord::new("replicated").value("over TLS"))
             .await
             .unwrap();
-        producer.close().await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let t = admin.describe_topic("replicated").await.unwrap();
@@ -335,7 +340,77 @@ fn brokers_replicate_over_sasl_ssl() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+
+        // a group 3 records behind on each partition of a topic led by
+        // both brokers
+        admin
+            .create_topic(NewTopic::new("lagged", 2, 1))
+            .await
+            .unwrap();
+        let t = admin.describe_topic("lagged").await.unwrap();
+        let mut leaders: Vec<i32> = t.partitions.iter().map(|p| p.leader).collect();
+        leaders.sort();
+        assert_eq!(leaders, [1, 2], "{:?}", t.partitions);
+        for p in 0..2 {
+            for i in 0..4 {
+                producer
+                    .send(
+                        ProducerRecord::new("lagged")
+                            .partition(p)
+                            .value(format!("record-{p}-{i}")),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        producer.close().await.unwrap();
+        let committed = (0..2)
+            .map(|p| (TopicPartition::new("lagged", p), 1))
+            .collect();
+        admin
+            .alter_group_offsets("laggards", &committed)
+            .await
+            .unwrap();
     });
+    let lag_on = |id: i32, p: &str| -> Option<f64> {
+        let addr = cluster.node(id).http.clone()?;
+        let (_, _, body) = common::http::get(&addr, "/metrics", None);
+        body.lines().find_map(|l| {
+            let rest = l.strip_prefix("kafka_consumergroup_lag{")?;
+            let labels = rest.split('}').next()?;
+            (labels.contains("consumergroup=\"laggards\"")
+                && labels.contains("topic=\"lagged\"")
+                && labels.contains(&format!("partition=\"{p}\"")))
+            .then(|| l.rsplit(' ').next()?.parse().ok())?
+        })
+    };
+    // the coordinator computes both lags, one from the other leader
+    let coordinator = common::cluster::wait_for(Duration::from_secs(60), "the group's lag", || {
+        [1, 2]
+            .into_iter()
+            .find(|id| lag_on(*id, "0") == Some(3.0) && lag_on(*id, "1") == Some(3.0))
+    });
+    let console = cluster.node(coordinator).http.clone().expect("HTTP");
+    let (status, _, page) = common::http::get(&console, "/groups/laggards", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"total-lag\">6<"), "{page}");
+    // the message browser reads both partitions through the internal
+    // consumer, on either node
+    for id in [1, 2] {
+        let addr = cluster.node(id).http.clone().expect("HTTP");
+        let (status, _, page) = common::http::get(
+            &addr,
+            "/topics/lagged?partition=all&from=offset&offset=0&limit=10",
+            None,
+        );
+        assert_eq!(status, 200);
+        for p in 0..2 {
+            assert!(
+                page.contains(&format!("record-{p}-3")),
+                "node {id}'s browser misses partition {p}: {page}"
+            );
+        }
+    }
 }
 
 /// `oxka users scram set|list|delete`, and every command's

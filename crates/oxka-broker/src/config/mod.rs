@@ -180,10 +180,13 @@ pub struct KafkaConfig {
     /// The listener brokers reach each other on (see
     /// [`security::inter_broker_listener`]).
     pub inter_broker_listener: Option<String>,
-    /// How this broker connects to the others (replica fetchers,
-    /// transaction markers): the inter-broker listener's protocol with its
-    /// TLS and SASL client settings (see [`security::inter_broker_security`]).
-    pub inter_broker_security: oxka_client::security::ClientSecurity,
+    /// How this broker connects to the inter-broker listeners (replica
+    /// fetchers, transaction markers, internal clients): the listener's
+    /// protocol with its TLS and SASL client settings (see
+    /// [`security::inter_broker_client`]). An error only on a node alone,
+    /// which never connects to another broker: its own internal clients
+    /// report it (a cluster's node refuses to start instead).
+    pub inter_broker_client: Result<security::InterBrokerClient, String>,
     /// `listener.name.<listener>.<key>` settings, by full key with the
     /// listener name lower-cased (Kafka's `ListenerName.configPrefix`).
     listener_overrides: BTreeMap<String, String>,
@@ -264,7 +267,7 @@ impl KafkaConfig {
             kraft: kraft::KraftConfig::default(),
             listener_protocols: BTreeMap::new(),
             inter_broker_listener: None,
-            inter_broker_security: Default::default(),
+            inter_broker_client: Ok(Default::default()),
             listener_overrides,
         };
         cfg.node_id = cfg.int("node.id")? as i32;
@@ -316,7 +319,16 @@ impl KafkaConfig {
             return Err(invalid("listeners", &listeners_value, "no client listener"));
         }
         cfg.inter_broker_listener = security::inter_broker_listener(&cfg)?;
-        cfg.inter_broker_security = security::inter_broker_security(&cfg)?;
+        cfg.inter_broker_client = match security::inter_broker_client(&cfg) {
+            Ok(c) => Ok(c),
+            Err(e) if !cfg.kraft.is_multi_node(cfg.node_id) => {
+                warnings.push(format!(
+                    "{e}: the console and the consumer lag cannot connect to this node"
+                ));
+                Err(e.to_string())
+            }
+            Err(e) => return Err(e),
+        };
         security::check(&cfg)?;
         // Topic defaults derived from broker values must themselves be valid.
         for t in TOPIC_CONFIGS {
@@ -343,6 +355,24 @@ impl KafkaConfig {
             .get(&listener.to_ascii_uppercase())
             .copied()
             .unwrap_or(security::SecurityProtocol::Plaintext)
+    }
+
+    /// TLS and SASL of connections to other brokers (replica fetchers,
+    /// transaction markers); plaintext on a node alone whose settings
+    /// are unusable (it has no other broker to reach).
+    pub fn inter_broker_security(&self) -> oxka_client::security::ClientSecurity {
+        self.inter_broker_client
+            .as_ref()
+            .map(|c| c.security.clone())
+            .unwrap_or_default()
+    }
+
+    /// The listener this node's inter-broker endpoint is registered
+    /// under: the inter-broker listener, else the first client listener.
+    pub fn inter_broker_endpoint_listener(&self) -> Option<&str> {
+        self.inter_broker_listener
+            .as_deref()
+            .or_else(|| self.listeners.first().map(|l| l.name.as_str()))
     }
 
     /// `listener.name.<listener>.<key>` when set, else the broker-wide

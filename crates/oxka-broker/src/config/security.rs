@@ -8,7 +8,8 @@
 //! served (`network/tls`, `network/sasl`). Per-listener settings are
 //! `listener.name.<listener>.<key>`, read before the unprefixed key.
 //!
-//! Brokers reach each other (replica fetchers, transaction markers) on the
+//! Brokers reach each other (replica fetchers, transaction markers, the
+//! console's and consumer lag's internal clients) on the
 //! inter-broker listener (`inter.broker.listener.name`, else the listener
 //! named as `security.inter.broker.protocol`) with its protocol: the
 //! listener's truststore (and keystore when it asks for client
@@ -166,28 +167,44 @@ pub fn inter_broker_listener(cfg: &KafkaConfig) -> Result<Option<String>, Config
         .map(|l| l.name.clone()))
 }
 
-/// The client side of the inter-broker listener: what the replica fetchers
-/// and the transaction markers connect with. Plaintext for a node alone
-/// (it never connects to another broker) and for a PLAINTEXT listener;
-/// otherwise built as a client config with Kafka's client keys from the
-/// listener's settings, so a missing truststore or user is refused at
-/// start-up, naming the key.
-pub fn inter_broker_security(
-    cfg: &KafkaConfig,
-) -> Result<oxka_client::security::ClientSecurity, ConfigError> {
-    let Some(listener) = &cfg.inter_broker_listener else {
+/// How this broker connects as a client to the inter-broker listener:
+/// Kafka's client keys for the listener's protocol, TLS trust (and
+/// keystore when it asks for client certificates) and SASL user, and the
+/// same parsed. Every connection a broker opens to a broker's Kafka
+/// listener uses it: replica fetchers, transaction markers, and the
+/// internal admin clients and consumers (`crate::internal_client`).
+#[derive(Clone, Default)]
+pub struct InterBrokerClient {
+    /// `security.protocol`, `ssl.*`, `sasl.mechanism`, `sasl.jaas.config`.
+    pub settings: oxka_client::ClientConfig,
+    /// `settings` parsed (certificates read once, at start-up).
+    pub security: oxka_client::security::ClientSecurity,
+}
+
+impl fmt::Debug for InterBrokerClient {
+    // the settings hold the SASL password: only the parsed side is shown
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InterBrokerClient")
+            .field("security", &self.security)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client side of the inter-broker listener (the first client
+/// listener when none is named, the endpoint other brokers then reach),
+/// built as a client config with Kafka's client keys from the listener's
+/// settings, so a missing truststore or user is named by its key.
+pub fn inter_broker_client(cfg: &KafkaConfig) -> Result<InterBrokerClient, ConfigError> {
+    let Some(listener) = cfg.inter_broker_endpoint_listener().map(str::to_string) else {
         return Ok(Default::default());
     };
-    let proto = cfg.listener_protocol(listener);
-    if proto == SecurityProtocol::Plaintext || !cfg.kraft.is_multi_node(cfg.node_id) {
-        return Ok(Default::default());
-    }
+    let proto = cfg.listener_protocol(&listener);
     let mut client = oxka_client::ClientConfig::new();
     client.set("security.protocol", proto.name());
     // only what the operator set: Kafka's JKS defaults are not the client's
     let mut copy = |key: &str| {
         let set = cfg
-            .listener_only(listener, key)
+            .listener_only(&listener, key)
             .or_else(|| cfg.is_explicit(key).then(|| cfg.value(key)).flatten());
         if let Some(v) = set.filter(|v| !v.trim().is_empty()) {
             client.set(key, v);
@@ -202,7 +219,7 @@ pub fn inter_broker_security(
             copy(key);
         }
         let client_auth = cfg
-            .listener_value(listener, "ssl.client.auth")
+            .listener_value(&listener, "ssl.client.auth")
             .unwrap_or_default();
         if !client_auth.eq_ignore_ascii_case("none") {
             for key in [
@@ -220,12 +237,16 @@ pub fn inter_broker_security(
     if proto.uses_sasl() {
         client.set("sasl.mechanism", mechanism.trim());
         let jaas_key = format!("{}.sasl.jaas.config", mechanism.trim().to_ascii_lowercase());
-        if let Some(j) = cfg.listener_only(listener, &jaas_key) {
+        if let Some(j) = cfg.listener_only(&listener, &jaas_key) {
             client.set("sasl.jaas.config", j);
         }
     }
-    oxka_client::security::ClientSecurity::from_config(&client).map_err(|e| match e {
-        oxka_client::Error::Config { key, reason, .. } => {
+    match oxka_client::security::ClientSecurity::from_config(&client) {
+        Ok(security) => Ok(InterBrokerClient {
+            settings: client,
+            security,
+        }),
+        Err(oxka_client::Error::Config { key, reason, .. }) => {
             let key = match key.as_str() {
                 "sasl.mechanism" => MECHANISM.to_string(),
                 "sasl.jaas.config" => format!(
@@ -235,14 +256,18 @@ pub fn inter_broker_security(
                 ),
                 _ => key,
             };
-            invalid(
+            Err(invalid(
                 &key,
                 "",
                 format!("the inter-broker listener {listener} ({proto}): {reason}"),
-            )
+            ))
         }
-        other => invalid("inter.broker.listener.name", listener, other.to_string()),
-    })
+        Err(other) => Err(invalid(
+            "inter.broker.listener.name",
+            &listener,
+            other.to_string(),
+        )),
+    }
 }
 
 /// Refuses the first setting that asks for protection oxka does not give
@@ -367,7 +392,10 @@ mod tests {
             .concat(),
         ))
         .unwrap();
-        let user = c.inter_broker_security.sasl.expect("SASL between brokers");
+        let user = c
+            .inter_broker_security()
+            .sasl
+            .expect("SASL between brokers");
         assert_eq!(
             (user.username.as_str(), user.password.as_str()),
             ("admin", "pw")

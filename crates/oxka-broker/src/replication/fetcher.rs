@@ -83,7 +83,7 @@ impl FetcherSettings {
                 int("replica.socket.timeout.ms", 30_000).clamp(1000, 600_000) as u64,
             ),
             listener: config.inter_broker_listener.clone().or(d.listener),
-            security: config.inter_broker_security.clone(),
+            security: config.inter_broker_security(),
         }
     }
 }
