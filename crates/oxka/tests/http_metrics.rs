@@ -3,59 +3,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::http::{get, http};
 use common::TestBroker;
-
-/// One HTTP/1.1 exchange on a fresh connection: (status, headers, body).
-fn http(addr: &str, request: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to the HTTP listener");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(request.as_bytes()).expect("send request");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (status, head.to_string(), body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-pub fn get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
-    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    http(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"),
-    )
-}
 
 fn http_broker(extra: &[&str]) -> TestBroker {
     let mut args = vec!["http.listeners=http://127.0.0.1:0"];
@@ -395,19 +347,37 @@ fn metrics_follow_what_clients_did() {
     let total_time = s
         .iter()
         .find(|x| {
-            x.metric == "kafka_network_requestmetrics_totaltimems"
+            x.metric == "oxka_network_requestmetrics_totaltimems"
                 && x.labels.get("request") == Some("Produce")
         })
         .expect("Produce's total time");
-    match &total_time.value {
-        prometheus_parse::Value::Histogram(buckets) => {
-            assert!(
-                buckets.last().is_some_and(|b| b.count >= 1.0),
-                "{buckets:?}"
-            )
-        }
+    let timed = match &total_time.value {
+        prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
         v => panic!("total time is {v:?}"),
-    }
+    };
+    assert!(timed >= 1.0);
+    // the JMX exporter's quantile gauges of the same times, and its count
+    let produce = |q: &str| {
+        value(
+            &s,
+            "kafka_network_requestmetrics_totaltimems",
+            &[("request", "Produce"), ("quantile", q)],
+        )
+    };
+    let quantiles: Vec<f64> = ["0.50", "0.75", "0.95", "0.98", "0.99", "0.999"]
+        .iter()
+        .map(|q| produce(q))
+        .collect();
+    assert!(quantiles[0] > 0.0, "{quantiles:?}");
+    assert!(quantiles.windows(2).all(|w| w[0] <= w[1]), "{quantiles:?}");
+    assert_eq!(
+        value(
+            &s,
+            "kafka_network_requestmetrics_totaltimems_count",
+            &[("request", "Produce")]
+        ),
+        timed
+    );
     assert_eq!(value(&s, "kafka_log_log_logendoffset", &p), N as f64);
     assert_eq!(value(&s, "kafka_log_log_logstartoffset", &p), 0.0);
     assert!(value(&s, "kafka_log_log_size", &p) >= bytes_in);
@@ -519,7 +489,9 @@ fn metrics_follow_what_clients_did() {
     }
     for expr in &exprs {
         let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
-        for w in words.filter(|w| w.starts_with("kafka_") || w.starts_with("process_")) {
+        for w in words.filter(|w| {
+            w.starts_with("kafka_") || w.starts_with("oxka_") || w.starts_with("process_")
+        }) {
             let family = w.strip_suffix("_bucket").unwrap_or(w);
             assert!(
                 served.contains(family) || body.contains(&format!("\n{w}")),

@@ -45,16 +45,20 @@ enum V {
 }
 
 struct Family {
-    name: &'static str,
+    name: std::borrow::Cow<'static, str>,
     help: &'static str,
     ty: MetricType,
     samples: Vec<(Labels, V)>,
 }
 
 impl Family {
-    fn new(name: &'static str, ty: MetricType, help: &'static str) -> Family {
+    fn new(
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        ty: MetricType,
+        help: &'static str,
+    ) -> Family {
         Family {
-            name,
+            name: name.into(),
             help,
             ty,
             samples: Vec::new(),
@@ -70,7 +74,7 @@ impl Family {
         if self.samples.is_empty() {
             return Ok(());
         }
-        let mut m = enc.encode_descriptor(self.name, self.help, None, self.ty)?;
+        let mut m = enc.encode_descriptor(&self.name, self.help, None, self.ty)?;
         for (labels, v) in &self.samples {
             if labels.is_empty() {
                 sample(&mut m, self.ty, *v)?;
@@ -140,6 +144,51 @@ impl HistogramFamily {
     }
 }
 
+/// A Yammer timer as the JMX exporter's Kafka rules export it: a gauge
+/// `<name>{quantile="0.99"}` per percentile attribute (here over the last
+/// minutes, [`oxka_log::latency::RecentQuantiles`]) and `<name>_count`,
+/// the observations since start. `_count` is untyped: a counter's
+/// samples would take `_total` in OpenMetrics, and these must keep the
+/// exporter's series names.
+struct TimerFamilies {
+    quantiles: Family,
+    count: Family,
+}
+
+impl TimerFamilies {
+    fn new(name: &'static str, help: &'static str) -> TimerFamilies {
+        TimerFamilies {
+            quantiles: Family::new(name, MetricType::Gauge, help),
+            count: Family::new(
+                format!("{name}_count"),
+                MetricType::Unknown,
+                "Observations since start (the timer's Count).",
+            ),
+        }
+    }
+
+    fn add(&mut self, labels: Labels, h: &super::Histogram, count: u64) {
+        let qs: Vec<f64> = oxka_log::latency::YAMMER_QUANTILES
+            .iter()
+            .map(|(q, _)| *q)
+            .collect();
+        for (v, (_, label)) in h
+            .recent_quantiles(&qs)
+            .into_iter()
+            .zip(oxka_log::latency::YAMMER_QUANTILES)
+        {
+            let mut l = labels.clone();
+            l.push(("quantile", label.to_string()));
+            self.quantiles.add(l, V::F(v));
+        }
+        self.count.add(labels, V::U(count));
+    }
+
+    fn into_families(self) -> [Family; 2] {
+        [self.quantiles, self.count]
+    }
+}
+
 fn l1(k: &'static str, v: impl Into<String>) -> Labels {
     vec![(k, v.into())]
 }
@@ -186,7 +235,7 @@ impl Scrape {
         ];
         defs.iter()
             .map(|(name, help, pick)| {
-                let mut f = Family::new(name, MetricType::Counter, help);
+                let mut f = Family::new(*name, MetricType::Counter, help);
                 f.add(Vec::new(), load(pick(stats.all_topics())));
                 for (topic, s) in &topics {
                     f.add(l1("topic", topic.clone()), load(pick(s.counters())));
@@ -208,21 +257,26 @@ impl Scrape {
             "Error codes in responses, NONE included, by API (RequestMetrics ErrorsPerSec); Produce and Fetch count one per partition.",
         );
         type Pick = fn(&ApiMetrics) -> &super::Histogram;
-        let stages: [(&'static str, &'static str, Pick); 6] = [
-            ("kafka_network_requestmetrics_requestqueuetimems", "Milliseconds a read request waited for a queued.max.requests slot (RequestQueueTimeMs).", |a| &a.request_queue_time),
-            ("kafka_network_requestmetrics_localtimems", "Milliseconds a request was worked on by its handler (LocalTimeMs).", |a| &a.local_time),
-            ("kafka_network_requestmetrics_remotetimems", "Milliseconds a request was parked: acks=all, long-poll fetch, group join (RemoteTimeMs).", |a| &a.remote_time),
-            ("kafka_network_requestmetrics_responsequeuetimems", "Milliseconds a response waited for the connection's writer (ResponseQueueTimeMs).", |a| &a.response_queue_time),
-            ("kafka_network_requestmetrics_responsesendtimems", "Milliseconds writing a response to the socket (ResponseSendTimeMs).", |a| &a.response_send_time),
-            ("kafka_network_requestmetrics_totaltimems", "Milliseconds from a request's last byte read to its response's last byte written (TotalTimeMs).", |a| &a.total_time),
+        // (Kafka's name, the histogram's, help, stage)
+        let stages: [(&'static str, &'static str, &'static str, Pick); 6] = [
+            ("kafka_network_requestmetrics_requestqueuetimems", "oxka_network_requestmetrics_requestqueuetimems", "Milliseconds a read request waited for a queued.max.requests slot (RequestQueueTimeMs).", |a| &a.request_queue_time),
+            ("kafka_network_requestmetrics_localtimems", "oxka_network_requestmetrics_localtimems", "Milliseconds a request was worked on by its handler (LocalTimeMs).", |a| &a.local_time),
+            ("kafka_network_requestmetrics_remotetimems", "oxka_network_requestmetrics_remotetimems", "Milliseconds a request was parked: acks=all, long-poll fetch, group join (RemoteTimeMs).", |a| &a.remote_time),
+            ("kafka_network_requestmetrics_responsequeuetimems", "oxka_network_requestmetrics_responsequeuetimems", "Milliseconds a response waited for the connection's writer (ResponseQueueTimeMs).", |a| &a.response_queue_time),
+            ("kafka_network_requestmetrics_responsesendtimems", "oxka_network_requestmetrics_responsesendtimems", "Milliseconds writing a response to the socket (ResponseSendTimeMs).", |a| &a.response_send_time),
+            ("kafka_network_requestmetrics_totaltimems", "oxka_network_requestmetrics_totaltimems", "Milliseconds from a request's last byte read to its response's last byte written (TotalTimeMs).", |a| &a.total_time),
         ];
         let mut hists: Vec<HistogramFamily> = stages
             .iter()
-            .map(|(name, help, _)| HistogramFamily {
+            .map(|(_, name, help, _)| HistogramFamily {
                 name,
                 help,
                 samples: Vec::new(),
             })
+            .collect();
+        let mut timers: Vec<TimerFamilies> = stages
+            .iter()
+            .map(|(name, _, help, _)| TimerFamilies::new(name, help))
             .collect();
         for (name, api) in m.requests.all() {
             for (v, c) in api.requests.iter().enumerate() {
@@ -249,12 +303,15 @@ impl Scrape {
             if api.total_time.snapshot().count == 0 {
                 continue;
             }
-            for (h, (_, _, pick)) in hists.iter_mut().zip(stages.iter()) {
-                h.samples
-                    .push((l1("request", name.clone()), pick(api).snapshot()));
+            for ((h, t), (_, _, _, pick)) in hists.iter_mut().zip(&mut timers).zip(stages.iter()) {
+                let snapshot = pick(api).snapshot();
+                t.add(l1("request", name.clone()), pick(api), snapshot.count);
+                h.samples.push((l1("request", name.clone()), snapshot));
             }
         }
-        (vec![requests, errors], hists)
+        let mut families = vec![requests, errors];
+        families.extend(timers.into_iter().flat_map(TimerFamilies::into_families));
+        (families, hists)
     }
 
     fn network_metrics(&self, m: &BrokerMetrics) -> Vec<Family> {
@@ -688,10 +745,19 @@ impl Collector for Scrape {
         for h in &hists {
             h.encode(&mut enc)?;
         }
+        const FLUSH_HELP: &str = "Milliseconds of each log flush (fsync of a partition's unsynced segments), this process (LogFlushStats LogFlushRateAndTimeMs).";
+        let flushes = &oxka_log::latency::LOG_FLUSH_TIME;
+        let snapshot = flushes.snapshot();
+        let mut timer =
+            TimerFamilies::new("kafka_log_logflushstats_logflushrateandtimems", FLUSH_HELP);
+        timer.add(Vec::new(), flushes, snapshot.count);
+        for f in timer.into_families() {
+            f.encode(&mut enc)?;
+        }
         HistogramFamily {
-            name: "kafka_log_logflushstats_logflushrateandtimems",
-            help: "Milliseconds of each log flush (fsync of a partition's unsynced segments), this process (LogFlushStats LogFlushRateAndTimeMs).",
-            samples: vec![(Vec::new(), oxka_log::latency::LOG_FLUSH_TIME.snapshot())],
+            name: "oxka_log_logflushstats_logflushrateandtimems",
+            help: FLUSH_HELP,
+            samples: vec![(Vec::new(), snapshot)],
         }
         .encode(&mut enc)?;
         // build info: an OpenMetrics info metric (`oxka_build_info 1` in

@@ -9,7 +9,8 @@
 //!   reached without a lookup: per-API handles sit in an array indexed by
 //!   API key ([`RequestMetrics`]), per-topic handles ([`TopicStats`]) in
 //!   each hosted [`crate::replica_manager::Partition`]. Recording takes no
-//!   lock and allocates nothing.
+//!   lock and allocates nothing (but once: an API's first request
+//!   allocates the windows of its recent quantiles).
 //! * Everything that is state (log sizes and offsets, partition and leader
 //!   counts, under-replicated partitions, the controller's view, groups and
 //!   their lag, the process) is read from the broker when `/metrics` is
@@ -341,22 +342,25 @@ impl RequestMetrics {
             return;
         };
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        m.request_queue_time
-            .observe(ms(t.dequeued.saturating_duration_since(t.received)));
-        let local_end = t.parked.unwrap_or(t.handled);
-        m.local_time
-            .observe(ms(local_end.saturating_duration_since(t.dequeued)));
-        m.remote_time.observe(ms(t
-            .parked
-            .map_or(Duration::ZERO, |p| t.handled.saturating_duration_since(p))));
         let picked = picked.unwrap_or(t.handled);
         let sent = sent.unwrap_or(picked);
+        // every stage is stamped with the request's end: no clock read here
+        m.request_queue_time
+            .observe_at(ms(t.dequeued.saturating_duration_since(t.received)), sent);
+        let local_end = t.parked.unwrap_or(t.handled);
+        m.local_time
+            .observe_at(ms(local_end.saturating_duration_since(t.dequeued)), sent);
+        m.remote_time.observe_at(
+            ms(t.parked
+                .map_or(Duration::ZERO, |p| t.handled.saturating_duration_since(p))),
+            sent,
+        );
         m.response_queue_time
-            .observe(ms(picked.saturating_duration_since(t.handled)));
+            .observe_at(ms(picked.saturating_duration_since(t.handled)), sent);
         m.response_send_time
-            .observe(ms(sent.saturating_duration_since(picked)));
+            .observe_at(ms(sent.saturating_duration_since(picked)), sent);
         m.total_time
-            .observe(ms(sent.saturating_duration_since(t.received)));
+            .observe_at(ms(sent.saturating_duration_since(t.received)), sent);
     }
 }
 
