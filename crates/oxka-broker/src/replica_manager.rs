@@ -182,6 +182,8 @@ pub struct IsrChange {
     pub isr: Vec<i32>,
     /// KIP-903: the broker epoch each member last fetched with.
     pub broker_epochs: Vec<i64>,
+    /// A follower leaves the ISR (else one joins it).
+    pub shrink: bool,
 }
 
 pub struct ReplicaManager {
@@ -206,12 +208,20 @@ pub struct ReplicaManager {
     roles_taken: AtomicBool,
     /// The broker epoch this incarnation registered with; -1 before.
     registered_epoch: AtomicI64,
+    /// When (`now_ms`) the controller last answered this broker's
+    /// heartbeat; -1 before the first answer (readiness).
+    heartbeat_answered_ms: AtomicI64,
     /// Per-topic BrokerTopicMetrics of the partitions hosted here.
     topic_stats: crate::metrics::BrokerTopicStats,
-    /// ISR changes proposed by partitions led here (IsrShrinksPerSec,
-    /// IsrExpandsPerSec).
+    /// ISR changes of partitions led here that the controller accepted
+    /// (IsrShrinksPerSec, IsrExpandsPerSec) or refused or did not answer
+    /// (FailedIsrUpdatesPerSec), counted where Kafka's Partition counts
+    /// them: on the AlterPartition answer. A shrink the controller makes
+    /// itself (fencing a broker) is no leader's and, as in Kafka, not
+    /// counted here.
     isr_shrinks: std::sync::atomic::AtomicU64,
     isr_expands: std::sync::atomic::AtomicU64,
+    isr_update_failures: std::sync::atomic::AtomicU64,
 }
 
 impl ReplicaManager {
@@ -240,9 +250,11 @@ impl ReplicaManager {
             roles_enabled: AtomicBool::new(true),
             roles_taken: AtomicBool::new(true),
             registered_epoch: AtomicI64::new(-1),
+            heartbeat_answered_ms: AtomicI64::new(-1),
             topic_stats: crate::metrics::BrokerTopicStats::new(true),
             isr_shrinks: Default::default(),
             isr_expands: Default::default(),
+            isr_update_failures: Default::default(),
         }
     }
 
@@ -256,12 +268,30 @@ impl ReplicaManager {
         &self.topic_stats
     }
 
-    /// (ISR shrinks, ISR expansions) proposed so far.
-    pub fn isr_changes_proposed(&self) -> (u64, u64) {
+    /// (ISR shrinks, ISR expansions, failed ISR updates) so far.
+    pub fn isr_change_counts(&self) -> (u64, u64, u64) {
         (
             self.isr_shrinks.load(Ordering::Relaxed),
             self.isr_expands.load(Ordering::Relaxed),
+            self.isr_update_failures.load(Ordering::Relaxed),
         )
+    }
+
+    /// The controller committed `change` (Kafka marks IsrShrinksPerSec or
+    /// IsrExpandsPerSec on that answer).
+    pub fn isr_change_accepted(&self, change: &IsrChange) {
+        let counter = if change.shrink {
+            &self.isr_shrinks
+        } else {
+            &self.isr_expands
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An AlterPartition failed for `change`: refused, or no answer
+    /// (FailedIsrUpdatesPerSec).
+    pub fn isr_change_failed(&self) {
+        self.isr_update_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Holds roles back until [`Self::maybe_enable_roles`] finds this
@@ -282,6 +312,18 @@ impl ReplicaManager {
     /// is never told NOT_COORDINATOR by a broker about to lead.
     pub fn roles_taken(&self) -> bool {
         self.roles_taken.load(Ordering::Acquire)
+    }
+
+    /// The controller answered a heartbeat of this broker just now.
+    pub fn heartbeat_answered(&self) {
+        self.heartbeat_answered_ms
+            .store(crate::server::now_ms(), Ordering::Release);
+    }
+
+    /// When the controller last answered a heartbeat (`now_ms`), if ever.
+    pub fn last_heartbeat_answer_ms(&self) -> Option<i64> {
+        let at = self.heartbeat_answered_ms.load(Ordering::Acquire);
+        (at >= 0).then_some(at)
     }
 
     /// The registration the lifecycle got (its broker epoch).
@@ -816,6 +858,7 @@ impl ReplicaManager {
                 partition_epoch: st.partition_epoch,
                 broker_epochs: st.broker_epochs(&isr),
                 isr,
+                shrink: false,
             })
         };
         if partition.maybe_increment_high_watermark(leo) {
@@ -823,7 +866,6 @@ impl ReplicaManager {
         }
         if let Some(change) = expand {
             tracing::info!(partition = %partition.tp, replica, isr = ?change.isr, "expanding the ISR");
-            self.isr_expands.fetch_add(1, Ordering::Relaxed);
             self.queue_isr_change(change);
         }
     }
@@ -845,11 +887,11 @@ impl ReplicaManager {
                     partition_epoch: st.partition_epoch,
                     broker_epochs: st.broker_epochs(&isr),
                     isr,
+                    shrink: true,
                 })
             };
             if let Some(change) = change {
                 tracing::info!(partition = %p.tp, isr = ?change.isr, "shrinking the ISR: a follower is out of sync");
-                self.isr_shrinks.fetch_add(1, Ordering::Relaxed);
                 self.queue_isr_change(change);
             }
         }

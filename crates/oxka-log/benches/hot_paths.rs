@@ -12,6 +12,9 @@
 //!   copying read: the bytes in user space) and `Log::read_region` of the
 //!   same batches (what a fetch does: find them, leave them in the file for
 //!   `sendfile`).
+//! - `latency_observe`: one observation into a request-time histogram
+//!   (its fixed buckets and its recent quantiles), what every request
+//!   stage costs the broker's metrics.
 //!
 //! ```sh
 //! cargo bench -p oxka-log --bench hot_paths            # all
@@ -158,12 +161,28 @@ fn fetch_read(c: &mut Criterion) {
     g.finish();
 }
 
+fn latency_observe(c: &mut Criterion) {
+    let h = oxka_log::latency::Histogram::new();
+    let at = Instant::now();
+    let mut g = c.benchmark_group("latency_observe");
+    g.throughput(Throughput::Elements(1));
+    let mut ms = 0.0;
+    g.bench_function("observe_at", |b| {
+        b.iter(|| {
+            ms = if ms > 100.0 { 0.01 } else { ms * 1.3 + 0.01 };
+            h.observe_at(black_box(ms), at)
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     validate,
     assign_offsets,
     append,
     index_lookup,
-    fetch_read
+    fetch_read,
+    latency_observe
 );
 criterion_main!(benches);

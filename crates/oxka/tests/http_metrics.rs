@@ -61,6 +61,47 @@ fn http_listener_off_and_default_port_taken() {
     }
 }
 
+/// A broker whose controller quorum is gone stops being ready once the
+/// controller has not answered its heartbeats for a session, and says so.
+#[test]
+fn readiness_fails_when_the_controller_quorum_is_gone() {
+    use common::cluster::{wait_for, TestCluster};
+    // node 1: the only controller; node 2: a broker
+    let mut c = TestCluster::start(
+        0,
+        1,
+        1,
+        &[
+            "broker.session.timeout.ms=3000",
+            "broker.heartbeat.interval.ms=200",
+            "http.listeners=http://127.0.0.1:0",
+        ],
+    );
+    let addr = c.node(2).http.clone().expect("the broker's HTTP listener");
+    let ready = |addr: &str| {
+        let (status, _, body) = get(addr, "/health/ready", None);
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (status, body)
+    };
+    let body = wait_for(Duration::from_secs(30), "the broker ready", || {
+        let (status, body) = ready(&addr);
+        (status == 200).then_some(body)
+    });
+    assert_eq!(body["checks"]["controller"]["ok"], true, "{body}");
+    c.kill9(1);
+    let body = wait_for(Duration::from_secs(30), "the broker not ready", || {
+        let (status, body) = ready(&addr);
+        (status == 503).then_some(body)
+    });
+    assert_eq!(body["status"], "not ready", "{body}");
+    assert_eq!(body["checks"]["controller"]["ok"], false, "{body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("heartbeats"), "{body}");
+    // still live: only not ready
+    let (status, _, _) = get(&addr, "/health/live", None);
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn limits_bound_connections_and_bodies() {
     let b = http_broker(&["http.max.connections=4", "http.request.max.bytes=1024"]);
@@ -420,6 +461,19 @@ fn metrics_follow_what_clients_did() {
             &[("listener", "PLAINTEXT")]
         ) >= 1.0
     );
+    // the runtime workers' idle share stands for both of Kafka's pools
+    let idle = unlabelled(
+        &s,
+        "kafka_network_socketserver_networkprocessoravgidle_percent",
+    );
+    assert!((0.0..=1.0).contains(&idle), "{idle}");
+    assert_eq!(
+        unlabelled(
+            &s,
+            "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent"
+        ),
+        idle
+    );
     assert!(unlabelled(&s, "process_resident_memory_bytes") > 0.0);
     assert!(unlabelled(&s, "process_open_fds") > 0.0);
     assert_eq!(unlabelled(&s, "kafka_server_kafkaserver_brokerstate"), 3.0);
@@ -543,8 +597,10 @@ fn instrumentation_off_leaves_counters_at_zero() {
 #[test]
 fn under_replicated_partitions_when_a_follower_dies() {
     use common::cluster::{wait_for, TestCluster};
+    // the dead follower leaves the ISRs through its leaders' AlterPartition
+    // (lag 2 s) long before the controller would fence it (30 s)
     let extra = [
-        "broker.session.timeout.ms=2000",
+        "broker.session.timeout.ms=30000",
         "broker.heartbeat.interval.ms=200",
         "replica.lag.time.max.ms=2000",
         "replica.fetch.wait.max.ms=200",
@@ -608,11 +664,21 @@ fn under_replicated_partitions_when_a_follower_dies() {
             (total > 0.0).then_some(())
         },
     );
+    // counted by the leaders once the controller accepted them, as Kafka
+    // counts IsrShrinksPerSec
+    wait_for(Duration::from_secs(30), "ISR shrinks counted", || {
+        let shrinks: f64 = [1, 2]
+            .iter()
+            .map(|id| {
+                let s = scrape(c.node(*id).http.as_deref().expect("HTTP"));
+                unlabelled(&s, "kafka_server_replicamanager_isrshrinks_total")
+            })
+            .sum();
+        (shrinks >= 1.0).then_some(())
+    });
     let addr = c.node(1).http.clone().expect("HTTP listener");
     let s = scrape(&addr);
-    // the shrink may be the leader's (IsrShrinks) or the controller's, when
-    // it fences the dead broker first: only the series is certain
-    unlabelled(&s, "kafka_server_replicamanager_isrshrinks_total");
+    unlabelled(&s, "kafka_server_replicamanager_failedisrupdates_total");
     assert!(unlabelled(&s, "kafka_server_replicamanager_partitioncount") >= 3.0);
 }
 

@@ -5,8 +5,9 @@
 //! is recovering logs would only start the recovery again). Ready: it may
 //! take client traffic: its Kafka listeners accept, its logs are recovered,
 //! its metadata has caught up with the committed metadata log, it is
-//! registered and unfenced, and every partition the metadata says it leads
-//! is led here (none offline on this node). Not ready is 503; both answer
+//! registered and unfenced, the controller answered its last heartbeat
+//! within `broker.session.timeout.ms`, and every partition the metadata
+//! says it leads is led here (none offline on this node). Not ready is 503; both answer
 //! JSON that says which check failed and why.
 
 use std::time::Duration;
@@ -88,6 +89,25 @@ fn readiness(ctx: &HttpContext) -> (bool, Value) {
         });
     }
 
+    // a broker the controller no longer hears from is fenced by now (or
+    // will be), and cannot know its metadata is current
+    let session_ms = state.config.kraft.session_timeout_ms as i64;
+    let heartbeat_age_ms = state
+        .replica_manager
+        .last_heartbeat_answer_ms()
+        .map(|at| (crate::server::now_ms() - at).max(0));
+    let controller_reachable =
+        !state.config.kraft.broker || heartbeat_age_ms.is_some_and(|age| age <= session_ms);
+    if !controller_reachable {
+        reasons.push(match heartbeat_age_ms {
+            None => "the controller has not answered a heartbeat of this broker yet".to_string(),
+            Some(age) => format!(
+                "the controller has not answered this broker's heartbeats for {:.1} s (broker.session.timeout.ms is {session_ms}): the metadata quorum is unreachable or has no leader, and the broker is fenced or about to be",
+                age as f64 / 1000.0
+            ),
+        });
+    }
+
     let mut not_led = Vec::new();
     let mut not_led_count = 0usize;
     for topic in image.topics.values() {
@@ -129,6 +149,10 @@ fn readiness(ctx: &HttpContext) -> (bool, Value) {
                 "committed_offset": committed,
             },
             "registration": { "ok": unfenced },
+            "controller": {
+                "ok": controller_reachable,
+                "last_heartbeat_answer_ms_ago": heartbeat_age_ms,
+            },
             "partitions": {
                 "ok": not_led_count == 0,
                 "offline_led_here": not_led_count,

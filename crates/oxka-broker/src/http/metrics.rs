@@ -51,6 +51,7 @@ async fn metrics(State(ctx): State<HttpContext>, headers: HeaderMap) -> Response
         serving: ctx.is_serving(),
         state: ctx.state.clone(),
         lags,
+        runtime: Some(tokio::runtime::Handle::current().metrics()),
     };
     let openmetrics = wants_openmetrics(&headers);
     let rendered = tokio::task::spawn_blocking(move || {

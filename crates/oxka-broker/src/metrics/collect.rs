@@ -28,6 +28,8 @@ pub struct Scrape {
     /// The Kafka listeners accept (Kafka's BrokerState RUNNING).
     pub serving: bool,
     pub lags: Vec<GroupLag>,
+    /// The runtime the broker serves on (its workers' busy time).
+    pub runtime: Option<tokio::runtime::RuntimeMetrics>,
 }
 
 impl std::fmt::Debug for Scrape {
@@ -348,21 +350,44 @@ impl Scrape {
             Vec::new(),
             V::I(m.network.request_queue_size.load(Ordering::Relaxed).max(0)),
         );
-        let mut idle = Family::new(
+        let idle_share = self
+            .runtime
+            .as_ref()
+            .map(|r| V::F(m.runtime_idle.share(r, std::time::Instant::now())));
+        let mut handler_idle = Family::new(
             "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent",
             MetricType::Gauge,
-            "Share of queued.max.requests slots free at scrape time, 0 to 1 (oxka has no handler threads; the nearest thing to RequestHandlerAvgIdlePercent).",
+            "Share (0 to 1) of the last minute the runtime's worker threads were idle; oxka handles requests as tasks on them (RequestHandlerAvgIdlePercent's nearest measure).",
         );
-        idle.add(
-            Vec::new(),
-            V::F(slots.available_permits().min(max) as f64 / max as f64),
+        let mut network_idle = Family::new(
+            "kafka_network_socketserver_networkprocessoravgidle_percent",
+            MetricType::Gauge,
+            "Share (0 to 1) of the last minute the runtime's worker threads were idle; oxka serves sockets as tasks on them (NetworkProcessorAvgIdlePercent's nearest measure).",
         );
-        vec![count, created, closed, queue, idle]
+        if let Some(v) = idle_share {
+            handler_idle.add(Vec::new(), v);
+            network_idle.add(Vec::new(), v);
+        }
+        let mut free_slots = Family::new(
+            "oxka_network_request_slots_available",
+            MetricType::Gauge,
+            "queued.max.requests slots free: requests that may start now.",
+        );
+        free_slots.add(Vec::new(), V::U(slots.available_permits().min(max) as u64));
+        vec![
+            count,
+            created,
+            closed,
+            queue,
+            handler_idle,
+            network_idle,
+            free_slots,
+        ]
     }
 
     fn log_and_replica_metrics(&self) -> Vec<Family> {
         let rm = &self.state.replica_manager;
-        let (shrinks, expands) = rm.isr_changes_proposed();
+        let (shrinks, expands, failed_isr_updates) = rm.isr_change_counts();
         let image = self.state.controller.image();
         let mut size = Family::new(
             "kafka_log_log_size",
@@ -449,8 +474,9 @@ impl Scrape {
             gauge("kafka_server_replicamanager_underminisrpartitioncount", "Partitions led here with fewer in-sync replicas than min.insync.replicas (ReplicaManager UnderMinIsrPartitionCount).", under_min),
             gauge("kafka_server_replicamanager_atminisrpartitioncount", "Partitions led here with exactly min.insync.replicas in-sync replicas (ReplicaManager AtMinIsrPartitionCount).", at_min),
             gauge("kafka_server_replicamanager_offlinereplicacount", "Partitions hosted here that have no leader (ReplicaManager OfflineReplicaCount).", offline),
-            counter("kafka_server_replicamanager_isrshrinks", "ISR shrinks proposed by partitions led here (ReplicaManager IsrShrinksPerSec).", shrinks),
-            counter("kafka_server_replicamanager_isrexpands", "ISR expansions proposed by partitions led here (ReplicaManager IsrExpandsPerSec).", expands),
+            counter("kafka_server_replicamanager_isrshrinks", "ISR shrinks of partitions led here that the controller accepted (ReplicaManager IsrShrinksPerSec).", shrinks),
+            counter("kafka_server_replicamanager_isrexpands", "ISR expansions of partitions led here that the controller accepted (ReplicaManager IsrExpandsPerSec).", expands),
+            counter("kafka_server_replicamanager_failedisrupdates", "ISR changes of partitions led here the controller refused or did not answer (ReplicaManager FailedIsrUpdatesPerSec).", failed_isr_updates),
         ]
     }
 

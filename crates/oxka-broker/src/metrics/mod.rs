@@ -430,6 +430,76 @@ pub struct BrokerMetrics {
     /// The log cleaner, once started (its totals are read at scrape time).
     pub cleaner: std::sync::OnceLock<Arc<oxka_log::cleaner::LogCleaner>>,
     pub started: std::time::SystemTime,
+    /// The runtime's idle share, for the idle-percent gauges.
+    pub runtime_idle: RuntimeIdle,
+}
+
+/// How much of the last minute the tokio runtime's worker threads spent
+/// parked with nothing to run: oxka's stand-in for Kafka's
+/// NetworkProcessorAvgIdlePercent and RequestHandlerAvgIdlePercent. Kafka
+/// has a pool of network threads and one of request handler threads and
+/// reports each one's idle share; oxka runs sockets, requests and
+/// handlers as tasks on one pool of workers, so both gauges report that
+/// pool's. Time in the blocking pool (file deletion, metadata commits)
+/// is not in it.
+///
+/// Sampled at scrapes, not on the request path: each scrape notes the
+/// workers' total busy time (at most one note a second, the last 60 s
+/// kept) and the share is taken against the oldest note of the last
+/// minute, or against the broker's start at the first scrape.
+#[derive(Debug)]
+pub struct RuntimeIdle {
+    started: Instant,
+    /// (when, the workers' summed busy time then), oldest first.
+    samples: parking_lot::Mutex<std::collections::VecDeque<(Instant, Duration)>>,
+}
+
+/// How far back the idle share looks.
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
+
+impl RuntimeIdle {
+    fn new() -> RuntimeIdle {
+        RuntimeIdle {
+            started: Instant::now(),
+            samples: Default::default(),
+        }
+    }
+
+    /// The idle share (0 to 1) of `runtime`'s workers over the last
+    /// minute, as of `now`.
+    pub fn share(&self, runtime: &tokio::runtime::RuntimeMetrics, now: Instant) -> f64 {
+        let workers = runtime.num_workers();
+        let busy: Duration = (0..workers)
+            .map(|w| runtime.worker_total_busy_duration(w))
+            .sum();
+        self.share_of(workers, busy, now)
+    }
+
+    fn share_of(&self, workers: usize, busy: Duration, now: Instant) -> f64 {
+        let mut samples = self.samples.lock();
+        while samples
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > IDLE_WINDOW)
+        {
+            samples.pop_front();
+        }
+        let (since, busy_then) = samples
+            .front()
+            .copied()
+            .unwrap_or((self.started, Duration::ZERO));
+        if samples
+            .back()
+            .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= Duration::from_secs(1))
+        {
+            samples.push_back((now, busy));
+        }
+        let capacity = now.saturating_duration_since(since).as_secs_f64() * workers as f64;
+        if capacity <= 0.0 {
+            return 1.0;
+        }
+        let used = busy.saturating_sub(busy_then).as_secs_f64();
+        (1.0 - used / capacity).clamp(0.0, 1.0)
+    }
 }
 
 impl BrokerMetrics {
@@ -444,6 +514,7 @@ impl BrokerMetrics {
             },
             cleaner: std::sync::OnceLock::new(),
             started: std::time::SystemTime::now(),
+            runtime_idle: RuntimeIdle::new(),
         }
     }
 
@@ -458,6 +529,30 @@ impl BrokerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_share_looks_back_a_minute() {
+        let idle = RuntimeIdle::new();
+        let t0 = idle.started;
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        // 2 workers, 10 s: 5 s busy in all is a quarter of their time
+        assert_eq!(idle.share_of(2, Duration::from_secs(5), s(10)), 0.75);
+        // from that note on: 20 s more, 20 s busy more: half
+        assert_eq!(idle.share_of(2, Duration::from_secs(25), s(30)), 0.5);
+        // a scrape within the second adds no note
+        idle.share_of(
+            2,
+            Duration::from_secs(25),
+            s(30) + Duration::from_millis(10),
+        );
+        assert_eq!(idle.samples.lock().len(), 2);
+        // at 90 s the note of 10 s is past the minute: from the one at
+        // 30 s, 120 s busy of 120: no idle time
+        assert_eq!(idle.share_of(2, Duration::from_secs(145), s(90)), 0.0);
+        // at 100 s, from the note at 90 s: nothing busy since
+        assert_eq!(idle.share_of(2, Duration::from_secs(145), s(100)), 1.0);
+        assert_eq!(idle.samples.lock().len(), 2);
+    }
 
     #[test]
     fn topic_updates_reach_the_all_topics_counters() {

@@ -106,6 +106,7 @@ impl BrokerLifecycle {
             .submit(cmd, self.interval.max(Duration::from_secs(2)))
         {
             Ok(CommandOutcome::Heartbeat { fenced, shut_down }) => {
+                self.replica_manager.heartbeat_answered();
                 let was = self.fenced.swap(fenced, Ordering::AcqRel);
                 if was && !fenced {
                     tracing::info!("unfenced: serving as a broker of the cluster");

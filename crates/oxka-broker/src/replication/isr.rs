@@ -65,7 +65,11 @@ fn send(rm: &ReplicaManager, controller: &Controller, changes: Vec<IsrChange>) {
     match controller.submit(cmd, Duration::from_secs(10)) {
         Ok(CommandOutcome::Partitions(results)) => {
             for (c, r) in changes.into_iter().zip(results) {
-                let Err(e) = r else { continue };
+                let Err(e) = r else {
+                    rm.isr_change_accepted(&c);
+                    continue;
+                };
+                rm.isr_change_failed();
                 let code = ResponseError::try_from_code(e.code);
                 tracing::info!(partition = %c.tp, isr = ?c.isr, error = ?code, message = %e.message, "ISR change refused");
                 match code {
@@ -82,6 +86,7 @@ fn send(rm: &ReplicaManager, controller: &Controller, changes: Vec<IsrChange>) {
             tracing::warn!(error = %e.message, "AlterPartition failed; asking again");
             std::thread::sleep(Duration::from_millis(500));
             for c in changes {
+                rm.isr_change_failed();
                 rm.retry_isr_change(c);
             }
         }
