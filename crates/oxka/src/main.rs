@@ -50,6 +50,8 @@ enum Command {
     Cluster(cli::cluster::ClusterArgs),
     /// Load tests: produce, consume and end-to-end latency (Kafka's perf-test flags and output).
     Perf(cli::perf::PerfArgs),
+    /// Throughput per topic and lag per group, refreshed in the terminal (--once: one view).
+    Top(cli::top::TopArgs),
     /// Check a cluster's guarantees: a workload, optional faults in a local cluster, then a check of what the clients saw.
     Verify(cli::verify::VerifyArgs),
 }
@@ -70,6 +72,7 @@ fn main() {
         Command::Acls(a) => cli::run(cli::acls::run(a)),
         Command::Perf(a) => cli::run(cli::perf::run(a)),
         Command::Verify(a) => cli::run(cli::verify::run(a)),
+        Command::Top(a) => cli::run(cli::top::run(a)),
     };
     std::process::exit(code);
 }

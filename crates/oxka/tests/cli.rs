@@ -195,6 +195,33 @@ fn group_lag_and_reset_offsets() {
     assert_eq!(g["partitions"][0]["current_offset"], 600);
     assert_eq!(g["partitions"][0]["log_end_offset"], 1000);
     assert_eq!(g["partitions"][0]["lag"], 400);
+    // `oxka top` shows the same lag, and the topic's end offsets
+    let top = json(&oxka(
+        &b,
+        &["top", "--once", "--interval", "0.2", "--output", "json"],
+    ));
+    let row = top["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .find(|t| t["topic"] == topic.as_str())
+        .unwrap_or_else(|| panic!("{topic} in {top}"))
+        .clone();
+    assert_eq!(row["end_offsets"], 1000, "{top}");
+    assert_eq!(row["partitions"], 1, "{top}");
+    let row = top["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == group.as_str())
+        .unwrap_or_else(|| panic!("{group} in {top}"))
+        .clone();
+    assert_eq!(row["lag"], 400, "{top}");
+    let text = ok(&oxka(&b, &["top", "--once", "--interval", "0.2"]));
+    assert!(
+        text.contains("MSG/S") && text.contains(&group) && text.contains("400"),
+        "{text}"
+    );
     let table = ok(&oxka(&b, &["groups", "describe", &group]));
     assert!(
         table.contains("LOG-END-OFFSET") && table.contains("400"),

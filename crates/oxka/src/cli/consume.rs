@@ -10,7 +10,7 @@ use oxka_client::admin::OffsetSpec;
 use oxka_client::{Consumer, ConsumerRecord, TopicPartition};
 use serde_json::json;
 
-use super::util::{format_timestamp, names, parse_timestamp};
+use super::util::{format_timestamp, names, parse_timestamp, stop_signal};
 use super::{CliError, CliResult, ClientOpts, Output};
 
 #[derive(Args, Debug)]
@@ -369,22 +369,4 @@ impl Backoff {
         self.failures = 0;
         self.last = None;
     }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, systemd,
-/// container stop) with the exit code a shell reports for a process the
-/// signal ended: 130 or 143.
-async fn stop_signal() -> i32 {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = term.recv() => 143,
-                _ = tokio::signal::ctrl_c() => 130,
-            };
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    130
 }

@@ -26,6 +26,7 @@ pub mod groups;
 pub mod partitions;
 pub mod perf;
 pub mod produce;
+pub mod top;
 pub mod topics;
 pub mod users;
 mod util;

@@ -234,6 +234,24 @@ impl Progress {
     }
 }
 
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, systemd,
+/// container stop) with the exit code a shell reports for a process the
+/// signal ended: 130 or 143.
+pub async fn stop_signal() -> i32 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = term.recv() => 143,
+                _ = tokio::signal::ctrl_c() => 130,
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    130
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
