@@ -120,12 +120,24 @@ def commit(bootstrap, group, topic, offsets):
     """Commits {partition: offset} for `group` with a confluent-kafka consumer
     (a real client's OffsetCommit); returns the group's real lag per
     partition as the client computes it (high watermark - committed)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                   "enable.auto.commit": False})
+    # a new cluster's group coordinator may still be loading: librdkafka's
+    # synchronous commit reports that instead of retrying
+    loading = {KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+               KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
     try:
         tps = [TopicPartition(topic, p, o) for p, o in offsets.items()]
-        c.commit(offsets=tps, asynchronous=False)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c.commit(offsets=tps, asynchronous=False)
+                break
+            except KafkaException as e:
+                if e.args[0].code() not in loading or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         lag = {}
         for tp in c.committed([TopicPartition(topic, p) for p in offsets], timeout=15):
             _, high = c.get_watermark_offsets(tp, timeout=15, cached=False)

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -108,8 +109,14 @@ def test_message_browser_shows_a_produced_record(driver, readonly, data):
 
     Select(driver.find_element(By.NAME, "format")).select_by_value("hex")
     driver.find_element(By.CSS_SELECTOR, "form.browse button").click()
-    key = driver.find_element(By.CSS_SELECTOR, "#records tbody tr td.key pre").text
-    assert key == "6b 65 79 2d 31"  # "key-1"
+
+    def key_shown():
+        # the old page's table until the new one has loaded
+        try:
+            return driver.find_element(By.CSS_SELECTOR, "#records tbody tr td.key pre").text
+        except (StaleElementReferenceException, NoSuchElementException):
+            return None
+    wait_for(lambda: key_shown() == "6b 65 79 2d 31", what='the key in hex ("key-1")')
 
     # latest across all partitions: the newest first
     driver.get(readonly.url + f"/topics/{TOPIC}?from=latest&partition=all&limit=5")
