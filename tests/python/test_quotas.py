@@ -185,3 +185,44 @@ def test_a_producer_at_1mb_per_s_is_throttled_to_it_and_others_are_not(qbroker):
     assert 0 < read <= bound, read
     assert throttles and max(throttles) > 0
     delete_topic(bs, slow_topic)
+
+
+def api_versions_answered(sock):
+    """Sends ApiVersions v0 and reads the answer's size: True when the
+    broker answers, False when it closes the connection."""
+    import struct
+    body = struct.pack(">hhih", 18, 0, 7, -1)
+    try:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        head = sock.recv(4)
+    except OSError:
+        return False
+    return len(head) == 4
+
+
+def test_an_address_over_its_connection_creation_rate_is_closed():
+    """KIP-612's connection_creation_rate for an ip entity, set with
+    kafka-configs --entity-type ips: past the rate's credit (2/s over ten
+    windows: 20 connections at once) an address's new connections are
+    closed after the throttle time instead of being served."""
+    import socket
+    b = Broker()
+    b.start()
+    try:
+        config_command(b.bootstrap, "--alter", "--entity-type", "ips", "--entity-name",
+                       "127.0.0.1", "--add-config", "connection_creation_rate=2")
+        out = config_command(b.bootstrap, "--describe", "--entity-type", "ips",
+                             "--entity-name", "127.0.0.1")
+        assert "connection_creation_rate=2.0" in out, out
+        socks = []
+        for _ in range(30):
+            s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+            socks.append(s)
+        answered = sum(api_versions_answered(s) for s in socks)
+        for s in socks:
+            s.close()
+        print(f"connection_creation_rate=2 for 127.0.0.1: {answered} of 30 connections served")
+        # the two ConfigCommand runs used a few of the credit
+        assert 10 <= answered <= 24, answered
+    finally:
+        b.kill9()

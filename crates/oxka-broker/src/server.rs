@@ -302,11 +302,12 @@ impl Broker {
             let tx = conn_tx.clone();
             let mut shutdown = state.shutdown.clone();
             let quotas = state.connection_quotas.clone();
+            let broker = state.clone();
             acceptors.spawn(async move {
                 loop {
                     tokio::select! {
                         _ = shutdown.changed() => break,
-                        r = accept_within_quotas(&listener, &security.name, &quotas) => match r {
+                        r = accept_within_quotas(&listener, &security.name, &quotas, &broker) => match r {
                             Ok(Some((stream, guard))) => {
                                 if tx.send((stream, security.clone(), guard, stats.clone())).await.is_err() {
                                     break;
@@ -575,17 +576,35 @@ fn start_log_cleaner(
 /// One connection through the listener's acceptor: accepted, delayed by
 /// the creation rates (KIP-612), then counted once the listener and the
 /// broker have room (`network::quotas`); `None` when its address is over
-/// its limit (the connection is closed).
+/// its limit (the connection is closed) or its connection_creation_rate
+/// (closed after the throttle time).
 async fn accept_within_quotas(
     listener: &TcpListener,
     name: &str,
     quotas: &Arc<crate::network::ConnectionQuotas>,
+    broker: &BrokerState,
 ) -> std::io::Result<Option<(tokio::net::TcpStream, crate::network::ConnectionGuard)>> {
     let (stream, peer) = listener.accept().await?;
     let delay = quotas.creation_delay(name);
     if !delay.is_zero() {
         tracing::debug!(%peer, listener = name, "connection creation rate: delaying the connection {} ms", delay.as_millis());
         tokio::time::sleep(delay).await;
+    }
+    // KIP-612: an address over its connection_creation_rate (a client
+    // quota of an ip entity) is not served; as Kafka, the socket is
+    // closed once the throttle time (at most one window) has passed
+    let throttle = broker.quotas.ip_connections.record(
+        &broker.controller.image().client_quotas,
+        peer.ip(),
+        broker.quotas.now_ms(),
+    );
+    if throttle > 0 {
+        tracing::debug!(%peer, listener = name, "connection_creation_rate exceeded: closing the connection in {throttle} ms");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(throttle)).await;
+            drop(stream);
+        });
+        return Ok(None);
     }
     match quotas.acquire(name, peer.ip()).await {
         Ok(guard) => Ok(Some((stream, guard))),

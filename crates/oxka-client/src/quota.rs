@@ -5,6 +5,7 @@
 /// Kafka's entity type names.
 pub const USER: &str = "user";
 pub const CLIENT_ID: &str = "client-id";
+pub const IP: &str = "ip";
 
 /// An entity: (type, name) pairs, a `None` name being the type's default
 /// (`<default>` in kafka-configs).
@@ -22,6 +23,12 @@ impl QuotaEntity {
             parts.push((CLIENT_ID.to_string(), c.map(str::to_string)));
         }
         QuotaEntity(parts)
+    }
+
+    /// An IP address (`None`: the default IP), for
+    /// `connection_creation_rate` (KIP-612).
+    pub fn ip(ip: Option<&str>) -> QuotaEntity {
+        QuotaEntity(vec![(IP.to_string(), ip.map(str::to_string))])
     }
 }
 

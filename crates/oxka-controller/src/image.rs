@@ -579,6 +579,7 @@ mod tests {
         let entity = crate::quota::ClientQuotaEntity {
             user: Some(crate::quota::EntityName::Default),
             client_id: Some(crate::quota::EntityName::Named("c".into())),
+            ip: None,
         };
         image.apply(&MetadataRecord::ClientQuota {
             entity: entity.clone(),

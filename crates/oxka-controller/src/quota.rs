@@ -4,7 +4,8 @@
 //! ClientQuotasImage), and the precedence rule that picks, for a
 //! connection's user and client id, the entity whose quota applies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -16,6 +17,8 @@ pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 /// Partitions created or deleted per second (KIP-599).
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+/// Connections an IP address may open per second (KIP-612).
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// Kafka's entity type names on the wire.
 pub const ENTITY_USER: &str = "user";
@@ -30,6 +33,9 @@ pub const USER_CLIENT_QUOTA_KEYS: &[(&str, bool)] = &[
     (REQUEST_PERCENTAGE, false),
     (CONTROLLER_MUTATION_RATE, false),
 ];
+
+/// The keys an IP entity takes (Kafka's QuotaConfig.ipConfigs: an INT).
+pub const IP_QUOTA_KEYS: &[(&str, bool)] = &[(CONNECTION_CREATION_RATE, true)];
 
 /// One component of an entity: a name, or the default for its type
 /// (a null entity name on the wire, `<default>` in kafka-configs).
@@ -57,13 +63,16 @@ impl EntityName {
     }
 }
 
-/// A quota entity: a user, a client id or both (at least one).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A quota entity: a user, a client id or both, or an IP address (at
+/// least one; an IP never with the others).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ClientQuotaEntity {
     #[serde(default)]
     pub user: Option<EntityName>,
     #[serde(default)]
     pub client_id: Option<EntityName>,
+    #[serde(default)]
+    pub ip: Option<EntityName>,
 }
 
 impl ClientQuotaEntity {
@@ -75,6 +84,9 @@ impl ClientQuotaEntity {
         }
         if let Some(c) = &self.client_id {
             out.push((ENTITY_CLIENT_ID, c.as_wire()));
+        }
+        if let Some(ip) = &self.ip {
+            out.push((ENTITY_IP, ip.as_wire()));
         }
         out
     }
@@ -92,6 +104,9 @@ impl std::fmt::Display for ClientQuotaEntity {
         }
         if let Some(c) = &self.client_id {
             parts.push(format!("client-id {}", part(c)));
+        }
+        if let Some(ip) = &self.ip {
+            parts.push(format!("ip {}", part(ip)));
         }
         f.write_str(&parts.join(", "))
     }
@@ -116,6 +131,9 @@ pub struct ClientQuotas {
     /// at (bit i: level i + 1): a lookup visits only those, and a key set
     /// nowhere costs one map probe.
     levels: BTreeMap<String, u8>,
+    /// `connection_creation_rate` by address, and the default IP's.
+    ip_rates: HashMap<IpAddr, f64>,
+    ip_default: Option<f64>,
 }
 
 impl PartialEq for ClientQuotas {
@@ -127,6 +145,9 @@ impl PartialEq for ClientQuotas {
 /// The precedence level (0 = most specific) of an entity's shape.
 fn level(entity: &ClientQuotaEntity) -> Option<u8> {
     use EntityName::{Default, Named};
+    if entity.ip.is_some() {
+        return None;
+    }
     Some(match (&entity.user, &entity.client_id) {
         (Some(Named(_)), Some(Named(_))) => 0,
         (Some(Named(_)), Some(Default)) => 1,
@@ -144,7 +165,7 @@ impl ClientQuotas {
     fn from_entities(entities: BTreeMap<ClientQuotaEntity, BTreeMap<String, f64>>) -> Self {
         let mut q = ClientQuotas {
             entities,
-            levels: BTreeMap::new(),
+            ..ClientQuotas::default()
         };
         q.reindex();
         q
@@ -152,7 +173,23 @@ impl ClientQuotas {
 
     fn reindex(&mut self) {
         self.levels.clear();
+        self.ip_rates.clear();
+        self.ip_default = None;
         for (entity, values) in &self.entities {
+            if let Some(ip) = &entity.ip {
+                let rate = values.get(CONNECTION_CREATION_RATE).copied();
+                match (ip, rate) {
+                    (EntityName::Default, Some(r)) => self.ip_default = Some(r),
+                    (EntityName::Named(name), Some(r)) => {
+                        // validated as an address when altered
+                        if let Ok(addr) = name.parse::<IpAddr>() {
+                            self.ip_rates.insert(addr, r);
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             if let Some(l) = level(entity) {
                 for key in values.keys() {
                     *self.levels.entry(key.clone()).or_default() |= 1 << l;
@@ -196,6 +233,13 @@ impl ClientQuotas {
         self.reindex();
     }
 
+    /// The `connection_creation_rate` of connections from `ip`: its own
+    /// entity's, else the default IP entity's (Kafka's
+    /// `connectionRateForIp`); `None` is unlimited.
+    pub fn connection_rate_for_ip(&self, ip: IpAddr) -> Option<f64> {
+        self.ip_rates.get(&ip).copied().or(self.ip_default)
+    }
+
     /// The quota `key` for a connection of `user` (the principal's name)
     /// with `client_id`, and whose usage it counts, by Kafka's precedence
     /// (most specific first):
@@ -234,6 +278,7 @@ impl ClientQuotas {
             let entity = ClientQuotaEntity {
                 user: part(*up, user),
                 client_id: part(*cp, client_id),
+                ip: None,
             };
             let v = *self.entities.get(&entity)?.get(key)?;
             let tag = |p: Part, name: &str| match p {
@@ -281,6 +326,7 @@ mod tests {
         ClientQuotaEntity {
             user: user.map(EntityName::from_wire),
             client_id: client.map(EntityName::from_wire),
+            ip: None,
         }
     }
 
@@ -330,6 +376,26 @@ mod tests {
         q.apply(&levels[7], PRODUCER_BYTE_RATE, None);
         assert_eq!(q.quota_for("u", "c", PRODUCER_BYTE_RATE).unwrap().0, 7.0);
         assert!(q.get(&levels[7]).is_none());
+    }
+
+    #[test]
+    fn an_ips_own_rate_wins_over_the_default_ip() {
+        let ip = |n: Option<&str>| ClientQuotaEntity {
+            ip: Some(EntityName::from_wire(n)),
+            ..ClientQuotaEntity::default()
+        };
+        let mut q = ClientQuotas::default();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(q.connection_rate_for_ip(local), None);
+        q.apply(&ip(None), CONNECTION_CREATION_RATE, Some(10.0));
+        q.apply(&ip(Some("::1")), CONNECTION_CREATION_RATE, Some(2.0));
+        assert_eq!(q.connection_rate_for_ip(local), Some(10.0));
+        assert_eq!(
+            q.connection_rate_for_ip("0:0:0:0:0:0:0:1".parse().unwrap()),
+            Some(2.0)
+        );
+        // IP entities are not users or client ids
+        assert!(q.quota_for("u", "c", CONNECTION_CREATION_RATE).is_none());
     }
 
     #[test]

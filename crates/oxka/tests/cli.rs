@@ -1117,4 +1117,39 @@ fn client_quotas_in_the_cli_survive_a_restart() {
         ],
     ));
     assert_eq!(defaults[0]["quotas"]["request_percentage"], 25.5);
+    // an IP's connection_creation_rate (KIP-612): an address, its one key
+    ok(&oxka(
+        &b,
+        &[
+            "configs",
+            "set",
+            "--ip",
+            "10.1.2.3",
+            "connection_creation_rate=5",
+        ],
+    ));
+    for bad in [
+        &["--ip", "not-an-ip", "connection_creation_rate=5"][..],
+        &["--ip", "10.1.2.3", "producer_byte_rate=5"][..],
+    ] {
+        let mut args = vec!["configs", "set"];
+        args.extend_from_slice(bad);
+        assert!(!oxka(&b, &args).status.success(), "{bad:?} was accepted");
+    }
+    let ips = json(&oxka(
+        &b,
+        &[
+            "configs",
+            "--describe",
+            "--entity-type",
+            "ips",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        ips,
+        serde_json::json!([{"entity": {"ip": "10.1.2.3"},
+            "quotas": {"connection_creation_rate": 5.0}}])
+    );
 }

@@ -262,10 +262,12 @@ mod tests {
     #[test]
     fn filters_match_exact_default_and_any() {
         let both = ClientQuotaEntity {
+            ip: None,
             user: Some(EntityName::Named("alice".into())),
             client_id: Some(EntityName::Default),
         };
         let user = ClientQuotaEntity {
+            ip: None,
             user: Some(EntityName::Named("alice".into())),
             client_id: None,
         };

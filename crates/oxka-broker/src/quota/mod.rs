@@ -38,17 +38,18 @@ const PURGE_INTERVAL_MS: u64 = 30_000;
 /// dropped (its client starts over with an empty window).
 pub const MAX_SENSORS: usize = 20_000;
 
-/// Usage measures by the tags of the quota they count for.
-struct Sensors<S> {
-    inner: Mutex<SensorMap<S>>,
+/// Usage measures by what they count for: the tags of the quota, or an
+/// address.
+struct Sensors<S, K = QuotaTags> {
+    inner: Mutex<SensorMap<S, K>>,
 }
 
-struct SensorMap<S> {
-    map: HashMap<QuotaTags, (S, u64)>,
+struct SensorMap<S, K> {
+    map: HashMap<K, (S, u64)>,
     next_purge_ms: u64,
 }
 
-impl<S> Sensors<S> {
+impl<S, K: std::hash::Hash + Eq + Clone> Sensors<S, K> {
     fn new() -> Self {
         Sensors {
             inner: Mutex::new(SensorMap {
@@ -61,7 +62,7 @@ impl<S> Sensors<S> {
     /// Runs `f` on the sensor of `tags`, made by `make` if missing.
     fn with<R>(
         &self,
-        tags: QuotaTags,
+        tags: K,
         now: u64,
         make: impl FnOnce() -> S,
         f: impl FnOnce(&mut S) -> R,
@@ -241,12 +242,39 @@ impl ControllerMutationQuotaManager {
     }
 }
 
+/// KIP-612's `connection_creation_rate` per IP address (Kafka's
+/// ConnectionQuotas for IP entities): a connection from an address over
+/// its rate is closed after the throttle time (at most one window)
+/// instead of being served.
+pub struct IpConnectionQuotaManager {
+    windows: RateWindows,
+    sensors: Sensors<SampledRate, std::net::IpAddr>,
+}
+
+impl IpConnectionQuotaManager {
+    /// Records a connection from `ip`; the time to hold it before closing
+    /// it when over the address's rate, 0 to serve it (or no rate).
+    pub fn record(&self, quotas: &ClientQuotas, ip: std::net::IpAddr, now: u64) -> u64 {
+        let Some(bound) = quotas.connection_rate_for_ip(ip) else {
+            return 0;
+        };
+        let w = self.windows;
+        self.sensors.with(
+            ip,
+            now,
+            || SampledRate::new(w),
+            |r| r.record_value_and_throttle_ms(1.0, bound, now, w.window_ms),
+        )
+    }
+}
+
 /// The broker's quota managers, one per quota type.
 pub struct QuotaManagers {
     pub produce: ClientQuotaManager,
     pub fetch: ClientQuotaManager,
     pub request: ClientQuotaManager,
     pub controller_mutation: ControllerMutationQuotaManager,
+    pub ip_connections: IpConnectionQuotaManager,
     epoch: Instant,
 }
 
@@ -260,6 +288,10 @@ impl QuotaManagers {
             request: ClientQuotaManager::new(REQUEST_PERCENTAGE, client, client.window_ms),
             controller_mutation: ControllerMutationQuotaManager {
                 windows: controller,
+                sensors: Sensors::new(),
+            },
+            ip_connections: IpConnectionQuotaManager {
+                windows: client,
                 sensors: Sensors::new(),
             },
             epoch: Instant::now(),
@@ -329,8 +361,8 @@ mod tests {
         let mut q = ClientQuotas::default();
         q.apply(
             &ClientQuotaEntity {
-                user: None,
                 client_id: Some(EntityName::Named(client.into())),
+                ..ClientQuotaEntity::default()
             },
             key,
             Some(value),
@@ -383,6 +415,39 @@ mod tests {
         );
         assert_eq!(cm.record(&q, "u", "admin", 1.0, false, 0), Ok(10_000));
         assert_eq!(cm.record(&q, "u", "admin", 1.0, true, 10_000), Ok(0));
+    }
+
+    #[test]
+    fn an_address_over_its_connection_rate_is_throttled_up_to_a_window() {
+        let m = QuotaManagers::new(&KafkaConfig::defaults());
+        let mut q = ClientQuotas::default();
+        q.apply(
+            &ClientQuotaEntity {
+                ip: Some(EntityName::Named("127.0.0.1".into())),
+                ..ClientQuotaEntity::default()
+            },
+            oxka_controller::quota::CONNECTION_CREATION_RATE,
+            Some(2.0),
+        );
+        let local = "127.0.0.1".parse().unwrap();
+        // 2/s over ten windows: twenty at once, then throttled
+        let delays: Vec<u64> = (0..22)
+            .map(|_| m.ip_connections.record(&q, local, 0))
+            .collect();
+        assert!(delays[..20].iter().all(|d| *d == 0), "{delays:?}");
+        assert_eq!(delays[20], 500);
+        assert_eq!(
+            m.ip_connections.record(&q, "10.0.0.1".parse().unwrap(), 0),
+            0
+        );
+        for _ in 0..100 {
+            m.ip_connections.record(&q, local, 0);
+        }
+        assert_eq!(
+            m.ip_connections.record(&q, local, 0),
+            1000,
+            "at most one window"
+        );
     }
 
     #[test]

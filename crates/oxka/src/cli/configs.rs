@@ -6,7 +6,7 @@
 
 use clap::{Args, Subcommand};
 use oxka_client::admin::{AlterConfigOp, ConfigResource};
-use oxka_client::quota::{QuotaEntity, QuotaFilterComponent, CLIENT_ID, USER};
+use oxka_client::quota::{QuotaEntity, QuotaFilterComponent, CLIENT_ID, IP, USER};
 use oxka_client::Admin;
 use serde_json::json;
 
@@ -67,11 +67,30 @@ pub struct QuotaEntityFlags {
     /// The default client id (client quotas).
     #[arg(long = "client-defaults")]
     client_defaults: bool,
+    /// An IP address (`connection_creation_rate`).
+    #[arg(long, conflicts_with_all = ["ip_defaults", "user", "client", "user_defaults", "client_defaults"])]
+    ip: Option<String>,
+    /// The default IP address.
+    #[arg(long = "ip-defaults", conflicts_with_all = ["user", "client", "user_defaults", "client_defaults"])]
+    ip_defaults: bool,
 }
 
 impl QuotaEntityFlags {
     fn is_set(&self) -> bool {
-        self.user.is_some() || self.client.is_some() || self.user_defaults || self.client_defaults
+        self.user.is_some()
+            || self.client.is_some()
+            || self.user_defaults
+            || self.client_defaults
+            || self.ip_part().is_some()
+    }
+
+    /// The IP part (`Some(None)`: the default IP).
+    fn ip_part(&self) -> Option<Option<String>> {
+        match (&self.ip, self.ip_defaults) {
+            (Some(n), _) => Some(Some(n.clone())),
+            (None, true) => Some(None),
+            (None, false) => None,
+        }
     }
 
     /// The user and client-id parts (`Some(None)`: the default).
@@ -88,6 +107,9 @@ impl QuotaEntityFlags {
     }
 
     fn entity(&self) -> QuotaEntity {
+        if let Some(ip) = self.ip_part() {
+            return QuotaEntity::ip(ip.as_deref());
+        }
         let (u, c) = self.parts();
         QuotaEntity::new(
             u.as_ref().map(|n| n.as_deref()),
@@ -408,9 +430,14 @@ impl KafkaConfigsFlags {
                     None if self.entity_default => entity.quota.client_defaults = true,
                     None => {}
                 },
+                "ips" => match name {
+                    Some(n) => entity.quota.ip = Some(n),
+                    None if self.entity_default => entity.quota.ip_defaults = true,
+                    None => {}
+                },
                 other => {
                     return Err(CliError::Usage(format!(
-                        "--entity-type {other}: expected topics, brokers, users or clients"
+                        "--entity-type {other}: expected topics, brokers, users, clients or ips"
                     )))
                 }
             }
@@ -451,11 +478,16 @@ impl Entity {
     /// kafka-configs `--describe --entity-type users` without a name: any
     /// user (marked with an empty name, read by [`quota_filter`]).
     fn with_any(mut self, types: &[String], names: &[String]) -> Entity {
-        if names.is_empty() && !self.quota.user_defaults && !self.quota.client_defaults {
+        if names.is_empty()
+            && !self.quota.user_defaults
+            && !self.quota.client_defaults
+            && !self.quota.ip_defaults
+        {
             for t in types {
                 match t.as_str() {
                     "users" => self.quota.user = Some(String::new()),
                     "clients" => self.quota.client = Some(String::new()),
+                    "ips" => self.quota.ip = Some(String::new()),
                     _ => {}
                 }
             }
@@ -497,7 +529,7 @@ fn split_list(s: &str) -> Vec<String> {
 fn quota_filter(q: &QuotaEntityFlags) -> Vec<QuotaFilterComponent> {
     let (u, c) = q.parts();
     let mut out = Vec::new();
-    for (t, part) in [(USER, u), (CLIENT_ID, c)] {
+    for (t, part) in [(USER, u), (CLIENT_ID, c), (IP, q.ip_part())] {
         match part {
             Some(Some(n)) if n.is_empty() => out.push(QuotaFilterComponent::Specified(t.into())),
             Some(Some(n)) => out.push(QuotaFilterComponent::Exact(t.into(), n)),

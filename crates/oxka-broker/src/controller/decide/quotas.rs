@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use kafka_protocol::error::ResponseError;
 use oxka_controller::image::MetadataImage;
 use oxka_controller::quota::{
-    ClientQuotaEntity, EntityName, ENTITY_CLIENT_ID, ENTITY_IP, ENTITY_USER, USER_CLIENT_QUOTA_KEYS,
+    ClientQuotaEntity, EntityName, ENTITY_CLIENT_ID, ENTITY_IP, ENTITY_USER, IP_QUOTA_KEYS,
+    USER_CLIENT_QUOTA_KEYS,
 };
 use oxka_controller::records::MetadataRecord;
 
@@ -27,10 +28,7 @@ pub fn validate_entity(
     if components.is_empty() {
         return Err(invalid("Invalid empty client quota entity".into()));
     }
-    let mut entity = ClientQuotaEntity {
-        user: None,
-        client_id: None,
-    };
+    let mut entity = ClientQuotaEntity::default();
     let mut seen: Vec<&str> = Vec::new();
     for (entity_type, name) in components {
         if seen.contains(&entity_type.as_str()) {
@@ -42,14 +40,7 @@ pub fn validate_entity(
         let slot = match entity_type.as_str() {
             ENTITY_USER => &mut entity.user,
             ENTITY_CLIENT_ID => &mut entity.client_id,
-            ENTITY_IP => {
-                // KIP-612's connection_creation_rate per IP is not enforced
-                // by oxka, so it is not accepted either
-                return Err(invalid(
-                    "IP quota entities (connection_creation_rate) are not supported by this broker"
-                        .into(),
-                ));
-            }
+            ENTITY_IP => &mut entity.ip,
             other => {
                 return Err(invalid(format!(
                     "Unhandled client quota entity type: {other}"
@@ -61,12 +52,35 @@ pub fn validate_entity(
         }
         *slot = Some(EntityName::from_wire(name.as_deref()));
     }
+    if let Some(ip) = &entity.ip {
+        if entity.user.is_some() || entity.client_id.is_some() {
+            return Err(invalid(
+                "Invalid quota entity combination, IP entity should not be combined with User or ClientId".into(),
+            ));
+        }
+        // Kafka also resolves host names here; the metadata must not
+        // depend on DNS, so only addresses are taken
+        if let EntityName::Named(name) = ip {
+            if name.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!(
+                    "{name} is not a valid IP or resolvable host."
+                )));
+            }
+        }
+    }
     Ok(entity)
 }
 
-/// A key's new value, checked as Kafka's `validateQuotaKeyValue`.
-fn validate_value(key: &str, value: f64) -> Result<(), WireError> {
-    let Some((_, integral)) = USER_CLIENT_QUOTA_KEYS.iter().find(|(k, _)| *k == key) else {
+/// A key's new value for `entity`, checked as Kafka's
+/// `validateQuotaKeyValue` (an IP takes only connection_creation_rate, an
+/// INT; users and client ids the others).
+fn validate_value(entity: &ClientQuotaEntity, key: &str, value: f64) -> Result<(), WireError> {
+    let keys = if entity.ip.is_some() {
+        IP_QUOTA_KEYS
+    } else {
+        USER_CLIENT_QUOTA_KEYS
+    };
+    let Some((_, integral)) = keys.iter().find(|(k, _)| *k == key) else {
         return Err(invalid(format!("Invalid configuration key {key}")));
     };
     // NaN is not greater than 0 either
@@ -74,9 +88,14 @@ fn validate_value(key: &str, value: f64) -> Result<(), WireError> {
         return Err(invalid(format!("Quota {key} must be greater than 0")));
     }
     if *integral {
-        if value > i64::MAX as f64 {
+        let (max, kind) = if entity.ip.is_some() {
+            (f64::from(i32::MAX), "an INT")
+        } else {
+            (i64::MAX as f64, "a LONG")
+        };
+        if value > max {
             return Err(invalid(format!(
-                "Proposed value for {key} is too large for a LONG."
+                "Proposed value for {key} is too large for {kind}."
             )));
         }
         if (value % 1.0).abs() > 1e-6 {
@@ -114,7 +133,7 @@ fn entry_records(
             }),
             None => {}
             Some(v) => {
-                validate_value(key, v)?;
+                validate_value(entity, key, v)?;
                 if now != Some(v) {
                     records.push(MetadataRecord::ClientQuota {
                         entity: entity.clone(),
@@ -213,7 +232,10 @@ mod tests {
                     &[("client-id", Some("e"))],
                     &[(REQUEST_PERCENTAGE, Some(1.5))],
                 ),
-                alter(&[("ip", Some("1.2.3.4"))], &[]),
+                alter(
+                    &[("ip", Some("1.2.3.4"))],
+                    &[("connection_creation_rate", Some(5.0))],
+                ),
                 alter(
                     &[("client-id", Some("f"))],
                     &[(REQUEST_PERCENTAGE, Some(1.0)), (REQUEST_PERCENTAGE, None)],
@@ -223,9 +245,29 @@ mod tests {
         );
         assert_eq!(
             codes(&d),
-            vec![0, bad, bad, bad, bad, bad, bad, bad, 0, bad, bad]
+            vec![0, bad, bad, bad, bad, bad, bad, bad, 0, 0, bad]
         );
-        assert_eq!(d.records.len(), 2);
+        assert_eq!(d.records.len(), 3);
+        // an IP: an address, alone, with its one key
+        let d = alter_client_quotas(
+            &image,
+            &[
+                alter(&[("ip", Some("not-an-ip"))], &[]),
+                alter(&[("ip", None), ("user", None)], &[]),
+                alter(&[("ip", None)], &[(PRODUCER_BYTE_RATE, Some(1.0))]),
+                alter(
+                    &[("user", None)],
+                    &[("connection_creation_rate", Some(1.0))],
+                ),
+                alter(&[("ip", None)], &[("connection_creation_rate", Some(3e9))]),
+                alter(
+                    &[("ip", Some("::1"))],
+                    &[("connection_creation_rate", Some(2.0))],
+                ),
+            ],
+            false,
+        );
+        assert_eq!(codes(&d), vec![bad, bad, bad, bad, bad, 0]);
     }
 
     #[test]
