@@ -173,6 +173,14 @@ fn latency_observe(c: &mut Criterion) {
             h.observe_at(black_box(ms), at)
         })
     });
+    // the recent-quantile part alone (the rest is the fixed buckets)
+    let r = oxka_log::latency::RecentQuantiles::new();
+    g.bench_function("recent_quantiles_record", |b| {
+        b.iter(|| {
+            ms = if ms > 100.0 { 0.01 } else { ms * 1.3 + 0.01 };
+            r.record(black_box(ms), at)
+        })
+    });
     g.finish();
 }
 
