@@ -58,6 +58,10 @@ if [ ! -f "$stamp" ]; then
 fi
 
 say "Python client tests (kafka-python, confluent-kafka)"
+# test_quotas.py runs Kafka's own ConfigCommand through
+# tests/kafka-reference/run.sh, which fetches Kafka's jars with Maven (and
+# Java with it) the first time
+command -v mvn >/dev/null || apt_install maven
 OXKA_BIN="$TARGET/debug/oxka" "$VENV/bin/python" -m pytest -c tests/python/pytest.ini tests/python -q
 
 say "web console in a browser (chromium, chromium-driver, Selenium)"

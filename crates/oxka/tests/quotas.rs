@@ -1,7 +1,8 @@
 //! Client quotas through the Admin API end to end: AlterClientQuotas and
-//! DescribeClientQuotas (KIP-546) with their filters, and KIP-599's
+//! DescribeClientQuotas (KIP-546) with their filters, KIP-599's
 //! controller mutation quota refusing a CreateTopics (v6+) over its rate
-//! with THROTTLING_QUOTA_EXCEEDED, for that client id only.
+//! with THROTTLING_QUOTA_EXCEEDED, and KIP-124's request_percentage, each
+//! for its client id only.
 
 mod common;
 
@@ -118,5 +119,56 @@ fn describe_filters_and_the_controller_mutation_quota() {
             .await
             .expect("create");
         assert!(r[0].1.is_ok(), "{r:?}");
+    });
+}
+
+/// KIP-124: a client id over its `request_percentage` gets
+/// `throttle_time_ms` (at most one window) in any response that has it;
+/// another client id does not.
+#[test]
+fn request_percentage_throttles_any_api() {
+    use kafka_protocol::messages::MetadataRequest;
+    use std::time::Duration;
+    let b = TestBroker::start();
+    block_on(async {
+        let a = admin(&b, "quota-admin");
+        let busy = QuotaEntity::new(None, Some(Some("busy")));
+        let r = a
+            .alter_client_quotas(
+                &[(busy, vec![("request_percentage".into(), Some(0.0001))])],
+                false,
+            )
+            .await
+            .expect("alter");
+        assert!(r[0].1.is_ok(), "{r:?}");
+        let addr = b.bootstrap();
+        let connect = |id: &'static str| {
+            oxka_client::Connection::connect(
+                &addr,
+                id,
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+                1 << 20,
+            )
+        };
+        let idle = connect("idle").await.expect("connect");
+        let busy = connect("busy").await.expect("connect");
+        let mut throttle = 0;
+        for _ in 0..20 {
+            let resp = busy
+                .send(MetadataRequest::default())
+                .await
+                .expect("metadata");
+            throttle = resp.throttle_time_ms;
+            if throttle > 0 {
+                break;
+            }
+        }
+        assert!((1..=1000).contains(&throttle), "throttle {throttle} ms");
+        let resp = idle
+            .send(MetadataRequest::default())
+            .await
+            .expect("metadata");
+        assert_eq!(resp.throttle_time_ms, 0);
     });
 }
