@@ -25,6 +25,18 @@ def api_versions_request(correlation_id=7):
     return struct.pack(">i", len(payload)) + payload
 
 
+def read_response(s):
+    """One whole response (its size, then its bytes)."""
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+    return exactly(struct.unpack(">i", exactly(4))[0])
+
+
 def served(addr, timeout):
     """A connection whose ApiVersions was answered within `timeout`, or
     the unanswered connection (its request sent) and False."""
@@ -33,7 +45,8 @@ def served(addr, timeout):
     s.sendall(api_versions_request())
     s.settimeout(timeout)
     try:
-        return s, len(s.recv(4)) == 4
+        read_response(s)
+        return s, True
     except socket.timeout:
         return s, False
 
@@ -91,7 +104,7 @@ def test_listener_max_connections_holds_the_extra_connection_while_others_serve(
                     incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([res])[res].result(timeout=30)
     second.settimeout(30)
-    assert len(second.recv(4)) == 4, "served once the listener's limit was raised"
+    assert read_response(second), "served once the listener's limit was raised"
     # Kafka refuses a listener limit below 1
     bad = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
         ConfigEntry("listener.name.extra.max.connections", "0",
@@ -123,5 +136,37 @@ def test_connection_creation_rate_delays_instead_of_refusing():
         # a real client gets through, at most one window later
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         assert admin.list_topics(timeout=30).brokers
+    finally:
+        b.kill9()
+
+
+def test_inter_broker_listener_goes_past_max_connections():
+    """KIP-402: beside other listeners, the inter-broker listener (here
+    PLAINTEXT) is served past max.connections; the least recently active
+    connection of another listener is closed to make room."""
+    b = TwoListenerBroker({"max.connections": "2"})
+    try:
+        # the older connection is the busier one: the choice is by activity
+        busy, ok = served(b.addr("EXTRA"), 30)
+        assert ok
+        idle, ok = served(b.addr("EXTRA"), 30)
+        assert ok
+        time.sleep(0.05)
+        busy.sendall(api_versions_request(8))
+        busy.settimeout(30)
+        read_response(busy)
+        # a third client connection waits: the broker is at its limit
+        waiting, ok = served(b.addr("EXTRA"), 1.5)
+        assert not ok
+        # the inter-broker listener is served at once...
+        inter, ok = served(b.addr("PLAINTEXT"), 30)
+        assert ok, "the inter-broker listener is exempt from max.connections"
+        # ...and the idle client connection is the one closed
+        idle.settimeout(30)
+        assert idle.recv(1) == b"", "the least recently active connection is closed"
+        busy.sendall(api_versions_request(9))
+        read_response(busy)
+        for s in (idle, busy, waiting, inter):
+            s.close()
     finally:
         b.kill9()

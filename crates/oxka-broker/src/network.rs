@@ -53,7 +53,7 @@ pub use principal::KafkaPrincipal;
 pub use send::ResponseWriter;
 
 pub use memory_pool::{MemoryPool, Reservation};
-pub use quotas::{ConnectionGuard, ConnectionQuotas, TooManyConnections};
+pub use quotas::{Activity, ConnectionGuard, ConnectionQuotas, TooManyConnections};
 pub use response::{Response, ResponseChunk};
 
 /// Responses waiting for the socket; beyond this the handler waits.
@@ -144,6 +144,9 @@ pub struct ConnectionInfo {
     /// Whom the connection authenticated as (`User:ANONYMOUS` on
     /// PLAINTEXT): what the authorizer decides on.
     pub principal: KafkaPrincipal,
+    /// Stamped at every request read: the connection quotas close the
+    /// least recently active connection first (`None` outside listeners).
+    pub activity: Option<Activity>,
 }
 
 impl ConnectionInfo {
@@ -155,6 +158,7 @@ impl ConnectionInfo {
             listener: String::new(),
             security_protocol: SecurityProtocol::Plaintext,
             principal: KafkaPrincipal::anonymous(),
+            activity: None,
         }
     }
 }
@@ -165,6 +169,7 @@ pub async fn serve_connection(
     state: Arc<BrokerState>,
     stream: TcpStream,
     listener: Arc<ListenerSecurity>,
+    activity: Activity,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut info = match (stream.peer_addr(), stream.local_addr()) {
@@ -173,6 +178,7 @@ pub async fn serve_connection(
     };
     info.listener = listener.name.clone();
     info.security_protocol = listener.protocol;
+    info.activity = Some(activity);
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + tls::HANDSHAKE_TIMEOUT;
     let Some(tls) = &listener.tls else {
@@ -295,6 +301,9 @@ async fn serve_stream<R, W>(
         };
         let (frame, reservation) = frame;
         let frame = frame.freeze();
+        if let Some(a) = &info.activity {
+            a.touch();
+        }
         let received = timed.then(Instant::now);
         if let Some(a) = auth.as_mut() {
             match a.intercept(&frame, crate::server::now_ms()) {

@@ -364,7 +364,7 @@ impl Broker {
                     connections.spawn(async move {
                         let metrics = st.metrics.clone();
                         tokio::select! {
-                            _ = crate::network::serve_connection(st, stream, security, shutdown) => {}
+                            _ = crate::network::serve_connection(st, stream, security, guard.activity(), shutdown) => {}
                             _ = guard.closed_by_quotas() => {
                                 tracing::info!("closing a connection: max.connections reached with the inter-broker listener's connections");
                             }

@@ -4,9 +4,9 @@
 //!   acceptor at a limit holds its accepted connection until a slot frees,
 //!   so further connections wait in the listen backlog. The inter-broker
 //!   listener, when there are other listeners, counts only against its own
-//!   limit; when it takes the broker over `max.connections`, the longest
-//!   open connection of another listener is closed (Kafka closes the least
-//!   recently used one of the other listeners' processors).
+//!   limit; when it takes the broker over `max.connections`, the least
+//!   recently active connection of another listener is closed (Kafka's
+//!   processors close their least recently used one).
 //! - `max.connections.per.ip` and `max.connections.per.ip.overrides`: a
 //!   connection over its address's limit is closed at once.
 //! - `max.connection.creation.rate` and its `listener.name.<l>.` form
@@ -40,6 +40,37 @@ pub struct TooManyConnections {
 /// listener's sake.
 struct Closable {
     close: Arc<Notify>,
+    activity: Activity,
+}
+
+/// When a connection last read a request, in ms on the quotas' clock:
+/// the least recently active one is closed first.
+#[derive(Clone)]
+pub struct Activity {
+    started: std::time::Instant,
+    last_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Activity {
+    fn new(started: std::time::Instant) -> Activity {
+        let a = Activity {
+            started,
+            last_ms: Arc::default(),
+        };
+        a.touch();
+        a
+    }
+
+    /// Notes a request read now.
+    pub fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn last_ms(&self) -> u64 {
+        self.last_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 struct State {
@@ -75,9 +106,15 @@ pub struct ConnectionGuard {
     listener: String,
     id: u64,
     close: Arc<Notify>,
+    activity: Activity,
 }
 
 impl ConnectionGuard {
+    /// What the connection stamps at every request it reads.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
+    }
+
     /// Completes when the quotas close this connection (the inter-broker
     /// listener needed its place under `max.connections`).
     pub async fn closed_by_quotas(&self) {
@@ -269,11 +306,13 @@ impl ConnectionQuotas {
         let id = s.next_id;
         s.next_id += 1;
         let close = Arc::new(Notify::new());
+        let activity = Activity::new(self.started);
         if !self.is_protected(listener) {
             s.closable.insert(
                 id,
                 Closable {
                     close: close.clone(),
+                    activity: activity.clone(),
                 },
             );
         }
@@ -284,16 +323,26 @@ impl ConnectionQuotas {
             listener: listener.to_string(),
             id,
             close,
+            activity,
         }))
     }
 
     /// Above `max.connections` (the protected listener took a place, or
-    /// the limit was lowered), closes the oldest connections of the other
-    /// listeners until the broker is back at the limit.
+    /// the limit was lowered), closes the least recently active
+    /// connections of the other listeners (the oldest among equals) until
+    /// the broker is back at the limit.
     fn close_excess(&self, s: &mut State) {
         let max = self.broker_max();
         while s.total.saturating_sub(s.closing) > max {
-            let Some((_, c)) = s.closable.pop_first() else {
+            let Some(id) = s
+                .closable
+                .iter()
+                .min_by_key(|(id, c)| (c.activity.last_ms(), **id))
+                .map(|(id, _)| *id)
+            else {
+                return;
+            };
+            let Some(c) = s.closable.remove(&id) else {
                 return;
             };
             s.closing += 1;
@@ -393,7 +442,11 @@ mod tests {
         let a = take(&q, "PLAINTEXT", LOCAL).unwrap();
         let b = take(&q, "PLAINTEXT", LOCAL).unwrap();
         assert!(take(&q, "PLAINTEXT", LOCAL).is_none());
-        // KIP-402: accepted, and the oldest client connection is closed
+        // b reads a request later than a
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        b.activity().touch();
+        // KIP-402: accepted, and the least recently active client
+        // connection is closed
         let _c = take(&q, "INTERNAL", LOCAL).unwrap();
         assert!(ready(a.closed_by_quotas()).is_some());
         assert!(ready(b.closed_by_quotas()).is_none());
