@@ -873,22 +873,50 @@ impl Admin {
     /// `default.api.timeout.ms`, as Java's admin client does, so a call
     /// made during a controller failover returns the new leader.
     pub async fn describe_quorum(&self) -> Result<crate::QuorumInfo> {
+        self.retrying("DescribeQuorum", || async {
+            crate::quorum::from_response(self.cluster.send_any(crate::quorum::request()).await?)
+        })
+        .await
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or a retry would end
+    /// after `default.api.timeout.ms`: retriable errors are retried every
+    /// `retry.backoff.ms`, as Java's admin client retries its calls.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let deadline =
             std::time::Instant::now() + std::time::Duration::from_millis(self.timeout_ms as u64);
         let backoff = self.cluster.cfg.retry_backoff;
         loop {
-            let result = match self.cluster.send_any(crate::quorum::request()).await {
-                Ok(resp) => crate::quorum::from_response(resp),
-                Err(e) => Err(e),
-            };
-            match result {
+            match op().await {
                 Err(e) if e.is_retriable() && std::time::Instant::now() + backoff < deadline => {
-                    tracing::debug!("DescribeQuorum failed, retrying: {e}");
+                    tracing::debug!("{what} failed, retrying: {e}");
                     tokio::time::sleep(backoff).await;
                 }
                 r => return r,
             }
         }
+    }
+
+    /// Runs `op` on `group`'s coordinator, looked up afresh on each try:
+    /// a coordinator still loading the group, moved away or not yet
+    /// available answers with a retriable error, which Java's admin
+    /// client retries (a new cluster's or a failed-over coordinator
+    /// answers COORDINATOR_LOAD_IN_PROGRESS for a while).
+    async fn on_coordinator<T, F, Fut>(&self, what: &str, group: &str, op: F) -> Result<T>
+    where
+        F: Fn(i32, Arc<crate::connection::Connection>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let op = &op;
+        self.retrying(what, || async move {
+            let (node, conn) = self.cluster.find_coordinator(group).await?;
+            op(node, conn).await
+        })
+        .await
     }
 
     /// ElectLeaders (KIP-460): `preferred` moves leadership back to each
@@ -1066,55 +1094,12 @@ impl Admin {
         Ok(out)
     }
 
-    /// Describes one group (state, members, assignments): as Java's admin
-    /// client, ConsumerGroupDescribe first (KIP-848 groups), DescribeGroups
-    /// when the coordinator answers that it is no consumer group (or lacks
-    /// the API).
+    /// Describes one group (state, members, assignments).
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        let (node, conn) = self.cluster.find_coordinator(group).await?;
-        if conn.supports(ApiKey::ConsumerGroupDescribe) {
-            if let Some(d) = describe_consumer_group(&conn, node, group).await? {
-                return Ok(d);
-            }
-        }
-        let mut req = DescribeGroupsRequest::default();
-        req.groups = vec![GroupId(sb(group))];
-        let resp = conn.send(req).await?;
-        let g = resp
-            .groups
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Protocol("DescribeGroups returned no group".into()))?;
-        check(g.error_code, g.error_message.as_ref(), || {
-            format!("describing group `{group}`")
-        })?;
-        let consumer = g.protocol_type.as_str() == "consumer";
-        Ok(GroupDescription {
-            group_id: g.group_id.0.to_string(),
-            state: g.group_state.to_string(),
-            group_type: GroupType::Classic,
-            epochs: None,
-            protocol_type: g.protocol_type.to_string(),
-            protocol: g.protocol_data.to_string(),
-            coordinator: node,
-            members: g
-                .members
-                .into_iter()
-                .map(|m| MemberDescription {
-                    member_id: m.member_id.to_string(),
-                    group_instance_id: m.group_instance_id.map(|s| s.to_string()),
-                    client_id: m.client_id.to_string(),
-                    client_host: m.client_host.to_string(),
-                    assignment: if consumer {
-                        crate::consumer::decode_assignment(&m.member_assignment).unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                    member_epoch: None,
-                    target_assignment: None,
-                })
-                .collect(),
+        self.on_coordinator("DescribeGroups", group, |node, conn| {
+            describe_group_on(node, conn, group)
         })
+        .await
     }
 
     /// Deletes groups (they must be empty); one result per group.
@@ -1122,14 +1107,16 @@ impl Admin {
         let mut out = Vec::new();
         for g in groups {
             let r = async {
-                let (_, conn) = self.cluster.find_coordinator(g).await?;
-                let mut req = DeleteGroupsRequest::default();
-                req.groups_names = vec![GroupId(sb(g))];
-                let resp = conn.send(req).await?;
-                for r in resp.results {
-                    check(r.error_code, None, || format!("deleting group `{g}`"))?;
-                }
-                Ok(())
+                self.on_coordinator("DeleteGroups", g, |_, conn| async move {
+                    let mut req = DeleteGroupsRequest::default();
+                    req.groups_names = vec![GroupId(sb(g))];
+                    let resp = conn.send(req).await?;
+                    for r in resp.results {
+                        check(r.error_code, None, || format!("deleting group `{g}`"))?;
+                    }
+                    Ok(())
+                })
+                .await
             }
             .await;
             out.push((g.clone(), r));
@@ -1139,8 +1126,10 @@ impl Admin {
 
     /// A group's committed offsets (all partitions it has committed).
     pub async fn list_group_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
-        let (_, conn) = self.cluster.find_coordinator(group).await?;
-        crate::consumer::fetch_committed(&conn, group, None).await
+        self.on_coordinator("OffsetFetch", group, |_, conn| async move {
+            crate::consumer::fetch_committed(&conn, group, None).await
+        })
+        .await
     }
 
     /// Sets a group's committed offsets. The group must have no active
@@ -1150,8 +1139,10 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<()> {
-        let (_, conn) = self.cluster.find_coordinator(group).await?;
-        crate::consumer::commit_offsets(&conn, group, -1, "", offsets).await
+        self.on_coordinator("OffsetCommit", group, |_, conn| async move {
+            crate::consumer::commit_offsets(&conn, group, -1, "", offsets).await
+        })
+        .await
     }
 
     /// Finds offsets by spec for each partition (grouped by leader).
@@ -1329,4 +1320,200 @@ pub(crate) fn leader_of(m: &Metadata, tp: &TopicPartition) -> Result<i32> {
         ));
     }
     Ok(p.leader)
+}
+
+/// Describes one group on its coordinator: as Java's admin client,
+/// ConsumerGroupDescribe first (KIP-848 groups), DescribeGroups when the
+/// coordinator answers that it is no consumer group (or lacks the API).
+async fn describe_group_on(
+    node: i32,
+    conn: Arc<crate::connection::Connection>,
+    group: &str,
+) -> Result<GroupDescription> {
+    if conn.supports(ApiKey::ConsumerGroupDescribe) {
+        if let Some(d) = describe_consumer_group(&conn, node, group).await? {
+            return Ok(d);
+        }
+    }
+    let mut req = DescribeGroupsRequest::default();
+    req.groups = vec![GroupId(sb(group))];
+    let resp = conn.send(req).await?;
+    let g = resp
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol("DescribeGroups returned no group".into()))?;
+    check(g.error_code, g.error_message.as_ref(), || {
+        format!("describing group `{group}`")
+    })?;
+    let consumer = g.protocol_type.as_str() == "consumer";
+    Ok(GroupDescription {
+        group_id: g.group_id.0.to_string(),
+        state: g.group_state.to_string(),
+        group_type: GroupType::Classic,
+        epochs: None,
+        protocol_type: g.protocol_type.to_string(),
+        protocol: g.protocol_data.to_string(),
+        coordinator: node,
+        members: g
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.map(|s| s.to_string()),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                assignment: if consumer {
+                    crate::consumer::decode_assignment(&m.member_assignment).unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                member_epoch: None,
+                target_assignment: None,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// One node that is its own group coordinator and answers OffsetCommit
+    /// with COORDINATOR_LOAD_IN_PROGRESS for its first `loading` commits,
+    /// as a new or failed-over coordinator does while it loads the group.
+    async fn loading_coordinator(loading: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let commits = Arc::new(AtomicUsize::new(0));
+        let seen = commits.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, addr.port(), seen.clone(), loading));
+            }
+        });
+        (addr.to_string(), commits)
+    }
+
+    async fn serve(mut s: TcpStream, port: u16, commits: Arc<AtomicUsize>, loading: usize) {
+        loop {
+            let Ok(len) = s.read_i32().await else { return };
+            let mut frame = vec![0u8; len as usize];
+            if s.read_exact(&mut frame).await.is_err() {
+                return;
+            }
+            let mut buf = &frame[..];
+            let key = ApiKey::try_from(buf.get_i16()).unwrap();
+            let version = buf.get_i16();
+            let mut body = &frame[..];
+            let header =
+                RequestHeader::decode(&mut body, key.request_header_version(version)).unwrap();
+            let mut out = BytesMut::new();
+            match key {
+                ApiKey::ApiVersions => {
+                    let mut r = ApiVersionsResponse::default();
+                    for (k, max) in [
+                        (ApiKey::ApiVersions, 3),
+                        (ApiKey::FindCoordinator, 4),
+                        (ApiKey::OffsetCommit, 8),
+                    ] {
+                        let mut v = api_versions_response::ApiVersion::default();
+                        v.api_key = k as i16;
+                        v.min_version = 0;
+                        v.max_version = max;
+                        r.api_keys.push(v);
+                    }
+                    r.encode(&mut out, version).unwrap();
+                }
+                ApiKey::FindCoordinator => {
+                    let req = FindCoordinatorRequest::decode(&mut body, version).unwrap();
+                    let mut c = find_coordinator_response::Coordinator::default();
+                    c.key = req.coordinator_keys.first().cloned().unwrap_or_default();
+                    c.node_id = BrokerId(1);
+                    c.host = sb("127.0.0.1");
+                    c.port = port as i32;
+                    let mut r = FindCoordinatorResponse::default();
+                    r.coordinators = vec![c];
+                    r.encode(&mut out, version).unwrap();
+                }
+                ApiKey::OffsetCommit => {
+                    let req = OffsetCommitRequest::decode(&mut body, version).unwrap();
+                    let code = if commits.fetch_add(1, Ordering::SeqCst) < loading {
+                        KafkaCode::COORDINATOR_LOAD_IN_PROGRESS
+                    } else {
+                        0
+                    };
+                    let mut r = OffsetCommitResponse::default();
+                    for t in req.topics {
+                        let mut rt = offset_commit_response::OffsetCommitResponseTopic::default();
+                        rt.name = t.name;
+                        for p in t.partitions {
+                            let mut rp =
+                                offset_commit_response::OffsetCommitResponsePartition::default();
+                            rp.partition_index = p.partition_index;
+                            rp.error_code = code;
+                            rt.partitions.push(rp);
+                        }
+                        r.topics.push(rt);
+                    }
+                    r.encode(&mut out, version).unwrap();
+                }
+                _ => return,
+            }
+            let mut head = BytesMut::new();
+            ResponseHeader::default()
+                .with_correlation_id(header.correlation_id)
+                .encode(&mut head, key.response_header_version(version))
+                .unwrap();
+            let mut msg = BytesMut::new();
+            msg.put_i32((head.len() + out.len()) as i32);
+            msg.extend_from_slice(&head);
+            msg.extend_from_slice(&out);
+            if s.write_all(&msg).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn admin(bootstrap: &str) -> Admin {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap);
+        cfg.set("retry.backoff.ms", "10");
+        cfg.set("default.api.timeout.ms", "10000");
+        Admin::new(&cfg).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_loading_coordinator_is_retried_until_it_answers() {
+        let (addr, commits) = loading_coordinator(3).await;
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 42)]);
+        admin(&addr)
+            .alter_group_offsets("g", &offsets)
+            .await
+            .unwrap();
+        assert_eq!(commits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_api_timeout() {
+        let (addr, _) = loading_coordinator(usize::MAX).await;
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &addr);
+        cfg.set("retry.backoff.ms", "10");
+        cfg.set("default.api.timeout.ms", "200");
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 42)]);
+        let err = Admin::new(&cfg)
+            .unwrap()
+            .alter_group_offsets("g", &offsets)
+            .await
+            .unwrap_err();
+        assert!(err.is_retriable(), "{err}");
+    }
 }
