@@ -30,7 +30,7 @@ enum Command {
     /// Reassign partitions and elect leaders (kafka-reassign-partitions.sh, kafka-leader-election.sh).
     #[command(alias = "partition")]
     Partitions(cli::partitions::PartitionsArgs),
-    /// Describe and change topic or broker configs.
+    /// Describe and change topic, broker and client quota configs.
     #[command(alias = "config")]
     Configs(cli::configs::ConfigsArgs),
     /// List, describe (with lag), reset offsets of and delete consumer groups.

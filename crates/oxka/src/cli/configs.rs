@@ -32,7 +32,7 @@ pub struct KafkaConfigsFlags {
     /// Change the entity's configs (kafka-configs `--alter`).
     #[arg(long)]
     alter: bool,
-    /// topics, brokers, users or clients (twice for a user and client id).
+    /// topics, brokers, users, clients or ips (twice for a user and client id).
     #[arg(long = "entity-type", value_name = "TYPE")]
     entity_type: Vec<String>,
     /// The entity's name (in the order of --entity-type).
