@@ -626,16 +626,10 @@ impl Admin {
             .unwrap_or_default()
             .into_iter()
             .map(|e| {
-                let entity = crate::quota::QuotaEntity(
+                let entity = crate::quota::QuotaEntity::from_wire(
                     e.entity
-                        .into_iter()
-                        .map(|c| {
-                            (
-                                c.entity_type.to_string(),
-                                c.entity_name.map(|n| n.to_string()),
-                            )
-                        })
-                        .collect(),
+                        .iter()
+                        .map(|c| (c.entity_type.as_str(), c.entity_name.as_deref())),
                 );
                 let values = e
                     .values
@@ -694,16 +688,10 @@ impl Admin {
             .entries
             .into_iter()
             .map(|e| {
-                let entity = crate::quota::QuotaEntity(
+                let entity = crate::quota::QuotaEntity::from_wire(
                     e.entity
-                        .into_iter()
-                        .map(|c| {
-                            (
-                                c.entity_type.to_string(),
-                                c.entity_name.map(|n| n.to_string()),
-                            )
-                        })
-                        .collect(),
+                        .iter()
+                        .map(|c| (c.entity_type.as_str(), c.entity_name.as_deref())),
                 );
                 let result = check(e.error_code, e.error_message.as_ref(), || {
                     format!("altering the quotas of {entity}")

@@ -25,6 +25,18 @@ impl QuotaEntity {
         QuotaEntity(parts)
     }
 
+    /// From a response's (type, name) components.
+    pub(crate) fn from_wire<'a>(
+        components: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> QuotaEntity {
+        QuotaEntity(
+            components
+                .into_iter()
+                .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
+                .collect(),
+        )
+    }
+
     /// An IP address (`None`: the default IP), for
     /// `connection_creation_rate` (KIP-612).
     pub fn ip(ip: Option<&str>) -> QuotaEntity {
