@@ -20,6 +20,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def read_exactly(sock, n):
+    """`n` bytes from a socket (raw protocol tests); fails if it closes."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        assert chunk, "connection closed"
+        buf += chunk
+    return buf
+
+
 class Broker:
     def __init__(self, overrides=()):
         self.bin = os.environ.get("OXKA_BIN", os.path.join(ROOT, "target", "debug", "oxka"))

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
                                    AdminClient, NewTopic, ResourcePatternType, ResourceType)
 
-from conftest import ROOT, _free_port
+from conftest import ROOT, _free_port, read_exactly
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-secret" user_admin="admin-secret" '
@@ -320,17 +320,8 @@ def _call(sock, api_key, version, body, corr, flexible=False):
     if flexible:
         hdr += _uvarint(0)
     sock.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    size = struct.unpack(">i", _read(sock, 4))[0]
-    return _read(sock, size)[5 if flexible else 4:]
-
-
-def _read(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        assert chunk, "connection closed"
-        buf += chunk
-    return buf
+    size = struct.unpack(">i", read_exactly(sock, 4))[0]
+    return read_exactly(sock, size)[5 if flexible else 4:]
 
 
 def _consumer_group_heartbeat(sock, group, member_id, topics, corr):
@@ -454,22 +445,29 @@ def test_acls_survive_a_restart(acl_broker):
     assert produce(b, "bob", t) is None
 
 
-def test_oxka_acls_cli(acl_broker):
-    """`oxka acls create|list|delete` with kafka-acls.sh's flags, as the
-    admin user over SASL PLAIN (--command-config)."""
-    b = acl_broker
+def oxka_acls(b):
+    """`oxka acls ...` as the admin user over SASL PLAIN (--command-config):
+    its stdout; `ok=False` expects a refusal."""
     props = os.path.join(b.dir, "admin.properties")
     with open(props, "w") as f:
         f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
                 "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
                 'username="admin" password="admin-secret";\n')
-    pre = uniq("cli-")
 
-    def oxka(*args):
+    def oxka(*args, ok=True):
         out = subprocess.run([b.bin, "acls", *args, "-b", f"127.0.0.1:{b.sasl_port}",
                               "--command-config", props], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
+        assert (out.returncode == 0) == ok, out.stderr
         return out.stdout
+    return oxka
+
+
+def test_oxka_acls_cli(acl_broker):
+    """`oxka acls create|list|delete` with kafka-acls.sh's flags, as the
+    admin user over SASL PLAIN (--command-config)."""
+    b = acl_broker
+    pre = uniq("cli-")
+    oxka = oxka_acls(b)
 
     oxka("create", "--allow-principal", "User:alice", "--operation", "Read", "--operation", "Write",
          "--topic", pre, "--resource-pattern-type", "prefixed")
@@ -493,18 +491,8 @@ def test_oxka_acls_cli_delete_and_list_filters(acl_broker):
     All), every ACL of the resource without principals, a resource
     required; --list narrows by --principal."""
     b = acl_broker
-    props = os.path.join(b.dir, "admin.properties")
-    with open(props, "w") as f:
-        f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
-                "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
-                'username="admin" password="admin-secret";\n')
     t = uniq("clidel-")
-
-    def oxka(*args, ok=True):
-        out = subprocess.run([b.bin, "acls", *args, "-b", f"127.0.0.1:{b.sasl_port}",
-                              "--command-config", props], capture_output=True, text=True, timeout=60)
-        assert (out.returncode == 0) == ok, out.stderr
-        return out.stdout
+    oxka = oxka_acls(b)
 
     def listed(*extra):
         return sorted((r["principal"], r["host"], r["operation"], r["permission_type"])

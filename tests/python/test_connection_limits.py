@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
                                    ConfigResource)
 
-from conftest import ROOT, Broker, _free_port
+from conftest import ROOT, Broker, _free_port, read_exactly
 
 
 def api_versions_request(correlation_id=7):
@@ -27,14 +27,7 @@ def api_versions_request(correlation_id=7):
 
 def read_response(s):
     """One whole response (its size, then its bytes)."""
-    def exactly(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            assert chunk, "connection closed"
-            buf += chunk
-        return buf
-    return exactly(struct.unpack(">i", exactly(4))[0])
+    return read_exactly(s, struct.unpack(">i", read_exactly(s, 4))[0])
 
 
 def served(addr, timeout):
