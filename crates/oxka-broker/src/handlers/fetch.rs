@@ -244,6 +244,8 @@ fn read_all(
     let read_committed = req.isolation_level == 1;
     let mut out = Vec::with_capacity(req.topics.len());
     let mut files = Vec::new();
+    // zero-copy regions one response may hold (see below)
+    let pinned_files = (oxka_log::open_file_budget() / 4).max(16);
     let mut stats = Vec::new();
     for (topic_index, topic) in req.topics.iter().enumerate() {
         let info = if version >= 13 {
@@ -380,10 +382,27 @@ fn read_all(
                         } else {
                             base
                         };
-                        if let Some(region) = data.records {
-                            files.push((topic_index, partition_index, region));
+                        match data.records {
+                            Some(region) if files.len() < pinned_files => {
+                                files.push((topic_index, partition_index, region));
+                                base
+                            }
+                            // A region holds its segment file open until the
+                            // response is sent, outside the segment-file
+                            // budget (`oxka_log::open_files`): past a share
+                            // of it the records are copied and the file let
+                            // go, so one fetch of many partitions cannot run
+                            // the process out of descriptors.
+                            Some(region) => match region.to_bytes() {
+                                Ok(bytes) => base.with_records(Some(bytes)),
+                                Err(e) => {
+                                    errored = true;
+                                    tracing::error!(partition = %tp, error = %e, "fetch read failed");
+                                    with_error(base, ResponseError::KafkaStorageError)
+                                }
+                            },
+                            None => base,
                         }
-                        base
                     }
                     Err(e) => {
                         errored = true;
